@@ -1,0 +1,34 @@
+# The two commands of the README: `make run` (the service on the embedded SQLite default) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run scan test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/scanguard serve $(ARGS)
+
+scan: install
+	$(BIN)/scanguard scan $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: install
+	$(BIN)/ruff check scanguard tests bench
+	$(BIN)/ruff format --check scanguard tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/scan.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache test-output

@@ -1,0 +1,76 @@
+"""The EventBus actor: delivers committed events to subscribers and logs each as one structured line."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from scanguard.records import Event
+
+log = structlog.get_logger("scanguard.events")
+Subscriber = Callable[[Event], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Events that have committed, in commit order."""
+
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Add a callback; the reply is its subscription id."""
+
+    callback: Subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Remove a callback by its subscription id."""
+
+    subscription: int
+
+
+class EventBus(pykka.ThreadingActor):
+    """Owns the subscriber list; publishing happens after commit (the events table is the outbox)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._subscribers: dict[int, Subscriber] = {}
+        self._ids = itertools.count(1)
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Publish(events):
+                for event in events:
+                    self._deliver(event)
+                return None
+            case Subscribe(callback):
+                sid = next(self._ids)
+                self._subscribers[sid] = callback
+                return sid
+            case Unsubscribe(sid):
+                self._subscribers.pop(sid, None)
+                return None
+        return super().on_receive(message)
+
+    def _deliver(self, event: Event) -> None:
+        log.info(
+            event.kind,
+            event_id=event.id,
+            job_id=event.job_id,
+            library_id=event.library_id,
+            instance=event.instance,
+            **event.data,
+        )
+        for sid, callback in list(self._subscribers.items()):
+            try:
+                callback(event)
+            except Exception:  # a host callback must not take the bus down
+                log.exception("events.subscriber_failed", subscription=sid, event_kind=event.kind)

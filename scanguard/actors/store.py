@@ -1,0 +1,242 @@
+"""The StoreActor: the only owner of the database engine. One method call = one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import pykka
+import structlog
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scanguard.actors.events import Publish
+from scanguard.config import Config
+from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
+from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.store import catalog, jobs
+from scanguard.store.engine import create_engine, run_migrations
+from scanguard.store.jobs import BatchCommit, Existing
+from scanguard.store.tx import Tx
+
+log = structlog.get_logger("scanguard.store")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FaultHook = Callable[[str, str], None]
+"""Called as hook(operation, stage) with stage 'before_commit' or 'after_commit'; raising simulates a fault."""
+
+
+def _busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text or "could not serialize" in text
+
+
+class StoreActor(pykka.ThreadingActor):
+    """Owns the engine and its asyncio loop on the actor's thread; each call runs one transaction."""
+
+    def __init__(self, config: Config, instance: str, bus: pykka.ActorRef[Any] | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.instance = instance
+        self.bus = bus
+        self.fault_hook: FaultHook | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: AsyncEngine | None = None
+        self.dialect = ""
+
+    def on_start(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._engine = create_engine(self.config.database)
+        self.dialect = self._engine.dialect.name
+        self._retrying("migrate", self._migrate)
+
+    def on_stop(self) -> None:
+        if self._loop is not None:
+            if self._engine is not None:
+                self._loop.run_until_complete(self._engine.dispose())
+            self._loop.close()
+
+    async def _migrate(self) -> None:
+        assert self._engine is not None
+        async with self._engine.begin() as conn:
+            await conn.run_sync(run_migrations)
+
+    # ---- the transaction runner -------------------------------------------------------------
+
+    def _retrying(self, op: str, make: Callable[[], Awaitable[R]]) -> R:
+        """Run one transaction; a busy database is retried with backoff, driver errors are translated."""
+        assert self._loop is not None
+        cfg = self.config.database
+        for attempt in range(cfg.busy_retries + 1):
+            try:
+                return self._loop.run_until_complete(make())
+            except ScanguardError:
+                raise
+            except sa_exc.OperationalError as exc:
+                if _busy(exc) and attempt < cfg.busy_retries:
+                    delay = min(2.0, 0.02 * 2**attempt) * (0.5 + random.random())
+                    log.warning("store.busy_retry", operation=op, attempt=attempt + 1, delay=round(delay, 3))
+                    time.sleep(delay)
+                    continue
+                raise StoreUnavailable(f"{op}: the database is unavailable: {exc.orig}") from exc
+            except (sa_exc.InterfaceError, sa_exc.DisconnectionError, OSError, ConnectionError) as exc:
+                raise StoreUnavailable(f"{op}: the database is unreachable: {exc}") from exc
+            except sa_exc.DBAPIError as exc:
+                if _busy(exc) and attempt < cfg.busy_retries:
+                    time.sleep(min(2.0, 0.02 * 2**attempt))
+                    continue
+                if exc.connection_invalidated:
+                    raise StoreUnavailable(f"{op}: the database connection was lost: {exc.orig}") from exc
+                raise
+        raise StoreUnavailable(f"{op}: the database stayed busy")  # pragma: no cover - loop always returns
+
+    def _tx(
+        self,
+        op: str,
+        fn: Callable[Concatenate[Tx, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        assert self._engine is not None
+        engine = self._engine
+
+        async def run() -> tuple[R, list[Event]]:
+            async with engine.connect() as conn:
+                async with conn.begin():
+                    tx = Tx(conn, self.instance, self.config.safeguards.lease_ttl)
+                    result = await fn(tx, *args, **kwargs)
+                    if self.fault_hook is not None:
+                        self.fault_hook(op, "before_commit")
+                if self.fault_hook is not None:
+                    self.fault_hook(op, "after_commit")
+                return result, tx.events
+
+        try:
+            result, events = self._retrying(op, run)
+        except sa_exc.IntegrityError as exc:
+            raise self._integrity(op, exc, args) from exc
+        if events and self.bus is not None:
+            self.bus.tell(Publish(tuple(events)))
+        return result
+
+    def _read(self, op: str, fn: Callable[Concatenate[Tx, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+        assert self._engine is not None
+        engine = self._engine
+
+        async def run() -> R:
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(scanguard_readonly=True)
+                async with conn.begin():
+                    return await fn(Tx(conn, self.instance, self.config.safeguards.lease_ttl), *args, **kwargs)
+
+        return self._retrying(op, run)
+
+    def _integrity(self, op: str, exc: sa_exc.IntegrityError, args: tuple[Any, ...]) -> ScanguardError:
+        """A constraint caught a race the pre-flight could not see: name what is in the way."""
+        if op in ("create_job", "resume_job") and args:
+            library_id = int(args[0]) if op == "create_job" else self._read("get_job", catalog.get_job, int(args[0])).library_id
+            active = self._read("active_jobs", catalog.list_jobs, library_id=library_id, statuses=("pending", "running", "paused"))
+            return LibraryBusy(library_id, active.items[0].id if active.items else None)
+        return OperationFailed(op, "commit", exc.orig or exc)
+
+    # ---- libraries --------------------------------------------------------------------------
+
+    def add_library(self, path: str, name: str, kind: str) -> Library:
+        return self._tx("add_library", catalog.add_library, path, name, kind)
+
+    def get_library(self, library_id: int) -> Library:
+        return self._read("get_library", catalog.get_library, library_id)
+
+    def list_libraries(self) -> tuple[Library, ...]:
+        return self._read("list_libraries", catalog.list_libraries)
+
+    def remove_library(self, library_id: int) -> RemovedLibrary:
+        return self._tx("remove_library", catalog.remove_library, library_id)
+
+    def list_files(self, library_id: int, limit: int = 100, offset: int = 0, include_missing: bool = False) -> Page[MediaFile]:
+        return self._read("list_files", catalog.list_files, library_id, limit=limit, offset=offset, include_missing=include_missing)
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def create_job(self, library_id: int) -> Job:
+        return self._tx("create_job", jobs.create_job, library_id)
+
+    def get_job(self, job_id: int) -> Job:
+        return self._read("get_job", catalog.get_job, job_id)
+
+    def list_jobs(
+        self, statuses: tuple[str, ...] = (), library_id: int | None = None, limit: int = 100, offset: int = 0
+    ) -> Page[Job]:
+        return self._read("list_jobs", catalog.list_jobs, statuses=statuses, library_id=library_id, limit=limit, offset=offset)
+
+    def active_jobs(self) -> tuple[Job, ...]:
+        return self._read("active_jobs", catalog.active_jobs)
+
+    def running_with_leases(self) -> tuple[tuple[Job, Any], ...]:
+        return self._read("running_with_leases", catalog.running_with_leases)
+
+    def existing_files(self, library_id: int, after: str | None, upto: str | None) -> dict[str, Existing]:
+        return self._read("existing_files", jobs.existing_files, library_id, after, upto)
+
+    def commit_batch(self, batch: BatchCommit) -> Job:
+        return self._tx("commit_batch", jobs.commit_batch, batch)
+
+    def finish_job(self, job_id: int, library_id: int, token: int) -> Job:
+        scan = self.config.scan
+        return self._tx(
+            "finish_job", jobs.finish_job, job_id, library_id, token, scan.empty_root_ratio, scan.empty_root_min_files
+        )
+
+    def pause_job(self, job_id: int, reason: str, error: str | None = None, token: int | None = None) -> Job:
+        return self._tx("pause_job", jobs.pause_job, job_id, reason, error=error, token=token)
+
+    def resume_job(self, job_id: int) -> Job:
+        return self._tx("resume_job", jobs.resume_job, job_id)
+
+    def delete_job(self, job_id: int) -> DeletedJob:
+        return self._tx("delete_job", jobs.delete_job, job_id)
+
+    def fail_job(self, job_id: int, error: str, restarts: int) -> Job:
+        return self._tx("fail_job", jobs.fail_job, job_id, error, restarts)
+
+    def record_restart(self, job_id: int, error: str, delay: float) -> Job:
+        return self._tx("record_restart", jobs.record_restart, job_id, error, delay)
+
+    # ---- events and health ------------------------------------------------------------------
+
+    def record_event(self, kind: str, library_id: int | None = None, job_id: int | None = None, **data: Any) -> Event:
+        return self._tx("record_event", catalog.record_event, kind, library_id, job_id, data)
+
+    def list_events(
+        self,
+        job_id: int | None = None,
+        library_id: int | None = None,
+        kind: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> tuple[Event, ...]:
+        return self._read(
+            "list_events",
+            catalog.list_events,
+            job_id=job_id,
+            library_id=library_id,
+            kind=kind,
+            after_id=after_id,
+            limit=limit,
+            newest_first=newest_first,
+        )
+
+    def ping(self) -> float:
+        """Round-trip a trivial query; returns its latency in seconds."""
+        started = time.perf_counter()
+        self._read("ping", catalog.ping)
+        return time.perf_counter() - started
+
+    def set_fault_hook(self, hook: FaultHook | None) -> None:
+        """Install a fault injector (tests); None removes it."""
+        self.fault_hook = hook

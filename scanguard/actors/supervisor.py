@@ -1,0 +1,183 @@
+"""The Supervisor: the stable address of the live scan actors; restarts crashed scans, OTP-style."""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from scanguard.actors.scan import Processor, ScanActor, ScanCrashed, ScanEnded, ScanSpec
+from scanguard.config import Config
+from scanguard.errors import IllegalTransition, NotFound, ScanguardError
+from scanguard.records import Job, Library
+from scanguard.scanning import FileSystem
+
+log = structlog.get_logger("scanguard.supervisor")
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Start a scan actor for a job that the database says is running under `job.fencing_token`."""
+
+    job: Job
+    library: Library
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Stop a job's scan actor if one is live; the reply says whether one was."""
+
+    job_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiveScans:
+    """Reply: {job_id: fencing token} of the live scan actors."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Relaunch:
+    job_id: int
+    error: str
+    delay: float
+
+
+@dataclass(slots=True)
+class _Child:
+    ref: pykka.ActorRef[Any]
+    cancel: threading.Event
+    token: int
+    library_id: int
+
+
+class Supervisor(pykka.ThreadingActor):
+    """Owns the live ScanActors: spawns them, stops them, restarts crashed ones within an intensity limit."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Any,
+        *,
+        processor: Processor | None = None,
+        fs: FileSystem | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.store = store
+        self.processor = processor
+        self.fs = fs
+        self._children: dict[int, _Child] = {}
+        self._crashes: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._timers: dict[int, threading.Timer] = {}
+
+    def on_stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        for child in self._children.values():
+            child.cancel.set()
+            child.ref.stop(block=False)
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Launch(job, library):
+                self._spawn(job, library)
+            case Stop(job_id):
+                return self._stop_child(job_id)
+            case LiveScans():
+                return {job_id: c.token for job_id, c in self._children.items()}
+            case ScanEnded(job_id, token, outcome, _):
+                self._forget(job_id, token)
+                if outcome == "completed":
+                    self._crashes.pop(job_id, None)
+            case ScanCrashed(job_id, token, error):
+                if self._forget(job_id, token):
+                    self._crashed(job_id, error)
+            case _Relaunch(job_id, error, delay):
+                self._timers.pop(job_id, None)
+                self._relaunch(job_id, error, delay)
+            case _:
+                return super().on_receive(message)
+        return None
+
+    def _spawn(self, job: Job, library: Library) -> None:
+        old = self._children.pop(job.id, None)
+        if old is not None:
+            old.cancel.set()
+            old.ref.stop(block=False)
+        cancel = threading.Event()
+        ref = ScanActor.start(
+            ScanSpec(job, library, job.fencing_token),
+            config=self.config,
+            store=self.store,
+            supervisor=self.actor_ref,
+            cancel=cancel,
+            processor=self.processor,
+            fs=self.fs,
+        )
+        self._children[job.id] = _Child(ref, cancel, job.fencing_token, library.id)
+        log.info("supervisor.spawned", job_id=job.id, library_id=library.id, token=job.fencing_token,
+                 checkpoint=job.checkpoint)
+
+    def _stop_child(self, job_id: int) -> bool:
+        timer = self._timers.pop(job_id, None)
+        if timer is not None:
+            timer.cancel()
+        child = self._children.pop(job_id, None)
+        if child is None:
+            return False
+        child.cancel.set()
+        child.ref.stop(block=False)
+        return True
+
+    def _forget(self, job_id: int, token: int) -> bool:
+        child = self._children.get(job_id)
+        if child is None or child.token != token:
+            return False
+        del self._children[job_id]
+        return True
+
+    def _crashed(self, job_id: int, error: str) -> None:
+        sg = self.config.safeguards
+        now = time.monotonic()
+        crashes = self._crashes[job_id]
+        crashes.append(now)
+        while crashes and now - crashes[0] > sg.retry_window:
+            crashes.popleft()
+        attempt = len(crashes)
+        if attempt > sg.max_retries:
+            self._give_up(job_id, error, attempt - 1)
+            return
+        delay = sg.retry_interval * 2 ** (attempt - 1) * random.uniform(0.8, 1.2)
+        log.warning("supervisor.crash", job_id=job_id, error=error, attempt=attempt, delay=round(delay, 3))
+        timer = threading.Timer(delay, self.actor_ref.tell, args=(_Relaunch(job_id, error, delay),))
+        timer.daemon = True
+        self._timers[job_id] = timer
+        timer.start()
+
+    def _give_up(self, job_id: int, error: str, restarts: int) -> None:
+        self._crashes.pop(job_id, None)
+        try:
+            self.store.fail_job(job_id, error, restarts).get()
+        except (IllegalTransition, NotFound):
+            return
+        log.error("supervisor.gave_up", job_id=job_id, error=error, restarts=restarts)
+
+    def _relaunch(self, job_id: int, error: str, delay: float) -> None:
+        try:
+            job = self.store.record_restart(job_id, error, delay).get()
+            library = self.store.get_library(job.library_id).get()
+        except (IllegalTransition, NotFound):
+            # paused, deleted or finished meanwhile: nothing to restart
+            self._crashes.pop(job_id, None)
+            return
+        except ScanguardError as exc:
+            log.error("supervisor.relaunch_failed", job_id=job_id, error=str(exc))
+            self._crashed(job_id, str(exc))
+            return
+        self._spawn(job, library)

@@ -1,0 +1,159 @@
+"""The `scanguard` command line: serve, scan (with a progress bar), status, events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scanguard.config import Config, load_config
+from scanguard.errors import ScanguardError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_PAUSED = 3
+EXIT_INTERRUPTED = 130
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="a TOML config file (see config.toml)")
+    parser.add_argument("--database", metavar="URL", help="sqlite:///path.db or postgresql://user@host/db")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scanguard", description="Supervised, crash-safe media library scans.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service: scans, safeguards and the admin HTTP API")
+    _common(serve)
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+
+    scan = sub.add_parser("scan", help="scan one folder now, with a progress bar; Ctrl-C pauses, rerun resumes")
+    _common(scan)
+    scan.add_argument("path", help="the folder to scan (added as a library if new)")
+    scan.add_argument("--kind", default="mixed", help="library kind: mixed, music, movies, shows, photos")
+    scan.add_argument("--no-progress", action="store_true", help="no progress bar (a line per state change)")
+
+    status = sub.add_parser("status", help="libraries and current jobs")
+    _common(status)
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    events = sub.add_parser("events", help="recorded events, oldest first")
+    _common(events)
+    events.add_argument("--job", type=int, help="only this job's events")
+    events.add_argument("--library", type=int, help="only this library's events")
+    events.add_argument("--kind", help="only this kind (a prefix ending with '.' matches a family, e.g. job.)")
+    events.add_argument("--limit", type=int, default=100)
+    events.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
+    return parser
+
+
+def _config(args: argparse.Namespace, **overrides: Any) -> Config:
+    sections: dict[str, dict[str, Any]] = {}
+    if args.database:
+        sections["database"] = {"url": args.database}
+    for section, values in overrides.items():
+        sections.setdefault(section, {}).update(values)
+    return load_config(args.config, **sections)
+
+
+class _StopSignal:
+    """SIGINT/SIGTERM only set an event; the command's one shutdown path does the rest."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.signum = signum
+        self.event.set()
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from scanguard.cli_scan import run_scan
+
+    cfg = _config(args, log={"level": "warning"} if not args.no_progress else {})
+    stop = _StopSignal()
+    stop.install()
+    return run_scan(cfg, Path(args.path), args.kind, stop.event, progress=not args.no_progress)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from scanguard.http.serve import serve
+
+    http: dict[str, Any] = {}
+    if args.host:
+        http["host"] = args.host
+    if args.port is not None:
+        http["port"] = args.port
+    cfg = _config(args, http=http)
+    stop = _StopSignal()
+    stop.install()
+    return serve(cfg, stop.event)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from scanguard.runtime import Runtime
+
+    cfg = _config(args, log={"level": "warning"})
+    with Runtime.start(cfg, passive=True) as rt:
+        libraries = rt.list_libraries()
+        jobs = rt.current_jobs()
+    if args.json:
+        print(json.dumps({"libraries": [x.to_dict() for x in libraries], "jobs": [j.to_dict() for j in jobs]}, indent=2))
+        return EXIT_OK
+    print(f"{len(libraries)} libraries")
+    for lib in libraries:
+        print(f"  [{lib.id}] {lib.name}  {lib.path}  ({lib.kind}, {lib.media_files} files)")
+    print(f"{len(jobs)} current jobs")
+    for job in jobs:
+        reason = f" ({job.pause_reason})" if job.pause_reason else ""
+        print(
+            f"  job {job.id} library {job.library_id}: {job.status}{reason} {job.progress:.1f}% "
+            f"{job.files_processed} files, owner {job.owner}"
+        )
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from scanguard.runtime import Runtime
+
+    cfg = _config(args, log={"level": "warning"})
+    stop = _StopSignal()
+    stop.install()
+    with Runtime.start(cfg, passive=True) as rt:
+        after = 0
+        while True:
+            batch = rt.events(job_id=args.job, library_id=args.library, kind=args.kind, after_id=after, limit=args.limit)
+            for event in batch:
+                print(json.dumps(event.to_dict()), flush=True)
+                after = event.id
+            if not args.follow or stop.event.wait(0.5):
+                return EXIT_OK
+
+
+COMMANDS = {"scan": cmd_scan, "serve": cmd_serve, "status": cmd_status, "events": cmd_events}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ScanguardError as exc:
+        print(f"scanguard: error: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Who owns a running job: instance ids (host:pid:start) and whether their process is gone."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A parsed instance id."""
+
+    host: str
+    pid: int
+    started: int
+
+    @classmethod
+    def parse(cls, owner: str | None) -> Owner | None:
+        if not owner:
+            return None
+        rest = owner.split(":")
+        try:
+            return cls(":".join(rest[:-2]), int(rest[-2]), int(rest[-1]))
+        except (ValueError, IndexError):
+            return None
+
+    def is_local(self) -> bool:
+        return self.host == socket.gethostname()
+
+    def process_gone(self) -> bool:
+        """On this host: the pid is dead, or was reused by a process that started after the owner."""
+        try:
+            created = psutil.Process(self.pid).create_time()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return True
+        except psutil.AccessDenied:
+            return False
+        return created > self.started + 1
+
+
+def owner_is_dead(owner: str | None, *, lease_expired: bool) -> bool:
+    """A local owner is dead when its process is; a remote one when its lease has expired."""
+    parsed = Owner.parse(owner)
+    if parsed is None:
+        return True
+    if parsed.is_local():
+        return parsed.process_gone()
+    return lease_expired

@@ -1,0 +1,209 @@
+"""The plain values the store hands out: libraries, jobs, files, events. Never ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+T = TypeVar("T")
+
+JobStatus = Literal["pending", "running", "paused", "completed", "failed"]
+LIBRARY_KINDS = ("mixed", "music", "movies", "shows", "photos")
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 UTC, as every API object shows times."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    """One media library: a folder scanguard scans."""
+
+    id: int
+    path: str
+    name: str
+    kind: str
+    created_at: datetime
+    media_files: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "name": self.name,
+            "kind": self.kind,
+            "media_files": self.media_files,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One scan job as the database holds it."""
+
+    id: int
+    library_id: int
+    status: JobStatus
+    files_found: int
+    files_processed: int
+    files_skipped: int
+    files_removed: int
+    files_changed: int
+    bytes_processed: int
+    errors: int
+    total_estimate: int | None
+    progress: float
+    checkpoint: str | None
+    skip_reasons: dict[str, int]
+    heartbeat_at: datetime | None
+    owner: str | None
+    fencing_token: int
+    restarts: int
+    last_error: str | None
+    pause_reason: str | None
+    active_seconds: float
+    created_at: datetime
+    started_at: datetime | None
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("pending", "running", "paused")
+
+    @property
+    def files_per_second(self) -> float:
+        return round(self.files_processed / self.active_seconds, 1) if self.active_seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.status != "running" or not self.total_estimate:
+            return None
+        rate = self.files_per_second
+        if rate <= 0:
+            return None
+        return round(max(self.total_estimate - self.files_processed, 0) / rate, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "library_id": self.library_id,
+            "status": self.status,
+            "progress": round(self.progress, 2),
+            "files_found": self.files_found,
+            "files_processed": self.files_processed,
+            "files_skipped": self.files_skipped,
+            "files_removed": self.files_removed,
+            "bytes_processed": self.bytes_processed,
+            "errors": self.errors,
+            "files_per_second": self.files_per_second,
+            "eta_seconds": self.eta_seconds,
+            "pause_reason": self.pause_reason,
+            "last_error": self.last_error,
+            "restarts": self.restarts,
+            "owner": self.owner,
+            "checkpoint": self.checkpoint,
+            "skip_reasons": dict(self.skip_reasons),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "updated_at": iso(self.updated_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """One media file of a library."""
+
+    id: int
+    library_id: int
+    scan_job_id: int | None
+    path: str
+    size: int
+    mtime: float
+    media_type: str
+    quick_hash: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    missing_since: datetime | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "library_id": self.library_id,
+            "scan_job_id": self.scan_job_id,
+            "path": self.path,
+            "size": self.size,
+            "mtime": self.mtime,
+            "media_type": self.media_type,
+            "quick_hash": self.quick_hash,
+            "first_seen_at": iso(self.first_seen_at),
+            "last_seen_at": iso(self.last_seen_at),
+            "missing_since": iso(self.missing_since),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded decision or state change."""
+
+    id: int
+    at: datetime
+    kind: str
+    library_id: int | None
+    job_id: int | None
+    instance: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": iso(self.at),
+            "kind": self.kind,
+            "library_id": self.library_id,
+            "job_id": self.job_id,
+            "instance": self.instance,
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedJob:
+    """What a hard delete of a job removed."""
+
+    deleted_job_id: int
+    library_id: int
+    media_files_removed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"deleted_job_id": self.deleted_job_id, "media_files_removed": self.media_files_removed}
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedLibrary:
+    """What removing a library removed."""
+
+    library_id: int
+    jobs_removed: int
+    media_files_removed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deleted_library_id": self.library_id,
+            "jobs_removed": self.jobs_removed,
+            "media_files_removed": self.media_files_removed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):  # noqa: UP046 - Python 3.11
+    """One page of a listing."""
+
+    items: tuple[T, ...]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,351 @@
+"""The Runtime: host code's handle on one process's actors — blocking calls and their awaitable twins."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import pykka
+import structlog
+
+from scanguard.actors.events import EventBus, Subscribe, Unsubscribe
+from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
+from scanguard.actors.scan import Processor
+from scanguard.actors.store import StoreActor
+from scanguard.actors.supervisor import LiveScans, Supervisor
+from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
+from scanguard.config import Config, load_config
+from scanguard.errors import BadRequest, OperationTimeout, PathNotAllowed, RuntimeStopped, ScanguardError
+from scanguard.logs import configure_logging
+from scanguard.records import LIBRARY_KINDS, DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.scanning import FileSystem
+
+log = structlog.get_logger("scanguard.runtime")
+P = ParamSpec("P")
+R = TypeVar("R")
+ACTIVE = ("pending", "running", "paused")
+STATUSES = ("pending", "running", "paused", "completed", "failed")
+
+
+def instance_id() -> str:
+    """host:pid:start-time — written as `owner` on what this process runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+
+
+def _check_id(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise BadRequest(f"{name} must be a positive integer, got {value!r}", field=name)
+    return value
+
+
+class Runtime:
+    """Owns one process's actor system: starts it, routes each call to the actor that owns it, stops it."""
+
+    def __init__(self, config: Config, *, processor: Processor | None = None, fs: FileSystem | None = None) -> None:
+        self.config = config
+        self.instance = instance_id()
+        self._processor = processor
+        self._fs = fs
+        self._lock = threading.Lock()
+        self._libraries: dict[int, pykka.ActorRef[Any]] = {}
+        self._running = False
+        self._bus: pykka.ActorRef[Any] | None = None
+        self._store_ref: pykka.ActorRef[Any] | None = None
+        self._supervisor: pykka.ActorRef[Any] | None = None
+        self._watchdog: pykka.ActorRef[Any] | None = None
+        self.aio = AsyncRuntime(self)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        config: Config | None = None,
+        *,
+        processor: Processor | None = None,
+        fs: FileSystem | None = None,
+        passive: bool = False,
+    ) -> Runtime:
+        """Start every actor, migrate the database, recover orphans, and return once calls can be taken.
+
+        `passive=True` starts only the store and the event bus: for reading (status, events) without
+        running scans or safeguards.
+        """
+        runtime = cls(config or load_config(), processor=processor, fs=fs)
+        runtime._start(passive)
+        return runtime
+
+    def _start(self, passive: bool) -> None:
+        configure_logging(self.config.log)
+        self._bus = EventBus.start()
+        try:
+            self._store_ref = StoreActor.start(self.config, self.instance, self._bus)
+            self.store.ping().get(timeout=self.config.safeguards.operation_timeout)
+        except Exception:
+            self._stop_actors()
+            raise
+        self._running = True
+        if passive:
+            return
+        self._supervisor = Supervisor.start(self.config, self.store, processor=self._processor, fs=self._fs)
+        self._watchdog = Watchdog.start(self.config, self.instance, self.store, self._supervisor, self._library)
+        # boot recovery: running jobs left by a dead process are handled as orphans before start returns
+        report = self._ask(self._watchdog, Sweep("boot"), "boot_recovery")
+        log.info(
+            "runtime.started",
+            instance=self.instance,
+            database=self.config.database.url.split("@")[-1],
+            orphans=list(report.orphaned),
+        )
+
+    @property
+    def store(self) -> Any:
+        """The store actor's proxy (one method = one transaction)."""
+        if self._store_ref is None:
+            raise RuntimeStopped()
+        return self._store_ref.proxy()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def stop(self) -> None:
+        """Pause this process's running scans with reason `shutdown`, then stop actors in reverse order."""
+        if not self._running:
+            return
+        self._running = False
+        deadline = time.monotonic() + self.config.safeguards.shutdown_timeout
+        try:
+            live = self._ask(self._supervisor, LiveScans(), "shutdown") if self._supervisor else {}
+            for job_id in live:
+                remaining = max(0.1, deadline - time.monotonic())
+                try:
+                    job = self.store.get_job(job_id).get(timeout=remaining)
+                    self._ask(self._library(job.library_id), PauseScan(job_id, "shutdown"), "shutdown", remaining)
+                except ScanguardError as exc:
+                    log.warning("runtime.shutdown_pause_failed", job_id=job_id, error=str(exc))
+        finally:
+            self._stop_actors()
+        log.info("runtime.stopped", instance=self.instance)
+
+    def _stop_actors(self) -> None:
+        with self._lock:
+            libraries = list(self._libraries.values())
+            self._libraries.clear()
+        for ref in [self._watchdog, self._supervisor, *libraries, self._store_ref, self._bus]:
+            if ref is not None and ref.is_alive():
+                try:
+                    ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
+                except pykka.Timeout:
+                    log.error("runtime.actor_stop_timeout", actor=str(ref))
+        self._watchdog = self._supervisor = self._store_ref = self._bus = None
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- routing -----------------------------------------------------------------------------
+
+    def _ask(self, ref: pykka.ActorRef[Any] | None, message: Any, op: str, timeout: float | None = None) -> Any:
+        if ref is None or not self._running and op != "shutdown":
+            raise RuntimeStopped()
+        limit = timeout if timeout is not None else self.config.safeguards.operation_timeout
+        try:
+            return ref.ask(message, timeout=limit)
+        except pykka.Timeout as exc:
+            raise OperationTimeout(op, limit) from exc
+        except pykka.ActorDeadError as exc:
+            raise RuntimeStopped(f"{op}: the runtime is stopping") from exc
+
+    def _call(self, future: Any, op: str) -> Any:
+        if not self._running:
+            raise RuntimeStopped()
+        limit = self.config.safeguards.operation_timeout
+        try:
+            return future.get(timeout=limit)
+        except pykka.Timeout as exc:
+            raise OperationTimeout(op, limit) from exc
+        except pykka.ActorDeadError as exc:
+            raise RuntimeStopped(f"{op}: the runtime is stopping") from exc
+
+    def _library(self, library_id: int) -> pykka.ActorRef[Any]:
+        with self._lock:
+            ref = self._libraries.get(library_id)
+            if ref is None or not ref.is_alive():
+                if not self._running or self._supervisor is None:
+                    raise RuntimeStopped()
+                ref = LibraryActor.start(library_id, self.store, self._supervisor)
+                self._libraries[library_id] = ref
+            return ref
+
+    def _job_library(self, job_id: int) -> int:
+        job: Job = self._call(self.store.get_job(job_id), "get_job")
+        return job.library_id
+
+    # ---- libraries ---------------------------------------------------------------------------
+
+    def add_library(self, path: str | os.PathLike[str], name: str | None = None, kind: str = "mixed") -> Library:
+        """Register a folder as a library: it must be an existing directory (inside allowed_roots, if set)."""
+        if not isinstance(path, str | os.PathLike) or not str(path).strip():
+            raise BadRequest("path must be a non-empty string", field="path")
+        if kind not in LIBRARY_KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(LIBRARY_KINDS)}, got {kind!r}", field="kind")
+        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 255):
+            raise BadRequest("name must be a non-empty string of at most 255 characters", field="name")
+        if "\x00" in str(path):
+            raise BadRequest("path must not contain NUL", field="path")
+        resolved = Path(path).expanduser().resolve()
+        roots = [Path(r).expanduser().resolve() for r in self.config.http.allowed_roots]
+        if roots and not any(resolved == r or r in resolved.parents for r in roots):
+            raise PathNotAllowed(f"{resolved} is outside the allowed roots", path=str(resolved))
+        if not resolved.is_dir():
+            raise BadRequest(f"{resolved} is not an existing directory", field="path", path=str(resolved))
+        library: Library = self._call(
+            self.store.add_library(str(resolved), name or resolved.name or str(resolved), kind), "add_library"
+        )
+        return library
+
+    def get_library(self, library_id: int) -> Library:
+        return self._call(self.store.get_library(_check_id("library_id", library_id)), "get_library")  # type: ignore[no-any-return]
+
+    def list_libraries(self) -> tuple[Library, ...]:
+        return self._call(self.store.list_libraries(), "list_libraries")  # type: ignore[no-any-return]
+
+    def remove_library(self, library_id: int) -> RemovedLibrary:
+        """Stop its scan and remove the library, its jobs and its files in one transaction."""
+        library_id = _check_id("library_id", library_id)
+        self.get_library(library_id)
+        removed: RemovedLibrary = self._ask(self._library(library_id), RemoveLibrary(), "remove_library")
+        with self._lock:
+            ref = self._libraries.pop(library_id, None)
+        if ref is not None:
+            ref.stop(block=False)
+        return removed
+
+    def list_files(self, library_id: int, *, limit: int = 100, offset: int = 0) -> Page[MediaFile]:
+        return self._call(  # type: ignore[no-any-return]
+            self.store.list_files(_check_id("library_id", library_id), limit, offset), "list_files"
+        )
+
+    # ---- scans -------------------------------------------------------------------------------
+
+    def start_scan(self, library_id: int) -> Job:
+        """Start a scan; LibraryBusy names the job in the way."""
+        library_id = _check_id("library_id", library_id)
+        self.get_library(library_id)
+        return self._ask(self._library(library_id), StartScan(), "start_scan")  # type: ignore[no-any-return]
+
+    def pause_scan(self, job_id: int, reason: str = "user") -> Job:
+        job_id = _check_id("job_id", job_id)
+        return self._ask(self._library(self._job_library(job_id)), PauseScan(job_id, reason), "pause_scan")  # type: ignore[no-any-return]
+
+    def resume_scan(self, job_id: int) -> Job:
+        job_id = _check_id("job_id", job_id)
+        return self._ask(self._library(self._job_library(job_id)), ResumeScan(job_id), "resume_scan")  # type: ignore[no-any-return]
+
+    def delete_job(self, job_id: int) -> DeletedJob:
+        """Hard delete: stop it if it runs, remove it and the media files it discovered."""
+        job_id = _check_id("job_id", job_id)
+        return self._ask(self._library(self._job_library(job_id)), DeleteJob(job_id), "delete_job")  # type: ignore[no-any-return]
+
+    def get_job(self, job_id: int) -> Job:
+        return self._call(self.store.get_job(_check_id("job_id", job_id)), "get_job")  # type: ignore[no-any-return]
+
+    def list_jobs(
+        self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
+    ) -> Page[Job]:
+        if status is not None and status not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
+        if library_id is not None:
+            _check_id("library_id", library_id)
+        statuses = (status,) if status else ()
+        return self._call(self.store.list_jobs(statuses, library_id, limit, offset), "list_jobs")  # type: ignore[no-any-return]
+
+    def current_jobs(self) -> tuple[Job, ...]:
+        """Every job in pending, running or paused."""
+        return self._call(self.store.active_jobs(), "current_jobs")  # type: ignore[no-any-return]
+
+    def wait_for_job(self, job_id: int, statuses: tuple[str, ...] = ("completed", "failed", "paused"), timeout: float = 60.0) -> Job:
+        """Block until the job reaches one of `statuses` (woken by events, re-read from the database)."""
+        changed = threading.Event()
+        sid = self.subscribe(lambda e: changed.set() if e.job_id == job_id else None)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                job = self.get_job(job_id)
+                if job.status in statuses:
+                    return job
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise OperationTimeout(f"waiting for job {job_id} to become {'/'.join(statuses)}", timeout)
+                changed.wait(min(remaining, 0.5))
+                changed.clear()
+        finally:
+            self.unsubscribe(sid)
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        job_id: int | None = None,
+        library_id: int | None = None,
+        kind: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> tuple[Event, ...]:
+        return self._call(  # type: ignore[no-any-return]
+            self.store.list_events(job_id, library_id, kind, after_id, limit, newest_first), "events"
+        )
+
+    def subscribe(self, callback: Callable[[Event], None]) -> int:
+        """Call `callback(event)` for every committed event, on the event bus's thread."""
+        return self._ask(self._bus, Subscribe(callback), "subscribe")  # type: ignore[no-any-return]
+
+    def unsubscribe(self, subscription: int) -> None:
+        if self._bus is not None and self._bus.is_alive():
+            self._bus.ask(Unsubscribe(subscription), timeout=self.config.safeguards.operation_timeout)
+
+    def sweep(self) -> SweepReport:
+        """Run the watchdog now (it also runs every safeguards.watchdog_interval)."""
+        return self._ask(self._watchdog, Sweep("manual"), "sweep")  # type: ignore[no-any-return]
+
+    def live_scans(self) -> dict[int, int]:
+        """{job_id: fencing token} of this process's live scan actors."""
+        return self._ask(self._supervisor, LiveScans(), "live_scans")  # type: ignore[no-any-return]
+
+
+class AsyncRuntime:
+    """The awaitable twin of Runtime: each call runs on a bridge thread, so the event loop never blocks."""
+
+    _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="scanguard-aio")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        target = getattr(self._rt, name)
+        if not callable(target) or name.startswith("_"):
+            raise AttributeError(name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await self._run(target, *args, **kwargs)
+
+        call.__name__ = name
+        call.__doc__ = target.__doc__
+        return call

@@ -1,0 +1,250 @@
+"""The filesystem side of a scan: a deterministic walk, the media rule, and the quick hash. No actors, no DB."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat as stat_mod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from scanguard.config import ScanConfig
+
+
+class RootUnavailable(Exception):  # noqa: N818 - a signal inside the walk, translated by the scan actor
+    """The library root cannot be listed (missing, unmounted, unreadable)."""
+
+
+class FileSystem(Protocol):
+    """The two calls a walk makes, so that a test can hang or fail them."""
+
+    def scandir(self, path: str) -> Iterable[os.DirEntry[str]]: ...
+
+    def stat(self, path: str, *, follow_symlinks: bool) -> os.stat_result: ...
+
+
+class OsFileSystem:
+    """The real filesystem."""
+
+    def scandir(self, path: str) -> Iterable[os.DirEntry[str]]:
+        with os.scandir(path) as it:
+            return list(it)
+
+    def stat(self, path: str, *, follow_symlinks: bool) -> os.stat_result:
+        return os.stat(path, follow_symlinks=follow_symlinks)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRule:
+    """Which files are media: a known extension (any case) and no path component starting with a dot."""
+
+    types: dict[str, str]
+
+    @classmethod
+    def from_config(cls, cfg: ScanConfig) -> MediaRule:
+        types: dict[str, str] = {}
+        for kind, exts in (
+            ("audio", cfg.audio_extensions),
+            ("video", cfg.video_extensions),
+            ("image", cfg.image_extensions),
+        ):
+            for ext in exts:
+                types[ext.lower().lstrip(".")] = kind
+        return cls(types)
+
+    def media_type(self, name: str) -> str | None:
+        """The media type of a file name by its extension, or None."""
+        dot = name.rfind(".")
+        if dot <= 0:
+            return None
+        return self.types.get(name[dot + 1 :].lower())
+
+    def matches(self, rel_path: str) -> bool:
+        """The full rule on a relative path (used by tests and the validator as the independent check)."""
+        parts = rel_path.split("/")
+        return not any(p.startswith(".") for p in parts) and self.media_type(parts[-1]) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A media file seen by the walk."""
+
+    path: str
+    size: int
+    mtime: float
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An entry the walk passed over, and why (hidden, not_media, unreadable, undecodable_name, loop)."""
+
+    path: str
+    reason: str
+
+
+WalkItem = Found | Skipped
+
+
+def _decodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Walk:
+    """A sorted, resumable walk of one library root.
+
+    Relative paths come out in plain string order (directories sort as `name/`), the same order the
+    database's binary collation gives, so the last committed path is a complete checkpoint.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        rule: MediaRule,
+        *,
+        after: str | None = None,
+        follow_symlinks: bool = False,
+        fs: FileSystem | None = None,
+    ) -> None:
+        self.root = root
+        self.rule = rule
+        self.after = after or ""
+        self.follow_symlinks = follow_symlinks
+        self.fs = fs or OsFileSystem()
+
+    def __iter__(self) -> Iterator[WalkItem]:
+        try:
+            root_entries = self._list(self.root)
+        except OSError as exc:
+            raise RootUnavailable(f"{self.root}: {exc.strerror or exc}") from exc
+        seen: set[tuple[int, int]] = set()
+        if self.follow_symlinks:
+            st = os.stat(self.root)
+            seen.add((st.st_dev, st.st_ino))
+        yield from self._walk_dir("", root_entries, seen)
+
+    def _list(self, path: str) -> list[tuple[str, os.DirEntry[str], bool]]:
+        """Entries of one directory with their sort key; a directory sorts as `name/`."""
+        out = []
+        for entry in self.fs.scandir(path):
+            try:
+                is_dir = entry.is_dir(follow_symlinks=self.follow_symlinks)
+            except OSError:
+                is_dir = False
+            out.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
+        out.sort(key=lambda t: t[0])
+        return out
+
+    def _walk_dir(
+        self, prefix: str, entries: list[tuple[str, os.DirEntry[str], bool]], seen: set[tuple[int, int]]
+    ) -> Iterator[WalkItem]:
+        after = self.after
+        for key, entry, is_dir in entries:
+            rel = prefix + key
+            if is_dir:
+                # everything under `rel` sorts after it: skip the directory whole when the checkpoint is
+                # the directory itself (it was skipped whole) or lies past everything in it
+                if after and rel <= after and (rel == after or not after.startswith(rel)):
+                    continue
+                yield from self._enter_dir(rel, entry, seen)
+                continue
+            if after and rel <= after:
+                continue
+            yield self._file(rel, entry)
+
+    def _enter_dir(self, rel: str, entry: os.DirEntry[str], seen: set[tuple[int, int]]) -> Iterator[WalkItem]:
+        # a directory skipped whole is reported as `name/`, its place in the walk order
+        if entry.name.startswith("."):
+            yield Skipped(rel, "hidden")
+            return
+        if not _decodable(entry.name):
+            yield Skipped(rel, "undecodable_name")
+            return
+        ident: tuple[int, int] | None = None
+        if self.follow_symlinks:
+            try:
+                st = self.fs.stat(entry.path, follow_symlinks=True)
+            except OSError:
+                yield Skipped(rel, "unreadable")
+                return
+            ident = (st.st_dev, st.st_ino)
+            if ident in seen:
+                yield Skipped(rel, "loop")
+                return
+            seen.add(ident)
+        try:
+            children = self._list(entry.path)
+        except OSError:
+            yield Skipped(rel, "unreadable")
+            return
+        yield from self._walk_dir(rel, children, seen)
+        if ident is not None:
+            seen.discard(ident)
+
+    def _file(self, rel: str, entry: os.DirEntry[str]) -> WalkItem:
+        name = entry.name
+        if name.startswith("."):
+            return Skipped(rel, "hidden")
+        if not _decodable(name):
+            return Skipped(rel, "undecodable_name")
+        media_type = self.rule.media_type(name)
+        if media_type is None:
+            return Skipped(rel, "not_media")
+        try:
+            st = entry.stat(follow_symlinks=self.follow_symlinks)
+        except OSError:
+            return Skipped(rel, "unreadable")
+        if not stat_mod.S_ISREG(st.st_mode):
+            return Skipped(rel, "not_regular")
+        return Found(rel, st.st_size, st.st_mtime, media_type)
+
+
+def count_media(root: str, rule: MediaRule, *, follow_symlinks: bool = False) -> int:
+    """A fast counting pass (names only, no stat) for the progress total."""
+    total = 0
+    stack = [root]
+    seen: set[tuple[int, int]] = set()
+    while stack:
+        path = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=follow_symlinks):
+                    if follow_symlinks:
+                        st = entry.stat()
+                        if (st.st_dev, st.st_ino) in seen:
+                            continue
+                        seen.add((st.st_dev, st.st_ino))
+                    stack.append(entry.path)
+                elif rule.media_type(entry.name) is not None:
+                    total += 1
+            except OSError:
+                continue
+    return total
+
+
+def quick_hash(path: str, size: int, nbytes: int) -> str | None:
+    """blake2b of the size and the first and last `nbytes` of a file; None when disabled or unreadable."""
+    if nbytes <= 0:
+        return None
+    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+    try:
+        with open(path, "rb") as fh:
+            digest.update(fh.read(nbytes))
+            if size > 2 * nbytes:
+                fh.seek(size - nbytes)
+                digest.update(fh.read(nbytes))
+    except OSError:
+        return None
+    return digest.hexdigest()

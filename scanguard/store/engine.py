@@ -1,0 +1,72 @@
+"""The engine: URL mapping to async drivers, SQLite pragmas and BEGIN IMMEDIATE, and Alembic migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from scanguard.config import DatabaseConfig
+from scanguard.errors import ConfigError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def async_url(url: str) -> sa.URL:
+    """`sqlite:///x.db` → aiosqlite, `postgresql://…` → asyncpg; an explicit driver is kept."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"database.url is not a valid URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ConfigError(f"database.url must be sqlite or postgresql, got {backend}")
+
+
+def create_engine(cfg: DatabaseConfig) -> AsyncEngine:
+    """An async engine set up for one writer: WAL, synchronous=NORMAL, busy timeout, BEGIN IMMEDIATE."""
+    url = async_url(cfg.url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, echo=cfg.echo, poolclass=NullPool if url.database in (None, "", ":memory:") else None)
+        _sqlite_setup(engine, cfg)
+        return engine
+    return create_async_engine(url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True)
+
+
+def _sqlite_setup(engine: AsyncEngine, cfg: DatabaseConfig) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # let us issue BEGIN ourselves (pysqlite's implicit transactions defer the write lock)
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(cfg.busy_timeout * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        readonly = conn.get_execution_options().get("scanguard_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def run_migrations(sync_conn: sa.Connection) -> None:
+    """Bring the schema to the newest Alembic revision on this connection."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")

@@ -1,0 +1,140 @@
+"""The schema of DESIGN §4 as SQLAlchemy Core tables (the migrations create it; nothing calls create_all)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ACTIVE_STATUSES = ("pending", "running", "paused")
+FINISHED_STATUSES = ("completed", "failed")
+
+# relative paths compare byte-wise on both databases, so the walk order is the index order
+PathType = sa.String(4096).with_variant(sa.String(4096, collation="C"), "postgresql")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite keeps them naive; we put the zone back)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Stamp = UtcDateTime()
+
+libraries = sa.Table(
+    "libraries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("path", sa.String(4096), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="mixed"),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.UniqueConstraint("path"),
+)
+
+scan_jobs = sa.Table(
+    "scan_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("library_id", sa.Integer, sa.ForeignKey("libraries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("files_found", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("files_processed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("files_skipped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("files_removed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("files_changed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("bytes_processed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total_estimate", sa.Integer, nullable=True),
+    sa.Column("progress", sa.Float, nullable=False, server_default="0"),
+    sa.Column("checkpoint", PathType, nullable=True),
+    sa.Column("skip_reasons", sa.JSON, nullable=True),
+    sa.Column("heartbeat_at", Stamp, nullable=True),
+    sa.Column("owner", sa.String(255), nullable=True),
+    sa.Column("fencing_token", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("restarts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("pause_reason", sa.String(255), nullable=True),
+    sa.Column("active_seconds", sa.Float, nullable=False, server_default="0"),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Column("started_at", Stamp, nullable=True),
+    sa.Column("updated_at", Stamp, nullable=False),
+    sa.Column("finished_at", Stamp, nullable=True),
+    sa.Index(
+        "uq_scan_jobs_one_active_per_library",
+        "library_id",
+        unique=True,
+        sqlite_where=sa.text("status IN ('pending', 'running', 'paused')"),
+        postgresql_where=sa.text("status IN ('pending', 'running', 'paused')"),
+    ),
+    sa.Index("ix_scan_jobs_status", "status"),
+)
+
+media_files = sa.Table(
+    "media_files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("library_id", sa.Integer, sa.ForeignKey("libraries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("scan_job_id", sa.Integer, sa.ForeignKey("scan_jobs.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("path", PathType, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime", sa.Float, nullable=False),
+    sa.Column("media_type", sa.String(16), nullable=False),
+    sa.Column("quick_hash", sa.String(64), nullable=True),
+    sa.Column("first_seen_at", Stamp, nullable=False),
+    sa.Column("last_seen_at", Stamp, nullable=False),
+    sa.Column("missing_since", Stamp, nullable=True),
+    sa.Column("vanished_job_id", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("meta", sa.JSON, nullable=True),
+    sa.UniqueConstraint("library_id", "path"),
+    sa.Index("ix_media_files_scan_job_id", "scan_job_id"),
+    sa.Index("ix_media_files_vanished_job_id", "vanished_job_id"),
+)
+
+library_leases = sa.Table(
+    "library_leases",
+    metadata,
+    sa.Column("library_id", sa.Integer, sa.ForeignKey("libraries.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=True),
+    sa.Column("token", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("expires_at", Stamp, nullable=True),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", Stamp, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("library_id", sa.Integer, nullable=True),
+    sa.Column("job_id", sa.Integer, nullable=True),
+    sa.Column("instance", sa.String(255), nullable=True),
+    sa.Column("data", sa.JSON, nullable=True),
+    sa.Index("ix_events_job_id", "job_id"),
+    sa.Index("ix_events_library_id", "library_id"),
+    sa.Index("ix_events_kind", "kind"),
+    sa.Index("ix_events_at", "at"),
+)
