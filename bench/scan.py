@@ -1,0 +1,432 @@
+"""The scan benchmark of issue 2: scanguard against a hand-written os.scandir + sqlite3 baseline.
+
+    python bench/scan.py                 # 100,000 files: full scan and unchanged rescan, both ways
+    python bench/scan.py --files 20000   # a quicker run while iterating
+    python bench/scan.py --rss           # the same at 100,000 and 500,000 files, with the RSS growth
+    python bench/scan.py --repeat 3      # best of three for every timing
+
+It builds a synthetic tree (Artist/Album/NN - Track.flac, 20 tracks and a cover.nfo per album, so ~5%
+non-media, a few bytes per file) in a temporary directory, then, in the same run, times:
+
+- the baseline: recursive os.scandir + stat, the media rule by extension, stdlib sqlite3 executemany in
+  1,000-row transactions (WAL, synchronous=NORMAL) into a fresh database file; its rescan is walk + stat +
+  compare against a dict loaded from that database (it writes nothing);
+- scanguard: `python -m scanguard.cli scan PATH --database sqlite:///... --no-progress` as a whole process
+  (timed end to end: interpreter start-up and imports count) and in-process (Runtime.start -> start_scan ->
+  wait_for_job, imports done before the clock starts), each into a fresh database; then an unchanged
+  rescan, both ways.
+
+Every measurement runs in its own child process (this file re-run with --worker), so each one starts cold
+and its peak RSS is its own (os.wait4's rusage). Ratios are scanguard/baseline: the goal is <= 1.0, and RSS
+at 500k <= 1.2x RSS at 100k. The results are checked: scanguard's media_files must equal the baseline's
+media rows (same paths), and a rescan must report files_changed == 0. Exit status 0 unless a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parent.parent
+TRACKS_PER_ALBUM = 20
+ALBUMS_PER_ARTIST = 10
+BATCH = 1000
+
+# the default media rule of scanguard (DESIGN §4); the baseline applies the same rule by hand
+MEDIA_EXTENSIONS = {
+    **dict.fromkeys(("flac", "mp3", "m4a", "aac", "ogg", "opus", "wav", "wma", "aiff", "alac"), "audio"),
+    **dict.fromkeys(("mkv", "mp4", "m4v", "avi", "mov", "wmv", "webm", "ts", "mpg", "mpeg"), "video"),
+    **dict.fromkeys(("jpg", "jpeg", "png", "gif", "webp", "heic", "tif", "tiff", "bmp"), "image"),
+}
+
+
+# ---- the tree -------------------------------------------------------------------------------------
+
+
+def build_tree(root: Path, files: int) -> tuple[int, int]:
+    """Artist/Album/NN - Track.flac with a cover.nfo per album; returns (media files, other files)."""
+    media = other = 0
+    payload = b"fLaC\x00\x00\x00\x22"
+    album_index = 0
+    while media + other < files:
+        artist = root / f"Artist {album_index // ALBUMS_PER_ARTIST:05d}"
+        album = artist / f"Album {album_index % ALBUMS_PER_ARTIST:02d}"
+        album.mkdir(parents=True, exist_ok=True)
+        for track in range(1, TRACKS_PER_ALBUM + 1):
+            if media + other >= files:
+                break
+            with open(album / f"{track:02d} - Track {track}.flac", "wb") as fh:
+                fh.write(payload)
+            media += 1
+        if media + other < files:
+            with open(album / "cover.nfo", "wb") as fh:
+                fh.write(b"<album/>")
+            other += 1
+        album_index += 1
+    return media, other
+
+
+# ---- the baseline (runs in a worker process) ------------------------------------------------------
+
+BASELINE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS media_files (
+    id INTEGER PRIMARY KEY,
+    library_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    media_type TEXT NOT NULL,
+    UNIQUE (library_id, path)
+)
+"""
+
+
+def _baseline_walk(root: str):  # type: ignore[no-untyped-def]
+    """(relative path, stat, media type) of every media file: recursive os.scandir, no sorting."""
+    types = MEDIA_EXTENSIONS
+
+    def walk(path: str, prefix: str):  # type: ignore[no-untyped-def]
+        with os.scandir(path) as it:
+            entries = list(it)
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from walk(entry.path, prefix + name + "/")
+                continue
+            dot = name.rfind(".")
+            kind = types.get(name[dot + 1 :].lower()) if dot > 0 else None
+            if kind is None:
+                continue
+            yield prefix + name, entry.stat(follow_symlinks=False), kind
+
+    yield from walk(root, "")
+
+
+def baseline_scan(root: str, db: str) -> dict[str, Any]:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(BASELINE_SCHEMA)
+    insert = "INSERT INTO media_files (library_id, path, size, mtime, media_type) VALUES (1, ?, ?, ?, ?)"
+    rows: list[tuple[str, int, float, str]] = []
+    count = 0
+    for rel, st, kind in _baseline_walk(root):
+        rows.append((rel, st.st_size, st.st_mtime, kind))
+        if len(rows) >= BATCH:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(insert, rows)
+            conn.execute("COMMIT")
+            count += len(rows)
+            rows.clear()
+    if rows:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(insert, rows)
+        conn.execute("COMMIT")
+        count += len(rows)
+    conn.close()
+    return {"media": count, "changed": count}
+
+
+def baseline_rescan(root: str, db: str) -> dict[str, Any]:
+    conn = sqlite3.connect(db, isolation_level=None)
+    known = {path: (size, mtime) for path, size, mtime in conn.execute("SELECT path, size, mtime FROM media_files")}
+    conn.close()
+    seen = changed = 0
+    for rel, st, _kind in _baseline_walk(root):
+        seen += 1
+        if known.get(rel) != (st.st_size, st.st_mtime):
+            changed += 1
+    return {"media": seen, "changed": changed}
+
+
+# ---- scanguard in-process (runs in a worker process) ----------------------------------------------
+
+
+def scanguard_inprocess(root: str, db: str) -> dict[str, Any]:
+    from scanguard import Runtime
+    from scanguard.config import load_config
+
+    cfg = load_config(database={"url": f"sqlite:///{db}"}, log={"level": "warning"})
+    started = time.perf_counter()
+    rt = Runtime.start(cfg)
+    try:
+        resolved = str(Path(root).resolve())
+        library = next((lib for lib in rt.list_libraries() if lib.path == resolved), None)
+        if library is None:
+            library = rt.add_library(resolved)
+        job = rt.start_scan(library.id)
+        job = rt.wait_for_job(job.id, timeout=3600)
+        elapsed = time.perf_counter() - started
+    finally:
+        rt.stop()
+    return {
+        "elapsed": elapsed,
+        "status": job.status,
+        "media": job.files_processed,
+        "changed": job.files_changed,
+        "skipped": job.files_skipped,
+    }
+
+
+def worker(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    if args.worker == "baseline-scan":
+        result = baseline_scan(args.root, args.db)
+    elif args.worker == "baseline-rescan":
+        result = baseline_rescan(args.root, args.db)
+    elif args.worker == "scanguard-inprocess":
+        result = scanguard_inprocess(args.root, args.db)
+    else:
+        raise SystemExit(f"unknown worker {args.worker}")
+    result.setdefault("elapsed", time.perf_counter() - started)
+    print(json.dumps(result))
+    return 0
+
+
+# ---- the driver -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float  # the child process, end to end
+    inner: float | None  # the timed section inside it
+    rss_kb: int
+    out: dict[str, Any] = field(default_factory=dict)
+
+
+def _env() -> dict[str, str]:
+    # the run must not pick up a developer's SCANGUARD_* settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def run_child(cmd: list[str], log: Path) -> tuple[float, int, str]:
+    """Run one child; return its wall time, its own peak RSS (KiB) and its stdout."""
+    with open(log, "ab") as err, tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=_env(), cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}; see {log}")
+    return wall, usage.ru_maxrss, text
+
+
+def run_worker(kind: str, root: Path, db: Path, log: Path) -> Run:
+    cmd = [sys.executable, str(HERE), "--worker", kind, "--root", str(root), "--db", str(db)]
+    wall, rss, text = run_child(cmd, log)
+    out = json.loads(text.strip().splitlines()[-1])
+    return Run(wall, out["elapsed"], rss, out)
+
+
+def run_cli(root: Path, db: Path, log: Path) -> Run:
+    cmd = [sys.executable, "-m", "scanguard.cli", "scan", str(root), "--database", f"sqlite:///{db}", "--no-progress"]
+    wall, rss, _ = run_child(cmd, log)
+    return Run(wall, None, rss)
+
+
+def fresh(path: Path) -> Path:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return path
+
+
+def best(runs: list[Run], inner: bool = False) -> float:
+    values = [r.inner if inner else r.wall for r in runs]
+    return min(v for v in values if v is not None)
+
+
+def db_paths(db: Path, query: str) -> set[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in conn.execute(query)}
+    finally:
+        conn.close()
+
+
+def last_job(db: Path) -> dict[str, Any]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        row = conn.execute("SELECT * FROM scan_jobs ORDER BY id DESC LIMIT 1").fetchone()
+        return dict(row)
+    finally:
+        conn.close()
+
+
+@dataclass
+class SizeResult:
+    files: int
+    media: int
+    other: int
+    build_seconds: float
+    rows: dict[str, tuple[Run | None, list[Run], list[Run]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
+    work = Path(tempfile.mkdtemp(prefix=f"scanguard-bench-{files}-", dir=tmp))
+    root = work / "library"
+    root.mkdir()
+    log = work / "children.log"
+    started = time.perf_counter()
+    media, other = build_tree(root, files)
+    result = SizeResult(files, media, other, time.perf_counter() - started)
+    print(f"[{files:,} files] tree built in {result.build_seconds:.1f}s at {root}", file=sys.stderr, flush=True)
+    try:
+        base_db = work / "baseline.db"
+        cli_db = work / "scanguard-cli.db"
+        inproc_db = work / "scanguard-inprocess.db"
+        base_scan, base_rescan, cli_scan, cli_rescan, ip_scan, ip_rescan = [], [], [], [], [], []
+        # warm the page cache with one untimed walk, so that the first timed run is not penalised
+        sum(1 for _ in _baseline_walk(str(root)))
+        for i in range(repeat):
+            base_scan.append(run_worker("baseline-scan", root, fresh(base_db), log))
+            cli_scan.append(run_cli(root, fresh(cli_db), log))
+            ip_scan.append(run_worker("scanguard-inprocess", root, fresh(inproc_db), log))
+            print(f"[{files:,} files] full scans, round {i + 1}/{repeat} done", file=sys.stderr, flush=True)
+        # correctness of the full scans
+        expected = db_paths(base_db, "SELECT path FROM media_files")
+        if len(expected) != media:
+            result.problems.append(f"baseline found {len(expected)} media files, the tree has {media}")
+        for name, db in (("cli", cli_db), ("in-process", inproc_db)):
+            got = db_paths(db, "SELECT path FROM media_files WHERE missing_since IS NULL")
+            if got != expected:
+                result.problems.append(
+                    f"scanguard {name} media_files: {len(got)} rows, baseline {len(expected)} "
+                    f"({len(got - expected)} extra, {len(expected - got)} absent)"
+                )
+            job = last_job(db)
+            if job["status"] != "completed" or job["files_processed"] != media or job["files_skipped"] != other:
+                result.problems.append(
+                    f"scanguard {name} job: {job['status']}, {job['files_processed']} processed, "
+                    f"{job['files_skipped']} skipped (expected completed, {media}, {other})"
+                )
+        for i in range(repeat):
+            base_rescan.append(run_worker("baseline-rescan", root, base_db, log))
+            cli_rescan.append(run_cli(root, cli_db, log))
+            for name, db in (("cli", cli_db),):
+                job = last_job(db)
+                if job["status"] != "completed" or job["files_changed"] != 0 or job["files_processed"] != media:
+                    result.problems.append(
+                        f"scanguard {name} rescan: {job['status']}, {job['files_changed']} changed, "
+                        f"{job['files_processed']} processed"
+                    )
+            ip_rescan.append(run_worker("scanguard-inprocess", root, inproc_db, log))
+            if ip_rescan[-1].out["changed"] != 0 or ip_rescan[-1].out["status"] != "completed":
+                result.problems.append(f"scanguard in-process rescan: {ip_rescan[-1].out}")
+            print(f"[{files:,} files] rescans, round {i + 1}/{repeat} done", file=sys.stderr, flush=True)
+        if any(r.out["changed"] != 0 for r in base_rescan):
+            result.problems.append("the baseline's rescan saw changes in an unchanged tree")
+        result.rows = {
+            "scan": (None, base_scan, cli_scan),
+            "scan-inprocess": (None, base_scan, ip_scan),
+            "rescan": (None, base_rescan, cli_rescan),
+            "rescan-inprocess": (None, base_rescan, ip_rescan),
+        }
+    finally:
+        if keep:
+            print(f"[{files:,} files] kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _fmt_s(v: float) -> str:
+    return f"{v:6.2f} s"
+
+
+def report(res: SizeResult, repeat: int) -> None:
+    print()
+    print(
+        f"{res.files:,} files ({res.media:,} media + {res.other:,} other), best of {repeat}"
+        f"{'' if repeat == 1 else ' (median in brackets)'}"
+    )
+    header = f"{'':28} {'baseline':>10} {'scanguard':>10} {'ratio':>6} {'base files/s':>13} {'sg files/s':>11}"
+    print(header)
+    print("-" * len(header))
+    labels = {
+        "scan": "full scan, whole process",
+        "scan-inprocess": "full scan, in-process",
+        "rescan": "rescan, whole process",
+        "rescan-inprocess": "rescan, in-process",
+    }
+    for key, label in labels.items():
+        _, base, sg = res.rows[key]
+        inner = key.endswith("inprocess")
+        b = best(base, inner=inner)
+        s = best(sg, inner=inner)
+        line = f"{label:28} {_fmt_s(b):>10} {_fmt_s(s):>10} {s / b:6.2f} {res.media / b:13,.0f} {res.media / s:11,.0f}"
+        if repeat > 1:
+            bm = statistics.median(r.inner if inner else r.wall for r in base)  # type: ignore[type-var]
+            sm = statistics.median(r.inner if inner else r.wall for r in sg)  # type: ignore[type-var]
+            line += f"   [{bm:.2f} / {sm:.2f} = {sm / bm:.2f}]"
+        print(line)
+    _, base, sg = res.rows["scan"]
+    _, rbase, rsg = res.rows["rescan"]
+    print(
+        f"{'peak RSS, scan process':28} {max(r.rss_kb for r in base) / 1024:8.1f}MB {max(r.rss_kb for r in sg) / 1024:8.1f}MB"
+    )
+    print(
+        f"{'peak RSS, rescan process':28} {max(r.rss_kb for r in rbase) / 1024:8.1f}MB {max(r.rss_kb for r in rsg) / 1024:8.1f}MB"
+    )
+    if res.problems:
+        print("CORRECTNESS: FAILED")
+        for p in res.problems:
+            print(f"  - {p}")
+    else:
+        print(f"correctness: ok (media_files = baseline = {res.media:,} paths; rescans changed 0)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=100_000, help="files in the synthetic tree (default 100000)")
+    parser.add_argument("--rss", action="store_true", help="run at 100,000 and 500,000 files and compare peak RSS")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the best is reported")
+    parser.add_argument("--tmp", type=Path, default=None, help="where to build the tree (default: the system temp)")
+    parser.add_argument("--keep", action="store_true", help="keep the tree and the databases")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args)
+    tmp = args.tmp or Path(tempfile.gettempdir())
+    sizes = [100_000, 500_000] if args.rss else [args.files]
+    results = [bench_size(n, max(1, args.repeat), tmp, args.keep) for n in sizes]
+    print(f"\nscanguard bench — python {sys.version.split()[0]}, {os.cpu_count()} CPUs; ratio = scanguard / baseline (goal <= 1.0)")
+    for res in results:
+        report(res, max(1, args.repeat))
+    if args.rss:
+        small, large = results
+        s_kb = max(r.rss_kb for r in small.rows["scan"][2])
+        l_kb = max(r.rss_kb for r in large.rows["scan"][2])
+        rs_kb = max(r.rss_kb for r in small.rows["rescan"][2])
+        rl_kb = max(r.rss_kb for r in large.rows["rescan"][2])
+        print()
+        print("peak RSS of the scanguard scan process (goal: 500k <= 1.2 x 100k)")
+        print(f"  full scan: {s_kb / 1024:.1f} MB at 100k, {l_kb / 1024:.1f} MB at 500k: x{l_kb / s_kb:.2f}")
+        print(f"  rescan:    {rs_kb / 1024:.1f} MB at 100k, {rl_kb / 1024:.1f} MB at 500k: x{rl_kb / rs_kb:.2f}")
+    return 1 if any(r.problems for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
