@@ -149,14 +149,16 @@ class OperationFailed(ScanguardError):
     status = 500
     code = "operation_failed"
 
-    def __init__(self, operation: str, step: str, cause: BaseException) -> None:
+    def __init__(self, operation: str, step: str, cause: BaseException | str, *, rolled_back: bool = True) -> None:
         self.operation = operation
         self.step = step
+        self.rolled_back = rolled_back
+        outcome = "was rolled back" if rolled_back else "had already committed; the state was reconciled"
         super().__init__(
-            f"{operation} failed at step '{step}' and was rolled back: {cause}",
+            f"{operation} failed at step '{step}' and {outcome}: {cause}",
             operation=operation,
             step=step,
-            rolled_back=True,
+            rolled_back=rolled_back,
         )
 
 

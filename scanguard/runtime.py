@@ -14,17 +14,22 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import pykka
+import pykka.messages
 import structlog
 
+from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunCleanup
 from scanguard.actors.events import EventBus, Subscribe, Unsubscribe
+from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
 from scanguard.actors.scan import Processor
 from scanguard.actors.store import StoreActor
 from scanguard.actors.supervisor import LiveScans, Supervisor
+from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.config import Config, load_config
 from scanguard.errors import BadRequest, OperationTimeout, PathNotAllowed, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
+from scanguard.metrics import Metrics
 from scanguard.records import LIBRARY_KINDS, DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 
@@ -61,6 +66,10 @@ class Runtime:
         self._store_ref: pykka.ActorRef[Any] | None = None
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._watchdog: pykka.ActorRef[Any] | None = None
+        self._validator: pykka.ActorRef[Any] | None = None
+        self._cleanup: pykka.ActorRef[Any] | None = None
+        self._health: pykka.ActorRef[Any] | None = None
+        self.metrics = Metrics()
         self.aio = AsyncRuntime(self)
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -95,10 +104,14 @@ class Runtime:
         self._running = True
         if passive:
             return
-        self._supervisor = Supervisor.start(self.config, self.store, processor=self._processor, fs=self._fs)
-        self._watchdog = Watchdog.start(self.config, self.instance, self.store, self._supervisor, self._library)
+        cfg, store = self.config, self.store
+        self._supervisor = Supervisor.start(cfg, store, self.metrics, processor=self._processor, fs=self._fs)
+        self._watchdog = Watchdog.start(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
         # boot recovery: running jobs left by a dead process are handled as orphans before start returns
         report = self._ask(self._watchdog, Sweep("boot"), "boot_recovery")
+        self._validator = StateValidator.start(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
+        self._cleanup = CleanupScheduler.start(cfg, self.instance, store, self._library, self.metrics)
+        self._health = HealthChecker.start(cfg, self.instance, store, self._supervisor, self._actor_refs, self.metrics)
         log.info(
             "runtime.started",
             instance=self.instance,
@@ -140,13 +153,15 @@ class Runtime:
         with self._lock:
             libraries = list(self._libraries.values())
             self._libraries.clear()
-        for ref in [self._watchdog, self._supervisor, *libraries, self._store_ref, self._bus]:
+        order = [self._health, self._cleanup, self._validator, self._watchdog, self._supervisor]
+        for ref in [*order, *libraries, self._store_ref, self._bus]:
             if ref is not None and ref.is_alive():
                 try:
                     ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
                 except pykka.Timeout:
                     log.error("runtime.actor_stop_timeout", actor=str(ref))
-        self._watchdog = self._supervisor = self._store_ref = self._bus = None
+        self._health = self._cleanup = self._validator = self._watchdog = None
+        self._supervisor = self._store_ref = self._bus = None
 
     def __enter__(self) -> Runtime:
         return self
@@ -167,6 +182,38 @@ class Runtime:
         except pykka.ActorDeadError as exc:
             raise RuntimeStopped(f"{op}: the runtime is stopping") from exc
 
+    def _operate(self, op: str, library_id: int, message: Any) -> Any:
+        """A safeguarded operation through its library's mailbox, counted and timed for health and metrics."""
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            result = self._ask(self._library(library_id), message, op)
+            outcome = "ok"
+            return result
+        except OperationTimeout:
+            self.metrics.operation_timeouts.labels(op).inc()
+            self.metrics.lock_timeouts.inc()
+            raise
+        except ScanguardError as exc:
+            outcome = "rejected" if exc.status < 500 else "failed"
+            raise
+        finally:
+            self.metrics.operations.labels(op, outcome).inc()
+            self.metrics.operation_seconds.labels(op).observe(time.perf_counter() - started)
+
+    def _actor_refs(self) -> dict[str, pykka.ActorRef[Any]]:
+        refs = {
+            "store": self._store_ref,
+            "events": self._bus,
+            "supervisor": self._supervisor,
+            "watchdog": self._watchdog,
+            "validator": self._validator,
+            "cleanup": self._cleanup,
+        }
+        with self._lock:
+            refs.update({f"library:{lid}": ref for lid, ref in self._libraries.items()})
+        return {name: ref for name, ref in refs.items() if ref is not None}
+
     def _call(self, future: Any, op: str) -> Any:
         if not self._running:
             raise RuntimeStopped()
@@ -184,7 +231,7 @@ class Runtime:
             if ref is None or not ref.is_alive():
                 if not self._running or self._supervisor is None:
                     raise RuntimeStopped()
-                ref = LibraryActor.start(library_id, self.store, self._supervisor)
+                ref = LibraryActor.start(library_id, self.config, self.instance, self.store, self._supervisor)
                 self._libraries[library_id] = ref
             return ref
 
@@ -225,7 +272,7 @@ class Runtime:
         """Stop its scan and remove the library, its jobs and its files in one transaction."""
         library_id = _check_id("library_id", library_id)
         self.get_library(library_id)
-        removed: RemovedLibrary = self._ask(self._library(library_id), RemoveLibrary(), "remove_library")
+        removed: RemovedLibrary = self._operate("remove_library", library_id, RemoveLibrary())
         with self._lock:
             ref = self._libraries.pop(library_id, None)
         if ref is not None:
@@ -243,20 +290,20 @@ class Runtime:
         """Start a scan; LibraryBusy names the job in the way."""
         library_id = _check_id("library_id", library_id)
         self.get_library(library_id)
-        return self._ask(self._library(library_id), StartScan(), "start_scan")  # type: ignore[no-any-return]
+        return self._operate("start_scan", library_id, StartScan())  # type: ignore[no-any-return]
 
     def pause_scan(self, job_id: int, reason: str = "user") -> Job:
         job_id = _check_id("job_id", job_id)
-        return self._ask(self._library(self._job_library(job_id)), PauseScan(job_id, reason), "pause_scan")  # type: ignore[no-any-return]
+        return self._operate("pause_scan", self._job_library(job_id), PauseScan(job_id, reason))  # type: ignore[no-any-return]
 
     def resume_scan(self, job_id: int) -> Job:
         job_id = _check_id("job_id", job_id)
-        return self._ask(self._library(self._job_library(job_id)), ResumeScan(job_id), "resume_scan")  # type: ignore[no-any-return]
+        return self._operate("resume_scan", self._job_library(job_id), ResumeScan(job_id))  # type: ignore[no-any-return]
 
     def delete_job(self, job_id: int) -> DeletedJob:
         """Hard delete: stop it if it runs, remove it and the media files it discovered."""
         job_id = _check_id("job_id", job_id)
-        return self._ask(self._library(self._job_library(job_id)), DeleteJob(job_id), "delete_job")  # type: ignore[no-any-return]
+        return self._operate("delete_job", self._job_library(job_id), DeleteJob(job_id))  # type: ignore[no-any-return]
 
     def get_job(self, job_id: int) -> Job:
         return self._call(self.store.get_job(_check_id("job_id", job_id)), "get_job")  # type: ignore[no-any-return]
@@ -320,6 +367,40 @@ class Runtime:
     def sweep(self) -> SweepReport:
         """Run the watchdog now (it also runs every safeguards.watchdog_interval)."""
         return self._ask(self._watchdog, Sweep("manual"), "sweep")  # type: ignore[no-any-return]
+
+    def validate_state(self) -> ValidationReport:
+        """Run the state validator now (it also runs every safeguards.state_validation_interval)."""
+        return self._ask(self._validator, Validate("manual"), "validate_state")  # type: ignore[no-any-return]
+
+    def run_cleanup(self) -> dict[str, int]:
+        """Run the retention pass now (it also runs every safeguards.cleanup_interval)."""
+        return self._ask(self._cleanup, RunCleanup(), "run_cleanup")  # type: ignore[no-any-return]
+
+    def check_health(self) -> dict[str, Any]:
+        """Take a health snapshot now (one is also taken every safeguards.health_check_interval)."""
+        return self._ask(self._health, Check(), "check_health")  # type: ignore[no-any-return]
+
+    def emergency_cleanup(self, requested_by: str = "api") -> dict[str, Any]:
+        """Pause every scan (checkpoints kept), remove orphaned and old data, reset memory to the database."""
+        timeout = self.config.safeguards.operation_timeout * 4
+        return self._ask(self._cleanup, EmergencyCleanup(requested_by), "emergency_cleanup", timeout)  # type: ignore[no-any-return]
+
+    def safeguard_status(self) -> dict[str, Any]:
+        """The status endpoint's answer: health snapshot, safeguard stats, job counts, effective config."""
+        health = self._ask(self._health, pykka.messages.ProxyGetAttr(attr_path=("snapshot",)), "status")
+        if health.get("at") is None:
+            health = self.check_health()
+        counts = {status: self.list_jobs(status=status, limit=1).total for status in STATUSES}
+        return {
+            "instance": self.instance,
+            "healthy": health.get("healthy"),
+            "health": health,
+            "jobs": counts,
+            "libraries": len(self.list_libraries()),
+            "validator": self._ask(self._validator, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"),
+            "cleanup": self._ask(self._cleanup, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"),
+            "config": self.config.as_dict(),
+        }
 
     def live_scans(self) -> dict[int, int]:
         """{job_id: fencing token} of this process's live scan actors."""

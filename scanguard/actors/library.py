@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 import structlog
 
-from scanguard.actors.supervisor import Launch, Stop
-from scanguard.errors import LibraryRootUnavailable, NotFound
-from scanguard.records import DeletedJob, Job, RemovedLibrary
+from scanguard.actors.supervisor import Launch, LiveDetail, Stop, Supervised
+from scanguard.config import Config
+from scanguard.errors import (
+    Conflict,
+    LibraryRootUnavailable,
+    NotFound,
+    OperationFailed,
+    ScanguardError,
+    StoreUnavailable,
+)
+from scanguard.records import DeletedJob, Job, Library, RemovedLibrary
 
 log = structlog.get_logger("scanguard.library")
+R = TypeVar("R")
+ACTIVE = ("pending", "running", "paused")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,68 +59,201 @@ class RemoveLibrary:
     """Stop this library's scan and remove the library, its jobs and its files."""
 
 
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """Make memory and database agree for this library; the reply lists the fixes (validator, post-checks)."""
+
+    source: str = "validator"
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptOrphan:
+    """A running job nobody live owns: pause it as orphaned, or resume it here (auto_resume_orphans)."""
+
+    job_id: int
+    detected_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One mismatch found and fixed."""
+
+    job_id: int
+    direction: str  # "db_running_no_actor" or "actor_not_running_in_db"
+    action: str
+
+
 class LibraryActor(pykka.ThreadingActor):
     """Owns the operations of one library: its mailbox is the in-process lock."""
 
-    def __init__(self, library_id: int, store: Any, supervisor: pykka.ActorRef[Any]) -> None:
+    def __init__(
+        self, library_id: int, config: Config, instance: str, store: Any, supervisor: pykka.ActorRef[Any]
+    ) -> None:
         super().__init__()
         self.library_id = library_id
+        self.config = config
+        self.instance = instance
         self.store = store
         self.supervisor = supervisor
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case StartScan():
-                return self._start_scan()
+                return self._safeguarded("start_scan", self._start_scan)
             case PauseScan(job_id, reason):
-                return self._pause(job_id, reason)
+                return self._safeguarded("pause_scan", lambda: self._pause(job_id, reason))
             case ResumeScan(job_id):
-                return self._resume(job_id)
+                return self._safeguarded("resume_scan", lambda: self._resume(job_id))
             case DeleteJob(job_id):
-                return self._delete(job_id)
+                return self._safeguarded("delete_job", lambda: self._delete(job_id))
             case RemoveLibrary():
-                return self._remove()
+                return self._safeguarded("remove_library", self._remove)
+            case Reconcile(source):
+                return self._reconcile(source)
+            case AdoptOrphan(job_id, detected_by):
+                job = self._own_job("adopt_orphan", job_id)
+                if job.status != "running":
+                    return Fix(job_id, "db_running_no_actor", "left")
+                return self._adopt_orphan(job, detected_by)
         return super().on_receive(message)
 
-    def _own_job(self, job_id: int) -> Job:
-        job: Job = self.store.get_job(job_id).get()
+    # ---- the seed's flow: pre-flight → transaction → post-validation ----------------------------
+
+    def _safeguarded(self, op: str, body: Callable[[], R]) -> R:
+        """Run one operation; whatever happens, memory and database agree for this library afterwards."""
+        try:
+            return body()
+        finally:
+            self._post_validate(op)
+
+    def _post_validate(self, op: str) -> None:
+        """A failed post-validation is logged and recorded as an event; it never fails the operation."""
+        try:
+            fixes = self._reconcile(f"post:{op}")
+        except ScanguardError as exc:
+            log.warning("validation.post_operation_failed", library_id=self.library_id, operation=op, error=str(exc))
+            return
+        if fixes:
+            log.warning("validation.post_operation_fixed", library_id=self.library_id, operation=op,
+                        fixes=[f.direction for f in fixes])
+
+    def _step(self, op: str, step: str, fn: Callable[[], R]) -> R:
+        """Name the step that failed: typed errors pass through, anything else becomes OperationFailed."""
+        try:
+            return fn()
+        except ScanguardError:
+            raise
+        except (pykka.Timeout, pykka.ActorDeadError) as exc:
+            raise OperationFailed(op, step, exc) from exc
+
+    def _preflight(self, op: str) -> Library:
+        library: Library = self._step(op, "preflight", lambda: self.store.get_library(self.library_id).get())
+        if not os.path.isdir(library.path):
+            raise LibraryRootUnavailable(library.id, library.path, "missing or not a directory")
+        return library
+
+    def _own_job(self, op: str, job_id: int) -> Job:
+        job: Job = self._step(op, "preflight", lambda: self.store.get_job(job_id).get())
         if job.library_id != self.library_id:
             raise NotFound("job", job_id)
         return job
 
+    def _launch(self, op: str, job: Job, library: Library) -> None:
+        """Hand a running job to the supervisor; if that fails, undo the start (pause it) and say so."""
+        try:
+            self.supervisor.ask(Launch(job, library), timeout=self.config.safeguards.operation_timeout)
+        except (pykka.Timeout, pykka.ActorDeadError) as exc:
+            try:
+                self.store.pause_job(job.id, "launch_failed", error=str(exc)).get()
+            except ScanguardError as undo:
+                log.error("library.launch_undo_failed", job_id=job.id, error=str(undo))
+            raise OperationFailed(op, "launch", exc) from exc
+
     def _start_scan(self) -> Job:
-        library = self.store.get_library(self.library_id).get()
-        if not os.path.isdir(library.path):
-            raise LibraryRootUnavailable(library.id, library.path, "missing or not a directory")
-        job: Job = self.store.create_job(self.library_id).get()
-        self.supervisor.ask(Launch(job, library))
+        library = self._preflight("start_scan")
+        job: Job = self._step("start_scan", "transaction", lambda: self.store.create_job(self.library_id).get())
+        self._launch("start_scan", job, library)
         return job
 
     def _pause(self, job_id: int, reason: str) -> Job:
-        self._own_job(job_id)
+        self._own_job("pause_scan", job_id)
         # the database first: from this commit on, the scan's batches are fenced out
-        job: Job = self.store.pause_job(job_id, reason).get()
+        job: Job = self._step("pause_scan", "transaction", lambda: self.store.pause_job(job_id, reason).get())
         self.supervisor.ask(Stop(job_id))
         return job
 
     def _resume(self, job_id: int) -> Job:
-        self._own_job(job_id)
-        library = self.store.get_library(self.library_id).get()
-        if not os.path.isdir(library.path):
-            raise LibraryRootUnavailable(library.id, library.path, "missing or not a directory")
-        job: Job = self.store.resume_job(job_id).get()
-        self.supervisor.ask(Launch(job, library))
+        self._own_job("resume_scan", job_id)
+        library = self._preflight("resume_scan")
+        job: Job = self._step("resume_scan", "transaction", lambda: self.store.resume_job(job_id).get())
+        self._launch("resume_scan", job, library)
         return job
 
     def _delete(self, job_id: int) -> DeletedJob:
-        self._own_job(job_id)
-        deleted: DeletedJob = self.store.delete_job(job_id).get()
+        self._own_job("delete_job", job_id)
+        deleted: DeletedJob = self._step("delete_job", "transaction", lambda: self.store.delete_job(job_id).get())
         self.supervisor.ask(Stop(job_id))
         return deleted
 
     def _remove(self) -> RemovedLibrary:
-        active = self.store.list_jobs(("pending", "running", "paused"), self.library_id).get()
-        removed: RemovedLibrary = self.store.remove_library(self.library_id).get()
+        active = self.store.list_jobs(ACTIVE, self.library_id).get()
+        removed: RemovedLibrary = self._step(
+            "remove_library", "transaction", lambda: self.store.remove_library(self.library_id).get()
+        )
         for job in active.items:
             self.supervisor.ask(Stop(job.id))
         return removed
+
+    # ---- memory vs database ---------------------------------------------------------------------
+
+    def _reconcile(self, source: str) -> list[Fix]:
+        """Both directions, for this library only, inside its mailbox turn (so no operation races it)."""
+        supervised: Supervised = self.supervisor.ask(LiveDetail(), timeout=self.config.safeguards.operation_timeout)
+        live = supervised.live
+        try:
+            jobs = self.store.list_jobs(ACTIVE, self.library_id).get().items
+        except NotFound:
+            jobs = ()
+        running = {j.id: j for j in jobs if j.status == "running"}
+        fixes: list[Fix] = []
+        for job_id, (token, library_id) in live.items():
+            if library_id != self.library_id:
+                continue
+            job = running.get(job_id)
+            if job is None or job.fencing_token != token:
+                self.supervisor.ask(Stop(job_id))
+                fixes.append(Fix(job_id, "actor_not_running_in_db", "stopped"))
+        for job in running.values():
+            if job.owner != self.instance or job.id in live or job.id in supervised.pending:
+                continue
+            fixes.append(self._adopt_orphan(job, source))
+        for fix in (f for f in fixes if f.direction == "actor_not_running_in_db"):
+            try:
+                self.store.record_event(
+                    "validator.fixed", self.library_id, fix.job_id, direction=fix.direction, action=fix.action,
+                    source=source,
+                ).get()
+            except StoreUnavailable as exc:
+                log.warning("validator.record_failed", job_id=fix.job_id, error=str(exc))
+        return fixes
+
+    def _adopt_orphan(self, job: Job, detected_by: str) -> Fix:
+        """The one way an orphan is handled: paused as orphaned, then resumed here if auto_resume_orphans."""
+        try:
+            self.store.pause_job(job.id, "orphaned").get()
+        except Conflict:
+            return Fix(job.id, "db_running_no_actor", "left")  # it moved on meanwhile
+        action = "paused"
+        if self.config.safeguards.auto_resume_orphans:
+            try:
+                library = self._preflight("adopt_orphan")
+                resumed: Job = self.store.resume_job(job.id).get()
+                self._launch("adopt_orphan", resumed, library)
+                action = "resumed"
+            except ScanguardError as exc:
+                log.warning("orphan.resume_failed", job_id=job.id, error=str(exc))
+        self.store.record_event(
+            "orphan.adopted", self.library_id, job.id, detected_by=detected_by, action=action,
+            previous_owner=job.owner, checkpoint=job.checkpoint,
+        ).get()
+        return Fix(job.id, "db_running_no_actor", action)

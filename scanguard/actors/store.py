@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from datetime import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -17,7 +18,7 @@ from scanguard.actors.events import Publish
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
-from scanguard.store import catalog, jobs
+from scanguard.store import catalog, jobs, maintenance
 from scanguard.store.engine import create_engine, run_migrations
 from scanguard.store.jobs import BatchCommit, Existing
 from scanguard.store.tx import Tx
@@ -46,13 +47,20 @@ class StoreActor(pykka.ThreadingActor):
         self.fault_hook: FaultHook | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: AsyncEngine | None = None
+        self._failed: ScanguardError | None = None
         self.dialect = ""
 
     def on_start(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._engine = create_engine(self.config.database)
-        self.dialect = self._engine.dialect.name
-        self._retrying("migrate", self._migrate)
+        try:
+            self._engine = create_engine(self.config.database)
+            self.dialect = self._engine.dialect.name
+            self._retrying("migrate", self._migrate)
+        except ScanguardError as exc:
+            self._failed = exc
+        except Exception as exc:
+            # kept and raised by every call, so the caller sees why the database could not be opened
+            self._failed = self._translate("migrate", "migrate", exc)
 
     def on_stop(self) -> None:
         if self._loop is not None:
@@ -68,31 +76,41 @@ class StoreActor(pykka.ThreadingActor):
     # ---- the transaction runner -------------------------------------------------------------
 
     def _retrying(self, op: str, make: Callable[[], Awaitable[R]]) -> R:
-        """Run one transaction; a busy database is retried with backoff, driver errors are translated."""
+        """Run one transaction; a busy database is retried with backoff (the seed's 'retry with backoff')."""
         assert self._loop is not None
         cfg = self.config.database
-        for attempt in range(cfg.busy_retries + 1):
+        attempt = 0
+        while True:
             try:
                 return self._loop.run_until_complete(make())
-            except ScanguardError:
-                raise
-            except sa_exc.OperationalError as exc:
-                if _busy(exc) and attempt < cfg.busy_retries:
-                    delay = min(2.0, 0.02 * 2**attempt) * (0.5 + random.random())
-                    log.warning("store.busy_retry", operation=op, attempt=attempt + 1, delay=round(delay, 3))
-                    time.sleep(delay)
-                    continue
-                raise StoreUnavailable(f"{op}: the database is unavailable: {exc.orig}") from exc
-            except (sa_exc.InterfaceError, sa_exc.DisconnectionError, OSError, ConnectionError) as exc:
-                raise StoreUnavailable(f"{op}: the database is unreachable: {exc}") from exc
             except sa_exc.DBAPIError as exc:
-                if _busy(exc) and attempt < cfg.busy_retries:
-                    time.sleep(min(2.0, 0.02 * 2**attempt))
-                    continue
-                if exc.connection_invalidated:
-                    raise StoreUnavailable(f"{op}: the database connection was lost: {exc.orig}") from exc
-                raise
-        raise StoreUnavailable(f"{op}: the database stayed busy")  # pragma: no cover - loop always returns
+                if not _busy(exc) or attempt >= cfg.busy_retries:
+                    raise
+                delay = min(2.0, 0.02 * 2**attempt) * (0.5 + random.random())
+                attempt += 1
+                log.warning("store.busy_retry", operation=op, attempt=attempt, delay=round(delay, 3))
+                time.sleep(delay)
+
+    def _translate(self, op: str, step: str, exc: Exception) -> ScanguardError:
+        """Driver errors become scanguard errors here, and only here, naming the step that failed."""
+        rolled_back = step != "after_commit"
+        log.error("store.operation_failed", operation=op, step=step, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, sa_exc.DBAPIError) and (
+            exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError)
+        ):
+            if _busy(exc):
+                return StoreUnavailable(f"{op}: the database stayed busy at step '{step}'", operation=op, step=step)
+            return StoreUnavailable(
+                f"{op}: the database is unavailable at step '{step}': {exc.orig}",
+                operation=op,
+                step=step,
+                rolled_back=rolled_back,
+            )
+        if isinstance(exc, OSError | ConnectionError | asyncio.TimeoutError):
+            return StoreUnavailable(
+                f"{op}: the database is unreachable at step '{step}': {exc}", operation=op, step=step
+            )
+        return OperationFailed(op, step, exc, rolled_back=rolled_back)
 
     def _tx(
         self,
@@ -101,29 +119,44 @@ class StoreActor(pykka.ThreadingActor):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> R:
+        if self._failed is not None:
+            raise self._failed
         assert self._engine is not None
         engine = self._engine
+        step = "connect"
 
         async def run() -> tuple[R, list[Event]]:
+            nonlocal step
+            step = "connect"
             async with engine.connect() as conn:
                 async with conn.begin():
+                    step = "transaction"
                     tx = Tx(conn, self.instance, self.config.safeguards.lease_ttl)
                     result = await fn(tx, *args, **kwargs)
+                    step = "before_commit"
                     if self.fault_hook is not None:
                         self.fault_hook(op, "before_commit")
+                    step = "commit"
+                step = "after_commit"
                 if self.fault_hook is not None:
                     self.fault_hook(op, "after_commit")
                 return result, tx.events
 
         try:
             result, events = self._retrying(op, run)
+        except ScanguardError:
+            raise
         except sa_exc.IntegrityError as exc:
             raise self._integrity(op, exc, args) from exc
+        except Exception as exc:
+            raise self._translate(op, step, exc) from exc
         if events and self.bus is not None:
             self.bus.tell(Publish(tuple(events)))
         return result
 
     def _read(self, op: str, fn: Callable[Concatenate[Tx, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._failed is not None:
+            raise self._failed
         assert self._engine is not None
         engine = self._engine
 
@@ -133,7 +166,12 @@ class StoreActor(pykka.ThreadingActor):
                 async with conn.begin():
                     return await fn(Tx(conn, self.instance, self.config.safeguards.lease_ttl), *args, **kwargs)
 
-        return self._retrying(op, run)
+        try:
+            return self._retrying(op, run)
+        except ScanguardError:
+            raise
+        except Exception as exc:
+            raise self._translate(op, "read", exc) from exc
 
     def _integrity(self, op: str, exc: sa_exc.IntegrityError, args: tuple[Any, ...]) -> ScanguardError:
         """A constraint caught a race the pre-flight could not see: name what is in the way."""
@@ -236,6 +274,26 @@ class StoreActor(pykka.ThreadingActor):
         started = time.perf_counter()
         self._read("ping", catalog.ping)
         return time.perf_counter() - started
+
+    # ---- maintenance ------------------------------------------------------------------------
+
+    def remove_old_jobs(self, finished_before: datetime, limit: int) -> maintenance.Removed:
+        return self._tx("remove_old_jobs", maintenance.remove_old_jobs, finished_before, limit)
+
+    def remove_old_events(self, before: datetime, limit: int) -> maintenance.Removed:
+        return self._tx("remove_old_events", maintenance.remove_old_events, before, limit)
+
+    def remove_orphaned_files(self, limit: int) -> maintenance.Removed:
+        return self._tx("remove_orphaned_files", maintenance.remove_orphaned_files, limit)
+
+    def remove_orphaned_jobs(self) -> maintenance.Removed:
+        return self._tx("remove_orphaned_jobs", maintenance.remove_orphaned_jobs)
+
+    def release_stale_leases(self) -> maintenance.Removed:
+        return self._tx("release_stale_leases", maintenance.release_stale_leases)
+
+    def invariant_violations(self) -> dict[str, list[int]]:
+        return self._read("invariant_violations", maintenance.invariant_violations)
 
     def set_fault_hook(self, hook: FaultHook | None) -> None:
         """Install a fault injector (tests); None removes it."""

@@ -14,6 +14,7 @@ import structlog
 
 from scanguard.actors.scan import Processor, ScanActor, ScanCrashed, ScanEnded, ScanSpec
 from scanguard.config import Config
+from scanguard.metrics import Metrics
 from scanguard.errors import IllegalTransition, NotFound, ScanguardError
 from scanguard.records import Job, Library
 from scanguard.scanning import FileSystem
@@ -42,6 +43,28 @@ class LiveScans:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveDetail:
+    """Reply: a Supervised snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class Supervised:
+    """The live scans {job_id: (token, library_id)} and the jobs waiting for a restart."""
+
+    live: dict[int, tuple[int, int]]
+    pending: frozenset[int]
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self.live or job_id in self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckStopped:
+    job_id: int
+    ref: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class _Relaunch:
     job_id: int
     error: str
@@ -63,6 +86,7 @@ class Supervisor(pykka.ThreadingActor):
         self,
         config: Config,
         store: Any,
+        metrics: Metrics,
         *,
         processor: Processor | None = None,
         fs: FileSystem | None = None,
@@ -70,6 +94,7 @@ class Supervisor(pykka.ThreadingActor):
         super().__init__()
         self.config = config
         self.store = store
+        self.metrics = metrics
         self.processor = processor
         self.fs = fs
         self._children: dict[int, _Child] = {}
@@ -82,6 +107,7 @@ class Supervisor(pykka.ThreadingActor):
         for child in self._children.values():
             child.cancel.set()
             child.ref.stop(block=False)
+        self._children.clear()
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -91,6 +117,13 @@ class Supervisor(pykka.ThreadingActor):
                 return self._stop_child(job_id)
             case LiveScans():
                 return {job_id: c.token for job_id, c in self._children.items()}
+            case LiveDetail():
+                return Supervised(
+                    {job_id: (c.token, c.library_id) for job_id, c in self._children.items()},
+                    frozenset(self._timers),
+                )
+            case _CheckStopped(job_id, ref):
+                self._check_stopped(job_id, ref)
             case ScanEnded(job_id, token, outcome, _):
                 self._forget(job_id, token)
                 if outcome == "completed":
@@ -108,8 +141,7 @@ class Supervisor(pykka.ThreadingActor):
     def _spawn(self, job: Job, library: Library) -> None:
         old = self._children.pop(job.id, None)
         if old is not None:
-            old.cancel.set()
-            old.ref.stop(block=False)
+            self._halt(job.id, old)
         cancel = threading.Event()
         ref = ScanActor.start(
             ScanSpec(job, library, job.fencing_token),
@@ -131,9 +163,34 @@ class Supervisor(pykka.ThreadingActor):
         child = self._children.pop(job_id, None)
         if child is None:
             return False
+        self._halt(job_id, child)
+        return True
+
+    def _halt(self, job_id: int, child: _Child) -> None:
+        """The one way to stop a scan: cancel its walk, stop its actor, and watch that it really ends.
+
+        A thread stuck in a filesystem call cannot be killed; after force_kill_timeout it is abandoned —
+        harmless, because its fencing token is stale and any batch it sends commits nothing.
+        """
         child.cancel.set()
         child.ref.stop(block=False)
-        return True
+        timer = threading.Timer(
+            self.config.safeguards.force_kill_timeout, self.actor_ref.tell, args=(_CheckStopped(job_id, child.ref),)
+        )
+        timer.daemon = True
+        timer.start()
+
+    def _check_stopped(self, job_id: int, ref: pykka.ActorRef[Any]) -> None:
+        if not ref.is_alive():
+            return
+        log.error("supervisor.abandoned", job_id=job_id, after=self.config.safeguards.force_kill_timeout)
+        try:
+            self.store.record_event(
+                "supervisor.abandoned", job_id=job_id, after_seconds=self.config.safeguards.force_kill_timeout,
+                reason="scan thread did not stop (stuck in a system call); its writes are fenced",
+            ).get()
+        except ScanguardError as exc:
+            log.warning("supervisor.record_failed", job_id=job_id, error=str(exc))
 
     def _forget(self, job_id: int, token: int) -> bool:
         child = self._children.get(job_id)
@@ -166,6 +223,7 @@ class Supervisor(pykka.ThreadingActor):
             self.store.fail_job(job_id, error, restarts).get()
         except (IllegalTransition, NotFound):
             return
+        self.metrics.failures.inc()
         log.error("supervisor.gave_up", job_id=job_id, error=error, restarts=restarts)
 
     def _relaunch(self, job_id: int, error: str, delay: float) -> None:
@@ -180,4 +238,5 @@ class Supervisor(pykka.ThreadingActor):
             log.error("supervisor.relaunch_failed", job_id=job_id, error=str(exc))
             self._crashed(job_id, str(exc))
             return
+        self.metrics.restarts.inc()
         self._spawn(job, library)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pykka
 import structlog
 
-from scanguard.actors.library import PauseScan, ResumeScan
-from scanguard.actors.supervisor import LiveScans
+from scanguard.actors.library import AdoptOrphan, Fix, PauseScan
+from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Tick, Ticker
 from scanguard.config import Config
 from scanguard.errors import Conflict, NotFound, ScanguardError
+from scanguard.metrics import Metrics
 from scanguard.ownership import owner_is_dead
 
 log = structlog.get_logger("scanguard.watchdog")
@@ -36,19 +37,8 @@ class SweepReport:
     resumed: tuple[int, ...] = ()
 
 
-@dataclass(slots=True)
-class WatchdogStats:
-    """Counters the health snapshot and metrics read."""
-
-    sweeps: int = 0
-    stalled: int = 0
-    orphans_found: int = 0
-    orphans_fixed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
 class Watchdog(pykka.ThreadingActor):
-    """Owns stall and orphan detection: pauses stalled scans, pauses (or resumes) orphaned ones."""
+    """Owns stall and orphan detection: pauses stalled scans, hands orphaned ones to their library."""
 
     def __init__(
         self,
@@ -57,6 +47,7 @@ class Watchdog(pykka.ThreadingActor):
         store: Any,
         supervisor: pykka.ActorRef[Any],
         library: Callable[[int], pykka.ActorRef[Any]],
+        metrics: Metrics,
     ) -> None:
         super().__init__()
         self.config = config
@@ -64,7 +55,7 @@ class Watchdog(pykka.ThreadingActor):
         self.store = store
         self.supervisor = supervisor
         self.library = library
-        self.stats = WatchdogStats()
+        self.metrics = metrics
         self._ticker = Ticker(self.actor_ref, config.safeguards.watchdog_interval, "watchdog")
 
     def on_start(self) -> None:
@@ -84,62 +75,64 @@ class Watchdog(pykka.ThreadingActor):
     def _sweep(self, reason: str) -> SweepReport:
         sg = self.config.safeguards
         now = datetime.now(UTC)
-        live: dict[int, int] = self.supervisor.ask(LiveScans(), timeout=sg.operation_timeout)
+        supervised: Supervised = self.supervisor.ask(LiveDetail(), timeout=sg.operation_timeout)
         stalled: list[int] = []
         orphaned: list[int] = []
         resumed: list[int] = []
-        self.stats.sweeps += 1
         for job, lease_expires in self.store.running_with_leases().get():
             quiet = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else float("inf")
             lease_expired = lease_expires is None or lease_expires <= now
             if job.owner == self.instance:
-                if job.id in live:
-                    if quiet > sg.stall_threshold:
-                        self._pause(job.id, job.library_id, "stalled", quiet) and stalled.append(job.id)
+                if job.id in supervised.pending:
+                    continue  # waiting for a supervised restart
+                if job.id in supervised.live:
+                    if quiet > sg.stall_threshold and self._stalled(job.id, job.library_id, quiet):
+                        stalled.append(job.id)
                     continue
                 if quiet <= sg.orphaned_job_threshold:
-                    continue  # starting, or waiting for a supervised restart
+                    continue  # just created: its actor is being launched
             elif not owner_is_dead(job.owner, lease_expired=lease_expired) and not (
                 lease_expired and quiet > sg.orphaned_job_threshold
             ):
                 continue
-            if self._pause(job.id, job.library_id, "orphaned", quiet):
+            fix = self._orphan(job.id, job.library_id, quiet, reason)
+            if fix is not None and fix.action != "left":
                 orphaned.append(job.id)
-                if sg.auto_resume_orphans and self._resume(job.id, job.library_id):
+                if fix.action == "resumed":
                     resumed.append(job.id)
         if stalled or orphaned:
             log.info("watchdog.swept", reason=reason, stalled=stalled, orphaned=orphaned, resumed=resumed)
         return SweepReport(tuple(stalled), tuple(orphaned), tuple(resumed))
 
-    def _pause(self, job_id: int, library_id: int, reason: str, quiet: float) -> bool:
-        event = "watchdog.stalled" if reason == "stalled" else "watchdog.orphan_found"
+    def _stalled(self, job_id: int, library_id: int, quiet: float) -> bool:
         try:
-            self.store.record_event(event, library_id, job_id, heartbeat_age=round(quiet, 3), action="pause").get()
-            self.library(library_id).ask(PauseScan(job_id, reason), timeout=self.config.safeguards.operation_timeout)
+            self.store.record_event(
+                "watchdog.stalled", library_id, job_id, heartbeat_age=round(quiet, 3),
+                threshold=self.config.safeguards.stall_threshold, action="pause",
+            ).get()
+            self.library(library_id).ask(PauseScan(job_id, "stalled"), timeout=self.config.safeguards.operation_timeout)
         except (Conflict, NotFound):
             return False  # it moved on by itself meanwhile
         except (ScanguardError, pykka.Timeout) as exc:
-            self.stats.errors.append(f"{job_id}: {exc}")
-            log.error("watchdog.pause_failed", job_id=job_id, reason=reason, error=str(exc))
+            log.error("watchdog.pause_failed", job_id=job_id, error=str(exc))
             return False
-        if reason == "stalled":
-            self.stats.stalled += 1
-        else:
-            self.stats.orphans_found += 1
-            self.stats.orphans_fixed += 1
+        self.metrics.stalled.inc()
         return True
 
-    def _resume(self, job_id: int, library_id: int) -> bool:
+    def _orphan(self, job_id: int, library_id: int, quiet: float, reason: str) -> Fix | None:
+        self.metrics.orphans_found.inc()
         try:
-            self.library(library_id).ask(ResumeScan(job_id), timeout=self.config.safeguards.operation_timeout)
+            self.store.record_event(
+                "watchdog.orphan_found", library_id, job_id, heartbeat_age=round(quiet, 3), sweep=reason
+            ).get()
+            fix: Fix = self.library(library_id).ask(
+                AdoptOrphan(job_id, "watchdog"), timeout=self.config.safeguards.operation_timeout
+            )
+        except (Conflict, NotFound):
+            return None
         except (ScanguardError, pykka.Timeout) as exc:
-            log.warning("watchdog.auto_resume_failed", job_id=job_id, error=str(exc))
-            return False
-        self.store.record_event("watchdog.orphan_resumed", library_id, job_id).get()
-        return True
-
-    def get_stats(self) -> WatchdogStats:
-        return WatchdogStats(
-            self.stats.sweeps, self.stats.stalled, self.stats.orphans_found, self.stats.orphans_fixed,
-            list(self.stats.errors[-20:]),
-        )
+            log.error("watchdog.orphan_failed", job_id=job_id, error=str(exc))
+            return None
+        if fix.action != "left":
+            self.metrics.orphans_fixed.inc()
+        return fix

@@ -1,0 +1,156 @@
+"""The CleanupScheduler: retention in bounded batches every interval, and the emergency cleanup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pykka
+import structlog
+
+from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, Reconcile
+from scanguard.actors.ticking import Tick, Ticker
+from scanguard.config import Config
+from scanguard.errors import Conflict, EmergencyCleanupDisabled, NotFound, ScanguardError
+from scanguard.metrics import Metrics
+from scanguard.ownership import owner_is_dead
+
+log = structlog.get_logger("scanguard.cleanup")
+MAX_BATCHES_PER_RUN = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RunCleanup:
+    """Run the retention pass now; the reply is {kind: rows removed}."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyCleanup:
+    """Cancel every scan (keeping checkpoints), remove orphaned and old data, reset memory to the database."""
+
+    requested_by: str = "api"
+
+
+class CleanupScheduler(pykka.ThreadingActor):
+    """Owns retention: old finished jobs, old events, orphaned files and jobs, stale leases; never a live job."""
+
+    def __init__(
+        self,
+        config: Config,
+        instance: str,
+        store: Any,
+        library: Callable[[int], pykka.ActorRef[Any]],
+        metrics: Metrics,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.instance = instance
+        self.store = store
+        self.library = library
+        self.metrics = metrics
+        self.runs = 0
+        self.failures = 0
+        self.last: dict[str, Any] = {}
+        self._ticker = Ticker(self.actor_ref, config.safeguards.cleanup_interval, "cleanup")
+
+    def on_start(self) -> None:
+        self._ticker.start()
+
+    def on_stop(self) -> None:
+        self._ticker.stop()
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Tick():
+                return self._run_logged()
+            case RunCleanup():
+                return self._retention()
+            case EmergencyCleanup(requested_by):
+                return self._emergency(requested_by)
+        return super().on_receive(message)
+
+    def _run_logged(self) -> dict[str, int] | None:
+        try:
+            return self._retention()
+        except ScanguardError as exc:
+            log.error("cleanup.failed", error=str(exc))
+            return None
+
+    def _retention(self) -> dict[str, int]:
+        """One pass; each step is its own transaction, in batches of cleanup_batch_size."""
+        sg = self.config.safeguards
+        now = datetime.now(UTC)
+        removed: dict[str, int] = {}
+        self.runs += 1
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("jobs", lambda: self.store.remove_old_jobs(now - timedelta(seconds=sg.old_completed_job_retention), sg.cleanup_batch_size)),
+            ("events", lambda: self.store.remove_old_events(now - timedelta(seconds=sg.event_retention), sg.cleanup_batch_size)),
+            ("orphaned_files", lambda: self.store.remove_orphaned_files(sg.cleanup_batch_size)),
+            ("orphaned_jobs", self.store.remove_orphaned_jobs),
+            ("stale_leases", self.store.release_stale_leases),
+        ]
+        try:
+            for kind, step in steps:
+                total = 0
+                for _ in range(MAX_BATCHES_PER_RUN):
+                    count = step().get().count
+                    total += count
+                    if count < sg.cleanup_batch_size or kind in ("orphaned_jobs", "stale_leases"):
+                        break
+                removed[kind] = total
+                if total:
+                    self.metrics.cleanup_removed.labels(kind).inc(total)
+        except ScanguardError as exc:
+            self.failures += 1
+            self.metrics.cleanup_runs.labels("failed").inc()
+            self.last = {"at": now.isoformat(), "removed": removed, "error": str(exc)}
+            raise
+        self.metrics.cleanup_runs.labels("ok").inc()
+        self.last = {"at": now.isoformat(), "removed": removed}
+        if any(removed.values()):
+            log.info("cleanup.done", **removed)
+        return removed
+
+    def _emergency(self, requested_by: str) -> dict[str, Any]:
+        sg = self.config.safeguards
+        if not sg.emergency_cleanup_enabled:
+            raise EmergencyCleanupDisabled()
+        self.metrics.emergency_cleanups.inc()
+        now = datetime.now(UTC)
+        paused: list[int] = []
+        orphans: list[int] = []
+        for job, lease_expires in self.store.running_with_leases().get():
+            lease_expired = lease_expires is None or lease_expires <= now
+            dead = job.owner != self.instance and owner_is_dead(job.owner, lease_expired=lease_expired)
+            try:
+                if dead:
+                    fix: Fix = self.library(job.library_id).ask(AdoptOrphan(job.id, "emergency"), timeout=sg.operation_timeout)
+                    if fix.action != "left":
+                        orphans.append(job.id)
+                else:
+                    self.library(job.library_id).ask(PauseScan(job.id, "emergency"), timeout=sg.operation_timeout)
+                    paused.append(job.id)
+            except (Conflict, NotFound):
+                continue
+        removed = self._retention()
+        reconciled: list[dict[str, Any]] = []
+        for library in self.store.list_libraries().get():
+            fixes: list[Fix] = self.library(library.id).ask(Reconcile("emergency"), timeout=sg.operation_timeout)
+            reconciled.extend({"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in fixes)
+        active = self.store.active_jobs().get()
+        report: dict[str, Any] = {
+            "paused_jobs": paused,
+            "orphaned_jobs_paused": orphans,
+            "removed": removed,
+            "reconciled": reconciled,
+            "active_jobs_after": [{"id": j.id, "status": j.status, "pause_reason": j.pause_reason} for j in active],
+            "running_jobs_after": sum(1 for j in active if j.status == "running"),
+        }
+        self.store.record_event("emergency.cleanup", None, None, requested_by=requested_by, **report).get()
+        log.warning("emergency.cleanup", requested_by=requested_by, paused=paused, orphans=orphans, removed=removed)
+        return report
+
+    def stats(self) -> dict[str, Any]:
+        return {"runs": self.runs, "failures": self.failures, "last": dict(self.last)}

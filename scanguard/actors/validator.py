@@ -1,0 +1,116 @@
+"""The StateValidator: makes live actors and database rows agree, in both directions, every interval."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from scanguard.actors.library import Fix, Reconcile
+from scanguard.actors.supervisor import LiveDetail, Supervised
+from scanguard.actors.ticking import Tick, Ticker
+from scanguard.config import Config
+from scanguard.errors import ScanguardError
+from scanguard.metrics import Metrics
+
+log = structlog.get_logger("scanguard.validator")
+
+
+@dataclass(frozen=True, slots=True)
+class Validate:
+    """Validate now; the reply is a ValidationReport."""
+
+    source: str = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The mismatches one pass found and fixed."""
+
+    fixes: tuple[Fix, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+class StateValidator(pykka.ThreadingActor):
+    """Owns the memory-vs-database check; each library's fix runs inside that library's mailbox."""
+
+    def __init__(
+        self,
+        config: Config,
+        instance: str,
+        store: Any,
+        supervisor: pykka.ActorRef[Any],
+        library: Callable[[int], pykka.ActorRef[Any]],
+        metrics: Metrics,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.instance = instance
+        self.store = store
+        self.supervisor = supervisor
+        self.library = library
+        self.metrics = metrics
+        self.passes = 0
+        self.last: ValidationReport = ValidationReport()
+        self._ticker = Ticker(self.actor_ref, config.safeguards.state_validation_interval, "validator")
+
+    def on_start(self) -> None:
+        self._ticker.start()
+
+    def on_stop(self) -> None:
+        self._ticker.stop()
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Tick():
+                return self._validate("tick")
+            case Validate(source):
+                return self._validate(source)
+        return super().on_receive(message)
+
+    def _suspects(self) -> set[int]:
+        """Libraries where memory and database seem to disagree (confirmed inside each library's turn)."""
+        supervised: Supervised = self.supervisor.ask(LiveDetail(), timeout=self.config.safeguards.operation_timeout)
+        running = {j.id: j for j in self.store.list_jobs(("running",), None, 1_000_000).get().items}
+        suspects: set[int] = set()
+        for job_id, (token, library_id) in supervised.live.items():
+            job = running.get(job_id)
+            if job is None or job.fencing_token != token:
+                suspects.add(library_id)
+        for job in running.values():
+            if job.owner == self.instance and job.id not in supervised:
+                suspects.add(job.library_id)
+        return suspects
+
+    def _validate(self, source: str) -> ValidationReport:
+        self.passes += 1
+        fixes: list[Fix] = []
+        errors: list[str] = []
+        try:
+            suspects = self._suspects()
+        except (ScanguardError, pykka.Timeout) as exc:
+            self.last = ValidationReport((), (str(exc),))
+            return self.last
+        for library_id in sorted(suspects):
+            try:
+                fixes.extend(
+                    self.library(library_id).ask(Reconcile(source), timeout=self.config.safeguards.operation_timeout)
+                )
+            except (ScanguardError, pykka.Timeout) as exc:
+                errors.append(f"library {library_id}: {exc}")
+        for fix in fixes:
+            self.metrics.mismatches.labels(fix.direction).inc()
+        if fixes:
+            log.warning("validator.fixed", count=len(fixes), fixes=[(f.job_id, f.direction, f.action) for f in fixes])
+        self.last = ValidationReport(tuple(fixes), tuple(errors))
+        return self.last
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "passes": self.passes,
+            "last_fixes": [{"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in self.last.fixes],
+            "last_errors": list(self.last.errors),
+        }
