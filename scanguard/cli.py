@@ -27,7 +27,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scanguard", description="Supervised, crash-safe media library scans.")
+    parser = argparse.ArgumentParser(
+        prog="scanguard", description="Supervised, crash-safe media library scans."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the service: scans, safeguards and the admin HTTP API")
@@ -35,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
 
-    scan = sub.add_parser("scan", help="scan one folder now, with a progress bar; Ctrl-C pauses, rerun resumes")
+    scan = sub.add_parser(
+        "scan", help="scan one folder now, with a progress bar; Ctrl-C pauses, rerun resumes"
+    )
     _common(scan)
     scan.add_argument("path", help="the folder to scan (added as a library if new)")
     scan.add_argument("--kind", default="mixed", help="library kind: mixed, music, movies, shows, photos")
@@ -49,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     _common(events)
     events.add_argument("--job", type=int, help="only this job's events")
     events.add_argument("--library", type=int, help="only this library's events")
-    events.add_argument("--kind", help="only this kind (a prefix ending with '.' matches a family, e.g. job.)")
+    events.add_argument(
+        "--kind", help="only this kind (a prefix ending with '.' matches a family, e.g. job.)"
+    )
     events.add_argument("--limit", type=int, default=100)
     events.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
     return parser
@@ -111,7 +117,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         libraries = rt.list_libraries()
         jobs = rt.current_jobs()
     if args.json:
-        print(json.dumps({"libraries": [x.to_dict() for x in libraries], "jobs": [j.to_dict() for j in jobs]}, indent=2))
+        print(
+            json.dumps(
+                {"libraries": [x.to_dict() for x in libraries], "jobs": [j.to_dict() for j in jobs]}, indent=2
+            )
+        )
         return EXIT_OK
     print(f"{len(libraries)} libraries")
     for lib in libraries:
@@ -135,7 +145,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     with Runtime.start(cfg, passive=True) as rt:
         after = 0
         while True:
-            batch = rt.events(job_id=args.job, library_id=args.library, kind=args.kind, after_id=after, limit=args.limit)
+            batch = rt.events(
+                job_id=args.job, library_id=args.library, kind=args.kind, after_id=after, limit=args.limit
+            )
             for event in batch:
                 print(json.dumps(event.to_dict()), flush=True)
                 after = event.id

@@ -43,7 +43,9 @@ def run_scan(cfg: Config, path: Path, kind: str, stop: threading.Event, *, progr
                 if job.total_estimate and bar.total != job.total_estimate:
                     bar.total = job.total_estimate
                 bar.n = job.files_processed
-                bar.set_postfix(status=job.status, skipped=job.files_skipped, errors=job.errors, refresh=False)
+                bar.set_postfix(
+                    status=job.status, skipped=job.files_skipped, errors=job.errors, refresh=False
+                )
                 bar.refresh()
                 if not job.active or job.status == "paused":
                     break
@@ -52,7 +54,10 @@ def run_scan(cfg: Config, path: Path, kind: str, stop: threading.Event, *, progr
         finally:
             bar.close()
         if stop.is_set():
-            print(f"interrupted: job {job.id} paused at {job.checkpoint!r}; run again to resume", file=sys.stderr)
+            print(
+                f"interrupted: job {job.id} paused at {job.checkpoint!r}; run again to resume",
+                file=sys.stderr,
+            )
             return EXIT_INTERRUPTED
     summary = (
         f"job {job.id} {job.status}: {job.files_processed} media files, {job.files_changed} changed, "

@@ -102,7 +102,7 @@ class IllegalTransition(Conflict):
 
     def __init__(self, job_id: int, status: str, action: str) -> None:
         self.job_id = job_id
-        self.status = status
+        self.job_status = status
         self.action = action
         super().__init__(
             f"cannot {action} job {job_id}: it is {status}", job_id=job_id, status=status, action=action
@@ -149,7 +149,9 @@ class OperationFailed(ScanguardError):
     status = 500
     code = "operation_failed"
 
-    def __init__(self, operation: str, step: str, cause: BaseException | str, *, rolled_back: bool = True) -> None:
+    def __init__(
+        self, operation: str, step: str, cause: BaseException | str, *, rolled_back: bool = True
+    ) -> None:
         self.operation = operation
         self.step = step
         self.rolled_back = rolled_back

@@ -14,38 +14,65 @@ class Metrics:
             "scanguard_operations", "Safeguarded operations by outcome", ["operation", "outcome"], registry=r
         )
         self.operation_seconds = Histogram(
-            "scanguard_operation_duration_seconds", "Duration of safeguarded operations", ["operation"], registry=r
+            "scanguard_operation_duration_seconds",
+            "Duration of safeguarded operations",
+            ["operation"],
+            registry=r,
         )
         self.operation_timeouts = Counter(
-            "scanguard_operation_timeouts", "Operations that exceeded operation_timeout", ["operation"], registry=r
+            "scanguard_operation_timeouts",
+            "Operations that exceeded operation_timeout",
+            ["operation"],
+            registry=r,
         )
         self.lock_timeouts = Counter(
-            "scanguard_lock_timeouts", "Timeouts waiting for a library's mailbox (the library lock)", registry=r
+            "scanguard_lock_timeouts",
+            "Timeouts waiting for a library's mailbox (the library lock)",
+            registry=r,
         )
         self.lock_wait_seconds = Histogram(
             "scanguard_lock_wait_seconds", "Time an operation waited for its library's mailbox", registry=r
         )
         self.active_scans = Gauge("scanguard_active_scans", "Live scan actors in this process", registry=r)
-        self.db_running_jobs = Gauge("scanguard_db_running_jobs", "Jobs the database says are running", registry=r)
+        self.db_running_jobs = Gauge(
+            "scanguard_db_running_jobs", "Jobs the database says are running", registry=r
+        )
         self.db_active_jobs = Gauge(
             "scanguard_db_active_jobs", "Jobs the database says are pending, running or paused", registry=r
         )
         self.orphans_found = Counter("scanguard_orphans_found", "Orphaned jobs detected", registry=r)
         self.orphans_fixed = Counter("scanguard_orphans_fixed", "Orphaned jobs paused or resumed", registry=r)
-        self.stalled = Counter("scanguard_stalled_jobs", "Scans paused by the watchdog as stalled", registry=r)
+        self.stalled = Counter(
+            "scanguard_stalled_jobs", "Scans paused by the watchdog as stalled", registry=r
+        )
         self.mismatches = Counter(
-            "scanguard_state_mismatches", "Memory/database mismatches fixed by the validator", ["direction"], registry=r
+            "scanguard_state_mismatches",
+            "Memory/database mismatches fixed by the validator",
+            ["direction"],
+            registry=r,
         )
         self.restarts = Counter("scanguard_supervisor_restarts", "Crashed scans restarted", registry=r)
-        self.failures = Counter("scanguard_jobs_failed", "Jobs failed after exhausting their restarts", registry=r)
+        self.failures = Counter(
+            "scanguard_jobs_failed", "Jobs failed after exhausting their restarts", registry=r
+        )
         self.cleanup_removed = Counter(
             "scanguard_cleanup_removed", "Rows removed by cleanup", ["kind"], registry=r
         )
-        self.cleanup_runs = Counter("scanguard_cleanup_runs", "Cleanup runs by outcome", ["outcome"], registry=r)
-        self.emergency_cleanups = Counter("scanguard_emergency_cleanups", "Emergency cleanups run", registry=r)
-        self.alerts = Counter("scanguard_alerts", "Alerts raised by the health checker", ["alert"], registry=r)
+        self.cleanup_runs = Counter(
+            "scanguard_cleanup_runs", "Cleanup runs by outcome", ["outcome"], registry=r
+        )
+        self.emergency_cleanups = Counter(
+            "scanguard_emergency_cleanups", "Emergency cleanups run", registry=r
+        )
+        self.alerts = Counter(
+            "scanguard_alerts", "Alerts raised by the health checker", ["alert"], registry=r
+        )
         self.healthy = Gauge("scanguard_healthy", "1 when the last health snapshot was healthy", registry=r)
         self.db_latency = Gauge("scanguard_db_latency_seconds", "Last database ping round trip", registry=r)
         self.rss = Gauge("scanguard_process_rss_bytes", "Resident memory of this process", registry=r)
-        self.open_fds = Gauge("scanguard_process_open_fds", "Open file descriptors of this process", registry=r)
-        self.disk_free = Gauge("scanguard_database_disk_free_bytes", "Free disk under the database", registry=r)
+        self.open_fds = Gauge(
+            "scanguard_process_open_fds", "Open file descriptors of this process", registry=r
+        )
+        self.disk_free = Gauge(
+            "scanguard_database_disk_free_bytes", "Free disk under the database", registry=r
+        )

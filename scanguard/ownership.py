@@ -32,7 +32,7 @@ class Owner:
     def process_gone(self) -> bool:
         """On this host: the pid is dead, or was reused by a process that started after the owner."""
         try:
-            created = psutil.Process(self.pid).create_time()
+            created: float = psutil.Process(self.pid).create_time()
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             return True
         except psutil.AccessDenied:

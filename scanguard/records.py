@@ -200,7 +200,7 @@ class RemovedLibrary:
 
 
 @dataclass(frozen=True, slots=True)
-class Page(Generic[T]):  # noqa: UP046 - Python 3.11
+class Page(Generic[T]):
     """One page of a listing."""
 
     items: tuple[T, ...]

@@ -54,7 +54,9 @@ def _check_id(name: str, value: object) -> int:
 class Runtime:
     """Owns one process's actor system: starts it, routes each call to the actor that owns it, stops it."""
 
-    def __init__(self, config: Config, *, processor: Processor | None = None, fs: FileSystem | None = None) -> None:
+    def __init__(
+        self, config: Config, *, processor: Processor | None = None, fs: FileSystem | None = None
+    ) -> None:
         self.config = config
         self.instance = instance_id()
         self._processor = processor
@@ -106,12 +108,20 @@ class Runtime:
             return
         cfg, store = self.config, self.store
         self._supervisor = Supervisor.start(cfg, store, self.metrics, processor=self._processor, fs=self._fs)
-        self._watchdog = Watchdog.start(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
+        self._watchdog = Watchdog.start(
+            cfg, self.instance, store, self._supervisor, self._library, self.metrics
+        )
         # boot recovery: running jobs left by a dead process are handled as orphans before start returns
         report = self._ask(self._watchdog, Sweep("boot"), "boot_recovery")
-        self._validator = StateValidator.start(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
+        self._validator = StateValidator.start(
+            cfg, self.instance, store, self._supervisor, self._library, self.metrics
+        )
         self._cleanup = CleanupScheduler.start(cfg, self.instance, store, self._library, self.metrics)
-        self._health = HealthChecker.start(cfg, self.instance, store, self._supervisor, self._actor_refs, self.metrics)
+        self._health = HealthChecker.start(
+            cfg, self.instance, store, self._supervisor, self._actor_refs, self.metrics
+        )
+        if cfg.safeguards.auto_resume_orphans:
+            self._resume_after_shutdown()
         log.info(
             "runtime.started",
             instance=self.instance,
@@ -142,12 +152,23 @@ class Runtime:
                 remaining = max(0.1, deadline - time.monotonic())
                 try:
                     job = self.store.get_job(job_id).get(timeout=remaining)
-                    self._ask(self._library(job.library_id), PauseScan(job_id, "shutdown"), "shutdown", remaining)
+                    self._ask(
+                        self._library(job.library_id), PauseScan(job_id, "shutdown"), "shutdown", remaining
+                    )
                 except ScanguardError as exc:
                     log.warning("runtime.shutdown_pause_failed", job_id=job_id, error=str(exc))
         finally:
             self._stop_actors()
         log.info("runtime.stopped", instance=self.instance)
+
+    def _resume_after_shutdown(self) -> None:
+        """With auto_resume_orphans, jobs a clean shutdown paused are resumed when a runtime starts."""
+        for job in self.current_jobs():
+            if job.status == "paused" and job.pause_reason == "shutdown":
+                try:
+                    self.resume_scan(job.id)
+                except ScanguardError as exc:
+                    log.warning("runtime.resume_after_shutdown_failed", job_id=job.id, error=str(exc))
 
     def _stop_actors(self) -> None:
         with self._lock:
@@ -171,8 +192,10 @@ class Runtime:
 
     # ---- routing -----------------------------------------------------------------------------
 
-    def _ask(self, ref: pykka.ActorRef[Any] | None, message: Any, op: str, timeout: float | None = None) -> Any:
-        if ref is None or not self._running and op != "shutdown":
+    def _ask(
+        self, ref: pykka.ActorRef[Any] | None, message: Any, op: str, timeout: float | None = None
+    ) -> Any:
+        if ref is None or (not self._running and op != "shutdown"):
             raise RuntimeStopped()
         limit = timeout if timeout is not None else self.config.safeguards.operation_timeout
         try:
@@ -188,8 +211,6 @@ class Runtime:
         outcome = "failed"
         try:
             result = self._ask(self._library(library_id), message, op)
-            outcome = "ok"
-            return result
         except OperationTimeout:
             self.metrics.operation_timeouts.labels(op).inc()
             self.metrics.lock_timeouts.inc()
@@ -197,6 +218,9 @@ class Runtime:
         except ScanguardError as exc:
             outcome = "rejected" if exc.status < 500 else "failed"
             raise
+        else:
+            outcome = "ok"
+            return result
         finally:
             self.metrics.operations.labels(op, outcome).inc()
             self.metrics.operation_seconds.labels(op).observe(time.perf_counter() - started)
@@ -241,7 +265,9 @@ class Runtime:
 
     # ---- libraries ---------------------------------------------------------------------------
 
-    def add_library(self, path: str | os.PathLike[str], name: str | None = None, kind: str = "mixed") -> Library:
+    def add_library(
+        self, path: str | os.PathLike[str], name: str | None = None, kind: str = "mixed"
+    ) -> Library:
         """Register a folder as a library: it must be an existing directory (inside allowed_roots, if set)."""
         if not isinstance(path, str | os.PathLike) or not str(path).strip():
             raise BadRequest("path must be a non-empty string", field="path")
@@ -322,7 +348,12 @@ class Runtime:
         """Every job in pending, running or paused."""
         return self._call(self.store.active_jobs(), "current_jobs")  # type: ignore[no-any-return]
 
-    def wait_for_job(self, job_id: int, statuses: tuple[str, ...] = ("completed", "failed", "paused"), timeout: float = 60.0) -> Job:
+    def wait_for_job(
+        self,
+        job_id: int,
+        statuses: tuple[str, ...] = ("completed", "failed", "paused"),
+        timeout: float = 60.0,
+    ) -> Job:
         """Block until the job reaches one of `statuses` (woken by events, re-read from the database)."""
         changed = threading.Event()
         sid = self.subscribe(lambda e: changed.set() if e.job_id == job_id else None)
@@ -334,7 +365,9 @@ class Runtime:
                     return job
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise OperationTimeout(f"waiting for job {job_id} to become {'/'.join(statuses)}", timeout)
+                    raise OperationTimeout(
+                        f"waiting for job {job_id} to become {'/'.join(statuses)}", timeout
+                    )
                 changed.wait(min(remaining, 0.5))
                 changed.clear()
         finally:
@@ -397,8 +430,12 @@ class Runtime:
             "health": health,
             "jobs": counts,
             "libraries": len(self.list_libraries()),
-            "validator": self._ask(self._validator, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"),
-            "cleanup": self._ask(self._cleanup, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"),
+            "validator": self._ask(
+                self._validator, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"
+            ),
+            "cleanup": self._ask(
+                self._cleanup, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"
+            ),
             "config": self.config.as_dict(),
         }
 

@@ -85,8 +85,18 @@ class CleanupScheduler(pykka.ThreadingActor):
         removed: dict[str, int] = {}
         self.runs += 1
         steps: list[tuple[str, Callable[[], Any]]] = [
-            ("jobs", lambda: self.store.remove_old_jobs(now - timedelta(seconds=sg.old_completed_job_retention), sg.cleanup_batch_size)),
-            ("events", lambda: self.store.remove_old_events(now - timedelta(seconds=sg.event_retention), sg.cleanup_batch_size)),
+            (
+                "jobs",
+                lambda: self.store.remove_old_jobs(
+                    now - timedelta(seconds=sg.old_completed_job_retention), sg.cleanup_batch_size
+                ),
+            ),
+            (
+                "events",
+                lambda: self.store.remove_old_events(
+                    now - timedelta(seconds=sg.event_retention), sg.cleanup_batch_size
+                ),
+            ),
             ("orphaned_files", lambda: self.store.remove_orphaned_files(sg.cleanup_batch_size)),
             ("orphaned_jobs", self.store.remove_orphaned_jobs),
             ("stale_leases", self.store.release_stale_leases),
@@ -126,30 +136,40 @@ class CleanupScheduler(pykka.ThreadingActor):
             dead = job.owner != self.instance and owner_is_dead(job.owner, lease_expired=lease_expired)
             try:
                 if dead:
-                    fix: Fix = self.library(job.library_id).ask(AdoptOrphan(job.id, "emergency"), timeout=sg.operation_timeout)
+                    fix: Fix = self.library(job.library_id).ask(AdoptOrphan(job.id, "emergency"), block=True, timeout=sg.operation_timeout
+                    )
                     if fix.action != "left":
                         orphans.append(job.id)
                 else:
-                    self.library(job.library_id).ask(PauseScan(job.id, "emergency"), timeout=sg.operation_timeout)
+                    self.library(job.library_id).ask(
+                        PauseScan(job.id, "emergency"), timeout=sg.operation_timeout
+                    )
                     paused.append(job.id)
             except (Conflict, NotFound):
                 continue
         removed = self._retention()
         reconciled: list[dict[str, Any]] = []
         for library in self.store.list_libraries().get():
-            fixes: list[Fix] = self.library(library.id).ask(Reconcile("emergency"), timeout=sg.operation_timeout)
-            reconciled.extend({"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in fixes)
+            fixes: list[Fix] = self.library(library.id).ask(Reconcile("emergency"), block=True, timeout=sg.operation_timeout
+            )
+            reconciled.extend(
+                {"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in fixes
+            )
         active = self.store.active_jobs().get()
         report: dict[str, Any] = {
             "paused_jobs": paused,
             "orphaned_jobs_paused": orphans,
             "removed": removed,
             "reconciled": reconciled,
-            "active_jobs_after": [{"id": j.id, "status": j.status, "pause_reason": j.pause_reason} for j in active],
+            "active_jobs_after": [
+                {"id": j.id, "status": j.status, "pause_reason": j.pause_reason} for j in active
+            ],
             "running_jobs_after": sum(1 for j in active if j.status == "running"),
         }
         self.store.record_event("emergency.cleanup", None, None, requested_by=requested_by, **report).get()
-        log.warning("emergency.cleanup", requested_by=requested_by, paused=paused, orphans=orphans, removed=removed)
+        log.warning(
+            "emergency.cleanup", requested_by=requested_by, paused=paused, orphans=orphans, removed=removed
+        )
         return report
 
     def stats(self) -> dict[str, Any]:

@@ -74,8 +74,12 @@ class HealthChecker(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self._seen = {name: _total(self.metrics, metric) for name, metric in COUNTER_ALERTS.items()}
-        self._seen["transaction_failures"] = _total(self.metrics, "scanguard_operations_total", outcome="failed")
-        self._seen["cleanup_failures"] = _total(self.metrics, "scanguard_cleanup_runs_total", outcome="failed")
+        self._seen["transaction_failures"] = _total(
+            self.metrics, "scanguard_operations_total", outcome="failed"
+        )
+        self._seen["cleanup_failures"] = _total(
+            self.metrics, "scanguard_cleanup_runs_total", outcome="failed"
+        )
         self._ticker.start()
 
     def on_stop(self) -> None:
@@ -111,7 +115,11 @@ class HealthChecker(pykka.ThreadingActor):
         rss = proc.memory_info().rss
         fds = proc.num_fds() if hasattr(proc, "num_fds") else len(proc.open_files())
         url = make_url(self.config.database.url)
-        where = Path(url.database).expanduser().parent if url.get_backend_name() == "sqlite" and url.database else Path.cwd()
+        where = (
+            Path(url.database).expanduser().parent
+            if url.get_backend_name() == "sqlite" and url.database
+            else Path.cwd()
+        )
         disk_free = shutil.disk_usage(where if where.exists() else Path(os.sep)).free
         self.metrics.rss.set(rss)
         self.metrics.open_fds.set(fds)
@@ -120,7 +128,7 @@ class HealthChecker(pykka.ThreadingActor):
 
     def _scans(self, db_ok: bool) -> dict[str, Any]:
         sg = self.config.safeguards
-        supervised: Supervised = self.supervisor.ask(LiveDetail(), timeout=sg.actor_ping_timeout)
+        supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=sg.actor_ping_timeout)
         self.metrics.active_scans.set(len(supervised.live))
         out: dict[str, Any] = {"live": len(supervised.live), "restarting": len(supervised.pending)}
         if not db_ok:
@@ -129,12 +137,16 @@ class HealthChecker(pykka.ThreadingActor):
         running = [job for job, _ in self.store.running_with_leases().get()]
         active = self.store.active_jobs().get()
         stuck = [
-            j.id for j in running if j.heartbeat_at is None or (now - j.heartbeat_at).total_seconds() > sg.stall_threshold
+            j.id
+            for j in running
+            if j.heartbeat_at is None or (now - j.heartbeat_at).total_seconds() > sg.stall_threshold
         ]
         owned = [j.id for j in running if j.owner == self.instance]
         self.metrics.db_running_jobs.set(len(running))
         self.metrics.db_active_jobs.set(len(active))
-        out.update(db_running=len(running), db_running_owned=len(owned), db_active=len(active), stuck_jobs=stuck)
+        out.update(
+            db_running=len(running), db_running_owned=len(owned), db_active=len(active), stuck_jobs=stuck
+        )
         out["mismatched"] = sorted(set(owned) ^ set(supervised.live) - supervised.pending)
         return out
 
@@ -187,10 +199,14 @@ class HealthChecker(pykka.ThreadingActor):
             log.warning(f"alert.{name}", **{k: v for k, v in alert.items() if k != "alert"})
             if db["reachable"]:
                 try:
-                    self.store.record_event(f"alert.{name}", None, None, **{k: v for k, v in alert.items() if k != "alert"}).get()
+                    self.store.record_event(
+                        f"alert.{name}", None, None, **{k: v for k, v in alert.items() if k != "alert"}
+                    ).get()
                 except ScanguardError as exc:
                     log.warning("health.alert_record_failed", alert=name, error=str(exc))
-        healthy = db["reachable"] and all(actors.values()) and not scans.get("stuck_jobs") and "error" not in scans
+        healthy = (
+            db["reachable"] and all(actors.values()) and not scans.get("stuck_jobs") and "error" not in scans
+        )
         self.metrics.healthy.set(1 if healthy else 0)
         self.snapshot = {
             "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),

@@ -131,11 +131,17 @@ class LibraryActor(pykka.ThreadingActor):
         try:
             fixes = self._reconcile(f"post:{op}")
         except ScanguardError as exc:
-            log.warning("validation.post_operation_failed", library_id=self.library_id, operation=op, error=str(exc))
+            log.warning(
+                "validation.post_operation_failed", library_id=self.library_id, operation=op, error=str(exc)
+            )
             return
         if fixes:
-            log.warning("validation.post_operation_fixed", library_id=self.library_id, operation=op,
-                        fixes=[f.direction for f in fixes])
+            log.warning(
+                "validation.post_operation_fixed",
+                library_id=self.library_id,
+                operation=op,
+                fixes=[f.direction for f in fixes],
+            )
 
     def _step(self, op: str, step: str, fn: Callable[[], R]) -> R:
         """Name the step that failed: typed errors pass through, anything else becomes OperationFailed."""
@@ -171,7 +177,9 @@ class LibraryActor(pykka.ThreadingActor):
 
     def _start_scan(self) -> Job:
         library = self._preflight("start_scan")
-        job: Job = self._step("start_scan", "transaction", lambda: self.store.create_job(self.library_id).get())
+        job: Job = self._step(
+            "start_scan", "transaction", lambda: self.store.create_job(self.library_id).get()
+        )
         self._launch("start_scan", job, library)
         return job
 
@@ -191,7 +199,9 @@ class LibraryActor(pykka.ThreadingActor):
 
     def _delete(self, job_id: int) -> DeletedJob:
         self._own_job("delete_job", job_id)
-        deleted: DeletedJob = self._step("delete_job", "transaction", lambda: self.store.delete_job(job_id).get())
+        deleted: DeletedJob = self._step(
+            "delete_job", "transaction", lambda: self.store.delete_job(job_id).get()
+        )
         self.supervisor.ask(Stop(job_id))
         return deleted
 
@@ -208,7 +218,8 @@ class LibraryActor(pykka.ThreadingActor):
 
     def _reconcile(self, source: str) -> list[Fix]:
         """Both directions, for this library only, inside its mailbox turn (so no operation races it)."""
-        supervised: Supervised = self.supervisor.ask(LiveDetail(), timeout=self.config.safeguards.operation_timeout)
+        supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
+        )
         live = supervised.live
         try:
             jobs = self.store.list_jobs(ACTIVE, self.library_id).get().items
@@ -230,7 +241,11 @@ class LibraryActor(pykka.ThreadingActor):
         for fix in (f for f in fixes if f.direction == "actor_not_running_in_db"):
             try:
                 self.store.record_event(
-                    "validator.fixed", self.library_id, fix.job_id, direction=fix.direction, action=fix.action,
+                    "validator.fixed",
+                    self.library_id,
+                    fix.job_id,
+                    direction=fix.direction,
+                    action=fix.action,
                     source=source,
                 ).get()
             except StoreUnavailable as exc:
@@ -253,7 +268,12 @@ class LibraryActor(pykka.ThreadingActor):
             except ScanguardError as exc:
                 log.warning("orphan.resume_failed", job_id=job.id, error=str(exc))
         self.store.record_event(
-            "orphan.adopted", self.library_id, job.id, detected_by=detected_by, action=action,
-            previous_owner=job.owner, checkpoint=job.checkpoint,
+            "orphan.adopted",
+            self.library_id,
+            job.id,
+            detected_by=detected_by,
+            action=action,
+            previous_owner=job.owner,
+            checkpoint=job.checkpoint,
         ).get()
         return Fix(job.id, "db_running_no_actor", action)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from datetime import datetime
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
@@ -58,8 +58,7 @@ class StoreActor(pykka.ThreadingActor):
             self._retrying("migrate", self._migrate)
         except ScanguardError as exc:
             self._failed = exc
-        except Exception as exc:
-            # kept and raised by every call, so the caller sees why the database could not be opened
+        except Exception as exc:  # noqa: BLE001 - the actor boundary: kept and raised by every call
             self._failed = self._translate("migrate", "migrate", exc)
 
     def on_stop(self) -> None:
@@ -99,7 +98,9 @@ class StoreActor(pykka.ThreadingActor):
             exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError)
         ):
             if _busy(exc):
-                return StoreUnavailable(f"{op}: the database stayed busy at step '{step}'", operation=op, step=step)
+                return StoreUnavailable(
+                    f"{op}: the database stayed busy at step '{step}'", operation=op, step=step
+                )
             return StoreUnavailable(
                 f"{op}: the database is unavailable at step '{step}': {exc.orig}",
                 operation=op,
@@ -154,17 +155,21 @@ class StoreActor(pykka.ThreadingActor):
             self.bus.tell(Publish(tuple(events)))
         return result
 
-    def _read(self, op: str, fn: Callable[Concatenate[Tx, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+    def _read(
+        self, op: str, fn: Callable[Concatenate[Tx, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         if self._failed is not None:
             raise self._failed
         assert self._engine is not None
         engine = self._engine
 
         async def run() -> R:
-            async with engine.connect() as conn:
-                conn = await conn.execution_options(scanguard_readonly=True)
+            async with engine.connect() as raw:
+                conn = await raw.execution_options(scanguard_readonly=True)
                 async with conn.begin():
-                    return await fn(Tx(conn, self.instance, self.config.safeguards.lease_ttl), *args, **kwargs)
+                    return await fn(
+                        Tx(conn, self.instance, self.config.safeguards.lease_ttl), *args, **kwargs
+                    )
 
         try:
             return self._retrying(op, run)
@@ -176,8 +181,17 @@ class StoreActor(pykka.ThreadingActor):
     def _integrity(self, op: str, exc: sa_exc.IntegrityError, args: tuple[Any, ...]) -> ScanguardError:
         """A constraint caught a race the pre-flight could not see: name what is in the way."""
         if op in ("create_job", "resume_job") and args:
-            library_id = int(args[0]) if op == "create_job" else self._read("get_job", catalog.get_job, int(args[0])).library_id
-            active = self._read("active_jobs", catalog.list_jobs, library_id=library_id, statuses=("pending", "running", "paused"))
+            library_id = (
+                int(args[0])
+                if op == "create_job"
+                else self._read("get_job", catalog.get_job, int(args[0])).library_id
+            )
+            active = self._read(
+                "active_jobs",
+                catalog.list_jobs,
+                library_id=library_id,
+                statuses=("pending", "running", "paused"),
+            )
             return LibraryBusy(library_id, active.items[0].id if active.items else None)
         return OperationFailed(op, "commit", exc.orig or exc)
 
@@ -195,8 +209,17 @@ class StoreActor(pykka.ThreadingActor):
     def remove_library(self, library_id: int) -> RemovedLibrary:
         return self._tx("remove_library", catalog.remove_library, library_id)
 
-    def list_files(self, library_id: int, limit: int = 100, offset: int = 0, include_missing: bool = False) -> Page[MediaFile]:
-        return self._read("list_files", catalog.list_files, library_id, limit=limit, offset=offset, include_missing=include_missing)
+    def list_files(
+        self, library_id: int, limit: int = 100, offset: int = 0, include_missing: bool = False
+    ) -> Page[MediaFile]:
+        return self._read(
+            "list_files",
+            catalog.list_files,
+            library_id,
+            limit=limit,
+            offset=offset,
+            include_missing=include_missing,
+        )
 
     # ---- jobs -------------------------------------------------------------------------------
 
@@ -209,7 +232,14 @@ class StoreActor(pykka.ThreadingActor):
     def list_jobs(
         self, statuses: tuple[str, ...] = (), library_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> Page[Job]:
-        return self._read("list_jobs", catalog.list_jobs, statuses=statuses, library_id=library_id, limit=limit, offset=offset)
+        return self._read(
+            "list_jobs",
+            catalog.list_jobs,
+            statuses=statuses,
+            library_id=library_id,
+            limit=limit,
+            offset=offset,
+        )
 
     def active_jobs(self) -> tuple[Job, ...]:
         return self._read("active_jobs", catalog.active_jobs)
@@ -226,7 +256,13 @@ class StoreActor(pykka.ThreadingActor):
     def finish_job(self, job_id: int, library_id: int, token: int) -> Job:
         scan = self.config.scan
         return self._tx(
-            "finish_job", jobs.finish_job, job_id, library_id, token, scan.empty_root_ratio, scan.empty_root_min_files
+            "finish_job",
+            jobs.finish_job,
+            job_id,
+            library_id,
+            token,
+            scan.empty_root_ratio,
+            scan.empty_root_min_files,
         )
 
     def pause_job(self, job_id: int, reason: str, error: str | None = None, token: int | None = None) -> Job:
@@ -246,7 +282,9 @@ class StoreActor(pykka.ThreadingActor):
 
     # ---- events and health ------------------------------------------------------------------
 
-    def record_event(self, kind: str, library_id: int | None = None, job_id: int | None = None, **data: Any) -> Event:
+    def record_event(
+        self, kind: str, library_id: int | None = None, job_id: int | None = None, **data: Any
+    ) -> Event:
         return self._tx("record_event", catalog.record_event, kind, library_id, job_id, data)
 
     def list_events(

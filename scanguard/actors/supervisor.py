@@ -14,8 +14,8 @@ import structlog
 
 from scanguard.actors.scan import Processor, ScanActor, ScanCrashed, ScanEnded, ScanSpec
 from scanguard.config import Config
-from scanguard.metrics import Metrics
 from scanguard.errors import IllegalTransition, NotFound, ScanguardError
+from scanguard.metrics import Metrics
 from scanguard.records import Job, Library
 from scanguard.scanning import FileSystem
 
@@ -153,8 +153,13 @@ class Supervisor(pykka.ThreadingActor):
             fs=self.fs,
         )
         self._children[job.id] = _Child(ref, cancel, job.fencing_token, library.id)
-        log.info("supervisor.spawned", job_id=job.id, library_id=library.id, token=job.fencing_token,
-                 checkpoint=job.checkpoint)
+        log.info(
+            "supervisor.spawned",
+            job_id=job.id,
+            library_id=library.id,
+            token=job.fencing_token,
+            checkpoint=job.checkpoint,
+        )
 
     def _stop_child(self, job_id: int) -> bool:
         timer = self._timers.pop(job_id, None)
@@ -175,7 +180,9 @@ class Supervisor(pykka.ThreadingActor):
         child.cancel.set()
         child.ref.stop(block=False)
         timer = threading.Timer(
-            self.config.safeguards.force_kill_timeout, self.actor_ref.tell, args=(_CheckStopped(job_id, child.ref),)
+            self.config.safeguards.force_kill_timeout,
+            self.actor_ref.tell,
+            args=(_CheckStopped(job_id, child.ref),),
         )
         timer.daemon = True
         timer.start()
@@ -186,7 +193,9 @@ class Supervisor(pykka.ThreadingActor):
         log.error("supervisor.abandoned", job_id=job_id, after=self.config.safeguards.force_kill_timeout)
         try:
             self.store.record_event(
-                "supervisor.abandoned", job_id=job_id, after_seconds=self.config.safeguards.force_kill_timeout,
+                "supervisor.abandoned",
+                job_id=job_id,
+                after_seconds=self.config.safeguards.force_kill_timeout,
                 reason="scan thread did not stop (stuck in a system call); its writes are fenced",
             ).get()
         except ScanguardError as exc:

@@ -73,7 +73,8 @@ class StateValidator(pykka.ThreadingActor):
 
     def _suspects(self) -> set[int]:
         """Libraries where memory and database seem to disagree (confirmed inside each library's turn)."""
-        supervised: Supervised = self.supervisor.ask(LiveDetail(), timeout=self.config.safeguards.operation_timeout)
+        supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
+        )
         running = {j.id: j for j in self.store.list_jobs(("running",), None, 1_000_000).get().items}
         suspects: set[int] = set()
         for job_id, (token, library_id) in supervised.live.items():
@@ -97,20 +98,25 @@ class StateValidator(pykka.ThreadingActor):
         for library_id in sorted(suspects):
             try:
                 fixes.extend(
-                    self.library(library_id).ask(Reconcile(source), timeout=self.config.safeguards.operation_timeout)
+                    self.library(library_id).ask(Reconcile(source), block=True, timeout=self.config.safeguards.operation_timeout
+                    )
                 )
             except (ScanguardError, pykka.Timeout) as exc:
                 errors.append(f"library {library_id}: {exc}")
         for fix in fixes:
             self.metrics.mismatches.labels(fix.direction).inc()
         if fixes:
-            log.warning("validator.fixed", count=len(fixes), fixes=[(f.job_id, f.direction, f.action) for f in fixes])
+            log.warning(
+                "validator.fixed", count=len(fixes), fixes=[(f.job_id, f.direction, f.action) for f in fixes]
+            )
         self.last = ValidationReport(tuple(fixes), tuple(errors))
         return self.last
 
     def stats(self) -> dict[str, Any]:
         return {
             "passes": self.passes,
-            "last_fixes": [{"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in self.last.fixes],
+            "last_fixes": [
+                {"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in self.last.fixes
+            ],
             "last_errors": list(self.last.errors),
         }

@@ -75,7 +75,7 @@ class Watchdog(pykka.ThreadingActor):
     def _sweep(self, reason: str) -> SweepReport:
         sg = self.config.safeguards
         now = datetime.now(UTC)
-        supervised: Supervised = self.supervisor.ask(LiveDetail(), timeout=sg.operation_timeout)
+        supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=sg.operation_timeout)
         stalled: list[int] = []
         orphaned: list[int] = []
         resumed: list[int] = []
@@ -107,10 +107,16 @@ class Watchdog(pykka.ThreadingActor):
     def _stalled(self, job_id: int, library_id: int, quiet: float) -> bool:
         try:
             self.store.record_event(
-                "watchdog.stalled", library_id, job_id, heartbeat_age=round(quiet, 3),
-                threshold=self.config.safeguards.stall_threshold, action="pause",
+                "watchdog.stalled",
+                library_id,
+                job_id,
+                heartbeat_age=round(quiet, 3),
+                threshold=self.config.safeguards.stall_threshold,
+                action="pause",
             ).get()
-            self.library(library_id).ask(PauseScan(job_id, "stalled"), timeout=self.config.safeguards.operation_timeout)
+            self.library(library_id).ask(
+                PauseScan(job_id, "stalled"), timeout=self.config.safeguards.operation_timeout
+            )
         except (Conflict, NotFound):
             return False  # it moved on by itself meanwhile
         except (ScanguardError, pykka.Timeout) as exc:
@@ -125,8 +131,7 @@ class Watchdog(pykka.ThreadingActor):
             self.store.record_event(
                 "watchdog.orphan_found", library_id, job_id, heartbeat_age=round(quiet, 3), sweep=reason
             ).get()
-            fix: Fix = self.library(library_id).ask(
-                AdoptOrphan(job_id, "watchdog"), timeout=self.config.safeguards.operation_timeout
+            fix: Fix = self.library(library_id).ask(AdoptOrphan(job_id, "watchdog"), block=True, timeout=self.config.safeguards.operation_timeout
             )
         except (Conflict, NotFound):
             return None

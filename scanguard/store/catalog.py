@@ -23,7 +23,9 @@ async def add_library(tx: Tx, path: str, name: str, kind: str) -> Library:
     existing = (await tx.conn.execute(sa.select(libraries.c.id).where(libraries.c.path == path))).scalar()
     if existing is not None:
         raise LibraryExists(path, existing)
-    result = await tx.conn.execute(libraries.insert().values(path=path, name=name, kind=kind, created_at=tx.now))
+    result = await tx.conn.execute(
+        libraries.insert().values(path=path, name=name, kind=kind, created_at=tx.now)
+    )
     (library_id,) = result.inserted_primary_key or (0,)
     await tx.event("library.added", library_id=library_id, path=path, name=name, kind=kind)
     return Library(int(library_id), path, name, kind, tx.now, 0)
@@ -31,7 +33,9 @@ async def add_library(tx: Tx, path: str, name: str, kind: str) -> Library:
 
 async def get_library(tx: Tx, library_id: int) -> Library:
     row = (
-        await tx.conn.execute(sa.select(libraries, _present_count().label("n")).where(libraries.c.id == library_id))
+        await tx.conn.execute(
+            sa.select(libraries, _present_count().label("n")).where(libraries.c.id == library_id)
+        )
     ).first()
     if row is None:
         raise NotFound("library", library_id)
@@ -39,7 +43,9 @@ async def get_library(tx: Tx, library_id: int) -> Library:
 
 
 async def list_libraries(tx: Tx) -> tuple[Library, ...]:
-    rows = (await tx.conn.execute(sa.select(libraries, _present_count().label("n")).order_by(libraries.c.id))).all()
+    rows = (
+        await tx.conn.execute(sa.select(libraries, _present_count().label("n")).order_by(libraries.c.id))
+    ).all()
     return tuple(library_from_row(r, r.n) for r in rows)
 
 
@@ -75,12 +81,14 @@ async def list_jobs(
     limit: int = 100,
     offset: int = 0,
 ) -> Page[Job]:
-    where = []
+    where: list[sa.ColumnElement[bool]] = []
     if statuses:
         where.append(scan_jobs.c.status.in_(statuses))
     if library_id is not None:
         where.append(scan_jobs.c.library_id == library_id)
-    total = (await tx.conn.execute(sa.select(sa.func.count()).select_from(scan_jobs).where(*where))).scalar_one()
+    total = (
+        await tx.conn.execute(sa.select(sa.func.count()).select_from(scan_jobs).where(*where))
+    ).scalar_one()
     rows = (
         await tx.conn.execute(
             sa.select(scan_jobs).where(*where).order_by(scan_jobs.c.id.desc()).limit(limit).offset(offset)
@@ -101,7 +109,9 @@ async def list_files(
     where = [media_files.c.library_id == library_id]
     if not include_missing:
         where.append(media_files.c.missing_since.is_(None))
-    total = (await tx.conn.execute(sa.select(sa.func.count()).select_from(media_files).where(*where))).scalar_one()
+    total = (
+        await tx.conn.execute(sa.select(sa.func.count()).select_from(media_files).where(*where))
+    ).scalar_one()
     rows = (
         await tx.conn.execute(
             sa.select(media_files).where(*where).order_by(media_files.c.path).limit(limit).offset(offset)
@@ -120,7 +130,7 @@ async def list_events(
     limit: int = 100,
     newest_first: bool = False,
 ) -> tuple[Event, ...]:
-    where = [events.c.id > after_id]
+    where: list[sa.ColumnElement[bool]] = [events.c.id > after_id]
     if job_id is not None:
         where.append(events.c.job_id == job_id)
     if library_id is not None:
@@ -132,7 +142,9 @@ async def list_events(
     return tuple(event_from_row(r) for r in rows)
 
 
-async def record_event(tx: Tx, kind: str, library_id: int | None, job_id: int | None, data: dict[str, object]) -> Event:
+async def record_event(
+    tx: Tx, kind: str, library_id: int | None, job_id: int | None, data: dict[str, object]
+) -> Event:
     """A decision with no row change of its own (an alert, a validator finding)."""
     return await tx.event(kind, library_id=library_id, job_id=job_id, **data)
 
@@ -146,7 +158,9 @@ async def running_with_leases(tx: Tx) -> tuple[tuple[Job, object], ...]:
     rows = (
         await tx.conn.execute(
             sa.select(scan_jobs, library_leases.c.expires_at.label("lease_expires_at"))
-            .select_from(scan_jobs.outerjoin(library_leases, library_leases.c.library_id == scan_jobs.c.library_id))
+            .select_from(
+                scan_jobs.outerjoin(library_leases, library_leases.c.library_id == scan_jobs.c.library_id)
+            )
             .where(scan_jobs.c.status == "running")
             .order_by(scan_jobs.c.id)
         )

@@ -7,7 +7,15 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from scanguard.store.tables import ACTIVE_STATUSES, FINISHED_STATUSES, events, libraries, library_leases, media_files, scan_jobs
+from scanguard.store.tables import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    events,
+    libraries,
+    library_leases,
+    media_files,
+    scan_jobs,
+)
 from scanguard.store.tx import Tx
 
 
@@ -22,24 +30,38 @@ class Removed:
 async def remove_old_jobs(tx: Tx, finished_before: datetime, limit: int) -> Removed:
     """Finished jobs past retention; their media files stay (they belong to the library)."""
     ids = (
-        await tx.conn.execute(
-            sa.select(scan_jobs.c.id)
-            .where(scan_jobs.c.status.in_(FINISHED_STATUSES), scan_jobs.c.finished_at < finished_before)
-            .order_by(scan_jobs.c.id)
-            .limit(limit)
+        (
+            await tx.conn.execute(
+                sa.select(scan_jobs.c.id)
+                .where(scan_jobs.c.status.in_(FINISHED_STATUSES), scan_jobs.c.finished_at < finished_before)
+                .order_by(scan_jobs.c.id)
+                .limit(limit)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if ids:
-        await tx.conn.execute(media_files.update().where(media_files.c.scan_job_id.in_(ids)).values(scan_job_id=None))
+        await tx.conn.execute(
+            media_files.update().where(media_files.c.scan_job_id.in_(ids)).values(scan_job_id=None)
+        )
         await tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.id.in_(ids)))
-        await tx.event("cleanup.jobs_removed", count=len(ids), job_ids=list(ids), before=finished_before.isoformat())
+        await tx.event(
+            "cleanup.jobs_removed", count=len(ids), job_ids=list(ids), before=finished_before.isoformat()
+        )
     return Removed("jobs", len(ids))
 
 
 async def remove_old_events(tx: Tx, before: datetime, limit: int) -> Removed:
     ids = (
-        await tx.conn.execute(sa.select(events.c.id).where(events.c.at < before).order_by(events.c.id).limit(limit))
-    ).scalars().all()
+        (
+            await tx.conn.execute(
+                sa.select(events.c.id).where(events.c.at < before).order_by(events.c.id).limit(limit)
+            )
+        )
+        .scalars()
+        .all()
+    )
     if ids:
         await tx.conn.execute(events.delete().where(events.c.id.in_(ids)))
         await tx.event("cleanup.events_removed", count=len(ids), before=before.isoformat())
@@ -49,12 +71,16 @@ async def remove_old_events(tx: Tx, before: datetime, limit: int) -> Removed:
 async def remove_orphaned_files(tx: Tx, limit: int) -> Removed:
     """Media files whose library is gone."""
     ids = (
-        await tx.conn.execute(
-            sa.select(media_files.c.id)
-            .where(~sa.exists().where(libraries.c.id == media_files.c.library_id))
-            .limit(limit)
+        (
+            await tx.conn.execute(
+                sa.select(media_files.c.id)
+                .where(~sa.exists().where(libraries.c.id == media_files.c.library_id))
+                .limit(limit)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if ids:
         await tx.conn.execute(media_files.delete().where(media_files.c.id.in_(ids)))
         await tx.event("cleanup.orphaned_files_removed", count=len(ids))
@@ -64,10 +90,14 @@ async def remove_orphaned_files(tx: Tx, limit: int) -> Removed:
 async def remove_orphaned_jobs(tx: Tx) -> Removed:
     """Job rows whose library is gone."""
     ids = (
-        await tx.conn.execute(
-            sa.select(scan_jobs.c.id).where(~sa.exists().where(libraries.c.id == scan_jobs.c.library_id))
+        (
+            await tx.conn.execute(
+                sa.select(scan_jobs.c.id).where(~sa.exists().where(libraries.c.id == scan_jobs.c.library_id))
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if ids:
         await tx.conn.execute(media_files.delete().where(media_files.c.scan_job_id.in_(ids)))
         await tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.id.in_(ids)))
@@ -95,11 +125,15 @@ async def release_stale_leases(tx: Tx) -> Removed:
 async def invariant_violations(tx: Tx) -> dict[str, list[int]]:
     """Libraries with more than one active job (the index forbids it; checked anyway)."""
     rows = (
-        await tx.conn.execute(
-            sa.select(scan_jobs.c.library_id)
-            .where(scan_jobs.c.status.in_(ACTIVE_STATUSES))
-            .group_by(scan_jobs.c.library_id)
-            .having(sa.func.count() > 1)
+        (
+            await tx.conn.execute(
+                sa.select(scan_jobs.c.library_id)
+                .where(scan_jobs.c.status.in_(ACTIVE_STATUSES))
+                .group_by(scan_jobs.c.library_id)
+                .having(sa.func.count() > 1)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     return {"libraries_with_several_active_jobs": list(rows)}

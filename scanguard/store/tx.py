@@ -41,7 +41,12 @@ class Tx:
         """Write one event row in this transaction; it is published after commit."""
         result = await self.conn.execute(
             events.insert().values(
-                at=self.now, kind=kind, library_id=library_id, job_id=job_id, instance=self.instance, data=data
+                at=self.now,
+                kind=kind,
+                library_id=library_id,
+                job_id=job_id,
+                instance=self.instance,
+                data=data,
             )
         )
         (event_id,) = result.inserted_primary_key or (0,)
@@ -106,7 +111,9 @@ def file_from_row(row: sa.Row[Any]) -> MediaFile:
 
 def event_from_row(row: sa.Row[Any]) -> Event:
     m = row._mapping
-    return Event(m["id"], m["at"], m["kind"], m["library_id"], m["job_id"], m["instance"], dict(m["data"] or {}))
+    return Event(
+        m["id"], m["at"], m["kind"], m["library_id"], m["job_id"], m["instance"], dict(m["data"] or {})
+    )
 
 
 async def load_job(conn: AsyncConnection, job_id: int, *, for_update: bool = False) -> Job | None:
