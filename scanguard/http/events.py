@@ -1,0 +1,198 @@
+"""Event routes: the events table, paged and filtered, and the same as a Server-Sent Events stream.
+
+The stream subscribes to the Runtime's event bus first, then replays from the table what the client
+missed (`Last-Event-ID`, or `after_id`), so nothing falls between the two; a reader too slow for the
+live queue is caught up from the table again. Progress snapshots (no id) ride along as `event: progress`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from scanguard.errors import BadRequest, ScanguardError
+from scanguard.http.middlewares import STREAM_ROUTE
+from scanguard.http.params import MAX_ID, MAX_LIMIT, query_id, query_int, query_str
+from scanguard.http.state import runtime_of, slot_of
+from scanguard.records import Event
+from scanguard.runtime import Runtime
+
+log = structlog.get_logger("scanguard.http.events")
+routes = web.RouteTableDef()
+LIVE_QUEUE = 1000
+REPLAY_PAGE = 500
+
+
+def _filters(request: web.Request) -> dict[str, Any]:
+    return {
+        "job_id": query_id(request, "job_id"),
+        "library_id": query_id(request, "library_id"),
+        "kind": query_str(request, "kind", max_length=64),
+    }
+
+
+@routes.get("/api/admin/events", name="list_events")
+async def list_events(request: web.Request) -> web.Response:
+    filters = _filters(request)
+    after_id = query_int(request, "after_id", default=0, minimum=0, maximum=MAX_ID)
+    limit = query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT)
+    events = await runtime_of(request).aio.events(after_id=after_id, limit=limit, **filters)
+    return web.json_response({"events": [e.to_dict() for e in events]})
+
+
+def _matches(event: Event, filters: dict[str, Any]) -> bool:
+    kind = filters["kind"]
+    return (
+        (filters["job_id"] is None or event.job_id == filters["job_id"])
+        and (filters["library_id"] is None or event.library_id == filters["library_id"])
+        and (kind is None or (event.kind.startswith(kind) if kind.endswith(".") else event.kind == kind))
+    )
+
+
+def _frame(event: Event) -> bytes:
+    data = json.dumps(event.to_dict(), separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n".encode()
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    header = request.headers.get("Last-Event-ID")
+    if header is None:
+        return query_int(request, "after_id", default=None, minimum=0, maximum=MAX_ID)
+    header = header.strip()
+    if not header.isdigit() or not header.isascii() or int(header) > MAX_ID:
+        raise BadRequest(f"Last-Event-ID must be an event id, got {header[:40]!r}", field="Last-Event-ID")
+    return int(header)
+
+
+class _Live:
+    """The bridge from the event bus's thread into this stream's loop, with overflow detection."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=LIVE_QUEUE)
+        self.overflowed = False
+        self.wake = asyncio.Event()
+
+    def on_event(self, event: Event) -> None:  # runs on the event bus's thread
+        with contextlib.suppress(RuntimeError):  # the loop is closing: the stream is gone anyway
+            self.loop.call_soon_threadsafe(self._put, event)
+
+    def _put(self, event: Event) -> None:
+        if self.queue.full():
+            self.overflowed = True
+        else:
+            self.queue.put_nowait(event)
+        self.wake.set()
+
+
+async def _replay(rt: Runtime, response: web.StreamResponse, filters: dict[str, Any], after: int) -> int:
+    """Send every stored event after `after`; return the last id sent."""
+    while True:
+        batch = await rt.aio.events(after_id=after, limit=REPLAY_PAGE, **filters)
+        for event in batch:
+            await response.write(_frame(event))
+            after = event.id
+        if len(batch) < REPLAY_PAGE:
+            return after
+
+
+async def _newest_id(rt: Runtime) -> int:
+    newest = await rt.aio.events(limit=1, newest_first=True)
+    return newest[0].id if newest else 0
+
+
+class _Stream:
+    """One SSE connection: live events from the bus, progress snapshots, heartbeats, until the client goes."""
+
+    def __init__(self, request: web.Request, filters: dict[str, Any]) -> None:
+        self.rt = runtime_of(request)
+        self.slot = slot_of(request)
+        self.filters = filters
+        self.live = _Live(asyncio.get_running_loop())
+        self.progress = self.slot.progress.subscribe() if self.slot.progress is not None else None
+        self.last = 0
+
+    async def run(self, response: web.StreamResponse, resume_from: int | None) -> None:
+        if resume_from is not None:
+            self.last = await _replay(self.rt, response, self.filters, resume_from)
+        else:
+            self.last = await _newest_id(self.rt)
+        while not self.slot.closing.is_set():
+            await self._send_live(response)
+            await self._send_progress(response)
+            if not await self._wait():
+                await response.write(b": heartbeat\n\n")
+
+    async def _send_live(self, response: web.StreamResponse) -> None:
+        live = self.live
+        if live.overflowed:  # too slow for the queue: catch up from the table instead
+            live.overflowed = False
+            while not live.queue.empty():
+                live.queue.get_nowait()
+            self.last = await _replay(self.rt, response, self.filters, self.last)
+        while not live.queue.empty():
+            event = live.queue.get_nowait()
+            if event.id > self.last and _matches(event, self.filters):
+                await response.write(_frame(event))
+                self.last = event.id
+            if event.kind.startswith("job.") and self.slot.progress is not None:
+                self.slot.progress.poke()
+
+    async def _send_progress(self, response: web.StreamResponse) -> None:
+        while self.progress is not None and not self.progress.empty():
+            data = json.dumps({"jobs": self.progress.get_nowait()}, separators=(",", ":"))
+            await response.write(f"event: progress\ndata: {data}\n\n".encode())
+
+    async def _wait(self) -> bool:
+        """Wait for something to send; False after a quiet heartbeat interval."""
+        if not self.live.queue.empty() or self.live.overflowed:
+            return True
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self.live.wake.wait()),
+            asyncio.ensure_future(self.slot.closing.wait()),
+        ]
+        if self.progress is not None:
+            waiters.append(asyncio.ensure_future(_wait_nonempty(self.progress)))
+        done, pending = await asyncio.wait(
+            waiters, timeout=self.slot.sse_heartbeat, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            waiter.cancel()
+        self.live.wake.clear()
+        return bool(done)
+
+    async def close(self) -> None:
+        if self.progress is not None and self.slot.progress is not None:
+            self.slot.progress.unsubscribe(self.progress)
+
+
+@routes.get("/api/admin/events/stream", name=STREAM_ROUTE)
+async def events_stream(request: web.Request) -> web.StreamResponse:
+    filters = _filters(request)
+    resume_from = _last_event_id(request)
+    stream = _Stream(request, filters)
+    subscription = await stream.rt.aio.subscribe(stream.live.on_event)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n\n")
+        await stream.run(response, resume_from)
+    except ConnectionResetError:
+        log.debug("events.stream_closed", peer=request.remote)
+    finally:
+        await stream.close()
+        with contextlib.suppress(ScanguardError):
+            await asyncio.shield(stream.rt.aio.unsubscribe(subscription))
+    return response
+
+
+async def _wait_nonempty(queue: asyncio.Queue[Any]) -> None:
+    item = await queue.get()
+    queue.put_nowait(item)  # put it back for the writer: only the wake-up is wanted here

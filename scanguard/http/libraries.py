@@ -1,0 +1,73 @@
+"""Library routes: add (an existing directory inside allowed_roots), list, get, remove, and its files, paged."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from scanguard.errors import BadRequest
+from scanguard.http.params import json_object, paging, path_id
+from scanguard.http.state import runtime_of
+
+routes = web.RouteTableDef()
+BASE = "/api/admin/libraries"
+MAX_PATH = 4096
+MAX_COMPONENT = 255
+
+
+def _checked_path(path: str) -> str:
+    """Reject what the filesystem would choke on before it gets there: empty, NUL, over-long paths."""
+    if not path.strip():
+        raise BadRequest("path must be a non-empty string", field="path")
+    if "\x00" in path:
+        raise BadRequest("path must not contain NUL", field="path")
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest("path must be valid Unicode (no lone surrogates)", field="path") from exc
+    if len(encoded) > MAX_PATH or any(len(part) > MAX_COMPONENT for part in encoded.split(b"/")):
+        raise BadRequest(
+            f"path is too long (at most {MAX_PATH} bytes, {MAX_COMPONENT} per component)", field="path"
+        )
+    return path
+
+
+@routes.post(BASE, name="add_library")
+async def add_library(request: web.Request) -> web.Response:
+    body = await json_object(request, required={"path": str}, optional={"name": str, "kind": str})
+    rt = runtime_of(request)
+    name = body.get("name")
+    if name is not None:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadRequest("name must be valid Unicode (no lone surrogates)", field="name") from exc
+    library = await rt.aio.add_library(_checked_path(body["path"]), name, body.get("kind", "mixed"))
+    return web.json_response({"library": library.to_dict()}, status=201)
+
+
+@routes.get(BASE, name="list_libraries")
+async def list_libraries(request: web.Request) -> web.Response:
+    libraries = await runtime_of(request).aio.list_libraries()
+    return web.json_response({"libraries": [library.to_dict() for library in libraries]})
+
+
+@routes.get(BASE + "/{library_id}", name="get_library")
+async def get_library(request: web.Request) -> web.Response:
+    library = await runtime_of(request).aio.get_library(path_id(request, "library_id"))
+    return web.json_response({"library": library.to_dict()})
+
+
+@routes.delete(BASE + "/{library_id}", name="remove_library")
+async def remove_library(request: web.Request) -> web.Response:
+    removed = await runtime_of(request).aio.remove_library(path_id(request, "library_id"))
+    return web.json_response(removed.to_dict())
+
+
+@routes.get(BASE + "/{library_id}/files", name="list_files")
+async def list_files(request: web.Request) -> web.Response:
+    library_id = path_id(request, "library_id")
+    limit, offset = paging(request)
+    page = await runtime_of(request).aio.list_files(library_id, limit=limit, offset=offset)
+    return web.json_response(
+        {"files": [f.to_dict() for f in page.items], "total": page.total, "limit": limit, "offset": offset}
+    )

@@ -1,0 +1,519 @@
+"""The OpenAPI 3 document of the admin API, written by hand to match the routes one for one."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from scanguard.records import LIBRARY_KINDS
+from scanguard.runtime import STATUSES
+
+MAX_ID = 2**63 - 1
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+def _obj(
+    required: dict[str, Any], optional: dict[str, Any] | None = None, *, extra: bool = False
+) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": extra,
+    }
+
+
+INT = {"type": "integer", "minimum": 0}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+STR = {"type": "string"}
+TIME = {"type": "string", "format": "date-time"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj(
+        {
+            "error": _obj(
+                {"code": STR, "message": STR, "details": {"type": "object", "additionalProperties": True}}
+            )
+        }
+    ),
+    "Job": _obj(
+        {
+            "id": ID,
+            "library_id": ID,
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "progress": {"type": "number", "minimum": 0, "maximum": 100},
+            "files_found": INT,
+            "files_processed": INT,
+            "files_skipped": INT,
+            "files_removed": INT,
+            "bytes_processed": INT,
+            "errors": INT,
+            "files_per_second": {"type": "number", "minimum": 0},
+            "eta_seconds": _nullable({"type": "number", "minimum": 0}),
+            "pause_reason": _nullable(STR),
+            "last_error": _nullable(STR),
+            "restarts": INT,
+            "owner": _nullable(STR),
+            "created_at": TIME,
+            "started_at": _nullable(TIME),
+            "updated_at": TIME,
+            "finished_at": _nullable(TIME),
+        },
+        {
+            "checkpoint": _nullable(STR),
+            "skip_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    ),
+    "Library": _obj(
+        {
+            "id": ID,
+            "path": STR,
+            "name": STR,
+            "kind": {"type": "string", "enum": list(LIBRARY_KINDS)},
+            "media_files": INT,
+            "created_at": TIME,
+        }
+    ),
+    "MediaFile": _obj(
+        {
+            "id": ID,
+            "library_id": ID,
+            "scan_job_id": _nullable(ID),
+            "path": STR,
+            "size": INT,
+            "mtime": {"type": "number"},
+            "media_type": {"type": "string", "enum": ["audio", "video", "image"]},
+            "quick_hash": _nullable(STR),
+            "first_seen_at": TIME,
+            "last_seen_at": TIME,
+            "missing_since": _nullable(TIME),
+            "error": _nullable(STR),
+        }
+    ),
+    "Event": _obj(
+        {
+            "id": ID,
+            "at": TIME,
+            "kind": STR,
+            "library_id": _nullable(ID),
+            "job_id": _nullable(ID),
+            "instance": _nullable(STR),
+            "data": {"type": "object", "additionalProperties": True},
+        }
+    ),
+    "JobEnvelope": _obj({"job": _ref("Job")}),
+    "JobList": _obj({"jobs": {"type": "array", "items": _ref("Job")}}),
+    "JobPage": _obj(
+        {
+            "jobs": {"type": "array", "items": _ref("Job")},
+            "total": INT,
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "offset": INT,
+        }
+    ),
+    "DeletedJob": _obj({"deleted_job_id": ID, "media_files_removed": INT}),
+    "LibraryEnvelope": _obj({"library": _ref("Library")}),
+    "LibraryList": _obj({"libraries": {"type": "array", "items": _ref("Library")}}),
+    "RemovedLibrary": _obj({"deleted_library_id": ID, "jobs_removed": INT, "media_files_removed": INT}),
+    "FilePage": _obj(
+        {
+            "files": {"type": "array", "items": _ref("MediaFile")},
+            "total": INT,
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "offset": INT,
+        }
+    ),
+    "EventList": _obj({"events": {"type": "array", "items": _ref("Event")}}),
+    "NewLibrary": _obj(
+        {"path": {"type": "string", "minLength": 1, "maxLength": 4096}},
+        {
+            "name": _nullable({"type": "string", "minLength": 1, "maxLength": 255}),
+            "kind": {"type": "string", "enum": list(LIBRARY_KINDS), "default": "mixed"},
+        },
+    ),
+    "SafeguardStatus": {
+        "type": "object",
+        "description": "The health snapshot, watchdog/validator/cleanup counters and the effective config.",
+        "additionalProperties": True,
+    },
+    "CleanupReport": {
+        "type": "object",
+        "description": "What emergency cleanup did.",
+        "additionalProperties": True,
+    },
+}
+
+DESCRIPTIONS = {
+    400: "Malformed request: bad id, parameter or body",
+    401: "Missing or invalid bearer token",
+    403: "Disabled by configuration, or the path is outside allowed_roots",
+    404: "Unknown id",
+    405: "Method not allowed",
+    409: "Illegal transition, or the library is busy (details name the job in the way)",
+    413: "Body too large",
+    415: "The body must be application/json",
+    503: "The store or runtime is not available",
+}
+
+
+def _error(status: int) -> dict[str, Any]:
+    return {"description": DESCRIPTIONS[status], "content": {JSON: {"schema": _ref("Error")}}}
+
+
+def _ok(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": ID}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size")
+OFFSET = _query(
+    "offset", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0}, "rows to skip"
+)
+EVENT_FILTERS = [
+    _query("job_id", ID, "only this job's events"),
+    _query("library_id", ID, "only this library's events"),
+    _query(
+        "kind", {"type": "string", "minLength": 1, "maxLength": 64}, "a kind, or a family ending with '.'"
+    ),
+]
+
+
+def _op(
+    op_id: str,
+    summary: str,
+    ok: tuple[int, dict[str, Any]],
+    errors: tuple[int, ...],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    tags: tuple[str, ...] = ("scanner",),
+    public: bool = False,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    statuses = set(errors) | ({400, 503} if params or body else {503})
+    if not public:
+        statuses |= {401, 413}
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": list(tags),
+        "responses": {str(ok[0]): ok[1], **{str(s): _error(s) for s in sorted(statuses)}},
+    }
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = body
+    if public:
+        op["security"] = []
+    return op
+
+
+def _scanner_paths() -> dict[str, Any]:
+    base = "/api/admin/scanner"
+    job = ("job_id",)
+    lib = ("library_id",)
+    paths: dict[str, Any] = {
+        f"{base}/safe/start/{{library_id}}": {
+            "post": _op(
+                "safeStart",
+                "Start a scan of a library (safeguarded)",
+                (201, _ok("JobEnvelope", "The new job")),
+                (404, 409),
+                params=[_path_id(*lib)],
+            )
+        },
+        f"{base}/safe/pause/{{job_id}}": {
+            "post": _op(
+                "safePause",
+                "Pause a running job",
+                (200, _ok("JobEnvelope", "The paused job")),
+                (404, 409),
+                params=[_path_id(*job)],
+            )
+        },
+        f"{base}/safe/resume/{{job_id}}": {
+            "post": _op(
+                "safeResume",
+                "Resume a paused job from its checkpoint",
+                (200, _ok("JobEnvelope", "The resumed job")),
+                (404, 409),
+                params=[_path_id(*job)],
+            )
+        },
+        f"{base}/safe/jobs/{{job_id}}": {
+            "delete": _op(
+                "safeDeleteJob",
+                "Hard-delete a job and the media files it discovered",
+                (200, _ok("DeletedJob", "What was removed")),
+                (404, 409),
+                params=[_path_id(*job)],
+            )
+        },
+        f"{base}/start/{{library_id}}": {
+            "post": _op(
+                "startAlias",
+                "Alias of safe/start",
+                (201, _ok("JobEnvelope", "The new job")),
+                (404, 409),
+                params=[_path_id(*lib)],
+                tags=("aliases",),
+            )
+        },
+        f"{base}/pause/{{library_id}}": {
+            "post": _op(
+                "pauseAlias",
+                "Pause the library's active job",
+                (200, _ok("JobEnvelope", "The paused job")),
+                (404, 409),
+                params=[_path_id(*lib)],
+                tags=("aliases",),
+            )
+        },
+        f"{base}/resume/{{library_id}}": {
+            "post": _op(
+                "resumeAlias",
+                "Resume the library's active job",
+                (200, _ok("JobEnvelope", "The job")),
+                (404, 409),
+                params=[_path_id(*lib)],
+                tags=("aliases",),
+            )
+        },
+        f"{base}/jobs/{{job_id}}": {
+            "get": _op(
+                "getJob", "One job", (200, _ok("JobEnvelope", "The job")), (404,), params=[_path_id(*job)]
+            ),
+            "delete": _op(
+                "deleteJobAlias",
+                "Alias of safe/jobs delete",
+                (200, _ok("DeletedJob", "What was removed")),
+                (404, 409),
+                params=[_path_id(*job)],
+                tags=("aliases",),
+            ),
+        },
+        f"{base}/jobs": {
+            "get": _op(
+                "listJobs",
+                "Jobs, newest first, filtered and paged",
+                (200, _ok("JobPage", "One page")),
+                (),
+                params=[
+                    _query("status", {"type": "string", "enum": list(STATUSES)}, "only this status"),
+                    _query("library_id", ID, "only this library's jobs"),
+                    LIMIT,
+                    OFFSET,
+                ],
+            )
+        },
+        f"{base}/current-jobs": {
+            "get": _op(
+                "currentJobs",
+                "Every job in pending, running or paused",
+                (200, _ok("JobList", "The active jobs")),
+                (),
+            )
+        },
+        f"{base}/safeguards/status": {
+            "get": _op(
+                "safeguardsStatus",
+                "Health snapshot, safeguard counters and effective config",
+                (200, _ok("SafeguardStatus", "The snapshot")),
+                (),
+                tags=("safeguards",),
+            )
+        },
+        f"{base}/emergency/cleanup": {
+            "post": _op(
+                "emergencyCleanup",
+                "Pause every active scan and clean up orphaned data",
+                (200, _ok("CleanupReport", "The report")),
+                (403,),
+                tags=("safeguards",),
+            )
+        },
+    }
+    return paths
+
+
+def _library_paths() -> dict[str, Any]:
+    base = "/api/admin/libraries"
+    new = {"required": True, "content": {JSON: {"schema": _ref("NewLibrary")}}}
+    return {
+        base: {
+            "post": _op(
+                "addLibrary",
+                "Register an existing directory as a library",
+                (201, _ok("LibraryEnvelope", "The library")),
+                (403, 409, 415),
+                body=new,
+                tags=("libraries",),
+            ),
+            "get": _op(
+                "listLibraries",
+                "Every library",
+                (200, _ok("LibraryList", "The libraries")),
+                (),
+                tags=("libraries",),
+            ),
+        },
+        f"{base}/{{library_id}}": {
+            "get": _op(
+                "getLibrary",
+                "One library",
+                (200, _ok("LibraryEnvelope", "The library")),
+                (404,),
+                params=[_path_id("library_id")],
+                tags=("libraries",),
+            ),
+            "delete": _op(
+                "removeLibrary",
+                "Stop its scan; remove the library, its jobs and files in one transaction",
+                (200, _ok("RemovedLibrary", "What was removed")),
+                (404, 409),
+                params=[_path_id("library_id")],
+                tags=("libraries",),
+            ),
+        },
+        f"{base}/{{library_id}}/files": {
+            "get": _op(
+                "listFiles",
+                "The library's media files, by path, paged",
+                (200, _ok("FilePage", "One page")),
+                (404,),
+                params=[_path_id("library_id"), LIMIT, OFFSET],
+                tags=("libraries",),
+            ),
+        },
+    }
+
+
+def _event_paths() -> dict[str, Any]:
+    after = _query(
+        "after_id", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "only events after this id"
+    )
+    limit = _query(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "at most this many"
+    )
+    stream_ok = {
+        "description": "Server-Sent Events: `id:`, `event:` (the kind) and `data:` (an Event as JSON) per event; "
+        '`event: progress` frames carry `{"jobs": [...]}` snapshots; comments are heartbeats. '
+        "Honours Last-Event-ID by replaying from the events table.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+    stream = _op(
+        "streamEvents",
+        "Live events (SSE)",
+        (200, stream_ok),
+        (),
+        params=[
+            *EVENT_FILTERS,
+            after,
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+            },
+            _query("token", STR, "the bearer token, for EventSource (this route only)"),
+        ],
+        tags=("events",),
+    )
+    stream["security"] = [{"bearer": []}, {"queryToken": []}]
+    return {
+        "/api/admin/events": {
+            "get": _op(
+                "listEvents",
+                "Recorded events, oldest first, filtered",
+                (200, _ok("EventList", "Events")),
+                (),
+                params=[*EVENT_FILTERS, after, limit],
+                tags=("events",),
+            )
+        },
+        "/api/admin/events/stream": {"get": stream},
+    }
+
+
+def _public_paths() -> dict[str, Any]:
+    def plain(
+        op_id: str, summary: str, schema: dict[str, Any], errors: tuple[int, ...] = ()
+    ) -> dict[str, Any]:
+        ok = (200, {"description": summary, "content": {JSON: {"schema": schema}}})
+        op = _op(op_id, summary, ok, errors, public=True, tags=("operations",))
+        if not errors:
+            op["responses"].pop("503")
+        return op
+
+    return {
+        "/healthz": {"get": plain("healthz", "The process is up", _obj({"status": STR}))},
+        "/readyz": {
+            "get": plain(
+                "readyz",
+                "The store is reachable",
+                _obj({"status": STR}, {"store_latency_ms": {"type": "number"}}),
+                (503,),
+            )
+        },
+        "/metrics": {
+            "get": {
+                **plain("metrics", "Prometheus metrics", STR),
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": STR}},
+                    }
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": plain("openapi", "This document", {"type": "object", "additionalProperties": True})
+        },
+        "/": {
+            "get": {
+                **plain("dashboard", "The dashboard", STR),
+                "responses": {
+                    "200": {"description": "The dashboard page", "content": {"text/html": {"schema": STR}}}
+                },
+            }
+        },
+    }
+
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "scanguard admin API",
+        "version": "1",
+        "description": "Supervised, crash-safe media library scans. Every /api/admin route needs the bearer "
+        'token; errors have one shape: {"error": {"code", "message", "details"}}.',
+    },
+    "security": [{"bearer": []}],
+    "paths": {**_scanner_paths(), **_library_paths(), **_event_paths(), **_public_paths()},
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "queryToken": {"type": "apiKey", "in": "query", "name": "token"},
+        },
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may not mutate the shared one)."""
+    return copy.deepcopy(_DOCUMENT)

@@ -1,0 +1,103 @@
+"""Unauthenticated routes: liveness, readiness, Prometheus metrics, the OpenAPI document and the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import resources
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from scanguard.errors import ScanguardError
+from scanguard.http.openapi import openapi_document
+from scanguard.http.state import slot_of
+from scanguard.runtime import Runtime
+
+routes = web.RouteTableDef()
+READY_TIMEOUT = 5.0
+
+
+@routes.get("/healthz", name="healthz")
+async def healthz(_request: web.Request) -> web.Response:
+    """The process is up and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+def _ping(rt: Runtime, timeout: float) -> bool:
+    ping = getattr(rt, "ping", None)
+    if callable(ping):
+        return bool(ping())
+    return bool(rt.store.ping().get(timeout=timeout))
+
+
+@routes.get("/readyz", name="readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """The runtime runs and its store answers a query: 503 `not_ready` otherwise."""
+    slot = slot_of(request)
+    started = time.perf_counter()
+    try:
+        rt = slot.get()
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.run_in_executor(None, _ping, rt, READY_TIMEOUT), READY_TIMEOUT)
+    except (ScanguardError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "message", None) or type(exc).__name__
+        return web.json_response(
+            {
+                "error": {
+                    "code": "not_ready",
+                    "message": f"the store is not reachable: {reason}",
+                    "details": {},
+                }
+            },
+            status=503,
+        )
+    except Exception as exc:  # noqa: BLE001 - any driver failure means "not ready", never a 500
+        return web.json_response(
+            {
+                "error": {
+                    "code": "not_ready",
+                    "message": f"the store is not reachable: {type(exc).__name__}",
+                    "details": {},
+                }
+            },
+            status=503,
+        )
+    return web.json_response(
+        {"status": "ready", "store_latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    )
+
+
+@routes.get("/metrics", name="metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format: the Runtime's registry (when it has one) and the HTTP layer's own."""
+    slot = slot_of(request)
+    body = generate_latest(slot.metrics.registry)
+    runtime_metrics = getattr(slot.runtime, "metrics", None)
+    registry = getattr(runtime_metrics, "registry", None)
+    if registry is not None:
+        body = generate_latest(registry) + body
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.get("/api/openapi.json", name="openapi")
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def _static(name: str) -> bytes:
+    return resources.files("scanguard.http").joinpath("static", name).read_bytes()
+
+
+@routes.get("/", name="dashboard")
+async def dashboard(_request: web.Request) -> web.Response:
+    return web.Response(
+        body=_static("index.html"),
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )

@@ -1,0 +1,44 @@
+"""The app's typed state: the Runtime slot found through the `RUNTIME` AppKey."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from scanguard.config import Config
+from scanguard.errors import RuntimeStopped
+from scanguard.http.middlewares import HttpMetrics
+from scanguard.http.progress import ProgressFeed
+from scanguard.runtime import Runtime
+
+
+@dataclass(slots=True)
+class RuntimeSlot:
+    """The app's Runtime: given at creation, or filled by the cleanup_ctx once it has started one."""
+
+    config: Config
+    runtime: Runtime | None = None
+    owned: bool = False
+    metrics: HttpMetrics = field(default_factory=HttpMetrics)
+    sse_heartbeat: float = 15.0
+    progress: ProgressFeed | None = None
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def get(self) -> Runtime:
+        if self.runtime is None or not self.runtime.running:
+            raise RuntimeStopped()
+        return self.runtime
+
+
+RUNTIME = web.AppKey("scanguard.runtime", RuntimeSlot)
+
+
+def runtime_of(request: web.Request) -> Runtime:
+    """The running Runtime behind this request (503 runtime_stopped while starting or stopping)."""
+    return request.app[RUNTIME].get()
+
+
+def slot_of(request: web.Request) -> RuntimeSlot:
+    return request.app[RUNTIME]
