@@ -1,6 +1,7 @@
 """scanguard: a supervised, crash-safe scan-job runtime for media libraries, built on pykka actors."""
 
 from scanguard.actors.scan import FileContext, Processor
+from scanguard.aio import AsyncRuntime
 from scanguard.config import (
     Config,
     DatabaseConfig,
@@ -32,7 +33,7 @@ from scanguard.errors import (
     Unauthorized,
 )
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
-from scanguard.runtime import AsyncRuntime, Runtime
+from scanguard.runtime import Runtime
 
 __all__ = [
     "AsyncRuntime",

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import pykka
 import pykka.messages
@@ -26,6 +23,7 @@ from scanguard.actors.store import StoreActor
 from scanguard.actors.supervisor import LiveScans, Supervisor
 from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
+from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
 from scanguard.errors import BadRequest, OperationTimeout, PathNotAllowed, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
@@ -34,8 +32,6 @@ from scanguard.records import LIBRARY_KINDS, DeletedJob, Event, Job, Library, Me
 from scanguard.scanning import FileSystem
 
 log = structlog.get_logger("scanguard.runtime")
-P = ParamSpec("P")
-R = TypeVar("R")
 ACTIVE = ("pending", "running", "paused")
 STATUSES = ("pending", "running", "paused", "completed", "failed")
 
@@ -442,28 +438,3 @@ class Runtime:
     def live_scans(self) -> dict[int, int]:
         """{job_id: fencing token} of this process's live scan actors."""
         return self._ask(self._supervisor, LiveScans(), "live_scans")  # type: ignore[no-any-return]
-
-
-class AsyncRuntime:
-    """The awaitable twin of Runtime: each call runs on a bridge thread, so the event loop never blocks."""
-
-    _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="scanguard-aio")
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._rt = runtime
-
-    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        target = getattr(self._rt, name)
-        if not callable(target) or name.startswith("_"):
-            raise AttributeError(name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await self._run(target, *args, **kwargs)
-
-        call.__name__ = name
-        call.__doc__ = target.__doc__
-        return call

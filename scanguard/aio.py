@@ -1,0 +1,122 @@
+"""The awaitable twin of Runtime: each call runs on a bridge thread, so the event loop never blocks.
+
+pykka's own `await future` calls the blocking `get()` inside the event loop; these methods never do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+
+if TYPE_CHECKING:
+    from scanguard.runtime import Runtime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class AsyncRuntime:
+    """Owns the bridge threads between asyncio code and a Runtime; one awaitable method per Runtime call."""
+
+    _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="scanguard-aio")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    async def add_library(self, path: str, name: str | None = None, kind: str = "mixed") -> Library:
+        return await self._run(self._rt.add_library, path, name, kind)
+
+    async def get_library(self, library_id: int) -> Library:
+        return await self._run(self._rt.get_library, library_id)
+
+    async def list_libraries(self) -> tuple[Library, ...]:
+        return await self._run(self._rt.list_libraries)
+
+    async def remove_library(self, library_id: int) -> RemovedLibrary:
+        return await self._run(self._rt.remove_library, library_id)
+
+    async def list_files(self, library_id: int, *, limit: int = 100, offset: int = 0) -> Page[MediaFile]:
+        return await self._run(self._rt.list_files, library_id, limit=limit, offset=offset)
+
+    async def start_scan(self, library_id: int) -> Job:
+        return await self._run(self._rt.start_scan, library_id)
+
+    async def pause_scan(self, job_id: int, reason: str = "user") -> Job:
+        return await self._run(self._rt.pause_scan, job_id, reason)
+
+    async def resume_scan(self, job_id: int) -> Job:
+        return await self._run(self._rt.resume_scan, job_id)
+
+    async def delete_job(self, job_id: int) -> DeletedJob:
+        return await self._run(self._rt.delete_job, job_id)
+
+    async def get_job(self, job_id: int) -> Job:
+        return await self._run(self._rt.get_job, job_id)
+
+    async def list_jobs(
+        self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
+    ) -> Page[Job]:
+        return await self._run(
+            self._rt.list_jobs, status=status, library_id=library_id, limit=limit, offset=offset
+        )
+
+    async def current_jobs(self) -> tuple[Job, ...]:
+        return await self._run(self._rt.current_jobs)
+
+    async def wait_for_job(
+        self,
+        job_id: int,
+        statuses: tuple[str, ...] = ("completed", "failed", "paused"),
+        timeout: float = 60.0,
+    ) -> Job:
+        return await self._run(self._rt.wait_for_job, job_id, statuses, timeout)
+
+    async def events(
+        self,
+        *,
+        job_id: int | None = None,
+        library_id: int | None = None,
+        kind: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> tuple[Event, ...]:
+        return await self._run(
+            self._rt.events,
+            job_id=job_id,
+            library_id=library_id,
+            kind=kind,
+            after_id=after_id,
+            limit=limit,
+            newest_first=newest_first,
+        )
+
+    async def subscribe(self, callback: Callable[[Event], None]) -> int:
+        return await self._run(self._rt.subscribe, callback)
+
+    async def unsubscribe(self, subscription: int) -> None:
+        await self._run(self._rt.unsubscribe, subscription)
+
+    async def emergency_cleanup(self, requested_by: str = "api") -> dict[str, Any]:
+        return await self._run(self._rt.emergency_cleanup, requested_by)
+
+    async def safeguard_status(self) -> dict[str, Any]:
+        return await self._run(self._rt.safeguard_status)
+
+    async def check_health(self) -> dict[str, Any]:
+        return await self._run(self._rt.check_health)
+
+    async def run_cleanup(self) -> dict[str, int]:
+        return await self._run(self._rt.run_cleanup)
+
+    async def live_scans(self) -> dict[int, int]:
+        return await self._run(self._rt.live_scans)
