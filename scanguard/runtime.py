@@ -20,7 +20,7 @@ from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
 from scanguard.actors.scan import Processor
 from scanguard.actors.store import StoreActor
-from scanguard.actors.supervisor import LiveScans, Supervisor
+from scanguard.actors.supervisor import LiveDetail, LiveScans, Supervisor
 from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.aio import AsyncRuntime
@@ -143,8 +143,8 @@ class Runtime:
         self._running = False
         deadline = time.monotonic() + self.config.safeguards.shutdown_timeout
         try:
-            live = self._ask(self._supervisor, LiveScans(), "shutdown") if self._supervisor else {}
-            for job_id in live:
+            supervised = self._ask(self._supervisor, LiveDetail(), "shutdown") if self._supervisor else None
+            for job_id in sorted({*supervised.live, *supervised.pending}) if supervised else ():
                 remaining = max(0.1, deadline - time.monotonic())
                 try:
                     job = self.store.get_job(job_id).get(timeout=remaining)

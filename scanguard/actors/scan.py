@@ -151,7 +151,10 @@ class ScanActor(pykka.ThreadingActor):
     def _end(self, message: ScanEnded | ScanCrashed) -> None:
         if not self._ended:
             self._ended = True
-            self.supervisor.tell(message)
+            try:
+                self.supervisor.tell(message)
+            except pykka.ActorDeadError:
+                log.info("scan.supervisor_gone", job_id=self.job_id, outcome=type(message).__name__)
 
     def _finish_as(self, outcome: str, job: Job | None = None) -> None:
         self._end(ScanEnded(self.job_id, self.spec.token, outcome, job))

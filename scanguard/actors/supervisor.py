@@ -104,9 +104,16 @@ class Supervisor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
+        # cancel every walk first, then give them force_kill_timeout together to end
         for child in self._children.values():
             child.cancel.set()
             child.ref.stop(block=False)
+        deadline = time.monotonic() + self.config.safeguards.force_kill_timeout
+        for job_id, child in self._children.items():
+            if not child.ref.actor_stopped.wait(max(0.0, deadline - time.monotonic())):
+                log.error(
+                    "supervisor.abandoned", job_id=job_id, after=self.config.safeguards.force_kill_timeout
+                )
         self._children.clear()
 
     def on_receive(self, message: Any) -> Any:
