@@ -1,0 +1,176 @@
+"""What the safeguard tests share: deadline waits, event trails, a hanging filesystem, direct DB views."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from tests.support.db import db_rows, db_value, is_sqlite
+
+T = TypeVar("T")
+
+# every safeguard that is not under test is pushed out of the way: a test that wants one shrinks it
+QUIET_SAFEGUARDS: dict[str, Any] = {
+    "watchdog_interval": 3600,
+    "state_validation_interval": 0,
+    "cleanup_interval": 0,
+    "health_check_interval": 0,
+    "stall_threshold": 60,
+    "orphaned_job_threshold": 60,
+    "retry_interval": 0.05,
+}
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+    """Poll `predicate` until it returns something truthy, or fail saying what never happened."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        pause.wait(interval)
+
+
+def stays_false(predicate: Callable[[], object], duration: float, interval: float = 0.02) -> bool:
+    """True when `predicate` stays falsy for the whole `duration` (a deadline poll, not a sleep)."""
+    deadline = time.monotonic() + duration
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        if predicate():
+            return False
+        pause.wait(interval)
+    return not predicate()
+
+
+# ---- events ---------------------------------------------------------------------------------------
+
+
+def _data(raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        return dict(json.loads(raw))
+    return dict(raw)
+
+
+def job_events(url: str, job_id: int) -> list[tuple[str, dict[str, Any]]]:
+    """A job's events, oldest first, read straight from the events table."""
+    rows = db_rows(url, f"SELECT kind, data FROM events WHERE job_id = {int(job_id)} ORDER BY id")
+    return [(kind, _data(data)) for kind, data in rows]
+
+
+def trail(url: str, job_id: int, kinds: Iterable[str] | None = None) -> list[tuple[str, Any]]:
+    """The ordered (kind, data.reason) decisions of a job, optionally only some kinds."""
+    wanted = set(kinds) if kinds is not None else None
+    return [
+        (kind, data.get("reason"))
+        for kind, data in job_events(url, job_id)
+        if wanted is None or kind in wanted
+    ]
+
+
+def kinds_of(url: str, job_id: int) -> list[str]:
+    return [kind for kind, _ in job_events(url, job_id)]
+
+
+# ---- the database, read directly --------------------------------------------------------------------
+
+
+def indexed_paths(url: str, library_id: int) -> list[str]:
+    """Every media_files path of a library, duplicates included (a set would hide them)."""
+    rows = db_rows(url, f"SELECT path FROM media_files WHERE library_id = {int(library_id)} ORDER BY path")
+    return [r[0] for r in rows]
+
+
+def job_row(url: str, job_id: int) -> dict[str, Any]:
+    rows = db_rows(
+        url,
+        "SELECT status, pause_reason, restarts, last_error, files_found, files_processed, checkpoint, "
+        f"fencing_token, owner FROM scan_jobs WHERE id = {int(job_id)}",
+    )
+    if not rows:
+        return {}
+    keys = ("status", "pause_reason", "restarts", "last_error", "files_found", "files_processed",
+            "checkpoint", "fencing_token", "owner")
+    return dict(zip(keys, rows[0], strict=True))
+
+
+def count(url: str, sql: str) -> int:
+    return int(db_value(url, sql))
+
+
+def assert_database_valid(url: str) -> None:
+    """The invariants of DESIGN §4 that hold at rest, checked on the rows themselves."""
+    several = db_rows(
+        url,
+        "SELECT library_id, COUNT(*) FROM scan_jobs WHERE status IN ('pending', 'running', 'paused') "
+        "GROUP BY library_id HAVING COUNT(*) > 1",
+    )
+    assert several == [], f"libraries with more than one active job: {several}"
+    dupes = db_rows(
+        url, "SELECT library_id, path, COUNT(*) FROM media_files GROUP BY library_id, path HAVING COUNT(*) > 1"
+    )
+    assert dupes == [], f"duplicate media rows: {dupes}"
+    for job_id, processed in db_rows(url, "SELECT id, files_processed FROM scan_jobs WHERE status = 'completed'"):
+        discovered = count(url, f"SELECT COUNT(*) FROM media_files WHERE scan_job_id = {int(job_id)}")
+        assert processed == discovered, f"completed job {job_id}: files_processed {processed} != {discovered}"
+
+
+def days_ago_literal(url: str, days: float) -> str:
+    """A SQL timestamp literal `days` ago, in the form scanguard stores on this backend."""
+    stamp = datetime.now(UTC) - timedelta(days=days)
+    if is_sqlite(url):
+        return "'" + stamp.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
+    return "'" + stamp.isoformat() + "'::timestamptz"
+
+
+# ---- a filesystem that hangs ------------------------------------------------------------------------
+
+
+class HangingFileSystem:
+    """The real filesystem, except that listing a chosen directory blocks until `release()`.
+
+    It also counts how often each directory was listed, to show that a resumed walk skips the
+    directories before its checkpoint.
+    """
+
+    def __init__(self, hang_on: Iterable[str] = (), limit: float = 60.0) -> None:
+        self.hang_on = {os.path.normpath(p) for p in hang_on}
+        self.limit = limit
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self.finished = threading.Event()
+        self.listings: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def scandir(self, path: str) -> list[os.DirEntry[str]]:
+        key = os.path.normpath(path)
+        with self._lock:
+            self.listings[key] += 1
+        if key in self.hang_on and not self.released.is_set():
+            self.entered.set()
+            # bounded, so that a failing test cannot leave a thread behind for ever
+            self.released.wait(self.limit)
+            self.finished.set()
+        with os.scandir(path) as it:
+            return list(it)
+
+    def stat(self, path: str, *, follow_symlinks: bool) -> os.stat_result:
+        return os.stat(path, follow_symlinks=follow_symlinks)
+
+
+def scan_actor_threads() -> list[threading.Thread]:
+    """The live threads of scan actors (pykka names them after the actor class)."""
+    return [t for t in threading.enumerate() if t.name.startswith("ScanActor-") and t.is_alive()]

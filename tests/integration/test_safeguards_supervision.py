@@ -1,0 +1,181 @@
+"""Issue 3, items 1 and 7: the supervisor restarts a crashed scan from its checkpoint, within an intensity limit."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import scanguard
+from scanguard import FatalProcessorError, FileContext
+from tests.integration.safeguards_support import (
+    QUIET_SAFEGUARDS,
+    HangingFileSystem,
+    assert_database_valid,
+    indexed_paths,
+    job_events,
+    job_row,
+    stays_false,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+BATCH = 10
+
+
+class CrashingProcessor:
+    """A host processor that dies (FatalProcessorError) on one file, the first `times` times it sees it."""
+
+    def __init__(self, crash_path: str, times: int) -> None:
+        self.crash_path = crash_path
+        self.crashes_left = times
+        self.calls: Counter[str] = Counter()
+        self.order: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, ctx: FileContext) -> dict[str, Any] | None:
+        with self._lock:
+            self.calls[ctx.path] += 1
+            self.order.append(ctx.path)
+            crash = ctx.path == self.crash_path and self.crashes_left != 0
+            if crash:
+                self.crashes_left -= 1
+        if crash:
+            raise FatalProcessorError(f"tag reader died on {ctx.path}")
+        return {"seen": True}
+
+
+def _library(tmp_path: Path, media_tree: Any, n: int = 80) -> tuple[Path, list[str]]:
+    root = tmp_path / "library"
+    media_tree.build_tree(root, n, n_other=12)
+    return root, sorted(media_tree.expected_media(root))
+
+
+@pytest.mark.parametrize("crashes", [1, 3])
+def test_a_crashing_scan_restarts_from_its_checkpoint_with_growing_delays_and_completes(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+    crashes: int,
+) -> None:
+    """k ≤ max_retries crashes: k restarts (delays growing), each from the committed checkpoint, then completed."""
+    root, expected = _library(tmp_path, media_tree)
+    crash_index = 45
+    crash_path = expected[crash_index]
+    processor = CrashingProcessor(crash_path, crashes)
+    fs = HangingFileSystem()
+    cfg = make_config(
+        safeguards={**QUIET_SAFEGUARDS, "max_retries": 3, "retry_interval": 0.05},
+        scan={"batch_size": BATCH, "batch_seconds": 5},
+    )
+    rt = runtime_factory(cfg, processor=processor, fs=fs)
+    library = rt.add_library(root)
+
+    job = rt.start_scan(library.id)
+    done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
+
+    assert done.status == "completed", done
+    assert done.restarts == crashes
+    assert job_row(db_url, job.id)["restarts"] == crashes
+    assert done.files_processed == len(expected)
+    paths = indexed_paths(db_url, library.id)
+    assert paths == expected, "the index must be exactly the media files, each once"
+
+    events = job_events(db_url, job.id)
+    restarts = [data for kind, data in events if kind == "supervisor.restart"]
+    assert len(restarts) == crashes
+    delays = [r["delay"] for r in restarts]
+    assert delays == sorted(delays) and len(set(delays)) == len(delays), f"delays must grow: {delays}"
+    checkpoints = [r["checkpoint"] or "" for r in restarts]
+    assert checkpoints == sorted(checkpoints), f"checkpoints must never go back: {checkpoints}"
+    assert all(cp < crash_path for cp in checkpoints), "the crashed batch must not have committed"
+    assert all(f"tag reader died on {crash_path}" in r["error"] for r in restarts)
+    assert [r["restarts"] for r in restarts] == list(range(1, crashes + 1))
+
+    # resumed, not re-walked: the crash file is retried, and besides it at most the one batch it was in
+    assert set(processor.calls) == set(expected)
+    assert processor.calls[crash_path] == crashes + 1
+    repeated = {p for p, n in processor.calls.items() if n > 1}
+    window = set(expected[max(0, crash_index - BATCH) : crash_index + 1])
+    assert repeated <= window, f"re-processed outside the crashed batch: {sorted(repeated - window)}"
+    first_checkpoint = checkpoints[0]
+    assert first_checkpoint, "a batch should have committed before the crash"
+    before = [
+        d for d in fs.listings
+        if (rel := _rel_dir(root, d)) and rel < first_checkpoint and not first_checkpoint.startswith(rel)
+    ]
+    assert before, "some directories lie wholly before the checkpoint"
+    assert all(fs.listings[d] == 1 for d in before), {d: fs.listings[d] for d in before}
+
+    # item 7: the decisions, in order
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["job.started", *["supervisor.restart"] * crashes, "job.completed"], kinds
+    assert_database_valid(db_url)
+
+
+def _rel_dir(root: Path, path: str) -> str:
+    rel = Path(path).relative_to(root).as_posix()
+    return "" if rel == "." else rel + "/"
+
+
+def test_a_scan_crashing_past_max_retries_within_the_window_fails_and_stops_restarting(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+) -> None:
+    """More crashes than max_retries within retry_window: failed, restarts == max_retries, then quiet."""
+    root, expected = _library(tmp_path, media_tree, n=40)
+    crash_path = expected[25]
+    processor = CrashingProcessor(crash_path, times=-1)  # crashes every time
+    max_retries = 2
+    retry_interval = 0.05
+    cfg = make_config(
+        safeguards={**QUIET_SAFEGUARDS, "max_retries": max_retries, "retry_interval": retry_interval,
+                    "retry_window": 600},
+        scan={"batch_size": BATCH, "batch_seconds": 5},
+    )
+    rt = runtime_factory(cfg, processor=processor)
+    library = rt.add_library(root)
+    failed = threading.Event()
+    rt.subscribe(lambda e: failed.set() if e.kind == "job.failed" else None)
+
+    job = rt.start_scan(library.id)
+    done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
+
+    assert done.status == "failed", done
+    assert done.restarts == max_retries
+    row = job_row(db_url, job.id)
+    assert row["status"] == "failed" and row["restarts"] == max_retries
+    assert "FatalProcessorError" in row["last_error"] and crash_path in row["last_error"]
+    assert failed.wait(5), "job.failed was published"
+    assert processor.calls[crash_path] == max_retries + 1
+
+    # no restart after giving up: several of the longest retry delays pass without one
+    calls_then = processor.calls[crash_path]
+    quiet_for = retry_interval * 2 ** (max_retries + 2) * 1.2
+    assert stays_false(
+        lambda: processor.calls[crash_path] != calls_then
+        or sum(kind == "supervisor.restart" for kind, _ in job_events(db_url, job.id)) != max_retries
+        or rt.live_scans(),
+        quiet_for,
+    )
+    assert rt.get_job(job.id).restarts == max_retries
+
+    events = job_events(db_url, job.id)
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["job.started", *["supervisor.restart"] * max_retries, "job.failed"], kinds
+    failure = events[-1][1]
+    assert failure["restarts"] == max_retries
+    assert "FatalProcessorError" in failure["error"] and crash_path in failure["error"]
+    # a failed library can be scanned again
+    assert rt.list_jobs(library_id=library.id, status="failed").total == 1
+    assert_database_valid(db_url)
