@@ -99,8 +99,17 @@ def job_row(url: str, job_id: int) -> dict[str, Any]:
     )
     if not rows:
         return {}
-    keys = ("status", "pause_reason", "restarts", "last_error", "files_found", "files_processed",
-            "checkpoint", "fencing_token", "owner")
+    keys = (
+        "status",
+        "pause_reason",
+        "restarts",
+        "last_error",
+        "files_found",
+        "files_processed",
+        "checkpoint",
+        "fencing_token",
+        "owner",
+    )
     return dict(zip(keys, rows[0], strict=True))
 
 
@@ -117,10 +126,13 @@ def assert_database_valid(url: str) -> None:
     )
     assert several == [], f"libraries with more than one active job: {several}"
     dupes = db_rows(
-        url, "SELECT library_id, path, COUNT(*) FROM media_files GROUP BY library_id, path HAVING COUNT(*) > 1"
+        url,
+        "SELECT library_id, path, COUNT(*) FROM media_files GROUP BY library_id, path HAVING COUNT(*) > 1",
     )
     assert dupes == [], f"duplicate media rows: {dupes}"
-    for job_id, processed in db_rows(url, "SELECT id, files_processed FROM scan_jobs WHERE status = 'completed'"):
+    for job_id, processed in db_rows(
+        url, "SELECT id, files_processed FROM scan_jobs WHERE status = 'completed'"
+    ):
         discovered = count(url, f"SELECT COUNT(*) FROM media_files WHERE scan_job_id = {int(job_id)}")
         assert processed == discovered, f"completed job {job_id}: files_processed {processed} != {discovered}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from tests.integration.safeguards_support import (
     job_events,
     job_row,
     stays_false,
-    wait_for,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -92,7 +92,7 @@ def test_a_crashing_scan_restarts_from_its_checkpoint_with_growing_delays_and_co
     restarts = [data for kind, data in events if kind == "supervisor.restart"]
     assert len(restarts) == crashes
     delays = [r["delay"] for r in restarts]
-    assert delays == sorted(delays) and len(set(delays)) == len(delays), f"delays must grow: {delays}"
+    assert all(a < b for a, b in pairwise(delays)), f"delays must grow: {delays}"
     checkpoints = [r["checkpoint"] or "" for r in restarts]
     assert checkpoints == sorted(checkpoints), f"checkpoints must never go back: {checkpoints}"
     assert all(cp < crash_path for cp in checkpoints), "the crashed batch must not have committed"
@@ -108,7 +108,8 @@ def test_a_crashing_scan_restarts_from_its_checkpoint_with_growing_delays_and_co
     first_checkpoint = checkpoints[0]
     assert first_checkpoint, "a batch should have committed before the crash"
     before = [
-        d for d in fs.listings
+        d
+        for d in fs.listings
         if (rel := _rel_dir(root, d)) and rel < first_checkpoint and not first_checkpoint.startswith(rel)
     ]
     assert before, "some directories lie wholly before the checkpoint"
@@ -139,8 +140,12 @@ def test_a_scan_crashing_past_max_retries_within_the_window_fails_and_stops_rest
     max_retries = 2
     retry_interval = 0.05
     cfg = make_config(
-        safeguards={**QUIET_SAFEGUARDS, "max_retries": max_retries, "retry_interval": retry_interval,
-                    "retry_window": 600},
+        safeguards={
+            **QUIET_SAFEGUARDS,
+            "max_retries": max_retries,
+            "retry_interval": retry_interval,
+            "retry_window": 600,
+        },
         scan={"batch_size": BATCH, "batch_seconds": 5},
     )
     rt = runtime_factory(cfg, processor=processor)
@@ -154,8 +159,10 @@ def test_a_scan_crashing_past_max_retries_within_the_window_fails_and_stops_rest
     assert done.status == "failed", done
     assert done.restarts == max_retries
     row = job_row(db_url, job.id)
-    assert row["status"] == "failed" and row["restarts"] == max_retries
-    assert "FatalProcessorError" in row["last_error"] and crash_path in row["last_error"]
+    assert row["status"] == "failed"
+    assert row["restarts"] == max_retries
+    assert "FatalProcessorError" in row["last_error"]
+    assert crash_path in row["last_error"]
     assert failed.wait(5), "job.failed was published"
     assert processor.calls[crash_path] == max_retries + 1
 
@@ -163,9 +170,11 @@ def test_a_scan_crashing_past_max_retries_within_the_window_fails_and_stops_rest
     calls_then = processor.calls[crash_path]
     quiet_for = retry_interval * 2 ** (max_retries + 2) * 1.2
     assert stays_false(
-        lambda: processor.calls[crash_path] != calls_then
-        or sum(kind == "supervisor.restart" for kind, _ in job_events(db_url, job.id)) != max_retries
-        or rt.live_scans(),
+        lambda: (
+            processor.calls[crash_path] != calls_then
+            or sum(kind == "supervisor.restart" for kind, _ in job_events(db_url, job.id)) != max_retries
+            or rt.live_scans()
+        ),
         quiet_for,
     )
     assert rt.get_job(job.id).restarts == max_retries
@@ -175,7 +184,8 @@ def test_a_scan_crashing_past_max_retries_within_the_window_fails_and_stops_rest
     assert kinds == ["job.started", *["supervisor.restart"] * max_retries, "job.failed"], kinds
     failure = events[-1][1]
     assert failure["restarts"] == max_retries
-    assert "FatalProcessorError" in failure["error"] and crash_path in failure["error"]
+    assert "FatalProcessorError" in failure["error"]
+    assert crash_path in failure["error"]
     # a failed library can be scanned again
     assert rt.list_jobs(library_id=library.id, status="failed").total == 1
     assert_database_valid(db_url)
