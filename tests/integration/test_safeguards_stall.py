@@ -1,0 +1,118 @@
+"""Issue 3, items 2 and 7: a scan hung in a filesystem call is paused as stalled, abandoned, and writes nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import scanguard
+from tests.integration.safeguards_support import (
+    QUIET_SAFEGUARDS,
+    HangingFileSystem,
+    assert_database_valid,
+    count,
+    indexed_paths,
+    job_events,
+    job_row,
+    scan_actor_threads,
+    wait_for,
+)
+from tests.support.db import install_write_counter, media_writes
+
+pytestmark = pytest.mark.timeout(60)
+
+STALL = 1.0
+TICK = 0.2
+FORCE_KILL = 1.0
+SLACK = 5.0  # a loaded 2-core box
+
+
+def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batch_commits_nothing(
+    sqlite_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+) -> None:
+    """Stalled within threshold + one tick; abandoned after force_kill_timeout; resumed to the exact set."""
+    root = tmp_path / "library"
+    media_tree.build_tree(root, 60, n_other=6)
+    expected = sorted(media_tree.expected_media(root))
+    fs = HangingFileSystem(hang_on=[str(root / "Artist 000" / "Album 03")])
+    cfg = make_config(
+        safeguards={
+            **QUIET_SAFEGUARDS,
+            "stall_threshold": STALL,
+            "watchdog_interval": TICK,
+            "force_kill_timeout": FORCE_KILL,
+        },
+        scan={"batch_size": 10, "batch_seconds": 5},
+    )
+    rt = runtime_factory(cfg, fs=fs)
+    library = rt.add_library(root)
+    install_write_counter(sqlite_url)
+
+    job = rt.start_scan(library.id)
+    assert fs.entered.wait(10), "the walk reached the hanging directory"
+    hung_at = time.monotonic()
+
+    paused = wait_for(
+        lambda: (j := rt.get_job(job.id)).status == "paused" and j,
+        STALL + TICK + SLACK,
+        "the watchdog to pause the hung scan",
+    )
+    assert paused.pause_reason == "stalled"
+    assert time.monotonic() - hung_at <= STALL + TICK + SLACK
+    assert job.id not in rt.live_scans(), "the supervisor let go of the stuck actor"
+
+    abandoned = wait_for(
+        lambda: [d for k, d in job_events(sqlite_url, job.id) if k == "supervisor.abandoned"],
+        FORCE_KILL + SLACK,
+        "supervisor.abandoned",
+    )
+    assert abandoned[0]["after_seconds"] == FORCE_KILL
+    assert fs.released.is_set() is False
+    assert scan_actor_threads(), "the stuck thread is still in its system call"
+
+    before = job_row(sqlite_url, job.id)
+    files_before = count(sqlite_url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library.id}")
+    writes_before = media_writes(sqlite_url)
+    assert 0 < files_before < len(expected), "it hung mid-scan, after committing some batches"
+
+    fs.release()
+    assert fs.finished.wait(10)
+    wait_for(lambda: not scan_actor_threads(), 10, "the released scan thread to end")
+
+    assert job_row(sqlite_url, job.id) == before, "the late walker changed the job row"
+    assert (
+        count(sqlite_url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library.id}") == files_before
+    )
+    assert media_writes(sqlite_url) == writes_before, "the late walker wrote media rows"
+
+    rt.resume_scan(job.id)
+    done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
+    assert done.status == "completed", done
+    assert indexed_paths(sqlite_url, library.id) == expected
+    assert done.files_processed == len(expected)
+
+    events = job_events(sqlite_url, job.id)
+    decisions = [(k, d.get("reason")) for k, d in events]
+    assert decisions[0] == ("job.started", None)
+    assert [k for k, _ in decisions] == [
+        "job.started",
+        "watchdog.stalled",
+        "job.paused",
+        "supervisor.abandoned",
+        "job.resumed",
+        "job.completed",
+    ], decisions
+    assert decisions[2] == ("job.paused", "stalled")
+    assert "fenced" in decisions[3][1]
+    stalled = events[1][1]
+    assert stalled["heartbeat_age"] > STALL
+    assert stalled["action"] == "pause"
+    assert_database_valid(sqlite_url)
