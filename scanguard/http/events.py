@@ -41,7 +41,10 @@ async def list_events(request: web.Request) -> web.Response:
     filters = _filters(request)
     after_id = query_int(request, "after_id", default=0, minimum=0, maximum=MAX_ID)
     limit = query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT)
-    events = await runtime_of(request).aio.events(after_id=after_id, limit=limit, **filters)
+    newest_first = query_str(request, "newest_first", choices=("true", "false")) == "true"
+    events = await runtime_of(request).aio.events(
+        after_id=after_id, limit=limit, newest_first=newest_first, **filters
+    )
     return web.json_response({"events": [e.to_dict() for e in events]})
 
 

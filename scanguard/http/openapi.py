@@ -441,7 +441,12 @@ def _event_paths() -> dict[str, Any]:
                 "Recorded events, oldest first, filtered",
                 (200, _ok("EventList", "Events")),
                 (),
-                params=[*EVENT_FILTERS, after, limit],
+                params=[
+                    *EVENT_FILTERS,
+                    after,
+                    limit,
+                    _query("newest_first", {"type": "string", "enum": ["true", "false"]}, "newest first"),
+                ],
                 tags=("events",),
             )
         },
