@@ -86,7 +86,9 @@ class Api:
     def wait_job(self, job_id: int, statuses: tuple[str, ...], timeout: float = 60.0) -> dict[str, Any]:
         """Poll the job until its status is one of `statuses` (a deadline, not a sleep)."""
         return wait_until(
-            lambda: (j := self.get(f"/api/admin/scanner/jobs/{job_id}").json["job"])["status"] in statuses and j,
+            lambda: (
+                (j := self.get(f"/api/admin/scanner/jobs/{job_id}").json["job"])["status"] in statuses and j
+            ),
             timeout,
             f"job {job_id} to become {'/'.join(statuses)}",
         )
@@ -189,7 +191,9 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """start_server(database_url, env={...}, args=()) → a running `scanguard serve`; all stopped at teardown."""
     started: list[ServerProcess] = []
 
-    def start(database_url: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> ServerProcess:
+    def start(
+        database_url: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> ServerProcess:
         full_env = server_env(tmp_path / "data", **(env or {}))
         server = ServerProcess(tmp_path, database_url, full_env, args)
         started.append(server)

@@ -96,7 +96,9 @@ def check(reply: Any, status: int, code: str | None) -> None:
 @pytest.mark.usefixtures("unchanged")
 @pytest.mark.parametrize("bad_id", BAD_IDS)
 @pytest.mark.parametrize(("method", "route"), ID_ROUTES)
-def test_a_malformed_id_is_a_400_and_changes_nothing(world: World, method: str, route: str, bad_id: str) -> None:
+def test_a_malformed_id_is_a_400_and_changes_nothing(
+    world: World, method: str, route: str, bad_id: str
+) -> None:
     check(world.api.request(method, route.format(bad_id)), 400, "bad_request")
 
 
@@ -194,7 +196,13 @@ def _bodies(world: World) -> list[tuple[str, Any, dict[str, str], int, str]]:
         ("extra-field", body({"path": ok_dir, "recursive": True}), j, 400, "bad_request"),
         ("deep-nesting", b"[" * 30000 + b"]" * 30000, j, 400, "bad_request"),
         ("text-plain", body({"path": ok_dir}), {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
-        ("form", b"path=/tmp", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+        (
+            "form",
+            b"path=/tmp",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            415,
+            "unsupported_media_type",
+        ),
         ("no-content-type", body({"path": ok_dir}), {}, 415, "unsupported_media_type"),
         ("too-large", body({"path": ok_dir, "name": "n" * 70_000}), j, 413, "body_too_large"),
         ("outside-roots", body({"path": str(world.outside)}), j, 403, "path_not_allowed"),
@@ -227,7 +235,9 @@ def test_a_bad_library_body_gets_its_4xx_and_adds_nothing(world: World, case: st
 @pytest.mark.usefixtures("unchanged")
 def test_a_huge_body_is_a_413_on_any_route(world: World) -> None:
     big = b"x" * 200_000
-    check(world.api.post(f"/api/admin/scanner/safe/start/{world.library_id}", data=big), 413, "body_too_large")
+    check(
+        world.api.post(f"/api/admin/scanner/safe/start/{world.library_id}", data=big), 413, "body_too_large"
+    )
     check(world.api.post("/api/admin/scanner/emergency/cleanup", data=big), 413, "body_too_large")
 
 
@@ -237,5 +247,7 @@ def test_a_chunked_body_past_the_limit_is_a_413(world: World) -> None:
         for _ in range(20):
             yield b"[" + b"1," * 4000 + b"1]"
 
-    reply = world.api.post("/api/admin/libraries", data=chunks(), headers={"Content-Type": "application/json"})
+    reply = world.api.post(
+        "/api/admin/libraries", data=chunks(), headers={"Content-Type": "application/json"}
+    )
     check(reply, 413, "body_too_large")

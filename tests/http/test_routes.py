@@ -161,7 +161,11 @@ def test_the_seed_paths_are_aliases_acting_on_the_library_active_job(world: Worl
     assert started.status == 201
     job_id = started.json["job"]["id"]
     paused = api.post(f"/api/admin/scanner/pause/{lib}")
-    assert paused.status == 200 and paused.json["job"]["id"] == job_id and paused.json["job"]["status"] == "paused"
+    assert (
+        paused.status == 200
+        and paused.json["job"]["id"] == job_id
+        and paused.json["job"]["status"] == "paused"
+    )
     resumed = api.post(f"/api/admin/scanner/resume/{lib}")
     assert resumed.status == 200 and resumed.json["job"]["status"] == "running"
     assert_error(api.post(f"/api/admin/scanner/resume/{lib}"), 409, "illegal_transition")
@@ -188,7 +192,9 @@ def test_events_are_listed_oldest_first_and_filtered_by_job_library_and_kind(wor
 
     library_id = of_job[0]["library_id"]
     of_library = api.get(f"/api/admin/events?library_id={library_id}&kind=job.").json["events"]
-    assert of_library and all(e["library_id"] == library_id and e["kind"].startswith("job.") for e in of_library)
+    assert of_library and all(
+        e["library_id"] == library_id and e["kind"].startswith("job.") for e in of_library
+    )
     exact = api.get("/api/admin/events?kind=library.added").json["events"]
     assert exact and {e["kind"] for e in exact} == {"library.added"}
 
@@ -208,7 +214,9 @@ def test_the_event_stream_replays_from_last_event_id_then_goes_live(world: World
 
     async def scenario() -> tuple[str, list[dict[str, str]]]:
         headers = {"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": str(cut)}
-        async with api.session.get(world.server.url + "/api/admin/events/stream", headers=headers) as response:
+        async with api.session.get(
+            world.server.url + "/api/admin/events/stream", headers=headers
+        ) as response:
             frames = sse_frames(response)
             seen: list[dict[str, str]] = []
             while len([f for f in seen if "id" in f]) < len(missed):
@@ -256,8 +264,9 @@ def test_probes_metrics_openapi_and_dashboard_answer_without_a_token(world: Worl
     metrics = api.get("/metrics", token=None)
     assert metrics.status == 200 and metrics.headers["Content-Type"].startswith("text/plain")
     assert "scanguard_http_requests_total" in metrics.text
-    assert 'scanguard_http_requests_total{method="POST",route="/api/admin/scanner/safe/start/{library_id}"' in (
-        metrics.text
+    assert (
+        'scanguard_http_requests_total{method="POST",route="/api/admin/scanner/safe/start/{library_id}"'
+        in (metrics.text)
     )
     doc = api.get("/api/openapi.json", token=None)
     assert doc.status == 200 and doc.json == openapi_document()
