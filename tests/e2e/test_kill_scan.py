@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,13 @@ import scanguard
 from tests.integration.safeguards_support import (
     QUIET_SAFEGUARDS,
     assert_database_valid,
+    child_env,
     count,
     indexed_paths,
     job_events,
     job_row,
     no_stray_timers,  # noqa: F401 - a fixture, used through pytestmark
+    scanguard_command,
     wait_for,
 )
 from tests.support.db import db_rows
@@ -28,19 +29,6 @@ from tests.support.db import db_rows
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow, pytest.mark.usefixtures("no_stray_timers")]
 
 N_FILES = 800
-
-
-def scanguard_command() -> list[str]:
-    """The installed console script next to this interpreter, else the module."""
-    script = Path(sys.executable).with_name("scanguard")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "scanguard.cli"]
-
-
-def child_env(**settings: str) -> dict[str, str]:
-    """This environment without the developer's SCANGUARD_* settings, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
-    env.update(settings)
-    return env
 
 
 @pytest.fixture

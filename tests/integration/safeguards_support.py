@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
@@ -218,3 +220,19 @@ def no_stray_timers() -> Iterator[None]:
     """Use first in a test (before runtime_factory) so that it runs after every runtime stopped."""
     yield
     cancel_stray_actor_timers()
+
+
+# ---- real processes ---------------------------------------------------------------------------------
+
+
+def scanguard_command() -> list[str]:
+    """The installed console script next to this interpreter, else the module."""
+    script = Path(sys.executable).with_name("scanguard")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "scanguard.cli"]
+
+
+def child_env(**settings: str) -> dict[str, str]:
+    """This environment without the developer's SCANGUARD_* settings, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
+    env.update(settings)
+    return env
