@@ -1,0 +1,166 @@
+"""The dashboard in a real headless Chromium (Debian's), driven by Selenium against a real `scanguard serve`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.http.conftest import TOKEN, Api, ServerProcess
+from tests.support.trees import build_tree
+
+CHROMIUM = os.environ.get("SCANGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("SCANGUARD_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(150),
+    pytest.mark.skipif(
+        not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
+        reason=f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
+        "apt-get install chromium chromium-driver",
+    ),
+]
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which(CHROMIUM) or CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which(CHROMEDRIVER) or CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Page:
+    """Waits and clicks that survive the dashboard re-rendering rows under the driver."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def wait(self, condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def probe(_driver: Any) -> Any:
+            try:
+                return condition()
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(probe, message=f"waiting for {what}")
+
+    def find(self, selector: str) -> Any:
+        return self.driver.find_element("css selector", selector)
+
+    def click(self, selector: str) -> None:
+        self.wait(lambda: self.find(selector).click() is None, f"a click on {selector}")
+
+    def attr(self, selector: str, name: str) -> str:
+        return str(self.find(selector).get_attribute(name))
+
+    def accept_confirm(self) -> str:
+        from selenium.webdriver.support import expected_conditions
+
+        alert = self.wait(lambda: expected_conditions.alert_is_present()(self.driver), "a confirm() dialog")
+        text = str(alert.text)
+        alert.accept()
+        return text
+
+
+def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_deletes_its_scan(
+    tmp_path: Path,
+    sqlite_url: str,
+    browser: Any,
+    start_server: Callable[..., ServerProcess],
+    api_for: Callable[..., Api],
+) -> None:
+    tree = tmp_path / "Music"
+    build_tree(tree, 3000, 20)
+    server = start_server(sqlite_url, env={"SCANGUARD_SCAN_BATCH_SIZE": "2"})
+    api = api_for(server)
+    page = Page(browser)
+    OUTPUT.mkdir(exist_ok=True)
+
+    browser.get(server.url + "/")
+    page.find("#token-input").send_keys(TOKEN)
+    page.click("#login-btn")
+    page.wait(lambda: page.find("#app").is_displayed(), "the dashboard after login")
+    assert browser.execute_script("return sessionStorage.getItem('scanguard.token')") == TOKEN
+    assert browser.execute_script("return localStorage.length") == 0
+    page.wait(lambda: page.find("#conn").text == "live", "the event stream to connect")
+
+    page.find("#lib-path").send_keys(str(tree))
+    page.find("#lib-name").send_keys("My Music")
+    page.click("#add-lib-btn")
+    row = page.wait(lambda: page.find("#libraries tr[data-library-id]"), "the new library row")
+    library_id = int(row.get_attribute("data-library-id"))
+    assert "My Music" in page.find(f'tr[data-library-id="{library_id}"]').text
+
+    page.click(f'tr[data-library-id="{library_id}"] button[data-action="start"]')
+    job_row = page.wait(lambda: page.find("#jobs tr[data-job-id]"), "the job row")
+    job_id = int(job_row.get_attribute("data-job-id"))
+    job = f'#jobs tr[data-job-id="{job_id}"]'
+    first = page.wait(
+        lambda: float(page.attr(f"{job} .bar", "data-progress")) > 0 and float(page.attr(f"{job} .bar", "data-progress")),
+        "progress above 0",
+    )
+    moved = page.wait(
+        lambda: float(page.attr(f"{job} .bar", "data-progress")) > first and float(page.attr(f"{job} .bar", "data-progress")),
+        "the progress bar to move",
+    )
+    assert first < moved < 100
+    assert page.find(f"{job} .rate").text != "–"
+    browser.save_screenshot(str(OUTPUT / "dashboard-scanning.png"))
+
+    page.click(f'{job} button[data-action="pause"]')
+    page.wait(lambda: page.attr(job, "data-status") == "paused", "the job to show paused")
+    assert api.get(f"/api/admin/scanner/jobs/{job_id}").json["job"]["pause_reason"] == "user"
+    assert "user" in page.find(job).text
+
+    page.click(f'{job} button[data-action="resume"]')
+    page.wait(lambda: page.attr(job, "data-status") == "running", "the job to show running again")
+    assert api.get(f"/api/admin/scanner/jobs/{job_id}").json["job"]["status"] == "running"
+    page.wait(
+        lambda: page.find("#events li code") and "job.resumed" in page.find("#events").text,
+        "the resume event in recent events",
+    )
+    page.wait(lambda: page.find("#health-status").text == "healthy", "the health snapshot")
+
+    page.click(f'{job} button[data-action="delete"]')
+    assert f"Delete job {job_id}" in page.accept_confirm()
+    page.wait(lambda: not browser.find_elements("css selector", job), "the job row to go away")
+    assert api.get(f"/api/admin/scanner/jobs/{job_id}").status == 404
+    page.wait(lambda: "job.deleted" in page.find("#events").text, "the delete event in recent events")
+
+    page.click("#cleanup-btn")
+    assert "Emergency cleanup" in page.accept_confirm()
+    page.wait(lambda: "Emergency cleanup done" in page.find("#toast").text, "the cleanup report toast")
+
+    browser.save_screenshot(str(OUTPUT / "dashboard.png"))
+    assert (OUTPUT / "dashboard.png").stat().st_size > 10_000
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
