@@ -125,10 +125,12 @@ class StoreActor(pykka.ThreadingActor):
         assert self._engine is not None
         engine = self._engine
         step = "connect"
+        committed: list[Event] = []
 
-        async def run() -> tuple[R, list[Event]]:
+        async def run() -> R:
             nonlocal step
             step = "connect"
+            committed.clear()
             async with engine.connect() as conn:
                 async with conn.begin():
                     step = "transaction"
@@ -139,21 +141,23 @@ class StoreActor(pykka.ThreadingActor):
                         self.fault_hook(op, "before_commit")
                     step = "commit"
                 step = "after_commit"
+                committed.extend(tx.events)
                 if self.fault_hook is not None:
                     self.fault_hook(op, "after_commit")
-                return result, tx.events
+                return result
 
         try:
-            result, events = self._retrying(op, run)
+            return self._retrying(op, run)
         except ScanguardError:
             raise
         except sa_exc.IntegrityError as exc:
             raise self._integrity(op, exc, args) from exc
         except Exception as exc:
             raise self._translate(op, step, exc) from exc
-        if events and self.bus is not None:
-            self.bus.tell(Publish(tuple(events)))
-        return result
+        finally:
+            # the events table is the outbox: what committed is delivered, even if a later step failed
+            if committed and self.bus is not None:
+                self.bus.tell(Publish(tuple(committed)))
 
     def _read(
         self, op: str, fn: Callable[Concatenate[Tx, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs

@@ -195,11 +195,6 @@ def _scan_to_the_end(rt: scanguard.Runtime, url: str, library_id: int, expected:
     assert_database_valid(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scanguard bug: StoreActor._tx raises before Publish when the after_commit step fails, "
-    "so events that did commit (the outbox) are never delivered to subscribers",
-)
 def test_events_committed_before_an_after_commit_fault_are_still_delivered_to_subscribers(
     sqlite_url: str,
     tmp_path: Path,
