@@ -28,7 +28,7 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     if slot.runtime is None:
         slot.runtime = await loop.run_in_executor(None, Runtime.start, slot.config)
         slot.owned = True
-    slot.progress = ProgressFeed(slot.runtime, interval=1.0)
+    slot.progress = ProgressFeed(slot.coalesced("current_jobs"), interval=1.0)
     try:
         yield
     finally:

@@ -39,8 +39,8 @@ def _filters(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/admin/events", name="list_events")
 async def list_events(request: web.Request) -> web.Response:
     filters = _filters(request)
-    after_id = query_int(request, "after_id", default=0, minimum=0, maximum=MAX_ID)
-    limit = query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT)
+    after_id = query_int(request, "after_id", default=0, minimum=0, maximum=MAX_ID) or 0
+    limit = query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT) or 100
     newest_first = query_str(request, "newest_first", choices=("true", "false")) == "true"
     events = await runtime_of(request).aio.events(
         after_id=after_id, limit=limit, newest_first=newest_first, **filters

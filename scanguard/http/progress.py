@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 
 from scanguard.errors import ScanguardError
-
-if TYPE_CHECKING:
-    from scanguard.runtime import Runtime
+from scanguard.records import Job
 
 log = structlog.get_logger("scanguard.http.progress")
 Snapshot = list[dict[str, Any]]
@@ -23,8 +22,10 @@ Snapshot = list[dict[str, Any]]
 class ProgressFeed:
     """Owns one polling task shared by every stream; it stops when the last listener leaves."""
 
-    def __init__(self, runtime: Runtime, *, interval: float = 1.0) -> None:
-        self._rt = runtime
+    def __init__(
+        self, read_current_jobs: Callable[[], Awaitable[Sequence[Job]]], *, interval: float = 1.0
+    ) -> None:
+        self._read = read_current_jobs
         self._interval = interval
         self._queues: set[asyncio.Queue[Snapshot]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -57,7 +58,7 @@ class ProgressFeed:
     async def _run(self) -> None:
         while self._queues:
             try:
-                jobs = await self._rt.aio.current_jobs()
+                jobs = await self._read()
             except ScanguardError as exc:
                 log.debug("progress.snapshot_failed", error=str(exc))
             else:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from scanguard.errors import Conflict, ScanguardError
 from scanguard.http.params import paging, path_id, query_id, query_str
-from scanguard.http.state import runtime_of
+from scanguard.http.state import runtime_of, slot_of
 from scanguard.runtime import STATUSES, Runtime
 
 routes = web.RouteTableDef()
@@ -62,9 +62,9 @@ async def safe_delete_job(request: web.Request) -> web.Response:
 # ---- the seed's older paths: aliases of the safe operations, by library id ----------------
 
 
-async def _active_job_id(rt: Runtime, library_id: int) -> int:
+async def _active_job_id(request: web.Request, rt: Runtime, library_id: int) -> int:
     await rt.aio.get_library(library_id)  # 404 for an unknown library
-    for job in await rt.aio.current_jobs():
+    for job in await slot_of(request).coalesced("current_jobs")():  # started after this request arrived
         if job.library_id == library_id:
             return int(job.id)
     raise NoActiveJob(library_id)
@@ -78,14 +78,14 @@ async def start_alias(request: web.Request) -> web.StreamResponse:
 @routes.post(BASE + "/pause/{library_id}", name="pause_alias")
 async def pause_alias(request: web.Request) -> web.Response:
     rt = runtime_of(request)
-    job_id = await _active_job_id(rt, path_id(request, "library_id"))
+    job_id = await _active_job_id(request, rt, path_id(request, "library_id"))
     return _job(await rt.aio.pause_scan(job_id))
 
 
 @routes.post(BASE + "/resume/{library_id}", name="resume_alias")
 async def resume_alias(request: web.Request) -> web.Response:
     rt = runtime_of(request)
-    job_id = await _active_job_id(rt, path_id(request, "library_id"))
+    job_id = await _active_job_id(request, rt, path_id(request, "library_id"))
     return _job(await rt.aio.resume_scan(job_id))
 
 
@@ -99,7 +99,7 @@ async def delete_job_alias(request: web.Request) -> web.StreamResponse:
 
 @routes.get(BASE + "/current-jobs", name="current_jobs")
 async def current_jobs(request: web.Request) -> web.Response:
-    jobs = await runtime_of(request).aio.current_jobs()
+    jobs = await slot_of(request).coalesced("current_jobs")()
     return web.json_response({"jobs": [job.to_dict() for job in jobs]})
 
 
@@ -129,7 +129,7 @@ async def safeguards_status(request: web.Request) -> web.Response:
     rt = runtime_of(request)
     if not hasattr(rt, "safeguard_status"):
         raise NotReady("the safeguard status is not available in this runtime yet")
-    return web.json_response(await rt.aio.safeguard_status())
+    return web.json_response(await slot_of(request).coalesced("safeguard_status")())
 
 
 @routes.post(BASE + "/emergency/cleanup", name="emergency_cleanup")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from scanguard.config import Config
 from scanguard.errors import RuntimeStopped
+from scanguard.http.coalesce import Coalesced
 from scanguard.http.middlewares import HttpMetrics
 from scanguard.http.progress import ProgressFeed
 from scanguard.runtime import Runtime
@@ -25,6 +27,18 @@ class RuntimeSlot:
     sse_heartbeat: float = 15.0
     progress: ProgressFeed | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    reads: dict[str, Coalesced[Any]] = field(default_factory=dict)
+
+    def coalesced(self, name: str) -> Coalesced[Any]:
+        """The shared, coalesced form of the Runtime read `name` (current_jobs, safeguard_status, ...)."""
+        read = self.reads.get(name)
+        if read is None:
+
+            async def call() -> Any:
+                return await getattr(self.get().aio, name)()
+
+            read = self.reads[name] = Coalesced(call)
+        return read
 
     def get(self) -> Runtime:
         if self.runtime is None or not self.runtime.running:

@@ -36,7 +36,9 @@ def test_kill_9_mid_scan_then_restart_shows_the_job_orphaned_and_resume_complete
         "the scan to commit a few batches",
     )
     first.kill()
-    status, processed = db_rows(db_url, f"SELECT status, files_processed FROM scan_jobs WHERE id = {job_id}")[0]
+    status, processed = db_rows(db_url, f"SELECT status, files_processed FROM scan_jobs WHERE id = {job_id}")[
+        0
+    ]
     assert status == "running" and 200 <= processed < len(expected), (status, processed)
 
     second = start_server(db_url, env=SLOW_SCAN)
@@ -56,7 +58,9 @@ def test_kill_9_mid_scan_then_restart_shows_the_job_orphaned_and_resume_complete
     assert api.all_files(library) == expected
     files = api.get(f"/api/admin/libraries/{library}/files?limit=1").json["total"]
     assert files == len(expected)  # no duplicates from the replayed batch
-    assert db_rows(db_url, f"SELECT count(*) FROM media_files WHERE library_id = {library}")[0][0] == len(expected)
+    assert db_rows(db_url, f"SELECT count(*) FROM media_files WHERE library_id = {library}")[0][0] == len(
+        expected
+    )
     assert second.terminate() == 0
 
 
@@ -84,7 +88,9 @@ def test_sigterm_exits_0_and_pauses_the_running_scan_with_reason_shutdown(
     assert (status, reason) == ("paused", "shutdown")
     paused = [
         json.loads(data) if isinstance(data, str) else data
-        for (data,) in db_rows(sqlite_url, f"SELECT data FROM events WHERE job_id = {job_id} AND kind = 'job.paused'")
+        for (data,) in db_rows(
+            sqlite_url, f"SELECT data FROM events WHERE job_id = {job_id} AND kind = 'job.paused'"
+        )
     ]
     assert [p["reason"] for p in paused] == ["shutdown"]
     assert "listening on" in server.log() and "runtime.stopped" in server.log()

@@ -72,7 +72,9 @@ class Page:
             except (NoSuchElementException, StaleElementReferenceException):
                 return False
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(probe, message=f"waiting for {what}")
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+            probe, message=f"waiting for {what}"
+        )
 
     def find(self, selector: str) -> Any:
         return self.driver.find_element("css selector", selector)
@@ -126,11 +128,17 @@ def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_delete
     job_id = int(job_row.get_attribute("data-job-id"))
     job = f'#jobs tr[data-job-id="{job_id}"]'
     first = page.wait(
-        lambda: float(page.attr(f"{job} .bar", "data-progress")) > 0 and float(page.attr(f"{job} .bar", "data-progress")),
+        lambda: (
+            float(page.attr(f"{job} .bar", "data-progress")) > 0
+            and float(page.attr(f"{job} .bar", "data-progress"))
+        ),
         "progress above 0",
     )
     moved = page.wait(
-        lambda: float(page.attr(f"{job} .bar", "data-progress")) > first and float(page.attr(f"{job} .bar", "data-progress")),
+        lambda: (
+            float(page.attr(f"{job} .bar", "data-progress")) > first
+            and float(page.attr(f"{job} .bar", "data-progress"))
+        ),
         "the progress bar to move",
     )
     assert first < moved < 100

@@ -1,0 +1,304 @@
+"""The admin API under load (issue 4): 200 concurrent aiohttp clients against a real `scanguard serve`.
+
+    python bench/http_load.py                  # 200 clients, 30 s, 20 libraries of 1,000 files
+    python bench/http_load.py --seconds 10     # a quicker run while iterating
+
+It builds 20 media trees in a temporary directory, starts `scanguard serve` on 127.0.0.1 (a free port,
+a fresh SQLite file, a small scan batch so that scans last long enough to be paused and resumed), adds the
+libraries, then runs the clients for --seconds. Each client loops over a weighted mix of
+start / pause / resume (the safe routes, by job id, or the seed's alias routes, by library id) /
+safeguards status / current-jobs / GET /healthz on random libraries. Meanwhile a poller thread reads the
+database straight through sqlite3 every 20 ms and records any library with more than one job in
+pending/running/paused.
+
+It prints p50/p99 latency per route beside /healthz's, measured in the same run, and the ratio of each
+admin p99 to the /healthz p99 (goal: <= 5x). Exit status 0 only with zero 5xx answers, zero transport
+errors, never two active jobs for one library, and a clean SIGTERM exit of the server. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+TOKEN = "http-load-token"  # noqa: S105 - a throwaway server's token
+EXTS = ("flac", "mp3", "ogg", "m4a", "mkv", "jpg")
+MIX = (  # (operation, weight)
+    ("start", 20),
+    ("pause", 14),
+    ("resume", 14),
+    ("status", 12),
+    ("current-jobs", 20),
+    ("healthz", 20),
+)
+
+
+def build_trees(root: Path, libraries: int, files: int) -> list[Path]:
+    paths = []
+    for lib in range(libraries):
+        base = root / f"library-{lib:02d}"
+        for i in range(files):
+            album = base / f"Artist {i // 200:02d}" / f"Album {i // 20 % 10:02d}"
+            album.mkdir(parents=True, exist_ok=True)
+            (album / f"{i % 20 + 1:02d} - Track {i}.{EXTS[i % len(EXTS)]}").write_bytes(b"m" * (16 + i % 50))
+        paths.append(base)
+    return paths
+
+
+class Server:
+    """`scanguard serve` as a child process; its log goes to a file."""
+
+    def __init__(self, workdir: Path, batch_size: int) -> None:
+        self.db = workdir / "scanguard.db"
+        self.log_path = workdir / "serve.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
+        env.update(
+            {
+                "SCANGUARD_ADMIN_TOKEN": TOKEN,
+                "XDG_DATA_HOME": str(workdir / "data"),
+                "SCANGUARD_SCAN_BATCH_SIZE": str(batch_size),
+                "SCANGUARD_LOG_LEVEL": "warning",
+                "SCANGUARD_LOG_FORMAT": "json",
+            }
+        )
+        exe = shutil.which("scanguard", path=str(Path(sys.executable).parent)) or "scanguard"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [exe, "serve", "--host", "127.0.0.1", "--port", "0", "--database", f"sqlite:///{self.db}"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            match = re.search(r"listening on (http://\S+)", self.log_path.read_text(errors="replace"))
+            if match:
+                self.url = match.group(1)
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.proc.kill()
+        raise SystemExit(
+            f"scanguard serve did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}"
+        )
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        finally:
+            self._log.close()
+
+
+class ActiveJobPoller(threading.Thread):
+    """Reads scan_jobs straight from the database: never two active jobs for one library."""
+
+    def __init__(self, db: Path, interval: float = 0.02) -> None:
+        super().__init__(daemon=True, name="active-job-poller")
+        self.db = db
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.polls = 0
+        self.violations: list[tuple[int, int]] = []
+        self.max_active = 0
+
+    def run(self) -> None:
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        try:
+            while not self.stop_event.wait(self.interval):
+                rows = conn.execute(
+                    "SELECT library_id, COUNT(*) FROM scan_jobs "
+                    "WHERE status IN ('pending', 'running', 'paused') GROUP BY library_id"
+                ).fetchall()
+                self.polls += 1
+                self.max_active = max(self.max_active, len(rows))
+                self.violations.extend((lib, n) for lib, n in rows if n > 1)
+        finally:
+            conn.close()
+
+
+@dataclass
+class Stats:
+    latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    transport_errors: Counter[str] = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)
+
+
+def choose(op: str, lib: int, jobs: dict[int, int], rng: random.Random) -> tuple[str, str, str]:
+    """(method, path, label) of one request; pause/resume go by job id (safe) or by library id (alias)."""
+    job = jobs.get(lib)
+    if op == "start":
+        return "POST", f"/api/admin/scanner/safe/start/{lib}", "POST safe/start"
+    if op in ("pause", "resume"):
+        if job is not None and rng.random() < 0.7:
+            return "POST", f"/api/admin/scanner/safe/{op}/{job}", f"POST safe/{op}"
+        return "POST", f"/api/admin/scanner/{op}/{lib}", f"POST {op} (alias)"
+    if op == "status":
+        return "GET", "/api/admin/scanner/safeguards/status", "GET safeguards/status"
+    if op == "current-jobs":
+        return "GET", "/api/admin/scanner/current-jobs", "GET current-jobs"
+    return "GET", "/healthz", "GET /healthz"
+
+
+async def client(
+    session: aiohttp.ClientSession,
+    base: str,
+    libraries: list[int],
+    jobs: dict[int, int],
+    stats: Stats,
+    deadline: float,
+    rng: random.Random,
+) -> None:
+    ops, weights = zip(*MIX, strict=True)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    while time.monotonic() < deadline:
+        op = rng.choices(ops, weights)[0]
+        method, path, label = choose(op, rng.choice(libraries), jobs, rng)
+        started = time.perf_counter()
+        try:
+            async with session.request(method, base + path, headers=auth) as response:
+                body = await response.json(content_type=None)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            stats.transport_errors[f"{label}: {type(exc).__name__}"] += 1
+            continue
+        stats.latency[label].append(time.perf_counter() - started)
+        stats.statuses[label][status] += 1
+        if status >= 500:
+            stats.server_errors.append(f"{label} -> {status}: {str(body)[:200]}")
+        if isinstance(body, dict):
+            if "job" in body and isinstance(body["job"], dict):
+                jobs[body["job"]["library_id"]] = body["job"]["id"]
+            elif op == "current-jobs":
+                for j in body.get("jobs", []):
+                    jobs[j["library_id"]] = j["id"]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] * 1000
+
+
+async def run_load(server: Server, trees: list[Path], clients: int, seconds: float, seed: int) -> Stats:
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        libraries = []
+        for tree in trees:
+            async with session.post(
+                server.url + "/api/admin/libraries", json={"path": str(tree)}, headers=auth
+            ) as response:
+                if response.status != 201:
+                    raise SystemExit(f"adding {tree} failed: {response.status} {await response.text()}")
+                libraries.append((await response.json())["library"]["id"])
+        stats = Stats()
+        jobs: dict[int, int] = {}
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(
+            *(
+                client(session, server.url, libraries, jobs, stats, deadline, random.Random(seed + i))
+                for i in range(clients)
+            )
+        )
+        return stats
+
+
+def report(stats: Stats, seconds: float, poller: ActiveJobPoller, exit_code: int) -> bool:
+    health_p99 = pct(stats.latency["GET /healthz"], 0.99)
+    total = sum(len(v) for v in stats.latency.values())
+    print(f"\n{total} requests in {seconds:g} s ({total / seconds:.0f}/s)")
+    header = f"{'route':<24} {'n':>7} {'p50 ms':>8} {'p99 ms':>8} {'p99/healthz':>12}  statuses"
+    print(header)
+    print("-" * len(header))
+    order = [label for label in sorted(stats.latency) if label != "GET /healthz"] + ["GET /healthz"]
+    worst = 0.0
+    for label in order:
+        values = stats.latency[label]
+        p99 = pct(values, 0.99)
+        ratio = p99 / health_p99 if health_p99 else float("nan")
+        if label != "GET /healthz":
+            worst = max(worst, ratio)
+        codes = " ".join(f"{code}:{n}" for code, n in sorted(stats.statuses[label].items()))
+        print(f"{label:<24} {len(values):>7} {pct(values, 0.5):>8.1f} {p99:>8.1f} {ratio:>11.2f}x  {codes}")
+    all_admin = [v for label, vs in stats.latency.items() if label != "GET /healthz" for v in vs]
+    print(
+        f"{'all admin routes':<24} {len(all_admin):>7} {pct(all_admin, 0.5):>8.1f} {pct(all_admin, 0.99):>8.1f} "
+        f"{pct(all_admin, 0.99) / health_p99:>11.2f}x"
+    )
+    print(f"\nmean healthz latency {statistics.fmean(stats.latency['GET /healthz']) * 1000:.1f} ms")
+    print(f"worst admin p99 / healthz p99: {worst:.2f}x (goal <= 5x: {'met' if worst <= 5 else 'NOT met'})")
+    print(f"5xx answers: {len(stats.server_errors)}")
+    for line in stats.server_errors[:10]:
+        print(f"  {line}")
+    print(f"transport errors: {sum(stats.transport_errors.values())} {dict(stats.transport_errors)}")
+    print(
+        f"active-job poller: {poller.polls} polls, at most {poller.max_active} libraries active at once, "
+        f"{len(poller.violations)} violations (two active jobs for one library)"
+    )
+    print(f"server exit code on SIGTERM: {exit_code}")
+    return not stats.server_errors and not stats.transport_errors and not poller.violations and exit_code == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--libraries", type=int, default=20)
+    parser.add_argument("--files", type=int, default=1000, help="media files per library")
+    parser.add_argument("--batch-size", type=int, default=20, help="scan batch size (small: scans last)")
+    parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="scanguard-http-load-"))
+    try:
+        started = time.monotonic()
+        trees = build_trees(workdir / "media", args.libraries, args.files)
+        print(f"built {args.libraries} trees of {args.files} files in {time.monotonic() - started:.1f} s")
+        server = Server(workdir, args.batch_size)
+        print(f"server at {server.url}; {args.clients} clients for {args.seconds:g} s")
+        poller = ActiveJobPoller(server.db)
+        poller.start()
+        try:
+            stats = asyncio.run(run_load(server, trees, args.clients, args.seconds, args.seed))
+        finally:
+            poller.stop_event.set()
+            poller.join(timeout=5)
+            exit_code = server.stop()
+        ok = report(stats, args.seconds, poller, exit_code)
+        if not ok:
+            print(f"\nFAILED (server log: {server.log_path})")
+            args.keep = True
+        return 0 if ok else 1
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
