@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,7 +142,9 @@ def baseline_scan(root: str, db: str) -> dict[str, Any]:
 
 def baseline_rescan(root: str, db: str) -> dict[str, Any]:
     conn = sqlite3.connect(db, isolation_level=None)
-    known = {path: (size, mtime) for path, size, mtime in conn.execute("SELECT path, size, mtime FROM media_files")}
+    known = {
+        path: (size, mtime) for path, size, mtime in conn.execute("SELECT path, size, mtime FROM media_files")
+    }
     conn.close()
     seen = changed = 0
     for rel, st, _kind in _baseline_walk(root):
@@ -162,6 +163,7 @@ def scanguard_inprocess(root: str, db: str) -> dict[str, Any]:
 
     cfg = load_config(database={"url": f"sqlite:///{db}"}, log={"level": "warning"})
     started = time.perf_counter()
+    cpu = time.process_time()
     rt = Runtime.start(cfg)
     try:
         resolved = str(Path(root).resolve())
@@ -171,10 +173,12 @@ def scanguard_inprocess(root: str, db: str) -> dict[str, Any]:
         job = rt.start_scan(library.id)
         job = rt.wait_for_job(job.id, timeout=3600)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     finally:
         rt.stop()
     return {
         "elapsed": elapsed,
+        "cpu": cpu,
         "status": job.status,
         "media": job.files_processed,
         "changed": job.files_changed,
@@ -184,6 +188,7 @@ def scanguard_inprocess(root: str, db: str) -> dict[str, Any]:
 
 def worker(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    cpu = time.process_time()
     if args.worker == "baseline-scan":
         result = baseline_scan(args.root, args.db)
     elif args.worker == "baseline-rescan":
@@ -193,6 +198,7 @@ def worker(args: argparse.Namespace) -> int:
     else:
         raise SystemExit(f"unknown worker {args.worker}")
     result.setdefault("elapsed", time.perf_counter() - started)
+    result.setdefault("cpu", time.process_time() - cpu)
     print(json.dumps(result))
     return 0
 
@@ -205,6 +211,8 @@ class Run:
     wall: float  # the child process, end to end
     inner: float | None  # the timed section inside it
     rss_kb: int
+    cpu: float  # user + system seconds of the child process (all its threads)
+    inner_cpu: float | None = None  # ... of the timed section
     out: dict[str, Any] = field(default_factory=dict)
 
 
@@ -215,8 +223,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_child(cmd: list[str], log: Path) -> tuple[float, int, str]:
-    """Run one child; return its wall time, its own peak RSS (KiB) and its stdout."""
+def run_child(cmd: list[str], log: Path) -> tuple[float, int, float, str]:
+    """Run one child; return its wall time, its own peak RSS (KiB), its CPU seconds and its stdout."""
     with open(log, "ab") as err, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=_env(), cwd=REPO)
@@ -227,20 +235,29 @@ def run_child(cmd: list[str], log: Path) -> tuple[float, int, str]:
         text = out.read().decode()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}; see {log}")
-    return wall, usage.ru_maxrss, text
+    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, text
 
 
 def run_worker(kind: str, root: Path, db: Path, log: Path) -> Run:
     cmd = [sys.executable, str(HERE), "--worker", kind, "--root", str(root), "--db", str(db)]
-    wall, rss, text = run_child(cmd, log)
+    wall, rss, cpu, text = run_child(cmd, log)
     out = json.loads(text.strip().splitlines()[-1])
-    return Run(wall, out["elapsed"], rss, out)
+    return Run(wall, out["elapsed"], rss, cpu, out["cpu"], out)
 
 
 def run_cli(root: Path, db: Path, log: Path) -> Run:
-    cmd = [sys.executable, "-m", "scanguard.cli", "scan", str(root), "--database", f"sqlite:///{db}", "--no-progress"]
-    wall, rss, _ = run_child(cmd, log)
-    return Run(wall, None, rss)
+    cmd = [
+        sys.executable,
+        "-m",
+        "scanguard.cli",
+        "scan",
+        str(root),
+        "--database",
+        f"sqlite:///{db}",
+        "--no-progress",
+    ]
+    wall, rss, cpu, _ = run_child(cmd, log)
+    return Run(wall, None, rss, cpu)
 
 
 def fresh(path: Path) -> Path:
@@ -249,9 +266,16 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def best(runs: list[Run], inner: bool = False) -> float:
-    values = [r.inner if inner else r.wall for r in runs]
-    return min(v for v in values if v is not None)
+def best(runs: list[Run], inner: bool = False) -> Run:
+    """The fastest run (of the timed section, for in-process rows)."""
+    return min(runs, key=lambda r: r.inner if inner and r.inner is not None else r.wall)
+
+
+def seconds(run: Run, inner: bool) -> tuple[float, float]:
+    """(wall, cpu) of a run: the whole process, or the timed section inside it."""
+    if inner and run.inner is not None and run.inner_cpu is not None:
+        return run.inner, run.inner_cpu
+    return run.wall, run.cpu
 
 
 def db_paths(db: Path, query: str) -> set[str]:
@@ -278,7 +302,7 @@ class SizeResult:
     media: int
     other: int
     build_seconds: float
-    rows: dict[str, tuple[Run | None, list[Run], list[Run]]] = field(default_factory=dict)
+    rows: dict[str, tuple[list[Run], list[Run]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -290,7 +314,9 @@ def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
     started = time.perf_counter()
     media, other = build_tree(root, files)
     result = SizeResult(files, media, other, time.perf_counter() - started)
-    print(f"[{files:,} files] tree built in {result.build_seconds:.1f}s at {root}", file=sys.stderr, flush=True)
+    print(
+        f"[{files:,} files] tree built in {result.build_seconds:.1f}s at {root}", file=sys.stderr, flush=True
+    )
     try:
         base_db = work / "baseline.db"
         cli_db = work / "scanguard-cli.db"
@@ -315,7 +341,11 @@ def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
                     f"({len(got - expected)} extra, {len(expected - got)} absent)"
                 )
             job = last_job(db)
-            if job["status"] != "completed" or job["files_processed"] != media or job["files_skipped"] != other:
+            if (
+                job["status"] != "completed"
+                or job["files_processed"] != media
+                or job["files_skipped"] != other
+            ):
                 result.problems.append(
                     f"scanguard {name} job: {job['status']}, {job['files_processed']} processed, "
                     f"{job['files_skipped']} skipped (expected completed, {media}, {other})"
@@ -325,7 +355,11 @@ def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
             cli_rescan.append(run_cli(root, cli_db, log))
             for name, db in (("cli", cli_db),):
                 job = last_job(db)
-                if job["status"] != "completed" or job["files_changed"] != 0 or job["files_processed"] != media:
+                if (
+                    job["status"] != "completed"
+                    or job["files_changed"] != 0
+                    or job["files_processed"] != media
+                ):
                     result.problems.append(
                         f"scanguard {name} rescan: {job['status']}, {job['files_changed']} changed, "
                         f"{job['files_processed']} processed"
@@ -337,10 +371,10 @@ def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
         if any(r.out["changed"] != 0 for r in base_rescan):
             result.problems.append("the baseline's rescan saw changes in an unchanged tree")
         result.rows = {
-            "scan": (None, base_scan, cli_scan),
-            "scan-inprocess": (None, base_scan, ip_scan),
-            "rescan": (None, base_rescan, cli_rescan),
-            "rescan-inprocess": (None, base_rescan, ip_rescan),
+            "scan": (base_scan, cli_scan),
+            "scan-inprocess": (base_scan, ip_scan),
+            "rescan": (base_rescan, cli_rescan),
+            "rescan-inprocess": (base_rescan, ip_rescan),
         }
     finally:
         if keep:
@@ -350,44 +384,37 @@ def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
     return result
 
 
-def _fmt_s(v: float) -> str:
-    return f"{v:6.2f} s"
+LABELS = {
+    "scan": "full scan, whole process",
+    "scan-inprocess": "full scan, in-process",
+    "rescan": "rescan, whole process",
+    "rescan-inprocess": "rescan, in-process",
+}
 
 
 def report(res: SizeResult, repeat: int) -> None:
     print()
-    print(
-        f"{res.files:,} files ({res.media:,} media + {res.other:,} other), best of {repeat}"
-        f"{'' if repeat == 1 else ' (median in brackets)'}"
+    print(f"{res.files:,} files ({res.media:,} media + {res.other:,} other), best of {repeat}")
+    header = (
+        f"{'':26} {'baseline':>9} {'scanguard':>9} {'ratio':>6} {'base files/s':>12} {'sg files/s':>10}"
+        f"  {'cpu: base':>9} {'sg':>6} {'ratio':>6}"
     )
-    header = f"{'':28} {'baseline':>10} {'scanguard':>10} {'ratio':>6} {'base files/s':>13} {'sg files/s':>11}"
     print(header)
     print("-" * len(header))
-    labels = {
-        "scan": "full scan, whole process",
-        "scan-inprocess": "full scan, in-process",
-        "rescan": "rescan, whole process",
-        "rescan-inprocess": "rescan, in-process",
-    }
-    for key, label in labels.items():
-        _, base, sg = res.rows[key]
+    for key, label in LABELS.items():
+        base, sg = res.rows[key]
         inner = key.endswith("inprocess")
-        b = best(base, inner=inner)
-        s = best(sg, inner=inner)
-        line = f"{label:28} {_fmt_s(b):>10} {_fmt_s(s):>10} {s / b:6.2f} {res.media / b:13,.0f} {res.media / s:11,.0f}"
-        if repeat > 1:
-            bm = statistics.median(r.inner if inner else r.wall for r in base)  # type: ignore[type-var]
-            sm = statistics.median(r.inner if inner else r.wall for r in sg)  # type: ignore[type-var]
-            line += f"   [{bm:.2f} / {sm:.2f} = {sm / bm:.2f}]"
-        print(line)
-    _, base, sg = res.rows["scan"]
-    _, rbase, rsg = res.rows["rescan"]
-    print(
-        f"{'peak RSS, scan process':28} {max(r.rss_kb for r in base) / 1024:8.1f}MB {max(r.rss_kb for r in sg) / 1024:8.1f}MB"
-    )
-    print(
-        f"{'peak RSS, rescan process':28} {max(r.rss_kb for r in rbase) / 1024:8.1f}MB {max(r.rss_kb for r in rsg) / 1024:8.1f}MB"
-    )
+        b, b_cpu = seconds(best(base, inner), inner)
+        s, s_cpu = seconds(best(sg, inner), inner)
+        print(
+            f"{label:26} {b:7.2f} s {s:7.2f} s {s / b:6.2f} {res.media / b:12,.0f} {res.media / s:10,.0f}"
+            f"  {b_cpu:7.2f} s {s_cpu:4.2f} s {s_cpu / b_cpu:6.2f}"
+        )
+    for key, label in (("scan", "peak RSS, scan process"), ("rescan", "peak RSS, rescan process")):
+        base, sg = res.rows[key]
+        b_mb = max(r.rss_kb for r in base) / 1024
+        s_mb = max(r.rss_kb for r in sg) / 1024
+        print(f"{label:26} {b_mb:6.1f} MB {s_mb:6.1f} MB")
     if res.problems:
         print("CORRECTNESS: FAILED")
         for p in res.problems:
@@ -397,11 +424,21 @@ def report(res: SizeResult, repeat: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=100_000, help="files in the synthetic tree (default 100000)")
-    parser.add_argument("--rss", action="store_true", help="run at 100,000 and 500,000 files and compare peak RSS")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement; the best is reported")
-    parser.add_argument("--tmp", type=Path, default=None, help="where to build the tree (default: the system temp)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--files", type=int, default=100_000, help="files in the synthetic tree (default 100000)"
+    )
+    parser.add_argument(
+        "--rss", action="store_true", help="run at 100,000 and 500,000 files and compare peak RSS"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each measurement; the best is reported"
+    )
+    parser.add_argument(
+        "--tmp", type=Path, default=None, help="where to build the tree (default: the system temp)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the tree and the databases")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
@@ -412,19 +449,23 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.tmp or Path(tempfile.gettempdir())
     sizes = [100_000, 500_000] if args.rss else [args.files]
     results = [bench_size(n, max(1, args.repeat), tmp, args.keep) for n in sizes]
-    print(f"\nscanguard bench — python {sys.version.split()[0]}, {os.cpu_count()} CPUs; ratio = scanguard / baseline (goal <= 1.0)")
+    print(
+        f"\nscanguard bench — python {sys.version.split()[0]}, {os.cpu_count()} CPUs; ratio = scanguard / baseline (goal <= 1.0)"
+    )
     for res in results:
         report(res, max(1, args.repeat))
     if args.rss:
         small, large = results
-        s_kb = max(r.rss_kb for r in small.rows["scan"][2])
-        l_kb = max(r.rss_kb for r in large.rows["scan"][2])
-        rs_kb = max(r.rss_kb for r in small.rows["rescan"][2])
-        rl_kb = max(r.rss_kb for r in large.rows["rescan"][2])
+        s_kb = max(r.rss_kb for r in small.rows["scan"][1])
+        l_kb = max(r.rss_kb for r in large.rows["scan"][1])
+        rs_kb = max(r.rss_kb for r in small.rows["rescan"][1])
+        rl_kb = max(r.rss_kb for r in large.rows["rescan"][1])
         print()
         print("peak RSS of the scanguard scan process (goal: 500k <= 1.2 x 100k)")
         print(f"  full scan: {s_kb / 1024:.1f} MB at 100k, {l_kb / 1024:.1f} MB at 500k: x{l_kb / s_kb:.2f}")
-        print(f"  rescan:    {rs_kb / 1024:.1f} MB at 100k, {rl_kb / 1024:.1f} MB at 500k: x{rl_kb / rs_kb:.2f}")
+        print(
+            f"  rescan:    {rs_kb / 1024:.1f} MB at 100k, {rl_kb / 1024:.1f} MB at 500k: x{rl_kb / rs_kb:.2f}"
+        )
     return 1 if any(r.problems for r in results) else 0
 
 

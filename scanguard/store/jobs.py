@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from scanguard.errors import Fenced, IllegalTransition, LibraryBusy, NotFound
 from scanguard.records import DeletedJob, Job
@@ -160,8 +160,16 @@ async def existing_files(
 
 
 def _upsert_statement(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(media_files)
+    # each dialect's insert is imported when first used: a SQLite process never loads the PostgreSQL one
+    stmt: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+        stmt = pg_insert(media_files)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+        stmt = sqlite_insert(media_files)
     return stmt.on_conflict_do_update(
         index_elements=[media_files.c.library_id, media_files.c.path],
         set_={
@@ -172,9 +180,111 @@ def _upsert_statement(dialect: str) -> Any:
             "last_seen_at": stmt.excluded.last_seen_at,
             "error": stmt.excluded.error,
             "meta": stmt.excluded.meta,
-            "missing_since": None,
-            "vanished_job_id": None,
+            "missing_since": sa.null(),
+            "vanished_job_id": sa.null(),
         },
+    )
+
+
+_UPSERT_COLUMNS = (
+    "library_id",
+    "scan_job_id",
+    "path",
+    "size",
+    "mtime",
+    "media_type",
+    "quick_hash",
+    "first_seen_at",
+    "last_seen_at",
+    "error",
+    "meta",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverUpsert:
+    """The upsert compiled once for a qmark driver, with the only bind processors a row needs."""
+
+    sql: str
+    stamp: Callable[[Any], Any]
+    meta: Callable[[Any], Any]
+
+
+_driver_upserts: dict[int, _DriverUpsert | None] = {}
+
+
+def _driver_upsert(dialect: sa.Dialect) -> _DriverUpsert | None:
+    """The SQLite upsert as driver SQL, or None when this dialect needs the Core path.
+
+    Core's executemany spends most of a batch building and processing a dict per row; the driver takes
+    tuples. The SQL is compiled from the same Core statement, so both paths write the same thing.
+    """
+    key = id(dialect)
+    if key in _driver_upserts:
+        return _driver_upserts[key]
+    plan: _DriverUpsert | None = None
+    if dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+        compiled = _upsert_statement("sqlite").compile(dialect=dialect, column_keys=list(_UPSERT_COLUMNS))
+        # per-row columns must pass to the driver as they are; mtime's to_float is moot for a float
+        plain = ("library_id", "scan_job_id", "path", "size", "media_type", "quick_hash", "error")
+        if tuple(compiled.positiontup or ()) == _UPSERT_COLUMNS and not any(
+            media_files.c[name].type.bind_processor(dialect) for name in plain
+        ):
+            stamp = media_files.c.first_seen_at.type.bind_processor(dialect)
+            meta = media_files.c.meta.type.bind_processor(dialect)
+            plan = _DriverUpsert(compiled.string, stamp or _same, meta or _same)
+    _driver_upserts[key] = plan
+    return plan
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+async def _upsert(tx: Tx, batch: BatchCommit) -> None:
+    plan = _driver_upsert(tx.conn.dialect)
+    now = tx.now
+    if plan is None:
+        rows = [
+            {
+                "library_id": batch.library_id,
+                "scan_job_id": batch.job_id,
+                "path": f.path,
+                "size": f.size,
+                "mtime": f.mtime,
+                "media_type": f.media_type,
+                "quick_hash": f.quick_hash,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "error": f.error,
+                "meta": f.meta,
+            }
+            for f in batch.upserts
+        ]
+        await tx.conn.execute(_upsert_statement(tx.dialect), rows)
+        return
+    library_id, job_id = batch.library_id, batch.job_id
+    stamp = plan.stamp(now)
+    meta = plan.meta
+    no_meta = meta(None)
+    await tx.conn.exec_driver_sql(
+        plan.sql,
+        [
+            (
+                library_id,
+                job_id,
+                f.path,
+                f.size,
+                float(f.mtime),
+                f.media_type,
+                f.quick_hash,
+                stamp,
+                stamp,
+                f.error,
+                no_meta if f.meta is None else meta(f.meta),
+            )
+            for f in batch.upserts
+        ],
     )
 
 
@@ -205,23 +315,7 @@ async def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
     """One batch, atomically: upserts, vanished marks, counters, checkpoint, heartbeat — or nothing."""
     job = await _fence(tx, batch.job_id, batch.library_id, batch.token)
     if batch.upserts:
-        rows = [
-            {
-                "library_id": batch.library_id,
-                "scan_job_id": batch.job_id,
-                "path": f.path,
-                "size": f.size,
-                "mtime": f.mtime,
-                "media_type": f.media_type,
-                "quick_hash": f.quick_hash,
-                "first_seen_at": tx.now,
-                "last_seen_at": tx.now,
-                "error": f.error,
-                "meta": f.meta,
-            }
-            for f in batch.upserts
-        ]
-        await tx.conn.execute(_upsert_statement(tx.dialect), rows)
+        await _upsert(tx, batch)
     if batch.vanished_ids:
         await tx.conn.execute(
             media_files.update()
