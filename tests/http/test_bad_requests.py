@@ -87,7 +87,8 @@ def check(reply: Any, status: int, code: str | None) -> None:
     assert reply.headers["Content-Type"].startswith("application/json")
     assert set(reply.json) == {"error"}, reply.json
     assert set(reply.json["error"]) == {"code", "message", "details"}, reply.json
-    assert isinstance(reply.json["error"]["message"], str) and reply.json["error"]["message"]
+    assert isinstance(reply.json["error"]["message"], str)
+    assert reply.json["error"]["message"]
     if code is not None:
         assert reply.json["error"]["code"] == code, reply.json
     assert "Traceback" not in reply.text

@@ -39,7 +39,8 @@ def test_kill_9_mid_scan_then_restart_shows_the_job_orphaned_and_resume_complete
     status, processed = db_rows(db_url, f"SELECT status, files_processed FROM scan_jobs WHERE id = {job_id}")[
         0
     ]
-    assert status == "running" and 200 <= processed < len(expected), (status, processed)
+    assert status == "running", status
+    assert 200 <= processed < len(expected), processed
 
     second = start_server(db_url, env=SLOW_SCAN)
     api = api_for(second)
@@ -52,7 +53,8 @@ def test_kill_9_mid_scan_then_restart_shows_the_job_orphaned_and_resume_complete
     assert any(e["kind"] == "job.paused" and e["data"]["reason"] == "orphaned" for e in events), kinds
 
     resumed = api.post(f"/api/admin/scanner/safe/resume/{job_id}")
-    assert resumed.status == 200 and resumed.json["job"]["status"] == "running"
+    assert resumed.status == 200
+    assert resumed.json["job"]["status"] == "running"
     done = api.wait_job(job_id, ("completed", "failed", "paused"), timeout=90)
     assert done["status"] == "completed", done
     assert api.all_files(library) == expected
@@ -93,4 +95,5 @@ def test_sigterm_exits_0_and_pauses_the_running_scan_with_reason_shutdown(
         )
     ]
     assert [p["reason"] for p in paused] == ["shutdown"]
-    assert "listening on" in server.log() and "runtime.stopped" in server.log()
+    assert "listening on" in server.log()
+    assert "runtime.stopped" in server.log()

@@ -142,7 +142,7 @@ def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_delete
         "the progress bar to move",
     )
     assert first < moved < 100
-    assert page.find(f"{job} .rate").text != "–"
+    assert page.find(f"{job} .rate").text != "\N{EN DASH}"  # the placeholder before a rate is known
     browser.save_screenshot(str(OUTPUT / "dashboard-scanning.png"))
 
     page.click(f'{job} button[data-action="pause"]')

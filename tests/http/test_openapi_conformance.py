@@ -68,7 +68,7 @@ def test_every_operation_answers_without_5xx_and_within_the_document(
             continue
 
         @settings(
-            max_examples=12,
+            max_examples=30,
             deadline=None,
             database=None,
             derandomize=True,
@@ -91,7 +91,8 @@ def test_every_operation_answers_without_5xx_and_within_the_document(
     answered = _requests_by_status(metrics)
     assert sum(answered.values()) > 200, answered
     assert not [s for s in answered if s.startswith("5")], answered
-    assert answered.get("400", 0) > 20 and answered.get("200", 0) > 20, answered
+    assert answered.get("400", 0) > 20, answered
+    assert answered.get("200", 0) > 20, answered
 
 
 def _requests_by_status(metrics: str) -> dict[str, float]:

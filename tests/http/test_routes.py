@@ -55,12 +55,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def assert_time(value: str | None, *, nullable: bool = False) -> None:
     if value is None and nullable:
         return
-    assert isinstance(value, str) and value.endswith("Z"), value
+    assert isinstance(value, str), value
+    assert value.endswith("Z"), value
     datetime.fromisoformat(value)
 
 
 def assert_job(job: dict[str, Any]) -> None:
-    assert JOB_KEYS <= set(job), JOB_KEYS - set(job)
+    assert set(job) >= JOB_KEYS, JOB_KEYS - set(job)
     assert_time(job["created_at"])
     assert_time(job["updated_at"])
     assert_time(job["started_at"], nullable=True)
@@ -71,7 +72,8 @@ def assert_job(job: dict[str, Any]) -> None:
 def assert_error(reply: Any, status: int, code: str | None = None) -> dict[str, Any]:
     assert reply.status == status, (reply.status, reply.text)
     assert reply.headers["Content-Type"].startswith("application/json"), reply.headers
-    assert set(reply.json) == {"error"} and set(reply.json["error"]) == ERROR_KEYS, reply.json
+    assert set(reply.json) == {"error"}, reply.json
+    assert set(reply.json["error"]) == ERROR_KEYS, reply.json
     if code is not None:
         assert reply.json["error"]["code"] == code, reply.json
     return dict(reply.json["error"])
@@ -93,20 +95,25 @@ def test_a_library_is_added_listed_read_scanned_and_its_files_paged(world: World
     assert_time(library["created_at"])
 
     listed = api.get("/api/admin/libraries")
-    assert listed.status == 200 and library["id"] in [x["id"] for x in listed.json["libraries"]]
+    assert listed.status == 200
+    assert library["id"] in [x["id"] for x in listed.json["libraries"]]
     got = api.get(f"/api/admin/libraries/{library['id']}")
-    assert got.status == 200 and got.json == {"library": library}
+    assert got.status == 200
+    assert got.json == {"library": library}
 
     started = api.post(f"/api/admin/scanner/safe/start/{library['id']}")
-    assert started.status == 201 and set(started.json) == {"job"}
+    assert started.status == 201
+    assert set(started.json) == {"job"}
     assert_job(started.json["job"])
     done = api.wait_job(started.json["job"]["id"], ("completed",))
     assert_job(done)
-    assert done["progress"] == 100 and done["finished_at"] is not None
+    assert done["progress"] == 100
+    assert done["finished_at"] is not None
 
     expected = expected_media(world.small)
     first = api.get(f"/api/admin/libraries/{library['id']}/files?limit=7&offset=0")
-    assert first.status == 200 and set(first.json) == {"files", "total", "limit", "offset"}
+    assert first.status == 200
+    assert set(first.json) == {"files", "total", "limit", "offset"}
     assert (first.json["total"], first.json["limit"], first.json["offset"], len(first.json["files"])) == (
         len(expected), 7, 0, 7,
     )  # fmt: skip
@@ -123,27 +130,34 @@ def test_a_scan_is_started_paused_resumed_and_hard_deleted_through_the_safe_rout
     busy = assert_error(api.post(f"/api/admin/scanner/safe/start/{library['id']}"), 409, "library_busy")
     assert busy["details"]["job_id"] == job["id"]
     current = api.get("/api/admin/scanner/current-jobs")
-    assert current.status == 200 and set(current.json) == {"jobs"}
+    assert current.status == 200
+    assert set(current.json) == {"jobs"}
     assert job["id"] in [j["id"] for j in current.json["jobs"]]
 
     paused = api.post(f"/api/admin/scanner/safe/pause/{job['id']}")
-    assert paused.status == 200 and set(paused.json) == {"job"}
+    assert paused.status == 200
+    assert set(paused.json) == {"job"}
     assert (paused.json["job"]["status"], paused.json["job"]["pause_reason"]) == ("paused", "user")
     assert_error(api.post(f"/api/admin/scanner/safe/pause/{job['id']}"), 409, "illegal_transition")
 
     resumed = api.post(f"/api/admin/scanner/safe/resume/{job['id']}")
-    assert resumed.status == 200 and resumed.json["job"]["status"] == "running"
+    assert resumed.status == 200
+    assert resumed.json["job"]["status"] == "running"
 
     page = api.get(f"/api/admin/scanner/jobs?library_id={library['id']}&status=running&limit=5&offset=0")
-    assert page.status == 200 and set(page.json) == {"jobs", "total", "limit", "offset"}
+    assert page.status == 200
+    assert set(page.json) == {"jobs", "total", "limit", "offset"}
     assert (page.json["total"], page.json["limit"], page.json["offset"]) == (1, 5, 0)
     assert page.json["jobs"][0]["id"] == job["id"]
     one = api.get(f"/api/admin/scanner/jobs/{job['id']}")
-    assert one.status == 200 and one.json["job"]["id"] == job["id"]
+    assert one.status == 200
+    assert one.json["job"]["id"] == job["id"]
 
     deleted = api.delete(f"/api/admin/scanner/safe/jobs/{job['id']}")
-    assert deleted.status == 200 and set(deleted.json) == {"deleted_job_id", "media_files_removed"}
-    assert deleted.json["deleted_job_id"] == job["id"] and deleted.json["media_files_removed"] >= 0
+    assert deleted.status == 200
+    assert set(deleted.json) == {"deleted_job_id", "media_files_removed"}
+    assert deleted.json["deleted_job_id"] == job["id"]
+    assert deleted.json["media_files_removed"] >= 0
     assert_error(api.get(f"/api/admin/scanner/jobs/{job['id']}"), 404, "not_found")
     assert_error(api.delete(f"/api/admin/scanner/safe/jobs/{job['id']}"), 404, "not_found")
     assert job["id"] not in [j["id"] for j in api.get("/api/admin/scanner/current-jobs").json["jobs"]]
@@ -161,42 +175,46 @@ def test_the_seed_paths_are_aliases_acting_on_the_library_active_job(world: Worl
     assert started.status == 201
     job_id = started.json["job"]["id"]
     paused = api.post(f"/api/admin/scanner/pause/{lib}")
-    assert (
-        paused.status == 200
-        and paused.json["job"]["id"] == job_id
-        and paused.json["job"]["status"] == "paused"
-    )
+    assert paused.status == 200
+    assert paused.json["job"]["id"] == job_id
+    assert paused.json["job"]["status"] == "paused"
     resumed = api.post(f"/api/admin/scanner/resume/{lib}")
-    assert resumed.status == 200 and resumed.json["job"]["status"] == "running"
+    assert resumed.status == 200
+    assert resumed.json["job"]["status"] == "running"
     assert_error(api.post(f"/api/admin/scanner/resume/{lib}"), 409, "illegal_transition")
     deleted = api.delete(f"/api/admin/scanner/jobs/{job_id}")
-    assert deleted.status == 200 and deleted.json["deleted_job_id"] == job_id
+    assert deleted.status == 200
+    assert deleted.json["deleted_job_id"] == job_id
     assert_error(api.get(f"/api/admin/scanner/jobs/{job_id}"), 404)
 
 
 def test_events_are_listed_oldest_first_and_filtered_by_job_library_and_kind(world: World) -> None:
     api = world.api
     everything = api.get("/api/admin/events?limit=1000")
-    assert everything.status == 200 and set(everything.json) == {"events"}
+    assert everything.status == 200
+    assert set(everything.json) == {"events"}
     events = everything.json["events"]
     ids = [e["id"] for e in events]
-    assert ids == sorted(ids) and len(ids) >= 5
+    assert ids == sorted(ids)
+    assert len(ids) >= 5
     for event in events:
         assert set(event) == {"id", "at", "kind", "library_id", "job_id", "instance", "data"}
         assert_time(event["at"])
 
     job_id = next(e["job_id"] for e in events if e["kind"] == "job.completed")
     of_job = api.get(f"/api/admin/events?job_id={job_id}").json["events"]
-    assert of_job and {e["job_id"] for e in of_job} == {job_id}
-    assert [e["kind"] for e in of_job][0] == "job.started" and "job.completed" in [e["kind"] for e in of_job]
+    assert of_job
+    assert {e["job_id"] for e in of_job} == {job_id}
+    assert next(e["kind"] for e in of_job) == "job.started"
+    assert "job.completed" in [e["kind"] for e in of_job]
 
     library_id = of_job[0]["library_id"]
     of_library = api.get(f"/api/admin/events?library_id={library_id}&kind=job.").json["events"]
-    assert of_library and all(
-        e["library_id"] == library_id and e["kind"].startswith("job.") for e in of_library
-    )
+    assert of_library
+    assert all(e["library_id"] == library_id and e["kind"].startswith("job.") for e in of_library)
     exact = api.get("/api/admin/events?kind=library.added").json["events"]
-    assert exact and {e["kind"] for e in exact} == {"library.added"}
+    assert exact
+    assert {e["kind"] for e in exact} == {"library.added"}
 
     after = api.get(f"/api/admin/events?after_id={ids[2]}&limit=2").json["events"]
     assert [e["id"] for e in after] == ids[3:5]
@@ -237,7 +255,8 @@ def test_the_event_stream_replays_from_last_event_id_then_goes_live(world: World
     assert [int(f["id"]) for f in with_ids[:-1]] == missed
     assert all(f["event"] == json.loads(f["data"])["kind"] for f in with_ids)
     live = json.loads(with_ids[-1]["data"])
-    assert live["data"]["path"] == new_path and live["id"] > stored[-1]["id"]
+    assert live["data"]["path"] == new_path
+    assert live["id"] > stored[-1]["id"]
     assert all(set(json.loads(f["data"])) == {"jobs"} for f in frames if f.get("event") == "progress")
 
 
@@ -260,19 +279,24 @@ def test_probes_metrics_openapi_and_dashboard_answer_without_a_token(world: Worl
     health = api.get("/healthz", token=None)
     assert (health.status, health.json) == (200, {"status": "ok"})
     ready = api.get("/readyz", token=None)
-    assert ready.status == 200 and ready.json["status"] == "ready"
+    assert ready.status == 200
+    assert ready.json["status"] == "ready"
     metrics = api.get("/metrics", token=None)
-    assert metrics.status == 200 and metrics.headers["Content-Type"].startswith("text/plain")
+    assert metrics.status == 200
+    assert metrics.headers["Content-Type"].startswith("text/plain")
     assert "scanguard_http_requests_total" in metrics.text
     assert (
         'scanguard_http_requests_total{method="POST",route="/api/admin/scanner/safe/start/{library_id}"'
         in (metrics.text)
     )
     doc = api.get("/api/openapi.json", token=None)
-    assert doc.status == 200 and doc.json == openapi_document()
+    assert doc.status == 200
+    assert doc.json == openapi_document()
     page = api.get("/", token=None)
-    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert "<title>scanguard</title>" in page.text and "sessionStorage" in page.text
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "<title>scanguard</title>" in page.text
+    assert "sessionStorage" in page.text
 
 
 def _admin_operations() -> list[tuple[str, str]]:
@@ -358,6 +382,7 @@ def test_safeguard_status_and_emergency_cleanup_answer_their_reports(world: Worl
     assert status.json["config"]["http"]["admin_token"] == "***"
 
     report = api.post("/api/admin/scanner/emergency/cleanup")
-    assert report.status == 200 and isinstance(report.json, dict)
+    assert report.status == 200
+    assert isinstance(report.json, dict)
     after = api.get(f"/api/admin/scanner/jobs/{job['id']}").json["job"]
     assert after["status"] != "running"

@@ -1,0 +1,198 @@
+"""The app factory in this process, over a real socket: heartbeats, readiness, internal errors, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import scanguard
+from scanguard.http import RUNTIME, create_app
+from scanguard.http.coalesce import Coalesced
+from tests.http.conftest import TOKEN, Api, ServerProcess
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class InProcessServer:
+    """An aiohttp app on 127.0.0.1:<free port>, run by an event loop on a background thread."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-http", daemon=True)
+        self.thread.start()
+        self.runner = web.AppRunner(app, access_log=None)
+        self.url = self._call(self._start())
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    async def _start(self) -> str:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self.runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self._call(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[[web.Application], InProcessServer]]:
+    servers: list[InProcessServer] = []
+
+    def serve(app: web.Application) -> InProcessServer:
+        servers.append(InProcessServer(app))
+        return servers[-1]
+
+    yield serve
+    for server in reversed(servers):
+        if server.loop.is_running():
+            server.stop()
+
+
+@pytest.fixture
+def runtime(
+    make_config: Callable[..., scanguard.Config], runtime_factory: Callable[..., scanguard.Runtime]
+) -> scanguard.Runtime:
+    return runtime_factory(make_config(http={"admin_token": TOKEN}))
+
+
+def test_the_event_stream_sends_heartbeat_comments_while_nothing_happens(
+    runtime: scanguard.Runtime, serve_app: Callable[..., InProcessServer], api_for: Callable[..., Api]
+) -> None:
+    server = serve_app(create_app(runtime, sse_heartbeat=0.2))
+    api = api_for(server.url)
+
+    async def first_comments() -> list[str]:
+        comments: list[str] = []
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with api.session.get(server.url + "/api/admin/events/stream", headers=headers) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            assert response.headers["Cache-Control"] == "no-cache"
+            async for raw in response.content:
+                line = raw.decode().strip()
+                if line.startswith(":"):
+                    comments.append(line)
+                if len(comments) == 2:
+                    return comments
+        return comments
+
+    assert api.loop.run_until_complete(asyncio.wait_for(first_comments(), 10)) == [": heartbeat"] * 2
+
+
+def test_readyz_and_admin_routes_answer_503_once_the_runtime_has_stopped(
+    runtime: scanguard.Runtime, serve_app: Callable[..., InProcessServer], api_for: Callable[..., Api]
+) -> None:
+    api = api_for(serve_app(create_app(runtime)).url)
+    assert api.get("/readyz", token=None).status == 200
+    runtime.stop()
+    ready = api.get("/readyz", token=None)
+    assert ready.status == 503
+    assert ready.json["error"]["code"] == "not_ready"
+    admin = api.get("/api/admin/libraries")
+    assert admin.status == 503
+    assert admin.json["error"]["code"] == "runtime_stopped"
+    assert api.get("/healthz", token=None).status == 200
+
+
+def test_an_unexpected_failure_is_a_500_internal_with_no_detail_or_trace_for_the_client(
+    runtime: scanguard.Runtime,
+    serve_app: Callable[..., InProcessServer],
+    api_for: Callable[..., Api],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(runtime, "list_libraries", broken)
+    api = api_for(serve_app(create_app(runtime)).url)
+    reply = api.get("/api/admin/libraries")
+    assert reply.status == 500
+    assert reply.json == {"error": {"code": "internal", "message": "internal server error", "details": {}}}
+    assert "secret" not in reply.text
+    assert "Traceback" not in reply.text
+
+
+def test_an_app_made_from_a_config_starts_its_own_runtime_and_stops_it_on_cleanup(
+    make_config: Callable[..., scanguard.Config],
+    serve_app: Callable[..., InProcessServer],
+    api_for: Callable[..., Api],
+    tmp_path: Path,
+) -> None:
+    app = create_app(make_config(http={"admin_token": TOKEN}))
+    server = serve_app(app)
+    api = api_for(server.url)
+    assert api.get("/readyz", token=None).status == 200
+    (tmp_path / "lib").mkdir()
+    assert api.post("/api/admin/libraries", json={"path": str(tmp_path / "lib")}).status == 201
+    slot = app[RUNTIME]
+    assert slot.owned
+    assert slot.runtime is not None
+    assert slot.runtime.running
+    server.stop()
+    assert not slot.runtime.running
+
+
+def test_an_app_refuses_to_be_made_without_an_admin_token(
+    make_config: Callable[..., scanguard.Config],
+) -> None:
+    with pytest.raises(scanguard.ConfigError, match="admin_token"):
+        create_app(make_config())
+
+
+def test_concurrent_reads_share_one_call_but_never_one_that_started_before_them() -> None:
+    async def scenario() -> tuple[int, list[int]]:
+        calls = 0
+        gate = asyncio.Event()
+
+        async def read() -> int:
+            nonlocal calls
+            calls += 1
+            mine = calls
+            await gate.wait()
+            return mine
+
+        shared = Coalesced(read)
+        early = asyncio.ensure_future(shared())  # starts call 1
+        await asyncio.sleep(0)
+        late = [asyncio.ensure_future(shared()) for _ in range(50)]  # arrive while call 1 runs
+        await asyncio.sleep(0)
+        gate.set()
+        results = [await early, *[await t for t in late]]
+        return calls, results
+
+    calls, results = asyncio.run(scenario())
+    assert calls == 2  # one for the early reader, one shared by all fifty late ones
+    assert results == [1] + [2] * 50  # nobody who arrived during call 1 got its (older) answer
+
+
+def test_serve_generates_a_token_once_keeps_it_private_and_reuses_it_after_a_restart(
+    tmp_path: Path, sqlite_url: str, start_server: Callable[..., ServerProcess], api_for: Callable[..., Api]
+) -> None:
+    first = start_server(sqlite_url, env={"SCANGUARD_ADMIN_TOKEN": ""})
+    kept = tmp_path / "data" / "scanguard" / "admin_token"
+    token = kept.read_text().strip()
+    assert len(token) >= 32
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert f"generated admin token (kept in {kept}): {token}" in first.log()
+    assert api_for(first, token).get("/api/admin/libraries").status == 200
+    assert api_for(first, TOKEN).get("/api/admin/libraries").status == 401
+    assert first.terminate() == 0
+
+    second = start_server(sqlite_url, env={"SCANGUARD_ADMIN_TOKEN": ""})
+    assert token not in second.log()
+    assert f"using the admin token kept in {kept}" in second.log()
+    assert api_for(second, token).get("/api/admin/libraries").status == 200
+    assert second.terminate() == 0
