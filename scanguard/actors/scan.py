@@ -206,6 +206,13 @@ class ScanActor(pykka.ThreadingActor):
         if self.cancel.is_set():
             self._finish_as("cancelled")
             return
+        root = self.spec.library.path
+        unreadable = any(isinstance(i, Skipped) and i.reason == "unreadable" for i in items)
+        if unreadable and not os.path.isdir(root):
+            # the root went away during this batch: its unreadable entries are unmounted, not gone, so the
+            # batch is not committed and the checkpoint stays before them for the resume
+            self._pause_root(f"{root} vanished during the walk")
+            return
         after = self.checkpoint
         upto = None if done or not items else items[-1].path
         existing = self.store.existing_files(self.spec.library.id, after, upto).get()

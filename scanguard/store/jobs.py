@@ -369,7 +369,21 @@ async def finish_job(tx: Tx, job_id: int, library_id: int, token: int, max_vanis
     ).scalar_one()
     if present >= min_files and vanished > present * max_vanished_ratio:
         message = f"{vanished} of {present} files vanished: is the drive unmounted? nothing was marked missing"
-        return await _pause(tx, job, "root_unavailable", message)
+        # the walk is void: forget its vanished marks and restart it on resume, or it could never complete
+        await tx.conn.execute(
+            media_files.update().where(media_files.c.vanished_job_id == job_id).values(vanished_job_id=None)
+        )
+        # (what it wrote stays written and counted: changed, bytes, errors; the walk's tallies start over)
+        walk_reset: dict[str, Any] = {
+            "checkpoint": None,
+            "files_found": 0,
+            "files_processed": 0,
+            "files_skipped": 0,
+            "skip_reasons": {},
+            "progress": 0.0,
+        }
+        await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**walk_reset))
+        return await _pause(tx, _replace(job, walk_reset), "root_unavailable", message)
     if vanished:
         await tx.conn.execute(
             media_files.update()

@@ -1,0 +1,229 @@
+"""Rescans: unchanged files write nothing, changes converge to the tree, an unmounted root purges nothing
+(issue 2, item 4)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import scanguard
+from tests.support.db import db_rows, install_write_counter, media_writes
+from tests.support.trees import build_tree, expected_media, media_path
+from tests.support.waiting import QUIET_SAFEGUARDS, GatedFileSystem
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _scan(rt: scanguard.Runtime, library_id: int) -> scanguard.Job:
+    job = rt.start_scan(library_id)
+    return rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
+
+
+def _present(url: str, library_id: int) -> set[str]:
+    rows = db_rows(url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NULL")
+    return {r[0] for r in rows}
+
+
+def _missing(url: str, library_id: int) -> set[str]:
+    rows = db_rows(url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NOT NULL")
+    return {r[0] for r in rows}
+
+
+def _media_table(url: str) -> list[tuple[object, ...]]:
+    return db_rows(url, "SELECT * FROM media_files ORDER BY id")
+
+
+def test_rescanning_an_unchanged_tree_writes_no_media_row(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    root = tmp_path / "lib"
+    build_tree(root, 300, 30)
+    rt = runtime_factory(make_config(scan={"batch_size": 25}))
+    library = rt.add_library(root)
+    first = _scan(rt, library.id)
+    assert first.status == "completed"
+    assert first.bytes_processed > 0
+    install_write_counter(db_url)
+    table = _media_table(db_url)
+
+    again = _scan(rt, library.id)
+
+    assert again.status == "completed", again
+    assert media_writes(db_url) == 0, "an unchanged file is skipped without any write"
+    assert _media_table(db_url) == table
+    assert (again.files_changed, again.bytes_processed, again.files_removed) == (0, 0, 0)
+    assert again.files_processed == again.files_found == len(expected_media(root))
+
+
+def test_after_adding_changing_and_deleting_files_a_rescan_matches_the_tree_again(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    root = tmp_path / "lib"
+    build_tree(root, 300, 30)
+    rt = runtime_factory(make_config(scan={"batch_size": 25}))
+    library = rt.add_library(root)
+    assert _scan(rt, library.id).status == "completed"
+    install_write_counter(db_url)
+
+    added = ["Artist 000/Album 00/00 - Intro.flac", "Artist 001/New Album/01 - New.MP3", "Zzz/Last.ogg"]
+    for rel in added:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"new" * 10)
+    grown = [media_path(i) for i in (3, 50, 151)]
+    for rel in grown:
+        with (root / rel).open("ab") as fh:
+            fh.write(b"more")
+    touched = media_path(77)  # same size, new mtime
+    st = os.stat(root / touched)
+    os.utime(root / touched, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    deleted = [media_path(i) for i in (0, 99, 100, 299)]
+    for rel in deleted:
+        os.remove(root / rel)
+    shutil.rmtree(root / "Artist 002" / "Album 05")
+    deleted += [media_path(i) for i in range(250, 260)]
+
+    job = _scan(rt, library.id)
+
+    assert job.status == "completed", job
+    assert _present(db_url, library.id) == expected_media(root)
+    assert _missing(db_url, library.id) == set(deleted)
+    assert job.files_changed == len(grown) + 1
+    assert job.files_removed == len(deleted)
+    sizes = dict(db_rows(db_url, f"SELECT path, size FROM media_files WHERE library_id = {library.id}"))
+    for rel in grown + added:
+        assert sizes[rel] == os.stat(root / rel).st_size, rel
+    mtimes = dict(db_rows(db_url, f"SELECT path, mtime FROM media_files WHERE library_id = {library.id}"))
+    assert mtimes[touched] == pytest.approx(os.stat(root / touched).st_mtime)
+    assert job.bytes_processed == sum(os.stat(root / rel).st_size for rel in grown + added + [touched])
+
+    # a missing file that comes back is present again; nothing else is written
+    writes = media_writes(db_url)
+    (root / deleted[0]).parent.mkdir(parents=True, exist_ok=True)
+    (root / deleted[0]).write_bytes(b"back")
+    job = _scan(rt, library.id)
+    assert job.status == "completed", job
+    assert _present(db_url, library.id) == expected_media(root)
+    assert _missing(db_url, library.id) == set(deleted[1:])
+    assert media_writes(db_url) == writes + 1
+    assert job.files_removed == 0, "files already missing are not counted again"
+
+
+@pytest.mark.parametrize("how", ["renamed", "deleted"])
+def test_a_root_that_vanishes_when_the_walk_starts_pauses_the_job_and_marks_nothing_missing(
+    how: str,
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    root = tmp_path / "lib"
+    build_tree(root, 120, 10)
+    config = make_config(scan={"batch_size": 25}, safeguards=QUIET_SAFEGUARDS)
+    rt = runtime_factory(config)
+    library = rt.add_library(root)
+    assert _scan(rt, library.id).status == "completed"
+    table = _media_table(db_url)
+    rt.stop()
+    fs = GatedFileSystem(str(root))  # the walk's first listing of the root waits for the unmount
+    rt = runtime_factory(config, fs=fs)
+    job = rt.start_scan(library.id)
+    assert fs.reached.wait(15), "the walk reached the root"
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    if how == "deleted":
+        shutil.rmtree(moved)
+    fs.release.set()
+
+    paused = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
+
+    assert (paused.status, paused.pause_reason) == ("paused", "root_unavailable"), paused
+    assert _media_table(db_url) == table, "nothing marked missing, nothing written"
+    with pytest.raises(scanguard.LibraryRootUnavailable):
+        rt.resume_scan(job.id)
+    if how == "renamed":
+        moved.rename(root)  # remounted: the paused job resumes and completes on the unchanged index
+        rt.resume_scan(job.id)
+        done = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
+        assert done.status == "completed", done
+        assert _present(db_url, library.id) == expected_media(root)
+        assert _missing(db_url, library.id) == set()
+
+
+def test_a_root_that_vanishes_in_the_middle_of_the_walk_pauses_the_job_and_marks_nothing_missing(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    root = tmp_path / "lib"
+    build_tree(root, 400, 10)
+    config = make_config(scan={"batch_size": 25}, safeguards=QUIET_SAFEGUARDS)
+    rt = runtime_factory(config)
+    library = rt.add_library(root)
+    assert _scan(rt, library.id).status == "completed"
+    table = _media_table(db_url)
+    rt.stop()
+    fs = GatedFileSystem(str(root / "Artist 001"))
+    rt = runtime_factory(config, fs=fs)
+    job = rt.start_scan(library.id)
+    assert fs.reached.wait(15), "the walk reached the second artist"
+    root.rename(tmp_path / "moved")
+    fs.release.set()
+
+    paused = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
+
+    assert (paused.status, paused.pause_reason) == ("paused", "root_unavailable"), paused
+    assert _missing(db_url, library.id) == set(), "nothing marked missing"
+    assert _present(db_url, library.id) == {r[0] for r in db_rows(db_url, "SELECT path FROM media_files")}
+
+    (tmp_path / "moved").rename(root)
+    rt.resume_scan(job.id)
+    done = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
+    assert done.status == "completed", f"remounted, the job completes: {done}"
+    assert _present(db_url, library.id) == expected_media(root)
+    assert _missing(db_url, library.id) == set()
+
+
+def test_a_library_that_is_suddenly_mostly_empty_pauses_instead_of_marking_everything_missing(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    """More than half the files vanish (an unmounted drive under a kept mount point): pause, purge nothing;
+    once the files are back, resuming the job completes it with the index intact."""
+    root = tmp_path / "lib"
+    build_tree(root, 300, 10)
+    rt = runtime_factory(make_config(scan={"batch_size": 25}, safeguards=QUIET_SAFEGUARDS))
+    library = rt.add_library(root)
+    assert _scan(rt, library.id).status == "completed"
+    before = _present(db_url, library.id)
+    for artist in ("Artist 001", "Artist 002"):
+        (root / artist).rename(tmp_path / artist)  # two thirds of the files
+
+    job = _scan(rt, library.id)
+
+    assert (job.status, job.pause_reason) == ("paused", "root_unavailable"), job
+    assert _missing(db_url, library.id) == set(), "nothing marked missing"
+    assert _present(db_url, library.id) == before
+    assert job.last_error and "vanished" in job.last_error
+
+    for artist in ("Artist 001", "Artist 002"):
+        (tmp_path / artist).rename(root / artist)
+    rt.resume_scan(job.id)
+    done = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
+    assert done.status == "completed", f"the files are back: the job completes: {done}"
+    assert _present(db_url, library.id) == before == expected_media(root)
+    assert _missing(db_url, library.id) == set()
+    assert done.files_processed == done.files_found == len(before)
+    assert done.files_removed == 0
