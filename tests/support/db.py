@@ -65,7 +65,22 @@ def db_exec(url: str, *statements: str) -> None:
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every scanguard table, in a stable order: to prove an operation changed nothing."""
-    return {table: db_rows(url, f"SELECT * FROM {table} ORDER BY 1") for table in TABLES}
+    queries = [f"SELECT * FROM {table} ORDER BY 1" for table in TABLES]
+    if is_sqlite(url):
+        conn = sqlite3.connect(make_url(url).database or "", timeout=10)
+        try:
+            return {t: [tuple(r) for r in conn.execute(q).fetchall()] for t, q in zip(TABLES, queries, strict=True)}
+        finally:
+            conn.close()
+    return asyncio.run(_pg_many(url, queries))
+
+
+async def _pg_many(url: str, queries: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+    conn = await asyncpg.connect(_pg_dsn(url), timeout=10)
+    try:
+        return {t: [tuple(r) for r in await conn.fetch(q)] for t, q in zip(TABLES, queries, strict=True)}
+    finally:
+        await conn.close()
 
 
 def install_write_counter(url: str) -> None:

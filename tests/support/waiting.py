@@ -54,6 +54,11 @@ class ProcessorGate:
             release.wait(GATE_TIMEOUT)
         return None
 
+    def arm(self, path: str) -> None:
+        """Hold the next scan that reaches `path` (again)."""
+        with self._lock:
+            self._paths.add(path)
+
     def next_hit(self, timeout: float = 30.0) -> tuple[str, threading.Event]:
         try:
             return self.hits.get(timeout=timeout)
