@@ -63,10 +63,10 @@ async def safe_delete_job(request: web.Request) -> web.Response:
 
 
 async def _active_job_id(request: web.Request, rt: Runtime, library_id: int) -> int:
-    await rt.aio.get_library(library_id)  # 404 for an unknown library
     for job in await slot_of(request).coalesced("current_jobs")():  # started after this request arrived
         if job.library_id == library_id:
             return int(job.id)
+    await rt.aio.get_library(library_id)  # 404 for an unknown library, else 409: nothing to act on
     raise NoActiveJob(library_id)
 
 
