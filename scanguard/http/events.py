@@ -189,6 +189,10 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
         await stream.run(response, resume_from)
     except ConnectionResetError:
         log.debug("events.stream_closed", peer=request.remote)
+    except ScanguardError as exc:  # the headers are gone: say it in the stream, then end it
+        log.info("events.stream_ended", error=exc.message)
+        with contextlib.suppress(ConnectionResetError):
+            await response.write(f"event: error\ndata: {json.dumps(exc.to_dict())}\n\n".encode())
     finally:
         await stream.close()
         with contextlib.suppress(ScanguardError):

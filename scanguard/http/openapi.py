@@ -412,7 +412,8 @@ def _event_paths() -> dict[str, Any]:
     stream_ok = {
         "description": "Server-Sent Events: `id:`, `event:` (the kind) and `data:` (an Event as JSON) per event; "
         '`event: progress` frames carry `{"jobs": [...]}` snapshots; comments are heartbeats. '
-        "Honours Last-Event-ID by replaying from the events table.",
+        "Honours Last-Event-ID by replaying from the events table; an `event: error` frame (an Error) ends a "
+        "stream the runtime can no longer serve.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
     stream = _op(
