@@ -95,6 +95,8 @@ class _Tally:
 class ScanActor(pykka.ThreadingActor):
     """Owns the walk of one job; every batch commits atomically under its fencing token."""
 
+    use_daemon_thread = True  # a walk stuck in a system call is abandoned (fenced), never waited for at exit
+
     def __init__(
         self,
         spec: ScanSpec,
