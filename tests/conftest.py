@@ -113,7 +113,9 @@ def make_config(request: pytest.FixtureRequest) -> Callable[..., scanguard.Confi
 
 
 @pytest.fixture
-def runtime_factory(make_config: Callable[..., scanguard.Config]) -> Iterator[Callable[..., scanguard.Runtime]]:
+def runtime_factory(
+    make_config: Callable[..., scanguard.Config],
+) -> Iterator[Callable[..., scanguard.Runtime]]:
     """runtime_factory(config=None, **kwargs) → a started Runtime; every one is stopped at teardown."""
     started: list[scanguard.Runtime] = []
 

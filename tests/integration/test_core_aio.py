@@ -71,7 +71,9 @@ def test_the_awaitable_api_keeps_an_asyncio_tickers_worst_gap_under_20ms_during_
         root.mkdir()
     libraries = [rt.add_library(root) for root in roots] if op == "start_scan" else []
     asyncio.run(rt.aio.list_libraries())
-    rt.store.set_fault_hook(_slow_commits("add_library" if op == "add_library" else "create_job")).get(timeout=5)
+    rt.store.set_fault_hook(_slow_commits("add_library" if op == "add_library" else "create_job")).get(
+        timeout=5
+    )
     attempts: list[float] = []
     for i in range(3):
 
@@ -86,7 +88,9 @@ def test_the_awaitable_api_keeps_an_asyncio_tickers_worst_gap_under_20ms_during_
         attempts.append(worst)
         if worst < 0.020:
             break
-    assert min(attempts) < 0.020, f"the event loop stalled: worst gaps {[round(a * 1000, 1) for a in attempts]} ms"
+    assert min(attempts) < 0.020, (
+        f"the event loop stalled: worst gaps {[round(a * 1000, 1) for a in attempts]} ms"
+    )
 
 
 def test_errors_cross_the_bridge_typed(db_url: str, rt: scanguard.Runtime) -> None:

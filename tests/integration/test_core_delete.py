@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(60)
 
 def _files(url: str, library_id: int) -> list[tuple[str, int | None]]:
     return sorted(
-        (str(p), j) for p, j in db_rows(url, f"SELECT path, scan_job_id FROM media_files WHERE library_id = {library_id}")
+        (str(p), j)
+        for p, j in db_rows(url, f"SELECT path, scan_job_id FROM media_files WHERE library_id = {library_id}")
     )
 
 
@@ -51,7 +52,9 @@ def test_deleting_a_running_scan_removes_its_row_and_exactly_the_files_it_discov
         path, release = gate.next_hit()
         assert path == held
         (zombie,) = pykka.ActorRegistry.get_by_class(ScanActor)
-        discovered = int(db_value(db_url, f"SELECT COUNT(*) FROM media_files WHERE scan_job_id = {second.id}"))
+        discovered = int(
+            db_value(db_url, f"SELECT COUNT(*) FROM media_files WHERE scan_job_id = {second.id}")
+        )
         assert 0 < discovered < len(new), "the scan committed some batches of new files before the delete"
 
         deleted = rt.delete_job(second.id)

@@ -70,7 +70,9 @@ def world(
 Case = tuple[str, Callable[[World], Any], type[scanguard.ScanguardError], dict[str, Any]]
 
 
-def _case(name: str, call: Callable[[World], Any], error: type[scanguard.ScanguardError], **attrs: Any) -> Case:
+def _case(
+    name: str, call: Callable[[World], Any], error: type[scanguard.ScanguardError], **attrs: Any
+) -> Case:
     return (name, call, error, attrs)
 
 
@@ -83,30 +85,67 @@ CASES = [
     _case("delete unknown job", lambda w: w.rt.delete_job(UNKNOWN), scanguard.NotFound),
     _case("remove unknown library", lambda w: w.rt.remove_library(UNKNOWN), scanguard.NotFound),
     _case("files of unknown library", lambda w: w.rt.list_files(UNKNOWN), scanguard.NotFound),
-    _case("pause a paused job", lambda w: w.rt.pause_scan(w.paused.id), scanguard.IllegalTransition,
-          job_status="paused", action="pause"),
-    _case("resume a running job", lambda w: w.rt.resume_scan(w.running.id), scanguard.IllegalTransition,
-          job_status="running", action="resume"),
-    _case("resume a completed job", lambda w: w.rt.resume_scan(w.completed.id), scanguard.IllegalTransition,
-          job_status="completed", action="resume"),
-    _case("pause a completed job", lambda w: w.rt.pause_scan(w.completed.id), scanguard.IllegalTransition,
-          job_status="completed", action="pause"),
+    _case(
+        "pause a paused job",
+        lambda w: w.rt.pause_scan(w.paused.id),
+        scanguard.IllegalTransition,
+        job_status="paused",
+        action="pause",
+    ),
+    _case(
+        "resume a running job",
+        lambda w: w.rt.resume_scan(w.running.id),
+        scanguard.IllegalTransition,
+        job_status="running",
+        action="resume",
+    ),
+    _case(
+        "resume a completed job",
+        lambda w: w.rt.resume_scan(w.completed.id),
+        scanguard.IllegalTransition,
+        job_status="completed",
+        action="resume",
+    ),
+    _case(
+        "pause a completed job",
+        lambda w: w.rt.pause_scan(w.completed.id),
+        scanguard.IllegalTransition,
+        job_status="completed",
+        action="pause",
+    ),
     _case("start where a job runs", lambda w: w.rt.start_scan(w.running.library_id), scanguard.LibraryBusy),
-    _case("start where a job is paused", lambda w: w.rt.start_scan(w.paused.library_id), scanguard.LibraryBusy),
-    _case("start on a vanished root", lambda w: w.rt.start_scan(w.gone_library.id), scanguard.LibraryRootUnavailable),
+    _case(
+        "start where a job is paused", lambda w: w.rt.start_scan(w.paused.library_id), scanguard.LibraryBusy
+    ),
+    _case(
+        "start on a vanished root",
+        lambda w: w.rt.start_scan(w.gone_library.id),
+        scanguard.LibraryRootUnavailable,
+    ),
     _case("add a missing directory", lambda w: w.rt.add_library(w.tmp / "nope"), scanguard.BadRequest),
     _case("add a file", lambda w: w.rt.add_library(w.lib_paths[0] / media_path(0)), scanguard.BadRequest),
     _case("add an empty path", lambda w: w.rt.add_library(""), scanguard.BadRequest),
     _case("add with a bad kind", lambda w: w.rt.add_library(w.tmp, kind="bogus"), scanguard.BadRequest),
     _case("add a duplicate path", lambda w: w.rt.add_library(w.lib_paths[0]), scanguard.LibraryExists),
-    _case("add a duplicate spelled differently", lambda w: w.rt.add_library(f"{w.lib_paths[0]}/./"),
-          scanguard.LibraryExists),
+    _case(
+        "add a duplicate spelled differently",
+        lambda w: w.rt.add_library(f"{w.lib_paths[0]}/./"),
+        scanguard.LibraryExists,
+    ),
     _case("list jobs with a bad status", lambda w: w.rt.list_jobs(status="bogus"), scanguard.BadRequest),
 ]
 
 BAD_IDS = [0, -1, "abc", True, None, 1.5, 2**63]
-ID_CALLS = ["get_job", "pause_scan", "resume_scan", "delete_job", "start_scan", "get_library", "remove_library",
-            "list_files"]
+ID_CALLS = [
+    "get_job",
+    "pause_scan",
+    "resume_scan",
+    "delete_job",
+    "start_scan",
+    "get_library",
+    "remove_library",
+    "list_files",
+]
 
 
 def test_every_illegal_call_raises_its_typed_error_and_changes_nothing(world: World) -> None:

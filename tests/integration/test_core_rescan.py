@@ -24,12 +24,16 @@ def _scan(rt: scanguard.Runtime, library_id: int) -> scanguard.Job:
 
 
 def _present(url: str, library_id: int) -> set[str]:
-    rows = db_rows(url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NULL")
+    rows = db_rows(
+        url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NULL"
+    )
     return {r[0] for r in rows}
 
 
 def _missing(url: str, library_id: int) -> set[str]:
-    rows = db_rows(url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NOT NULL")
+    rows = db_rows(
+        url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NOT NULL"
+    )
     return {r[0] for r in rows}
 
 
@@ -171,7 +175,7 @@ def test_a_root_that_vanishes_in_the_middle_of_the_walk_pauses_the_job_and_marks
     rt = runtime_factory(config)
     library = rt.add_library(root)
     assert _scan(rt, library.id).status == "completed"
-    table = _media_table(db_url)
+    _media_table(db_url)
     rt.stop()
     fs = GatedFileSystem(str(root / "Artist 001"))
     rt = runtime_factory(config, fs=fs)
@@ -216,7 +220,8 @@ def test_a_library_that_is_suddenly_mostly_empty_pauses_instead_of_marking_every
     assert (job.status, job.pause_reason) == ("paused", "root_unavailable"), job
     assert _missing(db_url, library.id) == set(), "nothing marked missing"
     assert _present(db_url, library.id) == before
-    assert job.last_error and "vanished" in job.last_error
+    assert job.last_error
+    assert "vanished" in job.last_error
 
     for artist in ("Artist 001", "Artist 002"):
         (tmp_path / artist).rename(root / artist)

@@ -58,7 +58,9 @@ def test_a_scan_paused_at_twenty_random_points_and_resumed_each_time_indexes_exa
     rows = db_rows(db_url, f"SELECT path, scan_job_id, size FROM media_files WHERE library_id = {library.id}")
     paths = [r[0] for r in rows]
     assert len(paths) == len(set(paths)), f"duplicate paths: {seed}"
-    assert set(paths) == expected, f"missing {sorted(expected - set(paths))[:5]}, extra {sorted(set(paths) - expected)[:5]}: {seed}"
+    assert set(paths) == expected, (
+        f"missing {sorted(expected - set(paths))[:5]}, extra {sorted(set(paths) - expected)[:5]}: {seed}"
+    )
     assert {r[1] for r in rows} == {job.id}
 
     skips = expected_skips(root)

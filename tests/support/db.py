@@ -46,7 +46,8 @@ def db_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 def db_value(url: str, sql: str) -> Any:
     """The single value of a one-row, one-column query."""
     rows = db_rows(url, sql)
-    assert len(rows) == 1 and len(rows[0]) == 1, rows
+    assert len(rows) == 1, rows
+    assert len(rows[0]) == 1, rows
     return rows[0][0]
 
 
@@ -69,7 +70,10 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     if is_sqlite(url):
         conn = sqlite3.connect(make_url(url).database or "", timeout=10)
         try:
-            return {t: [tuple(r) for r in conn.execute(q).fetchall()] for t, q in zip(TABLES, queries, strict=True)}
+            return {
+                t: [tuple(r) for r in conn.execute(q).fetchall()]
+                for t, q in zip(TABLES, queries, strict=True)
+            }
         finally:
             conn.close()
     return asyncio.run(_pg_many(url, queries))

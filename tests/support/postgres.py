@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import pwd
@@ -68,15 +69,35 @@ class ThrowawayServer:
         server = cls(bindir, root, free_port(), run_as)
         try:
             server._run(
-                "initdb", "-D", str(root / "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                "--no-sync", "--no-locale",
+                "initdb",
+                "-D",
+                str(root / "data"),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-locale",
             )
             options = (
                 f"-p {server.port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
             )
-            server._run("pg_ctl", "-D", str(root / "data"), "-l", str(root / "server.log"), "-o", options,
-                        "-w", "-t", "60", "start")
+            server._run(
+                "pg_ctl",
+                "-D",
+                str(root / "data"),
+                "-l",
+                str(root / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
         except BaseException:
             server.stop()
             raise
@@ -90,14 +111,16 @@ class ThrowawayServer:
         if done.returncode != 0:
             log = self.root / "server.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr}{done.stdout}\n{tail}")
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr}{done.stdout}\n{tail}"
+            )
 
     def stop(self) -> None:
         if (self.root / "data" / "postmaster.pid").exists():
-            try:
-                self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "-t", "30", "stop")
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self._run(
+                    "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "-t", "30", "stop"
+                )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -134,6 +157,6 @@ def reachable(admin_url: str) -> str | None:
     """None when the server answers, else why not."""
     try:
         asyncio.run(_admin(admin_url, "SELECT 1"))
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

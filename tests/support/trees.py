@@ -10,8 +10,30 @@ from pathlib import Path
 from scanguard.config import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 # media extensions as they appear on disk: mostly audio, some video and images, in mixed case
-MEDIA_EXTS = ("flac", "FLAC", "mp3", "Mp3", "ogg", "m4a", "opus", "flac", "mkv", "MP4", "jpg", "PNG", "webm", "wav")
-OTHER_NAMES = ("notes {i}.nfo", "lyrics {i}.txt", "rip {i}.cue", "README {i}", "log {i}.log", "cover {i}.jpg.bak")
+MEDIA_EXTS = (
+    "flac",
+    "FLAC",
+    "mp3",
+    "Mp3",
+    "ogg",
+    "m4a",
+    "opus",
+    "flac",
+    "mkv",
+    "MP4",
+    "jpg",
+    "PNG",
+    "webm",
+    "wav",
+)
+OTHER_NAMES = (
+    "notes {i}.nfo",
+    "lyrics {i}.txt",
+    "rip {i}.cue",
+    "README {i}",
+    "log {i}.log",
+    "cover {i}.jpg.bak",
+)
 
 
 @dataclass(frozen=True, slots=True)

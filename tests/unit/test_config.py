@@ -55,7 +55,9 @@ def test_every_setting_has_an_environment_variable() -> None:
     assert cfg.as_dict()["http"]["admin_token"] == "***"
 
 
-def test_the_developer_environment_does_not_leak_into_an_explicit_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_developer_environment_does_not_leak_into_an_explicit_environ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SCANGUARD_SCAN_BATCH_SIZE", "3")
     assert load_config(environ={}).scan.batch_size == 1000
     assert load_config().scan.batch_size == 3
@@ -78,7 +80,9 @@ def test_the_developer_environment_does_not_leak_into_an_explicit_environ(monkey
         ({"log": {"level": "loud"}}, {}, "log.level"),
     ],
 )
-def test_bad_values_raise_config_error_naming_the_key(kwargs: dict, environ: dict[str, str], key: str) -> None:
+def test_bad_values_raise_config_error_naming_the_key(
+    kwargs: dict, environ: dict[str, str], key: str
+) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(environ=environ, **kwargs)
     assert key in str(raised.value)

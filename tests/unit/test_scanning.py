@@ -106,14 +106,18 @@ def test_missing_root_raises_root_unavailable(tmp_path: Path) -> None:
 def test_media_rule_cases(rel: str, media_type: str | None) -> None:
     """Extension in any case, no component starting with a dot, files without an extension are not media."""
     assert RULE.matches(rel) is (media_type is not None)
-    assert MediaRuleSpec().is_media_name(rel.rsplit("/", 1)[-1]) is (RULE.media_type(rel.rsplit("/", 1)[-1]) is not None)
+    assert MediaRuleSpec().is_media_name(rel.rsplit("/", 1)[-1]) is (
+        RULE.media_type(rel.rsplit("/", 1)[-1]) is not None
+    )
     if media_type is not None:
         assert RULE.media_type(rel.rsplit("/", 1)[-1]) == media_type
 
 
 def test_media_extensions_are_configurable() -> None:
     """A configured extension list replaces the default, with dots and case ignored."""
-    rule = MediaRule.from_config(ScanConfig(audio_extensions=(".DSF",), video_extensions=(), image_extensions=()))
+    rule = MediaRule.from_config(
+        ScanConfig(audio_extensions=(".DSF",), video_extensions=(), image_extensions=())
+    )
     assert rule.media_type("song.dsf") == "audio"
     assert rule.media_type("song.flac") is None
 
