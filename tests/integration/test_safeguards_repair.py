@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -243,9 +244,10 @@ def test_emergency_cleanup_reports_exactly_what_the_database_shows_afterwards(
     runtime_factory: Callable[..., scanguard.Runtime],
     media_tree: Any,
 ) -> None:
-    """Running scans paused with their checkpoints (reason emergency), old data removed, report == rows."""
+    """Own scans paused with their checkpoints (emergency), a dead owner's orphaned, old data gone: report == rows."""
     roots = [_tree(tmp_path, media_tree, f"lib{i}", 30) for i in range(2)]
     old_root, _ = _tree(tmp_path, media_tree, "old", 10)
+    ghost_root, _ = _tree(tmp_path, media_tree, "ghost", 10)
     fs = HangingFileSystem(hang_on=[_hang_dir(root) for root, _ in roots])
     rt = runtime_factory(
         make_config(safeguards=QUIET_SAFEGUARDS, scan={"batch_size": 5, "batch_seconds": 5}), fs=fs
@@ -256,6 +258,13 @@ def test_emergency_cleanup_reports_exactly_what_the_database_shows_afterwards(
         db_url,
         f"UPDATE scan_jobs SET finished_at = {days_ago_literal(db_url, 40)} WHERE id = {old_job.id}",
         f"UPDATE events SET at = {days_ago_literal(db_url, 40)} WHERE job_id = {old_job.id}",
+    )
+    # a job a dead process left running (a pid beyond pid_max, started at the epoch)
+    ghost_job = _completed(rt, rt.add_library(ghost_root).id)
+    db_exec(
+        db_url,
+        f"UPDATE scan_jobs SET status = 'running', finished_at = NULL, "
+        f"owner = '{socket.gethostname()}:{2**22 + 7}:1' WHERE id = {ghost_job.id}",
     )
     libs = [rt.add_library(root) for root, _ in roots]
     jobs = [rt.start_scan(lib.id) for lib in libs]
@@ -288,7 +297,13 @@ def test_emergency_cleanup_reports_exactly_what_the_database_shows_afterwards(
     assert sorted((a["id"], a["status"], a["pause_reason"]) for a in report["active_jobs_after"]) == [
         tuple(r) for r in active
     ]
-    assert report["orphaned_jobs_paused"] == []
+    assert report["orphaned_jobs_paused"] == [ghost_job.id]
+    assert (job_row(db_url, ghost_job.id)["status"], job_row(db_url, ghost_job.id)["pause_reason"]) == (
+        "paused",
+        "orphaned",
+    )
+    assert trail(db_url, ghost_job.id)[-2:] == [("job.paused", "orphaned"), ("orphan.adopted", None)]
+    assert job_events(db_url, ghost_job.id)[-1][1]["detected_by"] == "emergency"
     recorded = db_rows(db_url, "SELECT data FROM events WHERE kind = 'emergency.cleanup'")
     assert len(recorded) == 1
     for job in jobs:
