@@ -192,11 +192,6 @@ def test_a_scan_crashing_past_max_retries_within_the_window_fails_and_stops_rest
     assert_database_valid(db_url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scanguard bug: Supervisor._halt starts a force_kill_timeout timer that on_stop never cancels; "
-    "when it fires after the supervisor stopped, ActorRef.tell raises ActorDeadError in the timer thread",
-)
 def test_stopping_the_runtime_right_after_a_pause_leaves_no_timer_that_raises_later(
     sqlite_url: str,
     tmp_path: Path,
@@ -222,3 +217,41 @@ def test_stopping_the_runtime_right_after_a_pause_leaves_no_timer_that_raises_la
     for timer in timers:
         timer.join(5)
     assert raised == [], f"exceptions in runtime threads after stop: {raised!r}"
+
+
+def test_crashes_further_apart_than_the_retry_window_never_exhaust_max_retries(
+    sqlite_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+) -> None:
+    """OTP intensity is per period: each crash alone in its window restarts, with the first delay, and completes."""
+    root, expected = _library(tmp_path, media_tree, n=40)
+    crash_path = expected[25]
+    crashes = 3
+    retry_interval = 0.05
+    processor = CrashingProcessor(crash_path, times=crashes)
+    cfg = make_config(
+        # every restart waits at least 0.8 x retry_interval, longer than the window
+        safeguards={
+            **QUIET_SAFEGUARDS,
+            "max_retries": 1,
+            "retry_interval": retry_interval,
+            "retry_window": retry_interval / 4,
+        },
+        scan={"batch_size": BATCH, "batch_seconds": 5},
+    )
+    rt = runtime_factory(cfg, processor=processor)
+    library = rt.add_library(root)
+
+    job = rt.start_scan(library.id)
+    done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
+
+    assert done.status == "completed", done
+    assert done.restarts == crashes
+    restarts = [d for k, d in job_events(sqlite_url, job.id) if k == "supervisor.restart"]
+    assert all(retry_interval * 0.8 - 1e-3 <= r["delay"] <= retry_interval * 1.2 + 1e-3 for r in restarts), (
+        restarts
+    )
+    assert indexed_paths(sqlite_url, library.id) == expected
