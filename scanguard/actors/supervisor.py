@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import random
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,9 +102,10 @@ class Supervisor(pykka.ThreadingActor):
         self._children: dict[int, _Child] = {}
         self._crashes: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._timers: dict[int, threading.Timer] = {}
+        self._all_timers: weakref.WeakSet[threading.Timer] = weakref.WeakSet()
 
     def on_stop(self) -> None:
-        for timer in self._timers.values():
+        for timer in list(self._all_timers):
             timer.cancel()
         # cancel every walk first, then give them force_kill_timeout together to end
         for child in self._children.values():
@@ -186,13 +189,7 @@ class Supervisor(pykka.ThreadingActor):
         """
         child.cancel.set()
         child.ref.stop(block=False)
-        timer = threading.Timer(
-            self.config.safeguards.force_kill_timeout,
-            self.actor_ref.tell,
-            args=(_CheckStopped(job_id, child.ref),),
-        )
-        timer.daemon = True
-        timer.start()
+        self._tell_later(self.config.safeguards.force_kill_timeout, _CheckStopped(job_id, child.ref))
 
     def _check_stopped(self, job_id: int, ref: pykka.ActorRef[Any]) -> None:
         if not ref.is_alive():
@@ -228,10 +225,21 @@ class Supervisor(pykka.ThreadingActor):
             return
         delay = sg.retry_interval * 2 ** (attempt - 1) * random.uniform(0.8, 1.2)
         log.warning("supervisor.crash", job_id=job_id, error=error, attempt=attempt, delay=round(delay, 3))
-        timer = threading.Timer(delay, self.actor_ref.tell, args=(_Relaunch(job_id, error, delay),))
+        self._timers[job_id] = self._tell_later(delay, _Relaunch(job_id, error, delay))
+
+    def _tell_later(self, delay: float, message: Any) -> threading.Timer:
+        """Tell this supervisor `message` after `delay`; every such timer is cancelled when it stops."""
+        ref = self.actor_ref
+
+        def fire() -> None:
+            with contextlib.suppress(pykka.ActorDeadError):  # stopped meanwhile: nothing left to do
+                ref.tell(message)
+
+        timer = threading.Timer(delay, fire)
         timer.daemon = True
-        self._timers[job_id] = timer
+        self._all_timers.add(timer)
         timer.start()
+        return timer
 
     def _give_up(self, job_id: int, error: str, restarts: int) -> None:
         self._crashes.pop(job_id, None)
