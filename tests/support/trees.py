@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanguard.config import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from scanguard.config import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ScanConfig
 
 # media extensions as they appear on disk: mostly audio, some video and images, in mixed case
 MEDIA_EXTS = (
@@ -158,11 +158,36 @@ def _walk(root: Path, rule: MediaRuleSpec) -> tuple[set[str], Counter[str]]:
     return media, skips
 
 
-def expected_media(root: str | os.PathLike[str], rule: MediaRuleSpec = DEFAULT_RULE) -> set[str]:
-    """The relative paths a scan must index, by an os.walk independent of scanguard's Walk."""
-    return _walk(Path(root), rule)[0]
+def _spec(rule: object, follow_symlinks: bool | None) -> MediaRuleSpec:
+    """A MediaRuleSpec from one, from scanguard's ScanConfig or MediaRule (their extension lists only)."""
+    if rule is None:
+        spec = DEFAULT_RULE
+    elif isinstance(rule, MediaRuleSpec):
+        spec = rule
+    elif isinstance(rule, ScanConfig):
+        exts = rule.audio_extensions + rule.video_extensions + rule.image_extensions
+        spec = MediaRuleSpec(frozenset(e.lower().lstrip(".") for e in exts), rule.follow_symlinks)
+    elif isinstance(getattr(rule, "types", None), dict):
+        spec = MediaRuleSpec(frozenset(rule.types))  # type: ignore[attr-defined]
+    else:
+        raise TypeError(f"not a media rule: {rule!r}")
+    if follow_symlinks is not None:
+        spec = MediaRuleSpec(spec.extensions, follow_symlinks)
+    return spec
 
 
-def expected_skips(root: str | os.PathLike[str], rule: MediaRuleSpec = DEFAULT_RULE) -> Counter[str]:
+def expected_media(
+    root: str | os.PathLike[str], rule: object = None, *, follow_symlinks: bool | None = None
+) -> set[str]:
+    """The relative paths a scan must index, by an os.walk independent of scanguard's Walk.
+
+    `rule` is a MediaRuleSpec, a scanguard ScanConfig, or a scanguard MediaRule (only its extensions are used).
+    """
+    return _walk(Path(root), _spec(rule, follow_symlinks))[0]
+
+
+def expected_skips(
+    root: str | os.PathLike[str], rule: object = None, *, follow_symlinks: bool | None = None
+) -> Counter[str]:
     """How many entries a scan must skip, per reason (a hidden directory counts once)."""
-    return _walk(Path(root), rule)[1]
+    return _walk(Path(root), _spec(rule, follow_symlinks))[1]

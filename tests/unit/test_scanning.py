@@ -125,3 +125,12 @@ def test_media_extensions_are_configurable() -> None:
 def test_count_media_counts_media_names_outside_hidden_dirs(tree: Path) -> None:
     """The counting pass (names only) sees the media files, plus the unfollowed link named like media."""
     assert count_media(str(tree), RULE) == len(expected_media(tree)) + 1
+
+
+def test_the_independent_expectation_accepts_scanguards_rule_shapes(tree: Path) -> None:
+    """expected_media takes a ScanConfig or MediaRule too, reading only their extension lists."""
+    cfg = ScanConfig(follow_symlinks=True)
+    assert expected_media(tree, cfg) == expected_media(tree, follow_symlinks=True)
+    assert expected_media(tree, RULE) == expected_media(tree)
+    only_flac = ScanConfig(audio_extensions=("flac",), video_extensions=(), image_extensions=())
+    assert expected_media(tree, only_flac) == {p for p in expected_media(tree) if p.lower().endswith(".flac")}
