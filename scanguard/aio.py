@@ -118,5 +118,8 @@ class AsyncRuntime:
     async def run_cleanup(self) -> dict[str, int]:
         return await self._run(self._rt.run_cleanup)
 
+    async def ping(self) -> float:
+        return await self._run(self._rt.ping)
+
     async def live_scans(self) -> dict[int, int]:
         return await self._run(self._rt.live_scans)

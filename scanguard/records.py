@@ -98,6 +98,7 @@ class Job:
             "files_removed": self.files_removed,
             "bytes_processed": self.bytes_processed,
             "errors": self.errors,
+            "total_estimate": self.total_estimate,
             "files_per_second": self.files_per_second,
             "eta_seconds": self.eta_seconds,
             "pause_reason": self.pause_reason,

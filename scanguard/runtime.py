@@ -273,11 +273,16 @@ class Runtime:
             raise BadRequest("name must be a non-empty string of at most 255 characters", field="name")
         if "\x00" in str(path):
             raise BadRequest("path must not contain NUL", field="path")
-        resolved = Path(path).expanduser().resolve()
-        roots = [Path(r).expanduser().resolve() for r in self.config.http.allowed_roots]
-        if roots and not any(resolved == r or r in resolved.parents for r in roots):
-            raise PathNotAllowed(f"{resolved} is outside the allowed roots", path=str(resolved))
-        if not resolved.is_dir():
+        try:
+            str(path).encode("utf-8")
+            resolved = Path(path).expanduser().resolve()
+            roots = [Path(r).expanduser().resolve() for r in self.config.http.allowed_roots]
+            if roots and not any(resolved == r or r in resolved.parents for r in roots):
+                raise PathNotAllowed(f"{resolved} is outside the allowed roots", path=str(resolved))
+            is_dir = resolved.is_dir()
+        except (OSError, UnicodeError, RuntimeError) as exc:
+            raise BadRequest(f"path is not usable: {exc}", field="path") from exc
+        if not is_dir:
             raise BadRequest(f"{resolved} is not an existing directory", field="path", path=str(resolved))
         library: Library = self._call(
             self.store.add_library(str(resolved), name or resolved.name or str(resolved), kind), "add_library"
@@ -419,13 +424,25 @@ class Runtime:
         health = self._ask(self._health, pykka.messages.ProxyGetAttr(attr_path=("snapshot",)), "status")
         if health.get("at") is None:
             health = self.check_health()
-        counts = {status: self.list_jobs(status=status, limit=1).total for status in STATUSES}
+        counts: dict[str, int] = self._call(self.store.job_counts(), "job_counts")
+        libraries = counts.pop("libraries")
         return {
             "instance": self.instance,
             "healthy": health.get("healthy"),
             "health": health,
             "jobs": counts,
-            "libraries": len(self.list_libraries()),
+            "libraries": libraries,
+            "watchdog": {
+                "orphans_found": self._metric("scanguard_orphans_found_total"),
+                "orphans_fixed": self._metric("scanguard_orphans_fixed_total"),
+                "stalled_paused": self._metric("scanguard_stalled_jobs_total"),
+                "interval_seconds": self.config.safeguards.watchdog_interval,
+            },
+            "supervisor": {
+                "restarts": self._metric("scanguard_supervisor_restarts_total"),
+                "jobs_failed": self._metric("scanguard_jobs_failed_total"),
+                "live_scans": len(self.live_scans()),
+            },
             "validator": self._ask(
                 self._validator, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"
             ),
@@ -434,6 +451,13 @@ class Runtime:
             ),
             "config": self.config.as_dict(),
         }
+
+    def _metric(self, name: str) -> float:
+        return self.metrics.registry.get_sample_value(name) or 0.0
+
+    def ping(self) -> float:
+        """Round-trip the database through the store actor; seconds, or StoreUnavailable."""
+        return self._call(self.store.ping(), "ping")  # type: ignore[no-any-return]
 
     def live_scans(self) -> dict[int, int]:
         """{job_id: fencing token} of this process's live scan actors."""

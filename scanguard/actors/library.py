@@ -122,9 +122,18 @@ class LibraryActor(pykka.ThreadingActor):
     def _safeguarded(self, op: str, body: Callable[[], R]) -> R:
         """Run one operation; whatever happens, memory and database agree for this library afterwards."""
         try:
-            return body()
-        finally:
+            result = body()
+        except ScanguardError as exc:
+            # a refusal (not found, busy, illegal) changed nothing: the seed returns it at once;
+            # a failure inside the operation may have left memory and database apart: reconcile
+            if exc.status >= 500:
+                self._post_validate(op)
+            raise
+        except BaseException:
             self._post_validate(op)
+            raise
+        self._post_validate(op)
+        return result
 
     def _post_validate(self, op: str) -> None:
         """A failed post-validation is logged and recorded as an event; it never fails the operation."""

@@ -245,6 +245,9 @@ class StoreActor(pykka.ThreadingActor):
             offset=offset,
         )
 
+    def job_counts(self) -> dict[str, int]:
+        return self._read("job_counts", catalog.job_counts)
+
     def active_jobs(self) -> tuple[Job, ...]:
         return self._read("active_jobs", catalog.active_jobs)
 

@@ -166,3 +166,16 @@ async def running_with_leases(tx: Tx) -> tuple[tuple[Job, object], ...]:
         )
     ).all()
     return tuple((job_from_row(r), r.lease_expires_at) for r in rows)
+
+
+async def job_counts(tx: Tx) -> dict[str, int]:
+    """How many jobs are in each status, and how many libraries there are: one read for the status page."""
+    rows = (
+        await tx.conn.execute(sa.select(scan_jobs.c.status, sa.func.count()).group_by(scan_jobs.c.status))
+    ).all()
+    counts = {status: 0 for status in (*ACTIVE_STATUSES, "completed", "failed")}
+    counts.update({status: int(n) for status, n in rows})
+    counts["libraries"] = (
+        await tx.conn.execute(sa.select(sa.func.count()).select_from(libraries))
+    ).scalar_one()
+    return counts
