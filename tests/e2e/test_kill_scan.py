@@ -20,13 +20,12 @@ from tests.integration.safeguards_support import (
     indexed_paths,
     job_events,
     job_row,
-    no_stray_timers,  # noqa: F401 - a fixture, used through pytestmark
     scanguard_command,
     wait_for,
 )
 from tests.support.db import db_rows
 
-pytestmark = [pytest.mark.timeout(90), pytest.mark.slow, pytest.mark.usefixtures("no_stray_timers")]
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
 N_FILES = 800
 

@@ -15,12 +15,11 @@ import pytest
 from tests.integration.safeguards_support import (
     child_env,
     job_row,
-    no_stray_timers,  # noqa: F401 - a fixture, used through pytestmark
     trail,
     wait_for,
 )
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.slow, pytest.mark.usefixtures("no_stray_timers")]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.slow]
 
 SHUTDOWN_TIMEOUT = 3.0
 FORCE_KILL_TIMEOUT = 1.0

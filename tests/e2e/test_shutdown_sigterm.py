@@ -21,13 +21,12 @@ from tests.integration.safeguards_support import (
     child_env,
     indexed_paths,
     job_row,
-    no_stray_timers,  # noqa: F401 - a fixture, used through pytestmark
     scanguard_command,
     trail,
     wait_for,
 )
 
-pytestmark = [pytest.mark.timeout(90), pytest.mark.slow, pytest.mark.usefixtures("no_stray_timers")]
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
 TOKEN = "test-token-for-sigterm"
 SHUTDOWN_TIMEOUT = 10.0

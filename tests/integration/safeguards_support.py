@@ -8,13 +8,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-
-import pykka
-import pytest
 
 from tests.support.db import db_rows, db_value, is_sqlite
 
@@ -194,32 +191,6 @@ class HangingFileSystem:
 def scan_actor_threads() -> list[threading.Thread]:
     """The live threads of scan actors (pykka names them after the actor class)."""
     return [t for t in threading.enumerate() if t.name.startswith("ScanActor-") and t.is_alive()]
-
-
-def cancel_stray_actor_timers() -> list[str]:
-    """Cancel timers that would `tell` an actor after its runtime stopped; returns what they would have told.
-
-    Workaround for a scanguard bug (see the report of these tests): Supervisor._halt starts a
-    force_kill_timeout timer that is never cancelled, and when it fires after the supervisor stopped,
-    ActorRef.tell raises ActorDeadError in the timer thread. Left alone, that unhandled thread exception
-    surfaces in whichever test happens to run force_kill_timeout later.
-    """
-    told = []
-    for thread in threading.enumerate():
-        target = getattr(thread, "function", None)
-        if isinstance(thread, threading.Timer) and isinstance(
-            getattr(target, "__self__", None), pykka.ActorRef
-        ):
-            thread.cancel()
-            told.append(type(thread.args[0]).__name__ if thread.args else "?")
-    return told
-
-
-@pytest.fixture
-def no_stray_timers() -> Iterator[None]:
-    """Use first in a test (before runtime_factory) so that it runs after every runtime stopped."""
-    yield
-    cancel_stray_actor_timers()
 
 
 # ---- real processes ---------------------------------------------------------------------------------

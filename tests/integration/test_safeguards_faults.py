@@ -17,14 +17,13 @@ from tests.integration.safeguards_support import (
     assert_database_valid,
     indexed_paths,
     job_row,
-    no_stray_timers,  # noqa: F401 - a fixture, used through pytestmark
     scan_actor_threads,
     trail,
     wait_for,
 )
 from tests.support.db import db_rows
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_stray_timers")]
+pytestmark = [pytest.mark.timeout(60)]
 
 OPERATIONS = {"start": "create_job", "pause": "pause_job", "resume": "resume_job", "delete": "delete_job"}
 STAGES = ("before_commit", "after_commit")

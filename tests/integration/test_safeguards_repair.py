@@ -20,14 +20,13 @@ from tests.integration.safeguards_support import (
     indexed_paths,
     job_events,
     job_row,
-    no_stray_timers,  # noqa: F401 - a fixture, used through pytestmark
     scan_actor_threads,
     trail,
     wait_for,
 )
 from tests.support.db import db_exec, db_rows, snapshot
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_stray_timers")]
+pytestmark = [pytest.mark.timeout(60)]
 
 MISMATCHES = "scanguard_state_mismatches_total"
 

@@ -18,13 +18,12 @@ from tests.integration.safeguards_support import (
     indexed_paths,
     job_events,
     job_row,
-    no_stray_timers,  # noqa: F401 - a fixture, used through pytestmark
     scan_actor_threads,
     wait_for,
 )
 from tests.support.db import install_write_counter, media_writes
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_stray_timers")]
+pytestmark = [pytest.mark.timeout(60)]
 
 STALL = 1.0
 TICK = 0.2

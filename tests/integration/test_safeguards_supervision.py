@@ -20,11 +20,10 @@ from tests.integration.safeguards_support import (
     indexed_paths,
     job_events,
     job_row,
-    no_stray_timers,  # noqa: F401 - a fixture, used through pytestmark
     stays_false,
 )
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("no_stray_timers")]
+pytestmark = [pytest.mark.timeout(60)]
 
 BATCH = 10
 
