@@ -32,7 +32,7 @@ SLACK = 5.0  # a loaded 2-core box
 
 
 def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batch_commits_nothing(
-    sqlite_url: str,
+    db_url: str,
     tmp_path: Path,
     make_config: Callable[..., scanguard.Config],
     runtime_factory: Callable[..., scanguard.Runtime],
@@ -54,7 +54,7 @@ def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batc
     )
     rt = runtime_factory(cfg, fs=fs)
     library = rt.add_library(root)
-    install_write_counter(sqlite_url)
+    install_write_counter(db_url)
 
     job = rt.start_scan(library.id)
     assert fs.entered.wait(10), "the walk reached the hanging directory"
@@ -70,7 +70,7 @@ def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batc
     assert job.id not in rt.live_scans(), "the supervisor let go of the stuck actor"
 
     abandoned = wait_for(
-        lambda: [d for k, d in job_events(sqlite_url, job.id) if k == "supervisor.abandoned"],
+        lambda: [d for k, d in job_events(db_url, job.id) if k == "supervisor.abandoned"],
         FORCE_KILL + SLACK,
         "supervisor.abandoned",
     )
@@ -78,28 +78,26 @@ def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batc
     assert fs.released.is_set() is False
     assert scan_actor_threads(), "the stuck thread is still in its system call"
 
-    before = job_row(sqlite_url, job.id)
-    files_before = count(sqlite_url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library.id}")
-    writes_before = media_writes(sqlite_url)
+    before = job_row(db_url, job.id)
+    files_before = count(db_url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library.id}")
+    writes_before = media_writes(db_url)
     assert 0 < files_before < len(expected), "it hung mid-scan, after committing some batches"
 
     fs.release()
     assert fs.finished.wait(10)
     wait_for(lambda: not scan_actor_threads(), 10, "the released scan thread to end")
 
-    assert job_row(sqlite_url, job.id) == before, "the late walker changed the job row"
-    assert (
-        count(sqlite_url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library.id}") == files_before
-    )
-    assert media_writes(sqlite_url) == writes_before, "the late walker wrote media rows"
+    assert job_row(db_url, job.id) == before, "the late walker changed the job row"
+    assert count(db_url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library.id}") == files_before
+    assert media_writes(db_url) == writes_before, "the late walker wrote media rows"
 
     rt.resume_scan(job.id)
     done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
     assert done.status == "completed", done
-    assert indexed_paths(sqlite_url, library.id) == expected
+    assert indexed_paths(db_url, library.id) == expected
     assert done.files_processed == len(expected)
 
-    events = job_events(sqlite_url, job.id)
+    events = job_events(db_url, job.id)
     decisions = [(k, d.get("reason")) for k, d in events]
     assert decisions[0] == ("job.started", None)
     assert [k for k, _ in decisions] == [
@@ -115,4 +113,4 @@ def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batc
     stalled = events[1][1]
     assert stalled["heartbeat_age"] > STALL
     assert stalled["action"] == "pause"
-    assert_database_valid(sqlite_url)
+    assert_database_valid(db_url)
