@@ -7,6 +7,7 @@ import os
 import stat as stat_mod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from stat import S_ISREG
 from typing import Protocol
 
 from scanguard.config import ScanConfig
@@ -126,67 +127,107 @@ class Walk:
         if self.follow_symlinks:
             st = os.stat(self.root)
             seen.add((st.st_dev, st.st_ino))
-        yield from self._walk_dir("", root_entries, seen)
+        yield from self._walk(root_entries, seen)
 
     def _list(self, path: str) -> list[tuple[str, os.DirEntry[str], bool]]:
         """Entries of one directory with their sort key; a directory sorts as `name/`."""
+        follow = self.follow_symlinks
         out = []
         for entry in self.fs.scandir(path):
             try:
-                is_dir = entry.is_dir(follow_symlinks=self.follow_symlinks)
+                is_dir = entry.is_dir(follow_symlinks=follow)
             except OSError:
                 is_dir = False
             out.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
-        out.sort(key=lambda t: t[0])
+        out.sort(key=_first)
         return out
 
-    def _walk_dir(
-        self, prefix: str, entries: list[tuple[str, os.DirEntry[str], bool]], seen: set[tuple[int, int]]
+    def _walk(  # noqa: PLR0912 - the per-file path is inlined on purpose
+        self, root_entries: list[tuple[str, os.DirEntry[str], bool]], seen: set[tuple[int, int]]
     ) -> Iterator[WalkItem]:
-        after = self.after
-        for key, entry, is_dir in entries:
-            rel = prefix + key
-            if is_dir:
-                # everything under `rel` sorts after it: skip the directory whole when the checkpoint is
-                # the directory itself (it was skipped whole) or lies past everything in it
-                if after and rel <= after and (rel == after or not after.startswith(rel)):
-                    continue
-                yield from self._enter_dir(rel, entry, seen)
-                continue
-            if after and rel <= after:
-                continue
-            yield self._file(rel, entry)
+        """Depth first in key order, with an explicit stack: one generator frame however deep the tree.
 
-    def _enter_dir(self, rel: str, entry: os.DirEntry[str], seen: set[tuple[int, int]]) -> Iterator[WalkItem]:
-        # a directory skipped whole is reported as `name/`, its place in the walk order
-        if entry.name.startswith("."):
-            yield Skipped(rel, "hidden")
-            return
-        if not _decodable(entry.name):
-            yield Skipped(rel, "undecodable_name")
-            return
+        Each stack level is (prefix, the rest of its sorted entries, the (dev, inode) to forget when done).
+        """
+        after = self.after
+        follow = self.follow_symlinks
+        types = self.rule.types
+        stack: list[tuple[str, Iterator[tuple[str, os.DirEntry[str], bool]], tuple[int, int] | None]] = [
+            ("", iter(root_entries), None)
+        ]
+        while stack:
+            prefix, entries, ident = stack[-1]
+            for key, entry, is_dir in entries:
+                rel = prefix + key
+                if is_dir:
+                    # everything under `rel` sorts after it: skip the directory whole when the checkpoint is
+                    # the directory itself (it was skipped whole) or lies past everything in it
+                    if after and rel <= after and (rel == after or not after.startswith(rel)):
+                        continue
+                    opened = self._open_dir(rel, entry, seen)
+                    if isinstance(opened, Skipped):
+                        yield opened
+                        continue
+                    stack.append((rel, iter(opened[0]), opened[1]))
+                    break  # descend; this level resumes after the directory when the child is done
+                if after and rel <= after:
+                    continue
+                # a file: the media rule, then one stat (inlined: this is the per-file hot path)
+                name = entry.name
+                if name.startswith("."):
+                    yield Skipped(rel, "hidden")
+                elif not name.isascii() and not _decodable(name):
+                    yield Skipped(rel, "undecodable_name")
+                else:
+                    dot = name.rfind(".")
+                    media_type = types.get(name[dot + 1 :].lower()) if dot > 0 else None
+                    if media_type is None:
+                        yield Skipped(rel, "not_media")
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=follow)
+                    except OSError:
+                        yield Skipped(rel, "unreadable")
+                        continue
+                    if S_ISREG(st.st_mode):
+                        yield Found(rel, st.st_size, st.st_mtime, media_type)
+                    else:
+                        yield Skipped(rel, "not_regular")
+            else:
+                stack.pop()
+                if ident is not None:
+                    seen.discard(ident)
+
+    def _open_dir(
+        self, rel: str, entry: os.DirEntry[str], seen: set[tuple[int, int]]
+    ) -> Skipped | tuple[list[tuple[str, os.DirEntry[str], bool]], tuple[int, int] | None]:
+        """A directory's sorted entries and its (dev, inode) when following links, or why it is skipped.
+
+        A directory skipped whole is reported as `name/`, its place in the walk order.
+        """
+        name = entry.name
+        if name.startswith("."):
+            return Skipped(rel, "hidden")
+        if not name.isascii() and not _decodable(name):
+            return Skipped(rel, "undecodable_name")
         ident: tuple[int, int] | None = None
         if self.follow_symlinks:
             try:
                 st = self.fs.stat(entry.path, follow_symlinks=True)
             except OSError:
-                yield Skipped(rel, "unreadable")
-                return
+                return Skipped(rel, "unreadable")
             ident = (st.st_dev, st.st_ino)
             if ident in seen:
-                yield Skipped(rel, "loop")
-                return
+                return Skipped(rel, "loop")
             seen.add(ident)
         try:
-            children = self._list(entry.path)
+            return self._list(entry.path), ident
         except OSError:
-            yield Skipped(rel, "unreadable")
-            return
-        yield from self._walk_dir(rel, children, seen)
-        if ident is not None:
-            seen.discard(ident)
+            # (the ident stays in `seen`, as it always has: a later link to it reads as a loop)
+            return Skipped(rel, "unreadable")
 
     def _file(self, rel: str, entry: os.DirEntry[str]) -> WalkItem:
+        """One file by the media rule (the walk inlines this; kept for callers that check a single entry)."""
         name = entry.name
         if name.startswith("."):
             return Skipped(rel, "hidden")
@@ -202,6 +243,10 @@ class Walk:
         if not stat_mod.S_ISREG(st.st_mode):
             return Skipped(rel, "not_regular")
         return Found(rel, st.st_size, st.st_mtime, media_type)
+
+
+def _first(item: tuple[str, os.DirEntry[str], bool]) -> str:
+    return item[0]
 
 
 def count_media(root: str, rule: MediaRule, *, follow_symlinks: bool = False) -> int:

@@ -227,11 +227,10 @@ def _driver_upsert(dialect: sa.Dialect) -> _DriverUpsert | None:
         compiled = _upsert_statement("sqlite").compile(dialect=dialect, column_keys=list(_UPSERT_COLUMNS))
         # per-row columns must pass to the driver as they are; mtime's to_float is moot for a float
         plain = ("library_id", "scan_job_id", "path", "size", "media_type", "quick_hash", "error")
-        if tuple(compiled.positiontup or ()) == _UPSERT_COLUMNS and not any(
-            media_files.c[name].type.bind_processor(dialect) for name in plain
-        ):
-            stamp = media_files.c.first_seen_at.type.bind_processor(dialect)
-            meta = media_files.c.meta.type.bind_processor(dialect)
+        processors = {name: media_files.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _UPSERT_COLUMNS}
+        if tuple(compiled.positiontup or ()) == _UPSERT_COLUMNS and not any(processors[name] for name in plain):
+            stamp = processors["first_seen_at"]
+            meta = processors["meta"]
             plan = _DriverUpsert(compiled.string, stamp or _same, meta or _same)
     _driver_upserts[key] = plan
     return plan
