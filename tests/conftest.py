@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pykka
 import pytest
 
 import scanguard
@@ -125,32 +123,8 @@ def runtime_factory(
         return rt
 
     yield start
-    _defuse_actor_timers()
     for rt in reversed(started):
         rt.stop()
-    _defuse_actor_timers()
-
-
-def _defuse_actor_timers() -> None:
-    """Workaround for a scanguard bug: Supervisor._halt starts a force_kill_timeout timer it never cancels;
-    firing after the runtime stopped, its `tell` raises ActorDeadError in the timer thread, which pytest
-    reports against whichever test runs then. Pending timers aimed at an actor get a `tell` that
-    tolerates a dead actor (that is all such a late timer could do); the other work is left alone."""
-    for thread in threading.enumerate():
-        target = getattr(thread, "function", None)
-        ref = getattr(target, "__self__", None)
-        if isinstance(thread, threading.Timer) and isinstance(ref, pykka.ActorRef):
-            thread.function = _tolerant(target)  # type: ignore[attr-defined]
-
-
-def _tolerant(tell: Callable[..., Any]) -> Callable[..., Any]:
-    def tell_if_alive(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return tell(*args, **kwargs)
-        except pykka.ActorDeadError:
-            return None
-
-    return tell_if_alive
 
 
 # ---- media trees ------------------------------------------------------------------------------
