@@ -62,6 +62,7 @@ class Runtime:
         self._running = False
         self._bus: pykka.ActorRef[Any] | None = None
         self._store_ref: pykka.ActorRef[Any] | None = None
+        self._store_proxy: Any = None  # built once: a pykka proxy introspects the actor when made
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._watchdog: pykka.ActorRef[Any] | None = None
         self._validator: pykka.ActorRef[Any] | None = None
@@ -95,6 +96,7 @@ class Runtime:
         self._bus = EventBus.start()
         try:
             self._store_ref = StoreActor.start(self.config, self.instance, self._bus)
+            self._store_proxy = self._store_ref.proxy()
             self.store.ping().get(timeout=self.config.safeguards.operation_timeout)
         except Exception:
             self._stop_actors()
@@ -128,9 +130,9 @@ class Runtime:
     @property
     def store(self) -> Any:
         """The store actor's proxy (one method = one transaction)."""
-        if self._store_ref is None:
+        if self._store_proxy is None:
             raise RuntimeStopped()
-        return self._store_ref.proxy()
+        return self._store_proxy
 
     @property
     def running(self) -> bool:
@@ -178,7 +180,7 @@ class Runtime:
                 except pykka.Timeout:
                     log.error("runtime.actor_stop_timeout", actor=str(ref))
         self._health = self._cleanup = self._validator = self._watchdog = None
-        self._supervisor = self._store_ref = self._bus = None
+        self._supervisor = self._store_ref = self._bus = self._store_proxy = None
 
     def __enter__(self) -> Runtime:
         return self

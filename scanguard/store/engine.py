@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import StaticPool
 
 from scanguard.config import DatabaseConfig
 from scanguard.errors import ConfigError
@@ -37,7 +37,12 @@ def create_engine(cfg: DatabaseConfig) -> AsyncEngine:
     """An async engine set up for one writer: WAL, synchronous=NORMAL, busy timeout, BEGIN IMMEDIATE."""
     url = async_url(cfg.url)
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, echo=cfg.echo, poolclass=NullPool if url.database in (None, "", ":memory:") else None)
+        if url.database in (None, "", ":memory:"):
+            # one shared connection, or every checkout would see a new, empty database
+            engine = create_async_engine(url, echo=cfg.echo, poolclass=StaticPool)
+        else:
+            # every transaction ends in an explicit commit or rollback: no reset round trip on return
+            engine = create_async_engine(url, echo=cfg.echo, pool_reset_on_return=None)
         _sqlite_setup(engine, cfg)
         return engine
     return create_async_engine(url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True)
