@@ -7,11 +7,14 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from tests.support.db import db_rows, db_value, is_sqlite
 
@@ -120,7 +123,11 @@ def count(url: str, sql: str) -> int:
 
 
 def assert_database_valid(url: str) -> None:
-    """The invariants of DESIGN §4 that hold at rest, checked on the rows themselves."""
+    """The invariants of DESIGN §4 that hold at rest, checked on the rows themselves.
+
+    Counters: a completed job processed every file it found, discovered no more than it processed, and
+    a library's latest completed job processed exactly the files the library has (trees are not edited).
+    """
     several = db_rows(
         url,
         "SELECT library_id, COUNT(*) FROM scan_jobs WHERE status IN ('pending', 'running', 'paused') "
@@ -132,11 +139,28 @@ def assert_database_valid(url: str) -> None:
         "SELECT library_id, path, COUNT(*) FROM media_files GROUP BY library_id, path HAVING COUNT(*) > 1",
     )
     assert dupes == [], f"duplicate media rows: {dupes}"
-    for job_id, processed in db_rows(
-        url, "SELECT id, files_processed FROM scan_jobs WHERE status = 'completed'"
-    ):
+    completed = db_rows(
+        url,
+        "SELECT id, library_id, files_found, files_processed FROM scan_jobs WHERE status = 'completed' "
+        "ORDER BY id",
+    )
+    latest: dict[int, tuple[int, int]] = {}
+    for job_id, library_id, found, processed in completed:
+        assert found == processed, (
+            f"completed job {job_id}: files_found {found} != files_processed {processed}"
+        )
         discovered = count(url, f"SELECT COUNT(*) FROM media_files WHERE scan_job_id = {int(job_id)}")
-        assert processed == discovered, f"completed job {job_id}: files_processed {processed} != {discovered}"
+        assert discovered <= processed, (
+            f"completed job {job_id} discovered {discovered} > processed {processed}"
+        )
+        latest[int(library_id)] = (int(job_id), int(processed))
+    for library_id, (job_id, processed) in latest.items():
+        present = count(
+            url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library_id} AND missing_since IS NULL"
+        )
+        assert processed == present, (
+            f"latest completed job {job_id}: processed {processed} != {present} files"
+        )
 
 
 def days_ago_literal(url: str, days: float) -> str:
@@ -165,10 +189,21 @@ class HangingFileSystem:
         self.finished = threading.Event()
         self.listings: Counter[str] = Counter()
         self.hanging: set[str] = set()
+        self.hung_threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        _LIVE_HANGS.add(self)
 
     def release(self) -> None:
         self.released.set()
+
+    def release_and_join(self, timeout: float = 10.0) -> None:
+        """Let every hung walk go on, and wait (with a deadline) until their threads have ended."""
+        self.release()
+        deadline = time.monotonic() + timeout
+        for thread in list(self.hung_threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self.hung_threads if t.is_alive()]
+        assert not alive, f"released scan threads still running after {timeout:g}s: {alive}"
 
     def scandir(self, path: str) -> list[os.DirEntry[str]]:
         key = os.path.normpath(path)
@@ -177,6 +212,7 @@ class HangingFileSystem:
         if key in self.hang_on and not self.released.is_set():
             with self._lock:
                 self.hanging.add(key)
+                self.hung_threads.append(threading.current_thread())
             self.entered.set()
             # bounded, so that a failing test cannot leave a thread behind for ever
             self.released.wait(self.limit)
@@ -188,9 +224,20 @@ class HangingFileSystem:
         return os.stat(path, follow_symlinks=follow_symlinks)
 
 
-def scan_actor_threads() -> list[threading.Thread]:
-    """The live threads of scan actors (pykka names them after the actor class)."""
-    return [t for t in threading.enumerate() if t.name.startswith("ScanActor-") and t.is_alive()]
+_LIVE_HANGS: weakref.WeakSet[HangingFileSystem] = weakref.WeakSet()
+
+
+@pytest.fixture
+def release_hung_walks() -> Iterator[None]:
+    """Whatever happens in the test, no walk stays hung after it (a failed test must not leak threads)."""
+    yield
+    for fs in list(_LIVE_HANGS):
+        fs.release()
+
+
+def settle_commits(rt: Any) -> None:
+    """A round trip through the store's mailbox: every batch a scan sent before this call has committed."""
+    rt.store.ping().get(timeout=10)
 
 
 # ---- real processes ---------------------------------------------------------------------------------

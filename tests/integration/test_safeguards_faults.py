@@ -17,13 +17,12 @@ from tests.integration.safeguards_support import (
     assert_database_valid,
     indexed_paths,
     job_row,
-    scan_actor_threads,
+    release_hung_walks,  # noqa: F401 - a fixture, used through pytestmark
     trail,
-    wait_for,
 )
 from tests.support.db import db_rows
 
-pytestmark = [pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
 
 OPERATIONS = {"start": "create_job", "pause": "pause_job", "resume": "resume_job", "delete": "delete_job"}
 STAGES = ("before_commit", "after_commit")
@@ -159,7 +158,7 @@ def test_a_fault_before_or_after_commit_names_the_step_and_leaves_a_valid_databa
     assert_database_valid(db_url)
 
     # and the library's scan can still be taken to the end, with the exact file set
-    fs.release()
+    fs.release_and_join()
     _scan_to_the_end(rt, db_url, library.id, expected)
 
 
@@ -179,14 +178,11 @@ def _retry(call: Callable[[], Any], outcome: str, job_id: int) -> None:
 
 
 def _scan_to_the_end(rt: scanguard.Runtime, url: str, library_id: int, expected: list[str]) -> None:
-    wait_for(lambda: not scan_actor_threads() or rt.live_scans(), 10, "stuck threads to end or scans to run")
-    current = rt.current_jobs()
-    if current:
-        (job,) = current
-        if job.status == "paused":
-            rt.resume_scan(job.id)
-    else:
-        job = rt.start_scan(library_id)
+    """Take the library's scan to completed: resume its paused job, wait for its running one, or start one."""
+    jobs = rt.list_jobs(library_id=library_id, limit=1).items  # newest first
+    job = jobs[0] if jobs else rt.start_scan(library_id)
+    if job.status == "paused":
+        rt.resume_scan(job.id)
     done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
     assert done.status == "completed", done
     assert indexed_paths(url, library_id) == expected

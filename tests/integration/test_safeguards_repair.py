@@ -20,13 +20,14 @@ from tests.integration.safeguards_support import (
     indexed_paths,
     job_events,
     job_row,
-    scan_actor_threads,
+    release_hung_walks,  # noqa: F401 - a fixture, used through pytestmark
+    settle_commits,
     trail,
     wait_for,
 )
 from tests.support.db import db_exec, db_rows, snapshot
 
-pytestmark = [pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
 
 MISMATCHES = "scanguard_state_mismatches_total"
 
@@ -53,8 +54,7 @@ def _completed(rt: scanguard.Runtime, library_id: int) -> scanguard.Job:
 
 
 def _let_stuck_threads_go(fs: HangingFileSystem) -> None:
-    fs.release()
-    wait_for(lambda: not scan_actor_threads(), 10, "the released scan threads to end")
+    fs.release_and_join()
 
 
 # ---- the state validator ------------------------------------------------------------------------------
@@ -271,6 +271,7 @@ def test_emergency_cleanup_reports_exactly_what_the_database_shows_afterwards(
     wait_for(
         lambda: all(job_row(db_url, j.id)["checkpoint"] for j in jobs), 10, "both scans to commit a batch"
     )
+    settle_commits(rt)  # the batch sent just before each walk hung has committed
     checkpoints = {j.id: job_row(db_url, j.id)["checkpoint"] for j in jobs}
     jobs_before = count(db_url, "SELECT COUNT(*) FROM scan_jobs")
     old_events = count(db_url, f"SELECT COUNT(*) FROM events WHERE job_id = {old_job.id}")

@@ -18,12 +18,12 @@ from tests.integration.safeguards_support import (
     indexed_paths,
     job_events,
     job_row,
-    scan_actor_threads,
+    release_hung_walks,  # noqa: F401 - a fixture, used through pytestmark
     wait_for,
 )
 from tests.support.db import install_write_counter, media_writes
 
-pytestmark = [pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
 
 STALL = 1.0
 TICK = 0.2
@@ -76,16 +76,14 @@ def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batc
     )
     assert abandoned[0]["after_seconds"] == FORCE_KILL
     assert fs.released.is_set() is False
-    assert scan_actor_threads(), "the stuck thread is still in its system call"
+    assert fs.hung_threads[0].is_alive(), "the stuck thread is still in its system call"
 
     before = job_row(db_url, job.id)
     files_before = count(db_url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library.id}")
     writes_before = media_writes(db_url)
     assert 0 < files_before < len(expected), "it hung mid-scan, after committing some batches"
 
-    fs.release()
-    assert fs.finished.wait(10)
-    wait_for(lambda: not scan_actor_threads(), 10, "the released scan thread to end")
+    fs.release_and_join()
 
     assert job_row(db_url, job.id) == before, "the late walker changed the job row"
     assert count(db_url, f"SELECT COUNT(*) FROM media_files WHERE library_id = {library.id}") == files_before

@@ -20,10 +20,11 @@ from tests.integration.safeguards_support import (
     indexed_paths,
     job_events,
     job_row,
+    release_hung_walks,  # noqa: F401 - a fixture, used through pytestmark
     stays_false,
 )
 
-pytestmark = [pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
 
 BATCH = 10
 
