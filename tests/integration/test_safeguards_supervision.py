@@ -255,3 +255,43 @@ def test_crashes_further_apart_than_the_retry_window_never_exhaust_max_retries(
         restarts
     )
     assert indexed_paths(sqlite_url, library.id) == expected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="scanguard bug: Supervisor._give_up passes the crashes inside the window (attempt - 1) to "
+    "fail_job, which overwrites the restarts column: restarts made before the window are un-counted",
+)
+def test_the_failed_job_keeps_the_count_of_every_restart_it_had(
+    sqlite_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+) -> None:
+    """One early crash, then a burst past max_retries: restarts == supervisor.restart events, never fewer."""
+    root, expected = _library(tmp_path, media_tree, n=20)
+    crash_path = expected[12]
+    window = 0.4
+    seen = Counter[str]()
+
+    def processor(ctx: FileContext) -> None:
+        if ctx.path != crash_path:
+            return
+        seen[ctx.path] += 1
+        if seen[ctx.path] == 2:
+            threading.Event().wait(window * 1.5)  # a slow tag read: the early crash leaves the window
+        raise FatalProcessorError(f"crash {seen[ctx.path]}")
+
+    cfg = make_config(
+        safeguards={**QUIET_SAFEGUARDS, "max_retries": 2, "retry_interval": 0.01, "retry_window": window},
+        scan={"batch_size": 5, "batch_seconds": 5},
+    )
+    rt = runtime_factory(cfg, processor=processor)
+    job = rt.start_scan(rt.add_library(root).id)
+    done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
+
+    restarts = [d["restarts"] for k, d in job_events(sqlite_url, job.id) if k == "supervisor.restart"]
+    assert done.status == "failed"
+    assert restarts == [1, 2, 3], "one restart before the window, two inside it"
+    assert done.restarts == len(restarts)
