@@ -272,7 +272,7 @@ def count_media(root: str, rule: MediaRule, *, follow_symlinks: bool = False) ->
                             continue
                         seen.add((st.st_dev, st.st_ino))
                     stack.append(entry.path)
-                elif rule.media_type(entry.name) is not None:
+                elif rule.media_type(entry.name) is not None and entry.is_file(follow_symlinks=follow_symlinks):
                     total += 1
             except OSError:
                 continue
