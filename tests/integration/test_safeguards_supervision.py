@@ -22,6 +22,7 @@ from tests.integration.safeguards_support import (
     job_row,
     release_hung_walks,  # noqa: F401 - a fixture, used through pytestmark
     stays_false,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
@@ -295,3 +296,31 @@ def test_the_failed_job_keeps_the_count_of_every_restart_it_had(
     assert done.status == "failed"
     assert restarts == [1, 2, 3], "one restart before the window, two inside it"
     assert done.restarts == len(restarts)
+
+
+def test_stop_pauses_as_shutdown_a_job_that_was_waiting_for_its_supervised_restart(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    media_tree: Any,
+) -> None:
+    """A crashed scan between its crash and its restart is still this process's job: stop pauses it."""
+    root, expected = _library(tmp_path, media_tree, n=20)
+    processor = CrashingProcessor(expected[12], times=1)
+    cfg = make_config(
+        safeguards={**QUIET_SAFEGUARDS, "retry_interval": 30}, scan={"batch_size": 5, "batch_seconds": 5}
+    )
+    rt = scanguard.Runtime.start(cfg, processor=processor)
+    try:
+        job = rt.start_scan(rt.add_library(root).id)
+        wait_for(lambda: processor.crashes_left == 0 and not rt.live_scans(), 10, "the crash")
+        assert rt.get_job(job.id).status == "running", "waiting 30s for its restart"
+    finally:
+        rt.stop()
+
+    row = job_row(db_url, job.id)
+    assert (row["status"], row["pause_reason"]) == ("paused", "shutdown")
+    assert [(k, d.get("reason")) for k, d in job_events(db_url, job.id)] == [
+        ("job.started", None),
+        ("job.paused", "shutdown"),
+    ]
