@@ -116,14 +116,27 @@ def test_the_validator_pauses_as_orphaned_a_running_row_that_no_live_actor_owns(
     assert_database_valid(db_url)
 
 
-def test_the_validator_stops_a_live_scan_whose_row_says_paused(
+# what another instance (or an operator with SQL) may have done to a job this process is scanning
+PLANTED = {
+    "paused": ["UPDATE scan_jobs SET status = 'paused', pause_reason = 'user' WHERE id = {job}"],
+    "failed": ["UPDATE scan_jobs SET status = 'failed', last_error = 'planted' WHERE id = {job}"],
+    "deleted": [
+        "DELETE FROM media_files WHERE scan_job_id = {job}",
+        "DELETE FROM scan_jobs WHERE id = {job}",
+    ],
+}
+
+
+@pytest.mark.parametrize("planted", list(PLANTED))
+def test_the_validator_stops_a_live_scan_whose_row_says_paused_failed_or_deleted(
     db_url: str,
     tmp_path: Path,
     make_config: Callable[..., scanguard.Config],
     runtime_factory: Callable[..., scanguard.Runtime],
     media_tree: Any,
+    planted: str,
 ) -> None:
-    """Memory has an actor, the database says paused: the actor is stopped, counted, published."""
+    """Memory has an actor, the database says it is not running: the actor is stopped, counted, published."""
     root, expected = _tree(tmp_path, media_tree, "library")
     fs = HangingFileSystem(hang_on=[_hang_dir(root)])
     rt = runtime_factory(
@@ -134,7 +147,7 @@ def test_the_validator_stops_a_live_scan_whose_row_says_paused(
     assert fs.entered.wait(10)
     assert job.id in rt.live_scans()
 
-    db_exec(db_url, f"UPDATE scan_jobs SET status = 'paused', pause_reason = 'user' WHERE id = {job.id}")
+    db_exec(db_url, *(sql.format(job=job.id) for sql in PLANTED[planted]))
     report = rt.validate_state()
 
     assert [(f.job_id, f.direction, f.action) for f in report.fixes] == [
@@ -153,8 +166,12 @@ def test_the_validator_stops_a_live_scan_whose_row_says_paused(
     assert fixed == [{"direction": "actor_not_running_in_db", "action": "stopped", "source": "manual"}]
     assert trail(db_url, job.id) == [("job.started", None), ("validator.fixed", None)]
 
-    rt.resume_scan(job.id)
-    assert rt.wait_for_job(job.id, ("completed", "failed"), timeout=30).status == "completed"
+    if planted == "paused":
+        rt.resume_scan(job.id)
+        final = job.id
+    else:
+        final = rt.start_scan(library.id).id
+    assert rt.wait_for_job(final, ("completed", "failed"), timeout=30).status == "completed"
     assert indexed_paths(db_url, library.id) == expected
     assert_database_valid(db_url)
 
