@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pykka
@@ -25,11 +24,12 @@ from scanguard.actors.validator import StateValidator, Validate, ValidationRepor
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
-from scanguard.errors import BadRequest, OperationTimeout, PathNotAllowed, RuntimeStopped, ScanguardError
+from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
-from scanguard.records import LIBRARY_KINDS, DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
+from scanguard.validation import check_id, library_kind, library_name, library_path
 
 log = structlog.get_logger("scanguard.runtime")
 ACTIVE = ("pending", "running", "paused")
@@ -39,12 +39,6 @@ STATUSES = ("pending", "running", "paused", "completed", "failed")
 def instance_id() -> str:
     """host:pid:start-time — written as `owner` on what this process runs."""
     return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
-
-
-def _check_id(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise BadRequest(f"{name} must be a positive integer, got {value!r}", field=name)
-    return value
 
 
 class Runtime:
@@ -267,39 +261,21 @@ class Runtime:
         self, path: str | os.PathLike[str], name: str | None = None, kind: str = "mixed"
     ) -> Library:
         """Register a folder as a library: it must be an existing directory (inside allowed_roots, if set)."""
-        if not isinstance(path, str | os.PathLike) or not str(path).strip():
-            raise BadRequest("path must be a non-empty string", field="path")
-        if kind not in LIBRARY_KINDS:
-            raise BadRequest(f"kind must be one of {', '.join(LIBRARY_KINDS)}, got {kind!r}", field="kind")
-        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 255):
-            raise BadRequest("name must be a non-empty string of at most 255 characters", field="name")
-        if "\x00" in str(path):
-            raise BadRequest("path must not contain NUL", field="path")
-        try:
-            str(path).encode("utf-8")
-            resolved = Path(path).expanduser().resolve()
-            roots = [Path(r).expanduser().resolve() for r in self.config.http.allowed_roots]
-            if roots and not any(resolved == r or r in resolved.parents for r in roots):
-                raise PathNotAllowed(f"{resolved} is outside the allowed roots", path=str(resolved))
-            is_dir = resolved.is_dir()
-        except (OSError, UnicodeError, RuntimeError) as exc:
-            raise BadRequest(f"path is not usable: {exc}", field="path") from exc
-        if not is_dir:
-            raise BadRequest(f"{resolved} is not an existing directory", field="path", path=str(resolved))
-        library: Library = self._call(
-            self.store.add_library(str(resolved), name or resolved.name or str(resolved), kind), "add_library"
-        )
+        kind = library_kind(kind)
+        resolved = library_path(path, self.config.http.allowed_roots)
+        label = library_name(name, resolved)
+        library: Library = self._call(self.store.add_library(str(resolved), label, kind), "add_library")
         return library
 
     def get_library(self, library_id: int) -> Library:
-        return self._call(self.store.get_library(_check_id("library_id", library_id)), "get_library")  # type: ignore[no-any-return]
+        return self._call(self.store.get_library(check_id("library_id", library_id)), "get_library")  # type: ignore[no-any-return]
 
     def list_libraries(self) -> tuple[Library, ...]:
         return self._call(self.store.list_libraries(), "list_libraries")  # type: ignore[no-any-return]
 
     def remove_library(self, library_id: int) -> RemovedLibrary:
         """Stop its scan and remove the library, its jobs and its files in one transaction."""
-        library_id = _check_id("library_id", library_id)
+        library_id = check_id("library_id", library_id)
         self.get_library(library_id)
         removed: RemovedLibrary = self._operate("remove_library", library_id, RemoveLibrary())
         with self._lock:
@@ -310,32 +286,32 @@ class Runtime:
 
     def list_files(self, library_id: int, *, limit: int = 100, offset: int = 0) -> Page[MediaFile]:
         return self._call(  # type: ignore[no-any-return]
-            self.store.list_files(_check_id("library_id", library_id), limit, offset), "list_files"
+            self.store.list_files(check_id("library_id", library_id), limit, offset), "list_files"
         )
 
     # ---- scans -------------------------------------------------------------------------------
 
     def start_scan(self, library_id: int) -> Job:
         """Start a scan; LibraryBusy names the job in the way."""
-        library_id = _check_id("library_id", library_id)
+        library_id = check_id("library_id", library_id)
         self.get_library(library_id)
         return self._operate("start_scan", library_id, StartScan())  # type: ignore[no-any-return]
 
     def pause_scan(self, job_id: int, reason: str = "user") -> Job:
-        job_id = _check_id("job_id", job_id)
+        job_id = check_id("job_id", job_id)
         return self._operate("pause_scan", self._job_library(job_id), PauseScan(job_id, reason))  # type: ignore[no-any-return]
 
     def resume_scan(self, job_id: int) -> Job:
-        job_id = _check_id("job_id", job_id)
+        job_id = check_id("job_id", job_id)
         return self._operate("resume_scan", self._job_library(job_id), ResumeScan(job_id))  # type: ignore[no-any-return]
 
     def delete_job(self, job_id: int) -> DeletedJob:
         """Hard delete: stop it if it runs, remove it and the media files it discovered."""
-        job_id = _check_id("job_id", job_id)
+        job_id = check_id("job_id", job_id)
         return self._operate("delete_job", self._job_library(job_id), DeleteJob(job_id))  # type: ignore[no-any-return]
 
     def get_job(self, job_id: int) -> Job:
-        return self._call(self.store.get_job(_check_id("job_id", job_id)), "get_job")  # type: ignore[no-any-return]
+        return self._call(self.store.get_job(check_id("job_id", job_id)), "get_job")  # type: ignore[no-any-return]
 
     def list_jobs(
         self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
@@ -343,7 +319,7 @@ class Runtime:
         if status is not None and status not in STATUSES:
             raise BadRequest(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
         if library_id is not None:
-            _check_id("library_id", library_id)
+            check_id("library_id", library_id)
         statuses = (status,) if status else ()
         return self._call(self.store.list_jobs(statuses, library_id, limit, offset), "list_jobs")  # type: ignore[no-any-return]
 

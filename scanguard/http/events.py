@@ -17,10 +17,11 @@ from aiohttp import web
 
 from scanguard.errors import BadRequest, ScanguardError
 from scanguard.http.middlewares import STREAM_ROUTE
-from scanguard.http.params import MAX_ID, MAX_LIMIT, query_id, query_int, query_str
+from scanguard.http.params import MAX_LIMIT, query_id, query_int, query_str
 from scanguard.http.state import runtime_of, slot_of
 from scanguard.records import Event
 from scanguard.runtime import Runtime
+from scanguard.validation import MAX_ID
 
 log = structlog.get_logger("scanguard.http.events")
 routes = web.RouteTableDef()

@@ -7,8 +7,8 @@ from typing import Any
 
 from scanguard.records import LIBRARY_KINDS
 from scanguard.runtime import STATUSES
+from scanguard.validation import MAX_ID
 
-MAX_ID = 2**63 - 1
 JSON = "application/json"
 
 

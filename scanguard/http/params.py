@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from scanguard.errors import BadRequest
+from scanguard.validation import MAX_ID
 
-MAX_ID = 2**63 - 1
 MAX_OFFSET = 2**31 - 1
 MAX_LIMIT = 1000
 _POSITIVE = re.compile(r"[1-9][0-9]{0,18}")

@@ -1,0 +1,53 @@
+"""Input checks shared by the Runtime and the HTTP layer: ids, and library paths, names and kinds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from scanguard.errors import BadRequest, PathNotAllowed
+from scanguard.records import LIBRARY_KINDS
+
+MAX_ID = 2**63 - 1
+
+
+def check_id(name: str, value: object) -> int:
+    """A positive 64-bit integer id, or BadRequest naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise BadRequest(f"{name} must be a positive integer, got {value!r}", field=name)
+    return value
+
+
+def library_path(path: object, allowed_roots: Sequence[str]) -> Path:
+    """The resolved folder a library may be made of: an existing directory, inside allowed_roots if set."""
+    if not isinstance(path, str | os.PathLike) or not str(path).strip():
+        raise BadRequest("path must be a non-empty string", field="path")
+    if "\x00" in str(path):
+        raise BadRequest("path must not contain NUL", field="path")
+    try:
+        str(path).encode("utf-8")
+        resolved = Path(path).expanduser().resolve()
+        roots = [Path(r).expanduser().resolve() for r in allowed_roots]
+        if roots and not any(resolved == r or r in resolved.parents for r in roots):
+            raise PathNotAllowed(f"{resolved} is outside the allowed roots", path=str(resolved))
+        is_dir = resolved.is_dir()
+    except (OSError, UnicodeError, RuntimeError) as exc:
+        raise BadRequest(f"path is not usable: {exc}", field="path") from exc
+    if not is_dir:
+        raise BadRequest(f"{resolved} is not an existing directory", field="path", path=str(resolved))
+    return resolved
+
+
+def library_name(name: object, resolved: Path) -> str:
+    if name is None:
+        return resolved.name or str(resolved)
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise BadRequest("name must be a non-empty string of at most 255 characters", field="name")
+    return name
+
+
+def library_kind(kind: object) -> str:
+    if not isinstance(kind, str) or kind not in LIBRARY_KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(LIBRARY_KINDS)}, got {kind!r}", field="kind")
+    return kind
