@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -324,3 +325,56 @@ def test_stop_pauses_as_shutdown_a_job_that_was_waiting_for_its_supervised_resta
         ("job.started", None),
         ("job.paused", "shutdown"),
     ]
+
+
+class FlakyFileSystem(HangingFileSystem):
+    """Listing one directory raises an unexpected (non-OSError) error the first `times` times: a crash."""
+
+    def __init__(self, crash_dir: str, times: int) -> None:
+        super().__init__()
+        self.crash_dir = crash_dir
+        self.crashes_left = times
+
+    def scandir(self, path: str) -> list[os.DirEntry[str]]:
+        if os.path.normpath(path) == self.crash_dir and self.crashes_left > 0:
+            self.crashes_left -= 1
+            raise RuntimeError(f"driver bug listing {path}")
+        return super().scandir(path)
+
+
+def test_a_walk_that_crashes_inside_a_batch_is_restarted_from_its_checkpoint(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+) -> None:
+    """Not only the processor: any unexpected error in a scan's message crashes it, and it is restarted."""
+    root, expected = _library(tmp_path, media_tree, n=60)
+    crash_dir = os.path.normpath(root / "Artist 000" / "Album 03")
+    fs = FlakyFileSystem(crash_dir, times=2)
+    cfg = make_config(
+        safeguards={**QUIET_SAFEGUARDS, "max_retries": 3}, scan={"batch_size": BATCH, "batch_seconds": 5}
+    )
+    rt = runtime_factory(cfg, fs=fs)
+    library = rt.add_library(root)
+
+    job = rt.start_scan(library.id)
+    done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
+
+    assert done.status == "completed", done
+    assert done.restarts == 2
+    assert indexed_paths(db_url, library.id) == expected
+    events = job_events(db_url, job.id)
+    assert [k for k, _ in events] == [
+        "job.started",
+        "supervisor.restart",
+        "supervisor.restart",
+        "job.completed",
+    ]
+    assert all(
+        "RuntimeError: driver bug listing" in d["error"] for k, d in events if k == "supervisor.restart"
+    )
+    # the directories before the checkpoint were listed once: resumed, not re-walked
+    assert fs.listings[os.path.normpath(root / "Artist 000" / "Album 00")] == 1
+    assert_database_valid(db_url)
