@@ -223,6 +223,10 @@ class ScanActor(pykka.ThreadingActor):
         tally = _Tally()
         upserts: list[FileRow] = []
         for item in items:
+            if self.cancel.is_set():
+                # paused or deleted meanwhile: the batch would be fenced anyway; spare the host processor
+                self._finish_as("cancelled")
+                return
             if isinstance(item, Skipped):
                 tally.skip(item.reason)
                 continue
@@ -278,6 +282,8 @@ class ScanActor(pykka.ThreadingActor):
         return True
 
     def _row(self, item: Found, tally: _Tally) -> FileRow:
+        if self.processor is None and self.config.scan.quick_hash_bytes <= 0:
+            return FileRow(item.path, item.size, item.mtime, item.media_type)  # nothing to read or hash
         abs_path = os.path.join(self.spec.library.path, item.path)
         digest = quick_hash(abs_path, item.size, self.config.scan.quick_hash_bytes)
         meta: dict[str, Any] | None = None
