@@ -149,14 +149,15 @@ async def existing_files(
         media_files.c.path,
         media_files.c.size,
         media_files.c.mtime,
-        media_files.c.missing_since,
+        media_files.c.missing_since.is_not(None),  # a flag from the database, no datetime per row
     ).where(media_files.c.library_id == library_id)
     if after:
         query = query.where(media_files.c.path > after)
     if upto is not None:
         query = query.where(media_files.c.path <= upto)
     rows = (await tx.conn.execute(query)).all()
-    return {r.path: Existing(r.id, r.size, r.mtime, r.missing_since is not None) for r in rows}
+    # rows unpack as tuples: reading them by attribute name costs more than the query
+    return {path: Existing(id_, size, mtime, bool(missing)) for id_, path, size, mtime, missing in rows}
 
 
 def _upsert_statement(dialect: str) -> Any:
