@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -367,3 +368,46 @@ def test_emergency_cleanup_when_disabled_is_refused_and_changes_nothing(
 
     assert refused.value.status == 403
     assert snapshot(db_url) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="scanguard bug: instance_id() is host:pid:seconds, so two Runtimes of one process started in the "
+    "same second share an id, and one's validator adopts the other's live scan as an orphan",
+)
+def test_a_second_runtime_in_the_same_process_never_takes_the_first_ones_live_scan_for_an_orphan(
+    sqlite_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each Runtime is its own instance: the validator only repairs what its own instance owns."""
+    import scanguard.runtime
+
+    started = time.time()
+
+    class SameSecond:
+        """scanguard.runtime's view of the clock: both runtimes start within one second, as they usually do."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def time(self) -> float:
+            return started
+
+    monkeypatch.setattr(scanguard.runtime, "time", SameSecond())
+    root, _ = _tree(tmp_path, media_tree, "library")
+    fs = HangingFileSystem(hang_on=[_hang_dir(root)])
+    cfg = make_config(safeguards=QUIET_SAFEGUARDS, scan={"batch_size": 5, "batch_seconds": 5})
+    first = runtime_factory(cfg, fs=fs)
+    second = runtime_factory(cfg)
+    job = first.start_scan(first.add_library(root).id)
+    assert fs.entered.wait(10)
+
+    report = second.validate_state()
+
+    assert report.fixes == ()
+    assert job_row(sqlite_url, job.id)["status"] == "running"
+    assert first.instance != second.instance
