@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 
 import scanguard
+from scanguard import FileContext
 from tests.integration.safeguards_support import (
     QUIET_SAFEGUARDS,
     HangingFileSystem,
@@ -111,4 +114,83 @@ def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batc
     stalled = events[1][1]
     assert stalled["heartbeat_age"] > STALL
     assert stalled["action"] == "pause"
+    assert_database_valid(db_url)
+
+
+class HangingProcessor:
+    """A host processor (a tag reader) that hangs on one file the first time it sees it."""
+
+    def __init__(self, hang_path: str) -> None:
+        self.hang_path = hang_path
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, ctx: FileContext) -> dict[str, Any]:
+        self.calls[ctx.path] += 1
+        if ctx.path == self.hang_path and self.thread is None:
+            self.thread = threading.current_thread()
+            self.entered.set()
+            self.released.wait(60)
+        return {"tags": ctx.path}
+
+
+def test_a_zombie_scan_released_after_its_job_was_resumed_elsewhere_commits_nothing(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+) -> None:
+    """Stalled in the processor, paused, resumed by a new actor to completion: the old batch is fenced out."""
+    root = tmp_path / "library"
+    media_tree.build_tree(root, 40, n_other=4)
+    expected = sorted(media_tree.expected_media(root))
+    processor = HangingProcessor(expected[23])
+    cfg = make_config(
+        safeguards={
+            **QUIET_SAFEGUARDS,
+            "stall_threshold": STALL,
+            "watchdog_interval": TICK,
+            "force_kill_timeout": FORCE_KILL,
+        },
+        scan={"batch_size": 10, "batch_seconds": 5},
+    )
+    rt = runtime_factory(cfg, processor=processor)
+    library = rt.add_library(root)
+    install_write_counter(db_url)
+    try:
+        job = rt.start_scan(library.id)
+        assert processor.entered.wait(10)
+        wait_for(
+            lambda: rt.get_job(job.id).pause_reason == "stalled", STALL + TICK + SLACK, "the stalled pause"
+        )
+        token_then = job_row(db_url, job.id)["fencing_token"]
+
+        rt.resume_scan(job.id)  # a new actor, a new token; the old thread is still inside the processor
+        done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
+        assert done.status == "completed", done
+        assert done.fencing_token > token_then
+        after = job_row(db_url, job.id)
+        writes = media_writes(db_url)
+    finally:
+        processor.released.set()
+    assert processor.thread is not None
+    processor.thread.join(10)
+    assert not processor.thread.is_alive()
+
+    assert job_row(db_url, job.id) == after, "the zombie's batch changed the job"
+    assert media_writes(db_url) == writes, "the zombie's batch wrote media rows"
+    assert indexed_paths(db_url, library.id) == expected
+    assert after["files_processed"] == len(expected)
+    # supervisor.abandoned comes only if the old thread is still stuck force_kill_timeout after the pause
+    decisions = [(k, d.get("reason")) for k, d in job_events(db_url, job.id) if k != "supervisor.abandoned"]
+    assert decisions == [
+        ("job.started", None),
+        ("watchdog.stalled", None),
+        ("job.paused", "stalled"),
+        ("job.resumed", None),
+        ("job.completed", None),
+    ]
     assert_database_valid(db_url)
