@@ -78,6 +78,9 @@ def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batc
         "supervisor.abandoned",
     )
     assert abandoned[0]["after_seconds"] == FORCE_KILL
+    at = {e.kind: e.at for e in rt.events(job_id=job.id)}
+    waited = (at["supervisor.abandoned"] - at["job.paused"]).total_seconds()
+    assert waited >= FORCE_KILL * 0.9, f"abandoned {waited:.2f}s after the pause, before force_kill_timeout"
     assert fs.released.is_set() is False
     assert fs.hung_threads[0].is_alive(), "the stuck thread is still in its system call"
 
