@@ -20,9 +20,9 @@ class Owner:
     def parse(cls, owner: str | None) -> Owner | None:
         if not owner:
             return None
-        rest = owner.split(":")
+        parts = owner.rsplit(":", 3)  # host:pid:start:nonce; the host may itself hold colons
         try:
-            return cls(":".join(rest[:-2]), int(rest[-2]), int(rest[-1]))
+            return cls(parts[0], int(parts[1]), int(parts[2]))
         except (ValueError, IndexError):
             return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -37,8 +38,8 @@ STATUSES = ("pending", "running", "paused", "completed", "failed")
 
 
 def instance_id() -> str:
-    """host:pid:start-time — written as `owner` on what this process runs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+    """host:pid:start-time:nonce — written as `owner` on what this process runs (unique per Runtime)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}:{secrets.token_hex(4)}"
 
 
 class Runtime:

@@ -487,7 +487,7 @@ async def fail_job(tx: Tx, job_id: int, error: str, restarts: int) -> Job:
     values = {
         "status": "failed",
         "last_error": error,
-        "restarts": restarts,
+        "restarts": max(job.restarts, restarts),  # the column counts every restart, not just this window's
         "finished_at": tx.now,
         "updated_at": tx.now,
     }

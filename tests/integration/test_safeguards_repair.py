@@ -370,11 +370,6 @@ def test_emergency_cleanup_when_disabled_is_refused_and_changes_nothing(
     assert snapshot(db_url) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scanguard bug: instance_id() is host:pid:seconds, so two Runtimes of one process started in the "
-    "same second share an id, and one's validator adopts the other's live scan as an orphan",
-)
 def test_a_second_runtime_in_the_same_process_never_takes_the_first_ones_live_scan_for_an_orphan(
     sqlite_url: str,
     tmp_path: Path,

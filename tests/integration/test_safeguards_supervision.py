@@ -259,11 +259,6 @@ def test_crashes_further_apart_than_the_retry_window_never_exhaust_max_retries(
     assert indexed_paths(sqlite_url, library.id) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scanguard bug: Supervisor._give_up passes the crashes inside the window (attempt - 1) to "
-    "fail_job, which overwrites the restarts column: restarts made before the window are un-counted",
-)
 def test_the_failed_job_keeps_the_count_of_every_restart_it_had(
     sqlite_url: str,
     tmp_path: Path,
