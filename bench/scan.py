@@ -306,6 +306,50 @@ class SizeResult:
     problems: list[str] = field(default_factory=list)
 
 
+def db_state(db: Path) -> tuple[Any, ...]:
+    """What a rescan of an unchanged tree must not move: rows, ids, last-seen stamps, missing marks."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return tuple(
+            conn.execute(
+                "SELECT count(*), max(id), max(last_seen_at), count(missing_since), total(size) FROM media_files"
+            ).fetchone()
+        )
+    finally:
+        conn.close()
+
+
+def check_scan(name: str, db: Path, expected: set[str], media: int, other: int) -> list[str]:
+    problems = []
+    got = db_paths(db, "SELECT path FROM media_files WHERE missing_since IS NULL")
+    if got != expected:
+        problems.append(
+            f"scanguard {name} media_files: {len(got)} rows, baseline {len(expected)} "
+            f"({len(got - expected)} extra, {len(expected - got)} absent)"
+        )
+    job = last_job(db)
+    if (job["status"], job["files_processed"], job["files_skipped"]) != ("completed", media, other):
+        problems.append(
+            f"scanguard {name} job: {job['status']}, {job['files_processed']} processed, "
+            f"{job['files_skipped']} skipped (expected completed, {media}, {other})"
+        )
+    return problems
+
+
+def check_rescan(name: str, db: Path, before: tuple[Any, ...], media: int) -> list[str]:
+    problems = []
+    job = last_job(db)
+    if (job["status"], job["files_changed"], job["files_processed"]) != ("completed", 0, media):
+        problems.append(
+            f"scanguard {name} rescan: {job['status']}, {job['files_changed']} changed, "
+            f"{job['files_processed']} processed"
+        )
+    after = db_state(db)
+    if after != before:
+        problems.append(f"scanguard {name} rescan wrote media_files rows: {before} -> {after}")
+    return problems
+
+
 def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
     work = Path(tempfile.mkdtemp(prefix=f"scanguard-bench-{files}-", dir=tmp))
     root = work / "library"
@@ -314,60 +358,36 @@ def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
     started = time.perf_counter()
     media, other = build_tree(root, files)
     result = SizeResult(files, media, other, time.perf_counter() - started)
-    print(
-        f"[{files:,} files] tree built in {result.build_seconds:.1f}s at {root}", file=sys.stderr, flush=True
-    )
+    say = f"[{files:,} files]"
+    print(f"{say} tree built in {result.build_seconds:.1f}s at {root}", file=sys.stderr, flush=True)
     try:
-        base_db = work / "baseline.db"
-        cli_db = work / "scanguard-cli.db"
-        inproc_db = work / "scanguard-inprocess.db"
+        base_db, cli_db, ip_db = (
+            work / "baseline.db",
+            work / "scanguard-cli.db",
+            work / "scanguard-inprocess.db",
+        )
         base_scan, base_rescan, cli_scan, cli_rescan, ip_scan, ip_rescan = [], [], [], [], [], []
         # warm the page cache with one untimed walk, so that the first timed run is not penalised
         sum(1 for _ in _baseline_walk(str(root)))
+        # the three contenders take turns in every round, so that a noisy neighbour hurts them alike
         for i in range(repeat):
             base_scan.append(run_worker("baseline-scan", root, fresh(base_db), log))
             cli_scan.append(run_cli(root, fresh(cli_db), log))
-            ip_scan.append(run_worker("scanguard-inprocess", root, fresh(inproc_db), log))
-            print(f"[{files:,} files] full scans, round {i + 1}/{repeat} done", file=sys.stderr, flush=True)
-        # correctness of the full scans
+            ip_scan.append(run_worker("scanguard-inprocess", root, fresh(ip_db), log))
+            print(f"{say} full scans, round {i + 1}/{repeat} done", file=sys.stderr, flush=True)
         expected = db_paths(base_db, "SELECT path FROM media_files")
         if len(expected) != media:
             result.problems.append(f"baseline found {len(expected)} media files, the tree has {media}")
-        for name, db in (("cli", cli_db), ("in-process", inproc_db)):
-            got = db_paths(db, "SELECT path FROM media_files WHERE missing_since IS NULL")
-            if got != expected:
-                result.problems.append(
-                    f"scanguard {name} media_files: {len(got)} rows, baseline {len(expected)} "
-                    f"({len(got - expected)} extra, {len(expected - got)} absent)"
-                )
-            job = last_job(db)
-            if (
-                job["status"] != "completed"
-                or job["files_processed"] != media
-                or job["files_skipped"] != other
-            ):
-                result.problems.append(
-                    f"scanguard {name} job: {job['status']}, {job['files_processed']} processed, "
-                    f"{job['files_skipped']} skipped (expected completed, {media}, {other})"
-                )
+        result.problems += check_scan("cli", cli_db, expected, media, other)
+        result.problems += check_scan("in-process", ip_db, expected, media, other)
+        cli_state, ip_state = db_state(cli_db), db_state(ip_db)
         for i in range(repeat):
             base_rescan.append(run_worker("baseline-rescan", root, base_db, log))
             cli_rescan.append(run_cli(root, cli_db, log))
-            for name, db in (("cli", cli_db),):
-                job = last_job(db)
-                if (
-                    job["status"] != "completed"
-                    or job["files_changed"] != 0
-                    or job["files_processed"] != media
-                ):
-                    result.problems.append(
-                        f"scanguard {name} rescan: {job['status']}, {job['files_changed']} changed, "
-                        f"{job['files_processed']} processed"
-                    )
-            ip_rescan.append(run_worker("scanguard-inprocess", root, inproc_db, log))
-            if ip_rescan[-1].out["changed"] != 0 or ip_rescan[-1].out["status"] != "completed":
-                result.problems.append(f"scanguard in-process rescan: {ip_rescan[-1].out}")
-            print(f"[{files:,} files] rescans, round {i + 1}/{repeat} done", file=sys.stderr, flush=True)
+            result.problems += check_rescan("cli", cli_db, cli_state, media)
+            ip_rescan.append(run_worker("scanguard-inprocess", root, ip_db, log))
+            result.problems += check_rescan("in-process", ip_db, ip_state, media)
+            print(f"{say} rescans, round {i + 1}/{repeat} done", file=sys.stderr, flush=True)
         if any(r.out["changed"] != 0 for r in base_rescan):
             result.problems.append("the baseline's rescan saw changes in an unchanged tree")
         result.rows = {
@@ -378,7 +398,7 @@ def bench_size(files: int, repeat: int, tmp: Path, keep: bool) -> SizeResult:
         }
     finally:
         if keep:
-            print(f"[{files:,} files] kept {work}", file=sys.stderr)
+            print(f"{say} kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
     return result
