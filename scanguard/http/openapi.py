@@ -70,6 +70,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "checkpoint": _nullable(STR),
             "skip_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "total_estimate": _nullable(INT),
         },
     ),
     "Library": _obj(
