@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -202,39 +203,35 @@ _UPSERT_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _DriverUpsert:
-    """The upsert compiled once for a qmark driver, with the only bind processors a row needs."""
-
-    sql: str
-    stamp: Callable[[Any], Any]
-    meta: Callable[[Any], Any]
+# per dialect object, forgotten with its engine (the cached SQL holds no reference to the dialect)
+_driver_upserts: weakref.WeakKeyDictionary[sa.Dialect, str | None] = weakref.WeakKeyDictionary()
+_PLAIN_COLUMNS = ("library_id", "scan_job_id", "path", "size", "media_type", "quick_hash", "error")
 
 
-_driver_upserts: dict[int, _DriverUpsert | None] = {}
-
-
-def _driver_upsert(dialect: sa.Dialect) -> _DriverUpsert | None:
+def _driver_upsert_sql(dialect: sa.Dialect) -> str | None:
     """The SQLite upsert as driver SQL, or None when this dialect needs the Core path.
 
     Core's executemany spends most of a batch building and processing a dict per row; the driver takes
-    tuples. The SQL is compiled from the same Core statement, so both paths write the same thing.
+    tuples. The SQL is compiled from the same Core statement, so both paths write the same thing. Only
+    when the per-row values need no bind processing (mtime's to_float is moot for a float): the two
+    timestamps and meta are processed by the caller.
     """
-    key = id(dialect)
-    if key in _driver_upserts:
-        return _driver_upserts[key]
-    plan: _DriverUpsert | None = None
+    if dialect in _driver_upserts:
+        return _driver_upserts[dialect]
+    sql: str | None = None
     if dialect.name == "sqlite" and dialect.paramstyle == "qmark":
         compiled = _upsert_statement("sqlite").compile(dialect=dialect, column_keys=list(_UPSERT_COLUMNS))
-        # per-row columns must pass to the driver as they are; mtime's to_float is moot for a float
-        plain = ("library_id", "scan_job_id", "path", "size", "media_type", "quick_hash", "error")
-        processors = {name: media_files.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _UPSERT_COLUMNS}
-        if tuple(compiled.positiontup or ()) == _UPSERT_COLUMNS and not any(processors[name] for name in plain):
-            stamp = processors["first_seen_at"]
-            meta = processors["meta"]
-            plan = _DriverUpsert(compiled.string, stamp or _same, meta or _same)
-    _driver_upserts[key] = plan
-    return plan
+        if tuple(compiled.positiontup or ()) == _UPSERT_COLUMNS and not any(
+            _processor(dialect, name) is not _same for name in _PLAIN_COLUMNS
+        ):
+            sql = compiled.string
+    _driver_upserts[dialect] = sql
+    return sql
+
+
+def _processor(dialect: sa.Dialect, column: str) -> Callable[[Any], Any]:
+    """The bind processor Core would apply to a media_files column on this dialect."""
+    return media_files.c[column].type.dialect_impl(dialect).bind_processor(dialect) or _same
 
 
 def _same(value: Any) -> Any:
@@ -242,9 +239,10 @@ def _same(value: Any) -> Any:
 
 
 async def _upsert(tx: Tx, batch: BatchCommit) -> None:
-    plan = _driver_upsert(tx.conn.dialect)
+    dialect = tx.conn.dialect
+    sql = _driver_upsert_sql(dialect)
     now = tx.now
-    if plan is None:
+    if sql is None:
         rows = [
             {
                 "library_id": batch.library_id,
@@ -264,11 +262,11 @@ async def _upsert(tx: Tx, batch: BatchCommit) -> None:
         await tx.conn.execute(_upsert_statement(tx.dialect), rows)
         return
     library_id, job_id = batch.library_id, batch.job_id
-    stamp = plan.stamp(now)
-    meta = plan.meta
+    stamp = _processor(dialect, "first_seen_at")(now)
+    meta = _processor(dialect, "meta")
     no_meta = meta(None)
     await tx.conn.exec_driver_sql(
-        plan.sql,
+        sql,
         [
             (
                 library_id,
