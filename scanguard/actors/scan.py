@@ -276,7 +276,7 @@ class ScanActor(pykka.ThreadingActor):
         try:
             pending.get()
         except Fenced:
-            log.warning("scan.fenced", job_id=self.job_id, token=self.spec.token)
+            log.info("scan.fenced", job_id=self.job_id, token=self.spec.token)
             self._finish_as("fenced")
             return False
         return True
