@@ -58,6 +58,8 @@ class Runtime:
         self._bus: pykka.ActorRef[Any] | None = None
         self._store_ref: pykka.ActorRef[Any] | None = None
         self._store_proxy: Any = None  # built once: a pykka proxy introspects the actor when made
+        self._reader_ref: pykka.ActorRef[Any] | None = None
+        self._reader_proxy: Any = None
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._watchdog: pykka.ActorRef[Any] | None = None
         self._validator: pykka.ActorRef[Any] | None = None
@@ -92,6 +94,8 @@ class Runtime:
         try:
             self._store_ref = StoreActor.start(self.config, self.instance, self._bus)
             self._store_proxy = self._store_ref.proxy()
+            self._reader_ref = StoreActor.start(self.config, self.instance, None, readonly=True)
+            self._reader_proxy = self._reader_ref.proxy()
             self.store.ping().get(timeout=self.config.safeguards.operation_timeout)
         except Exception:
             self._stop_actors()
@@ -128,6 +132,13 @@ class Runtime:
         if self._store_proxy is None:
             raise RuntimeStopped()
         return self._store_proxy
+
+    @property
+    def reads(self) -> Any:
+        """The read-only store's proxy: queries that need not wait behind the writer's queue."""
+        if self._reader_proxy is None:
+            raise RuntimeStopped()
+        return self._reader_proxy
 
     @property
     def running(self) -> bool:
@@ -168,7 +179,7 @@ class Runtime:
             libraries = list(self._libraries.values())
             self._libraries.clear()
         order = [self._health, self._cleanup, self._validator, self._watchdog, self._supervisor]
-        for ref in [*order, *libraries, self._store_ref, self._bus]:
+        for ref in [*order, *libraries, self._reader_ref, self._store_ref, self._bus]:
             if ref is not None and ref.is_alive():
                 try:
                     ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
@@ -176,6 +187,7 @@ class Runtime:
                     log.error("runtime.actor_stop_timeout", actor=str(ref))
         self._health = self._cleanup = self._validator = self._watchdog = None
         self._supervisor = self._store_ref = self._bus = self._store_proxy = None
+        self._reader_ref = self._reader_proxy = None
 
     def __enter__(self) -> Runtime:
         return self
@@ -253,7 +265,7 @@ class Runtime:
             return ref
 
     def _job_library(self, job_id: int) -> int:
-        job: Job = self._call(self.store.get_job(job_id), "get_job")
+        job: Job = self._call(self.reads.get_job(job_id), "get_job")
         return job.library_id
 
     # ---- libraries ---------------------------------------------------------------------------
@@ -269,10 +281,10 @@ class Runtime:
         return library
 
     def get_library(self, library_id: int) -> Library:
-        return self._call(self.store.get_library(check_id("library_id", library_id)), "get_library")  # type: ignore[no-any-return]
+        return self._call(self.reads.get_library(check_id("library_id", library_id)), "get_library")  # type: ignore[no-any-return]
 
     def list_libraries(self) -> tuple[Library, ...]:
-        return self._call(self.store.list_libraries(), "list_libraries")  # type: ignore[no-any-return]
+        return self._call(self.reads.list_libraries(), "list_libraries")  # type: ignore[no-any-return]
 
     def remove_library(self, library_id: int) -> RemovedLibrary:
         """Stop its scan and remove the library, its jobs and its files in one transaction."""
@@ -287,7 +299,7 @@ class Runtime:
 
     def list_files(self, library_id: int, *, limit: int = 100, offset: int = 0) -> Page[MediaFile]:
         return self._call(  # type: ignore[no-any-return]
-            self.store.list_files(check_id("library_id", library_id), limit, offset), "list_files"
+            self.reads.list_files(check_id("library_id", library_id), limit, offset), "list_files"
         )
 
     # ---- scans -------------------------------------------------------------------------------
@@ -312,7 +324,7 @@ class Runtime:
         return self._operate("delete_job", self._job_library(job_id), DeleteJob(job_id))  # type: ignore[no-any-return]
 
     def get_job(self, job_id: int) -> Job:
-        return self._call(self.store.get_job(check_id("job_id", job_id)), "get_job")  # type: ignore[no-any-return]
+        return self._call(self.reads.get_job(check_id("job_id", job_id)), "get_job")  # type: ignore[no-any-return]
 
     def list_jobs(
         self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
@@ -322,11 +334,11 @@ class Runtime:
         if library_id is not None:
             check_id("library_id", library_id)
         statuses = (status,) if status else ()
-        return self._call(self.store.list_jobs(statuses, library_id, limit, offset), "list_jobs")  # type: ignore[no-any-return]
+        return self._call(self.reads.list_jobs(statuses, library_id, limit, offset), "list_jobs")  # type: ignore[no-any-return]
 
     def current_jobs(self) -> tuple[Job, ...]:
         """Every job in pending, running or paused."""
-        return self._call(self.store.active_jobs(), "current_jobs")  # type: ignore[no-any-return]
+        return self._call(self.reads.active_jobs(), "current_jobs")  # type: ignore[no-any-return]
 
     def wait_for_job(
         self,
@@ -366,7 +378,7 @@ class Runtime:
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
         return self._call(  # type: ignore[no-any-return]
-            self.store.list_events(job_id, library_id, kind, after_id, limit, newest_first), "events"
+            self.reads.list_events(job_id, library_id, kind, after_id, limit, newest_first), "events"
         )
 
     def subscribe(self, callback: Callable[[Event], None]) -> int:
@@ -403,7 +415,7 @@ class Runtime:
         health = self._ask(self._health, pykka.messages.ProxyGetAttr(attr_path=("snapshot",)), "status")
         if health.get("at") is None:
             health = self.check_health()
-        counts: dict[str, int] = self._call(self.store.job_counts(), "job_counts")
+        counts: dict[str, int] = self._call(self.reads.job_counts(), "job_counts")
         libraries = counts.pop("libraries")
         return {
             "instance": self.instance,

@@ -37,13 +37,20 @@ def _busy(exc: BaseException) -> bool:
 
 
 class StoreActor(pykka.ThreadingActor):
-    """Owns the engine and its asyncio loop on the actor's thread; each call runs one transaction."""
+    """Owns an engine and its asyncio loop on the actor's thread; each call runs one transaction.
 
-    def __init__(self, config: Config, instance: str, bus: pykka.ActorRef[Any] | None = None) -> None:
+    One instance writes (every write transaction of the process goes through its mailbox, in order);
+    a second, `readonly=True`, serves the admin API's reads so they never queue behind batch commits.
+    """
+
+    def __init__(
+        self, config: Config, instance: str, bus: pykka.ActorRef[Any] | None = None, *, readonly: bool = False
+    ) -> None:
         super().__init__()
         self.config = config
         self.instance = instance
         self.bus = bus
+        self.readonly = readonly
         self.fault_hook: FaultHook | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: AsyncEngine | None = None
@@ -55,7 +62,8 @@ class StoreActor(pykka.ThreadingActor):
         try:
             self._engine = create_engine(self.config.database)
             self.dialect = self._engine.dialect.name
-            self._retrying("migrate", self._migrate)
+            if not self.readonly:
+                self._retrying("migrate", self._migrate)
         except ScanguardError as exc:
             self._failed = exc
         except Exception as exc:  # noqa: BLE001 - the actor boundary: kept and raised by every call
@@ -122,6 +130,8 @@ class StoreActor(pykka.ThreadingActor):
     ) -> R:
         if self._failed is not None:
             raise self._failed
+        if self.readonly:
+            raise OperationFailed(op, "preflight", "this store instance only reads")
         assert self._engine is not None
         engine = self._engine
         step = "connect"
