@@ -17,7 +17,7 @@ non-media, a few bytes per file) in a temporary directory, then, in the same run
   rescan, both ways.
 
 Every measurement runs in its own child process (this file re-run with --worker), so each one starts cold
-and its peak RSS is its own (os.wait4's rusage). Ratios are scanguard/baseline: the goal is <= 1.0, and RSS
+and its peak RSS is its own (VmHWM, polled: see PeakRss). Ratios are scanguard/baseline: the goal is <= 1.0, and RSS
 at 500k <= 1.2x RSS at 100k. The results are checked: scanguard's media_files must equal the baseline's
 media rows (same paths), and a rescan must report files_changed == 0. Exit status 0 unless a check fails.
 """
@@ -32,6 +32,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,7 @@ def worker(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown worker {args.worker}")
     result.setdefault("elapsed", time.perf_counter() - started)
     result.setdefault("cpu", time.process_time() - cpu)
+    result["rss_kb"] = vm_hwm_kb()
     print(json.dumps(result))
     return 0
 
@@ -223,26 +225,64 @@ def _env() -> dict[str, str]:
     return env
 
 
+def vm_hwm_kb(pid: int | str = "self") -> int:
+    """The peak RSS (KiB) of a process's current program, 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakRss:
+    """Polls a child's VmHWM until it exits.
+
+    Not ru_maxrss: Linux carries a process's high-water mark across fork and exec, so every child would
+    report at least this driver's own peak (and the driver holds every path of the tree for the checks).
+    VmHWM belongs to the program the child runs; it only grows, so polling misses at most the last tick.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.kb = pid, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._done.wait(0.01):
+            self.kb = max(self.kb, vm_hwm_kb(self.pid))
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.kb
+
+
 def run_child(cmd: list[str], log: Path) -> tuple[float, int, float, str]:
     """Run one child; return its wall time, its own peak RSS (KiB), its CPU seconds and its stdout."""
     with open(log, "ab") as err, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=_env(), cwd=REPO)
+        peak = PeakRss(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        rss_kb = peak.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}; see {log}")
-    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, text
+    return wall, rss_kb, usage.ru_utime + usage.ru_stime, text
 
 
 def run_worker(kind: str, root: Path, db: Path, log: Path) -> Run:
     cmd = [sys.executable, str(HERE), "--worker", kind, "--root", str(root), "--db", str(db)]
     wall, rss, cpu, text = run_child(cmd, log)
     out = json.loads(text.strip().splitlines()[-1])
-    return Run(wall, out["elapsed"], rss, cpu, out["cpu"], out)
+    return Run(wall, out["elapsed"], max(rss, out["rss_kb"]), cpu, out["cpu"], out)
 
 
 def run_cli(root: Path, db: Path, log: Path) -> Run:
