@@ -21,6 +21,7 @@ from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveL
 from scanguard.actors.scan import Processor
 from scanguard.actors.store import StoreActor
 from scanguard.actors.supervisor import LiveDetail, LiveScans, Supervisor
+from scanguard.actors.ticking import Collaborators
 from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.aio import AsyncRuntime
@@ -105,18 +106,13 @@ class Runtime:
             return
         cfg, store = self.config, self.store
         self._supervisor = Supervisor.start(cfg, store, self.metrics, processor=self._processor, fs=self._fs)
-        self._watchdog = Watchdog.start(
-            cfg, self.instance, store, self._supervisor, self._library, self.metrics
-        )
+        parts = Collaborators(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
+        self._watchdog = Watchdog.start(parts)
         # boot recovery: running jobs left by a dead process are handled as orphans before start returns
         report = self._ask(self._watchdog, Sweep("boot"), "boot_recovery")
-        self._validator = StateValidator.start(
-            cfg, self.instance, store, self._supervisor, self._library, self.metrics
-        )
-        self._cleanup = CleanupScheduler.start(cfg, self.instance, store, self._library, self.metrics)
-        self._health = HealthChecker.start(
-            cfg, self.instance, store, self._supervisor, self._actor_refs, self.metrics
-        )
+        self._validator = StateValidator.start(parts)
+        self._cleanup = CleanupScheduler.start(parts)
+        self._health = HealthChecker.start(parts, self._actor_refs)
         if cfg.safeguards.auto_resume_orphans:
             self._resume_after_shutdown()
         log.info(

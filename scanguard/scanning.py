@@ -13,7 +13,7 @@ from typing import Protocol
 from scanguard.config import ScanConfig
 
 
-class RootUnavailable(Exception):  # noqa: N818 - a signal inside the walk, translated by the scan actor
+class RootUnavailable(Exception):
     """The library root cannot be listed (missing, unmounted, unreadable)."""
 
 
@@ -272,7 +272,9 @@ def count_media(root: str, rule: MediaRule, *, follow_symlinks: bool = False) ->
                             continue
                         seen.add((st.st_dev, st.st_ino))
                     stack.append(entry.path)
-                elif rule.media_type(entry.name) is not None and entry.is_file(follow_symlinks=follow_symlinks):
+                elif rule.media_type(entry.name) is not None and entry.is_file(
+                    follow_symlinks=follow_symlinks
+                ):
                     total += 1
             except OSError:
                 continue

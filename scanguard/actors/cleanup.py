@@ -7,14 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pykka
 import structlog
 
 from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, Reconcile
-from scanguard.actors.ticking import Tick, Ticker
-from scanguard.config import Config
+from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import Conflict, EmergencyCleanupDisabled, NotFound, ScanguardError
-from scanguard.metrics import Metrics
 from scanguard.ownership import owner_is_dead
 
 log = structlog.get_logger("scanguard.cleanup")
@@ -33,33 +30,14 @@ class EmergencyCleanup:
     requested_by: str = "api"
 
 
-class CleanupScheduler(pykka.ThreadingActor):
+class CleanupScheduler(PeriodicActor):
     """Owns retention: old finished jobs, old events, orphaned files and jobs, stale leases; never a live job."""
 
-    def __init__(
-        self,
-        config: Config,
-        instance: str,
-        store: Any,
-        library: Callable[[int], pykka.ActorRef[Any]],
-        metrics: Metrics,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        self.instance = instance
-        self.store = store
-        self.library = library
-        self.metrics = metrics
+    def __init__(self, parts: Collaborators) -> None:
+        super().__init__(parts, parts.config.safeguards.cleanup_interval, "cleanup")
         self.runs = 0
         self.failures = 0
         self.last: dict[str, Any] = {}
-        self._ticker = Ticker(self.actor_ref, config.safeguards.cleanup_interval, "cleanup")
-
-    def on_start(self) -> None:
-        self._ticker.start()
-
-    def on_stop(self) -> None:
-        self._ticker.stop()
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -136,7 +114,8 @@ class CleanupScheduler(pykka.ThreadingActor):
             dead = job.owner != self.instance and owner_is_dead(job.owner, lease_expired=lease_expired)
             try:
                 if dead:
-                    fix: Fix = self.library(job.library_id).ask(AdoptOrphan(job.id, "emergency"), block=True, timeout=sg.operation_timeout
+                    fix: Fix = self.library(job.library_id).ask(
+                        AdoptOrphan(job.id, "emergency"), block=True, timeout=sg.operation_timeout
                     )
                     if fix.action != "left":
                         orphans.append(job.id)
@@ -150,7 +129,8 @@ class CleanupScheduler(pykka.ThreadingActor):
         removed = self._retention()
         reconciled: list[dict[str, Any]] = []
         for library in self.store.list_libraries().get():
-            fixes: list[Fix] = self.library(library.id).ask(Reconcile("emergency"), block=True, timeout=sg.operation_timeout
+            fixes: list[Fix] = self.library(library.id).ask(
+                Reconcile("emergency"), block=True, timeout=sg.operation_timeout
             )
             reconciled.extend(
                 {"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in fixes

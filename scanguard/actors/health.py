@@ -17,8 +17,7 @@ from pykka.messages import ProxyGetAttr
 from sqlalchemy.engine import make_url
 
 from scanguard.actors.supervisor import LiveDetail, Supervised
-from scanguard.actors.ticking import Tick, Ticker
-from scanguard.config import Config
+from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import ScanguardError
 from scanguard.metrics import Metrics
 
@@ -49,41 +48,25 @@ def _total(metrics: Metrics, name: str, **labels: str) -> float:
     return total
 
 
-class HealthChecker(pykka.ThreadingActor):
+class HealthChecker(PeriodicActor):
     """Owns the health snapshot the status endpoint serves, and the alerts."""
 
-    def __init__(
-        self,
-        config: Config,
-        instance: str,
-        store: Any,
-        supervisor: pykka.ActorRef[Any],
-        actors: Callable[[], dict[str, pykka.ActorRef[Any]]],
-        metrics: Metrics,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        self.instance = instance
-        self.store = store
-        self.supervisor = supervisor
+    def __init__(self, parts: Collaborators, actors: Callable[[], dict[str, pykka.ActorRef[Any]]]) -> None:
+        super().__init__(parts, parts.config.safeguards.health_check_interval, "health")
         self.actors = actors
-        self.metrics = metrics
         self.snapshot: dict[str, Any] = {"at": None, "healthy": None, "alerts": []}
         self._seen: dict[str, float] = {}
-        self._ticker = Ticker(self.actor_ref, config.safeguards.health_check_interval, "health")
 
     def on_start(self) -> None:
-        self._seen = {name: _total(self.metrics, metric) for name, metric in COUNTER_ALERTS.items()}
-        self._seen["transaction_failures"] = _total(
-            self.metrics, "scanguard_operations_total", outcome="failed"
-        )
-        self._seen["cleanup_failures"] = _total(
-            self.metrics, "scanguard_cleanup_runs_total", outcome="failed"
-        )
-        self._ticker.start()
+        self._seen = self._counters()
+        super().on_start()
 
-    def on_stop(self) -> None:
-        self._ticker.stop()
+    def _counters(self) -> dict[str, float]:
+        """The alert counters' current values (alerts fire on growth since the last snapshot)."""
+        current = {name: _total(self.metrics, metric) for name, metric in COUNTER_ALERTS.items()}
+        current["transaction_failures"] = _total(self.metrics, "scanguard_operations_total", outcome="failed")
+        current["cleanup_failures"] = _total(self.metrics, "scanguard_cleanup_runs_total", outcome="failed")
+        return current
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -175,9 +158,7 @@ class HealthChecker(pykka.ThreadingActor):
             alerts.append({"alert": "stalled_jobs", "job_ids": scans["stuck_jobs"]})
         if scans.get("mismatched"):
             alerts.append({"alert": "state_inconsistencies", "job_ids": scans["mismatched"]})
-        current = {name: _total(self.metrics, metric) for name, metric in COUNTER_ALERTS.items()}
-        current["transaction_failures"] = _total(self.metrics, "scanguard_operations_total", outcome="failed")
-        current["cleanup_failures"] = _total(self.metrics, "scanguard_cleanup_runs_total", outcome="failed")
+        current = self._counters()
         for name, value in current.items():
             grew = value - self._seen.get(name, 0.0)
             if grew > 0 and not any(a["alert"] == name for a in alerts):

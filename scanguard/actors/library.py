@@ -227,7 +227,8 @@ class LibraryActor(pykka.ThreadingActor):
 
     def _reconcile(self, source: str) -> list[Fix]:
         """Both directions, for this library only, inside its mailbox turn (so no operation races it)."""
-        supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
+        supervised: Supervised = self.supervisor.ask(
+            LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
         )
         live = supervised.live
         try:

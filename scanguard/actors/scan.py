@@ -13,9 +13,19 @@ import pykka
 import structlog
 
 from scanguard.config import Config
-from scanguard.errors import Fenced, FatalProcessorError, IllegalTransition
+from scanguard.errors import FatalProcessorError, Fenced, IllegalTransition
 from scanguard.records import Job, Library
-from scanguard.scanning import FileSystem, Found, MediaRule, RootUnavailable, Skipped, Walk, WalkItem, count_media, quick_hash
+from scanguard.scanning import (
+    FileSystem,
+    Found,
+    MediaRule,
+    RootUnavailable,
+    Skipped,
+    Walk,
+    WalkItem,
+    count_media,
+    quick_hash,
+)
 from scanguard.store.jobs import BatchCommit, FileRow
 
 log = structlog.get_logger("scanguard.scan")
@@ -172,15 +182,28 @@ class ScanActor(pykka.ThreadingActor):
                 root, self.rule, follow_symlinks=self.config.scan.follow_symlinks
             )
         self._walk = iter(
-            Walk(root, self.rule, after=self.checkpoint, follow_symlinks=self.config.scan.follow_symlinks, fs=self.fs)
+            Walk(
+                root,
+                self.rule,
+                after=self.checkpoint,
+                follow_symlinks=self.config.scan.follow_symlinks,
+                fs=self.fs,
+            )
         )
-        log.info("scan.walking", job_id=self.job_id, library_id=self.spec.library.id, checkpoint=self.checkpoint,
-                 total_estimate=self.total)
+        log.info(
+            "scan.walking",
+            job_id=self.job_id,
+            library_id=self.spec.library.id,
+            checkpoint=self.checkpoint,
+            total_estimate=self.total,
+        )
         self.actor_ref.tell(_NextBatch())
 
     def _pause_root(self, error: str) -> None:
         try:
-            job = self.store.pause_job(self.job_id, "root_unavailable", error=error, token=self.spec.token).get()
+            job = self.store.pause_job(
+                self.job_id, "root_unavailable", error=error, token=self.spec.token
+            ).get()
         except (Fenced, IllegalTransition):
             self._finish_as("fenced")
             return
@@ -233,7 +256,12 @@ class ScanActor(pykka.ThreadingActor):
             tally.found += 1
             tally.processed += 1
             known = existing.pop(item.path, None)
-            if known is not None and not known.missing and known.size == item.size and known.mtime == item.mtime:
+            if (
+                known is not None
+                and not known.missing
+                and known.size == item.size
+                and known.mtime == item.mtime
+            ):
                 continue
             if known is not None:
                 tally.changed += 1
@@ -290,14 +318,20 @@ class ScanActor(pykka.ThreadingActor):
         error: str | None = None
         if self.processor is not None:
             ctx = FileContext(
-                self.spec.library.id, self.job_id, self.spec.library.path, item.path, abs_path,
-                item.size, item.mtime, item.media_type,
+                self.spec.library.id,
+                self.job_id,
+                self.spec.library.path,
+                item.path,
+                abs_path,
+                item.size,
+                item.mtime,
+                item.media_type,
             )
             try:
                 meta = self.processor(ctx)
             except FatalProcessorError:
                 raise
-            except Exception as exc:  # a host processor failing on one file is recorded, not fatal
+            except Exception as exc:  # noqa: BLE001 - a host processor failing on one file is recorded, not fatal
                 error = f"{type(exc).__name__}: {exc}"
                 tally.errors += 1
                 log.warning("scan.processor_failed", job_id=self.job_id, path=item.path, error=error)

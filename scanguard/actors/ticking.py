@@ -1,17 +1,33 @@
-"""Periodic ticks for the safeguard actors: a timer thread that tells the actor `Tick` every interval."""
+"""What the periodic safeguard actors share: their collaborators, and a timer that tells them `Tick`."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
+from scanguard.config import Config
+from scanguard.metrics import Metrics
+
 
 @dataclass(frozen=True, slots=True)
 class Tick:
     """Time for the periodic work."""
+
+
+@dataclass(frozen=True, slots=True)
+class Collaborators:
+    """Everything a safeguard actor works with: settings, this instance, the store, the live actors."""
+
+    config: Config
+    instance: str
+    store: Any
+    supervisor: pykka.ActorRef[Any]
+    library: Callable[[int], pykka.ActorRef[Any]]
+    metrics: Metrics
 
 
 class Ticker:
@@ -36,3 +52,23 @@ class Ticker:
                 self._ref.tell(Tick())
             except pykka.ActorDeadError:
                 return
+
+
+class PeriodicActor(pykka.ThreadingActor):
+    """Owns a safeguard's collaborators and its ticker: started with the actor, stopped with it."""
+
+    def __init__(self, parts: Collaborators, interval: float, name: str) -> None:
+        super().__init__()
+        self.config = parts.config
+        self.instance = parts.instance
+        self.store = parts.store
+        self.supervisor = parts.supervisor
+        self.library = parts.library
+        self.metrics = parts.metrics
+        self._ticker = Ticker(self.actor_ref, interval, name)
+
+    def on_start(self) -> None:
+        self._ticker.start()
+
+    def on_stop(self) -> None:
+        self._ticker.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +10,8 @@ import structlog
 
 from scanguard.actors.library import Fix, Reconcile
 from scanguard.actors.supervisor import LiveDetail, Supervised
-from scanguard.actors.ticking import Tick, Ticker
-from scanguard.config import Config
+from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import ScanguardError
-from scanguard.metrics import Metrics
 
 log = structlog.get_logger("scanguard.validator")
 
@@ -34,34 +31,13 @@ class ValidationReport:
     errors: tuple[str, ...] = ()
 
 
-class StateValidator(pykka.ThreadingActor):
+class StateValidator(PeriodicActor):
     """Owns the memory-vs-database check; each library's fix runs inside that library's mailbox."""
 
-    def __init__(
-        self,
-        config: Config,
-        instance: str,
-        store: Any,
-        supervisor: pykka.ActorRef[Any],
-        library: Callable[[int], pykka.ActorRef[Any]],
-        metrics: Metrics,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        self.instance = instance
-        self.store = store
-        self.supervisor = supervisor
-        self.library = library
-        self.metrics = metrics
+    def __init__(self, parts: Collaborators) -> None:
+        super().__init__(parts, parts.config.safeguards.state_validation_interval, "validator")
         self.passes = 0
         self.last: ValidationReport = ValidationReport()
-        self._ticker = Ticker(self.actor_ref, config.safeguards.state_validation_interval, "validator")
-
-    def on_start(self) -> None:
-        self._ticker.start()
-
-    def on_stop(self) -> None:
-        self._ticker.stop()
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -73,7 +49,8 @@ class StateValidator(pykka.ThreadingActor):
 
     def _suspects(self) -> set[int]:
         """Libraries where memory and database seem to disagree (confirmed inside each library's turn)."""
-        supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
+        supervised: Supervised = self.supervisor.ask(
+            LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
         )
         running = {j.id: j for j in self.store.list_jobs(("running",), None, 1_000_000).get().items}
         suspects: set[int] = set()
@@ -98,7 +75,8 @@ class StateValidator(pykka.ThreadingActor):
         for library_id in sorted(suspects):
             try:
                 fixes.extend(
-                    self.library(library_id).ask(Reconcile(source), block=True, timeout=self.config.safeguards.operation_timeout
+                    self.library(library_id).ask(
+                        Reconcile(source), block=True, timeout=self.config.safeguards.operation_timeout
                     )
                 )
             except (ScanguardError, pykka.Timeout) as exc:

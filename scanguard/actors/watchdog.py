@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,10 +11,8 @@ import structlog
 
 from scanguard.actors.library import AdoptOrphan, Fix, PauseScan
 from scanguard.actors.supervisor import LiveDetail, Supervised
-from scanguard.actors.ticking import Tick, Ticker
-from scanguard.config import Config
+from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import Conflict, NotFound, ScanguardError
-from scanguard.metrics import Metrics
 from scanguard.ownership import owner_is_dead
 
 log = structlog.get_logger("scanguard.watchdog")
@@ -37,32 +34,11 @@ class SweepReport:
     resumed: tuple[int, ...] = ()
 
 
-class Watchdog(pykka.ThreadingActor):
+class Watchdog(PeriodicActor):
     """Owns stall and orphan detection: pauses stalled scans, hands orphaned ones to their library."""
 
-    def __init__(
-        self,
-        config: Config,
-        instance: str,
-        store: Any,
-        supervisor: pykka.ActorRef[Any],
-        library: Callable[[int], pykka.ActorRef[Any]],
-        metrics: Metrics,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        self.instance = instance
-        self.store = store
-        self.supervisor = supervisor
-        self.library = library
-        self.metrics = metrics
-        self._ticker = Ticker(self.actor_ref, config.safeguards.watchdog_interval, "watchdog")
-
-    def on_start(self) -> None:
-        self._ticker.start()
-
-    def on_stop(self) -> None:
-        self._ticker.stop()
+    def __init__(self, parts: Collaborators) -> None:
+        super().__init__(parts, parts.config.safeguards.watchdog_interval, "watchdog")
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -131,7 +107,8 @@ class Watchdog(pykka.ThreadingActor):
             self.store.record_event(
                 "watchdog.orphan_found", library_id, job_id, heartbeat_age=round(quiet, 3), sweep=reason
             ).get()
-            fix: Fix = self.library(library_id).ask(AdoptOrphan(job_id, "watchdog"), block=True, timeout=self.config.safeguards.operation_timeout
+            fix: Fix = self.library(library_id).ask(
+                AdoptOrphan(job_id, "watchdog"), block=True, timeout=self.config.safeguards.operation_timeout
             )
         except (Conflict, NotFound):
             return None

@@ -173,7 +173,7 @@ async def job_counts(tx: Tx) -> dict[str, int]:
     rows = (
         await tx.conn.execute(sa.select(scan_jobs.c.status, sa.func.count()).group_by(scan_jobs.c.status))
     ).all()
-    counts = {status: 0 for status in (*ACTIVE_STATUSES, "completed", "failed")}
+    counts = dict.fromkeys((*ACTIVE_STATUSES, "completed", "failed"), 0)
     counts.update({status: int(n) for status, n in rows})
     counts["libraries"] = (
         await tx.conn.execute(sa.select(sa.func.count()).select_from(libraries))

@@ -141,9 +141,7 @@ async def create_job(tx: Tx, library_id: int) -> Job:
     return job
 
 
-async def existing_files(
-    tx: Tx, library_id: int, after: str | None, upto: str | None
-) -> dict[str, Existing]:
+async def existing_files(tx: Tx, library_id: int, after: str | None, upto: str | None) -> dict[str, Existing]:
     """The rows of one library whose path lies in (after, upto]; upto None means to the end."""
     query = sa.select(
         media_files.c.id,
@@ -348,7 +346,9 @@ def _replace(job: Job, values: dict[str, Any]) -> Job:
     return replace(job, **values)
 
 
-async def finish_job(tx: Tx, job_id: int, library_id: int, token: int, max_vanished_ratio: float, min_files: int) -> Job:
+async def finish_job(
+    tx: Tx, job_id: int, library_id: int, token: int, max_vanished_ratio: float, min_files: int
+) -> Job:
     """Complete a walked job: mark vanished files missing, unless the library suddenly looks empty."""
     job = await _fence(tx, job_id, library_id, token)
     vanished = (
@@ -366,7 +366,9 @@ async def finish_job(tx: Tx, job_id: int, library_id: int, token: int, max_vanis
         )
     ).scalar_one()
     if present >= min_files and vanished > present * max_vanished_ratio:
-        message = f"{vanished} of {present} files vanished: is the drive unmounted? nothing was marked missing"
+        message = (
+            f"{vanished} of {present} files vanished: is the drive unmounted? nothing was marked missing"
+        )
         # the walk is void: forget its vanished marks and restart it on resume, or it could never complete
         await tx.conn.execute(
             media_files.update().where(media_files.c.vanished_job_id == job_id).values(vanished_job_id=None)
@@ -520,4 +522,3 @@ async def record_restart(tx: Tx, job_id: int, error: str, delay: float) -> Job:
         checkpoint=job.checkpoint,
     )
     return _replace(job, values)
-
