@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -48,3 +51,8 @@ def owner_is_dead(owner: str | None, *, lease_expired: bool) -> bool:
     if parsed.is_local():
         return parsed.process_gone()
     return lease_expired
+
+
+def instance_id() -> str:
+    """host:pid:start-time:nonce — written as `owner` on what this process runs (unique per Runtime)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}:{secrets.token_hex(4)}"

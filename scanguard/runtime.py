@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from scanguard.config import Config, load_config
 from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
+from scanguard.ownership import instance_id
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.validation import check_id, library_kind, library_name, library_path
@@ -36,11 +35,6 @@ from scanguard.validation import check_id, library_kind, library_name, library_p
 log = structlog.get_logger("scanguard.runtime")
 ACTIVE = ("pending", "running", "paused")
 STATUSES = ("pending", "running", "paused", "completed", "failed")
-
-
-def instance_id() -> str:
-    """host:pid:start-time:nonce — written as `owner` on what this process runs (unique per Runtime)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}:{secrets.token_hex(4)}"
 
 
 class Runtime:

@@ -26,7 +26,7 @@ from scanguard.scanning import (
     count_media,
     quick_hash,
 )
-from scanguard.store.jobs import BatchCommit, FileRow
+from scanguard.store.batches import BatchCommit, FileRow
 
 log = structlog.get_logger("scanguard.scan")
 

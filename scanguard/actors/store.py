@@ -18,9 +18,9 @@ from scanguard.actors.events import Publish
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
-from scanguard.store import catalog, jobs, maintenance
+from scanguard.store import batches, catalog, jobs, maintenance
+from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.engine import create_engine, run_migrations
-from scanguard.store.jobs import BatchCommit, Existing
 from scanguard.store.tx import Tx
 
 log = structlog.get_logger("scanguard.store")
@@ -265,10 +265,10 @@ class StoreActor(pykka.ThreadingActor):
         return self._read("running_with_leases", catalog.running_with_leases)
 
     def existing_files(self, library_id: int, after: str | None, upto: str | None) -> dict[str, Existing]:
-        return self._read("existing_files", jobs.existing_files, library_id, after, upto)
+        return self._read("existing_files", batches.existing_files, library_id, after, upto)
 
     def commit_batch(self, batch: BatchCommit) -> Job:
-        return self._tx("commit_batch", jobs.commit_batch, batch)
+        return self._tx("commit_batch", batches.commit_batch, batch)
 
     def finish_job(self, job_id: int, library_id: int, token: int) -> Job:
         scan = self.config.scan

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from scanguard.errors import LibraryExists, NotFound
 from scanguard.records import Event, Job, Library, MediaFile, Page, RemovedLibrary
-from scanguard.store.jobs import release_lease
+from scanguard.store.leases import release_lease
 from scanguard.store.tables import ACTIVE_STATUSES, events, libraries, library_leases, media_files, scan_jobs
 from scanguard.store.tx import Tx, event_from_row, file_from_row, job_from_row, library_from_row
 

@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from scanguard.ownership import Owner, owner_is_dead
-from scanguard.runtime import instance_id
+from scanguard.ownership import Owner, instance_id, owner_is_dead
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,0 +1,243 @@
+"""Scan batch transactions: what the database knows of a path range, and one batch's fenced commit."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from scanguard.records import Job
+from scanguard.store.leases import fence
+from scanguard.store.tables import media_files, scan_jobs
+from scanguard.store.tx import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """One new or changed media file to upsert."""
+
+    path: str
+    size: int
+    mtime: float
+    media_type: str
+    quick_hash: str | None = None
+    error: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCommit:
+    """One batch of a scan: its upserts, vanished rows, counters and checkpoint, under a fencing token."""
+
+    job_id: int
+    library_id: int
+    token: int
+    checkpoint: str | None
+    upserts: tuple[FileRow, ...] = ()
+    vanished_ids: tuple[int, ...] = ()
+    found: int = 0
+    processed: int = 0
+    skipped: int = 0
+    changed: int = 0
+    bytes: int = 0
+    errors: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+    total_estimate: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """What the database knows of one file, for the rescan comparison."""
+
+    id: int
+    size: int
+    mtime: float
+    missing: bool
+
+
+async def existing_files(tx: Tx, library_id: int, after: str | None, upto: str | None) -> dict[str, Existing]:
+    """The rows of one library whose path lies in (after, upto]; upto None means to the end."""
+    query = sa.select(
+        media_files.c.id,
+        media_files.c.path,
+        media_files.c.size,
+        media_files.c.mtime,
+        media_files.c.missing_since.is_not(None),  # a flag from the database, no datetime per row
+    ).where(media_files.c.library_id == library_id)
+    if after:
+        query = query.where(media_files.c.path > after)
+    if upto is not None:
+        query = query.where(media_files.c.path <= upto)
+    rows = (await tx.conn.execute(query)).all()
+    # rows unpack as tuples: reading them by attribute name costs more than the query
+    return {path: Existing(id_, size, mtime, bool(missing)) for id_, path, size, mtime, missing in rows}
+
+
+def _upsert_statement(dialect: str) -> Any:
+    # each dialect's insert is imported when first used: a SQLite process never loads the PostgreSQL one
+    stmt: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+        stmt = pg_insert(media_files)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+        stmt = sqlite_insert(media_files)
+    return stmt.on_conflict_do_update(
+        index_elements=[media_files.c.library_id, media_files.c.path],
+        set_={
+            "size": stmt.excluded.size,
+            "mtime": stmt.excluded.mtime,
+            "media_type": stmt.excluded.media_type,
+            "quick_hash": stmt.excluded.quick_hash,
+            "last_seen_at": stmt.excluded.last_seen_at,
+            "error": stmt.excluded.error,
+            "meta": stmt.excluded.meta,
+            "missing_since": sa.null(),
+            "vanished_job_id": sa.null(),
+        },
+    )
+
+
+_UPSERT_COLUMNS = (
+    "library_id",
+    "scan_job_id",
+    "path",
+    "size",
+    "mtime",
+    "media_type",
+    "quick_hash",
+    "first_seen_at",
+    "last_seen_at",
+    "error",
+    "meta",
+)
+
+
+# per dialect object, forgotten with its engine (the cached SQL holds no reference to the dialect)
+_driver_upserts: weakref.WeakKeyDictionary[sa.Dialect, str | None] = weakref.WeakKeyDictionary()
+_PLAIN_COLUMNS = ("library_id", "scan_job_id", "path", "size", "media_type", "quick_hash", "error")
+
+
+def _driver_upsert_sql(dialect: sa.Dialect) -> str | None:
+    """The SQLite upsert as driver SQL, or None when this dialect needs the Core path.
+
+    Core's executemany spends most of a batch building and processing a dict per row; the driver takes
+    tuples. The SQL is compiled from the same Core statement, so both paths write the same thing. Only
+    when the per-row values need no bind processing (mtime's to_float is moot for a float): the two
+    timestamps and meta are processed by the caller.
+    """
+    if dialect in _driver_upserts:
+        return _driver_upserts[dialect]
+    sql: str | None = None
+    if dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+        compiled = _upsert_statement("sqlite").compile(dialect=dialect, column_keys=list(_UPSERT_COLUMNS))
+        if tuple(compiled.positiontup or ()) == _UPSERT_COLUMNS and not any(
+            _processor(dialect, name) is not _same for name in _PLAIN_COLUMNS
+        ):
+            sql = compiled.string
+    _driver_upserts[dialect] = sql
+    return sql
+
+
+def _processor(dialect: sa.Dialect, column: str) -> Callable[[Any], Any]:
+    """The bind processor Core would apply to a media_files column on this dialect."""
+    return media_files.c[column].type.dialect_impl(dialect).bind_processor(dialect) or _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+async def _upsert(tx: Tx, batch: BatchCommit) -> None:
+    dialect = tx.conn.dialect
+    sql = _driver_upsert_sql(dialect)
+    now = tx.now
+    if sql is None:
+        rows = [
+            {
+                "library_id": batch.library_id,
+                "scan_job_id": batch.job_id,
+                "path": f.path,
+                "size": f.size,
+                "mtime": f.mtime,
+                "media_type": f.media_type,
+                "quick_hash": f.quick_hash,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "error": f.error,
+                "meta": f.meta,
+            }
+            for f in batch.upserts
+        ]
+        await tx.conn.execute(_upsert_statement(tx.dialect), rows)
+        return
+    library_id, job_id = batch.library_id, batch.job_id
+    stamp = _processor(dialect, "first_seen_at")(now)
+    meta = _processor(dialect, "meta")
+    no_meta = meta(None)
+    await tx.conn.exec_driver_sql(
+        sql,
+        [
+            (
+                library_id,
+                job_id,
+                f.path,
+                f.size,
+                float(f.mtime),
+                f.media_type,
+                f.quick_hash,
+                stamp,
+                stamp,
+                f.error,
+                no_meta if f.meta is None else meta(f.meta),
+            )
+            for f in batch.upserts
+        ],
+    )
+
+
+def _progress(processed: int, total: int | None) -> float:
+    if not total:
+        return 0.0
+    return min(99.9, 100.0 * processed / max(total, processed, 1))
+
+
+async def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
+    """One batch, atomically: upserts, vanished marks, counters, checkpoint, heartbeat — or nothing."""
+    job = await fence(tx, batch.job_id, batch.library_id, batch.token)
+    if batch.upserts:
+        await _upsert(tx, batch)
+    if batch.vanished_ids:
+        await tx.conn.execute(
+            media_files.update()
+            .where(media_files.c.id.in_(batch.vanished_ids), media_files.c.missing_since.is_(None))
+            .values(vanished_job_id=batch.job_id)
+        )
+    reasons = dict(job.skip_reasons)
+    for reason, n in batch.skip_reasons.items():
+        reasons[reason] = reasons.get(reason, 0) + n
+    processed = job.files_processed + batch.processed
+    total = batch.total_estimate if batch.total_estimate is not None else job.total_estimate
+    values: dict[str, Any] = {
+        "files_found": job.files_found + batch.found,
+        "files_processed": processed,
+        "files_skipped": job.files_skipped + batch.skipped,
+        "files_changed": job.files_changed + batch.changed,
+        "bytes_processed": job.bytes_processed + batch.bytes,
+        "errors": job.errors + batch.errors,
+        "skip_reasons": reasons,
+        "checkpoint": batch.checkpoint if batch.checkpoint is not None else job.checkpoint,
+        "total_estimate": total,
+        "progress": _progress(processed, total),
+        "active_seconds": job.active_seconds + batch.elapsed,
+        "heartbeat_at": tx.now,
+        "updated_at": tx.now,
+    }
+    await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job.id).values(**values))
+    return replace(job, **values)
