@@ -95,6 +95,7 @@ class LibraryActor(pykka.ThreadingActor):
         self.instance = instance
         self.store = store
         self.supervisor = supervisor
+        self._path: str | None = None
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -161,11 +162,16 @@ class LibraryActor(pykka.ThreadingActor):
         except (pykka.Timeout, pykka.ActorDeadError) as exc:
             raise OperationFailed(op, step, exc) from exc
 
-    def _preflight(self, op: str) -> Library:
-        library: Library = self._step(op, "preflight", lambda: self.store.get_library(self.library_id).get())
-        if not os.path.isdir(library.path):
-            raise LibraryRootUnavailable(library.id, library.path, "missing or not a directory")
-        return library
+    def _root(self, op: str) -> str:
+        """Pre-flight: the library exists (its path never changes, so it is read once) and its root is there."""
+        if self._path is None:
+            library: Library = self._step(
+                op, "preflight", lambda: self.store.get_library(self.library_id).get()
+            )
+            self._path = library.path
+        if not os.path.isdir(self._path):
+            raise LibraryRootUnavailable(self.library_id, self._path, "missing or not a directory")
+        return self._path
 
     def _own_job(self, op: str, job_id: int) -> Job:
         job: Job = self._step(op, "preflight", lambda: self.store.get_job(job_id).get())
@@ -173,11 +179,12 @@ class LibraryActor(pykka.ThreadingActor):
             raise NotFound("job", job_id)
         return job
 
-    def _launch(self, op: str, job: Job, library: Library) -> None:
+    def _launch(self, op: str, job: Job) -> None:
         """Hand a running job to the supervisor; if that fails, undo the start (pause it) and say so."""
         try:
+            library: Library = self.store.get_library(self.library_id).get()
             self.supervisor.ask(Launch(job, library), timeout=self.config.safeguards.operation_timeout)
-        except (pykka.Timeout, pykka.ActorDeadError) as exc:
+        except (ScanguardError, pykka.Timeout, pykka.ActorDeadError) as exc:
             try:
                 self.store.pause_job(job.id, "launch_failed", error=str(exc)).get()
             except ScanguardError as undo:
@@ -185,31 +192,34 @@ class LibraryActor(pykka.ThreadingActor):
             raise OperationFailed(op, "launch", exc) from exc
 
     def _start_scan(self) -> Job:
-        library = self._preflight("start_scan")
+        self._root("start_scan")
         job: Job = self._step(
             "start_scan", "transaction", lambda: self.store.create_job(self.library_id).get()
         )
-        self._launch("start_scan", job, library)
+        self._launch("start_scan", job)
         return job
 
     def _pause(self, job_id: int, reason: str) -> Job:
-        self._own_job("pause_scan", job_id)
         # the database first: from this commit on, the scan's batches are fenced out
-        job: Job = self._step("pause_scan", "transaction", lambda: self.store.pause_job(job_id, reason).get())
+        job: Job = self._step(
+            "pause_scan",
+            "transaction",
+            lambda: self.store.pause_job(job_id, reason, library_id=self.library_id).get(),
+        )
         self.supervisor.ask(Stop(job_id))
         return job
 
     def _resume(self, job_id: int) -> Job:
-        self._own_job("resume_scan", job_id)
-        library = self._preflight("resume_scan")
-        job: Job = self._step("resume_scan", "transaction", lambda: self.store.resume_job(job_id).get())
-        self._launch("resume_scan", job, library)
+        self._root("resume_scan")
+        job: Job = self._step(
+            "resume_scan", "transaction", lambda: self.store.resume_job(job_id, self.library_id).get()
+        )
+        self._launch("resume_scan", job)
         return job
 
     def _delete(self, job_id: int) -> DeletedJob:
-        self._own_job("delete_job", job_id)
         deleted: DeletedJob = self._step(
-            "delete_job", "transaction", lambda: self.store.delete_job(job_id).get()
+            "delete_job", "transaction", lambda: self.store.delete_job(job_id, self.library_id).get()
         )
         self.supervisor.ask(Stop(job_id))
         return deleted
@@ -271,9 +281,9 @@ class LibraryActor(pykka.ThreadingActor):
         action = "paused"
         if self.config.safeguards.auto_resume_orphans:
             try:
-                library = self._preflight("adopt_orphan")
+                self._root("adopt_orphan")
                 resumed: Job = self.store.resume_job(job.id).get()
-                self._launch("adopt_orphan", resumed, library)
+                self._launch("adopt_orphan", resumed)
                 action = "resumed"
             except ScanguardError as exc:
                 log.warning("orphan.resume_failed", job_id=job.id, error=str(exc))

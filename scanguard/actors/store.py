@@ -282,14 +282,23 @@ class StoreActor(pykka.ThreadingActor):
             scan.empty_root_min_files,
         )
 
-    def pause_job(self, job_id: int, reason: str, error: str | None = None, token: int | None = None) -> Job:
-        return self._tx("pause_job", jobs.pause_job, job_id, reason, error=error, token=token)
+    def pause_job(
+        self,
+        job_id: int,
+        reason: str,
+        error: str | None = None,
+        token: int | None = None,
+        library_id: int | None = None,
+    ) -> Job:
+        return self._tx(
+            "pause_job", jobs.pause_job, job_id, reason, error=error, token=token, library_id=library_id
+        )
 
-    def resume_job(self, job_id: int) -> Job:
-        return self._tx("resume_job", jobs.resume_job, job_id)
+    def resume_job(self, job_id: int, library_id: int | None = None) -> Job:
+        return self._tx("resume_job", jobs.resume_job, job_id, library_id)
 
-    def delete_job(self, job_id: int) -> DeletedJob:
-        return self._tx("delete_job", jobs.delete_job, job_id)
+    def delete_job(self, job_id: int, library_id: int | None = None) -> DeletedJob:
+        return self._tx("delete_job", jobs.delete_job, job_id, library_id)
 
     def fail_job(self, job_id: int, error: str, restarts: int) -> Job:
         return self._tx("fail_job", jobs.fail_job, job_id, error, restarts)

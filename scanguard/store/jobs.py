@@ -14,9 +14,10 @@ from scanguard.store.tables import libraries, media_files, scan_jobs
 from scanguard.store.tx import Tx, load_job
 
 
-async def _job_or_404(tx: Tx, job_id: int) -> Job:
+async def _job_or_404(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
+    """The job, locked for this transaction; NotFound if it is gone or belongs to another library."""
     job = await load_job(tx.conn, job_id, for_update=True)
-    if job is None:
+    if job is None or (library_id is not None and job.library_id != library_id):
         raise NotFound("job", job_id)
     return job
 
@@ -139,10 +140,16 @@ async def _pause(tx: Tx, job: Job, reason: str, error: str | None = None) -> Job
 
 
 async def pause_job(
-    tx: Tx, job_id: int, reason: str, *, error: str | None = None, token: int | None = None
+    tx: Tx,
+    job_id: int,
+    reason: str,
+    *,
+    error: str | None = None,
+    token: int | None = None,
+    library_id: int | None = None,
 ) -> Job:
     """running → paused with a reason; with a token, only if that writer still owns the job."""
-    job = await _job_or_404(tx, job_id)
+    job = await _job_or_404(tx, job_id, library_id)
     if job.status != "running":
         raise IllegalTransition(job_id, job.status, "pause")
     if token is not None and job.fencing_token != token:
@@ -150,9 +157,9 @@ async def pause_job(
     return await _pause(tx, job, reason, error)
 
 
-async def resume_job(tx: Tx, job_id: int) -> Job:
+async def resume_job(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
     """paused → running under a fresh lease token, from the checkpoint."""
-    job = await _job_or_404(tx, job_id)
+    job = await _job_or_404(tx, job_id, library_id)
     if job.status != "paused":
         raise IllegalTransition(job_id, job.status, "resume")
     token = await acquire_lease(tx, job.library_id)
@@ -171,9 +178,9 @@ async def resume_job(tx: Tx, job_id: int) -> Job:
     return _replace(job, values)
 
 
-async def delete_job(tx: Tx, job_id: int) -> DeletedJob:
+async def delete_job(tx: Tx, job_id: int, library_id: int | None = None) -> DeletedJob:
     """Hard delete: the job row and the media files it discovered, fencing any writer still running."""
-    job = await _job_or_404(tx, job_id)
+    job = await _job_or_404(tx, job_id, library_id)
     if job.active:
         await release_lease(tx, job.library_id)
     removed = await tx.conn.execute(media_files.delete().where(media_files.c.scan_job_id == job_id))
