@@ -99,7 +99,9 @@ class Runtime:
         if passive:
             return
         cfg, store = self.config, self.store
-        self._supervisor = Supervisor.start(cfg, store, self.metrics, processor=self._processor, fs=self._fs)
+        self._supervisor = Supervisor.start(
+            cfg, store, self.metrics, reads=self.reads, processor=self._processor, fs=self._fs
+        )
         parts = Collaborators(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
         self._watchdog = Watchdog.start(parts)
         # boot recovery: running jobs left by a dead process are handled as orphans before start returns

@@ -113,6 +113,7 @@ class ScanActor(pykka.ThreadingActor):
         *,
         config: Config,
         store: Any,
+        reads: Any = None,
         supervisor: pykka.ActorRef[Any],
         cancel: threading.Event,
         processor: Processor | None = None,
@@ -122,6 +123,8 @@ class ScanActor(pykka.ThreadingActor):
         self.spec = spec
         self.config = config
         self.store = store
+        # range reads may use the read-only store: ranges of successive batches never overlap
+        self.reads = reads if reads is not None else store
         self.supervisor = supervisor
         self.cancel = cancel
         self.processor = processor
@@ -240,7 +243,7 @@ class ScanActor(pykka.ThreadingActor):
             return
         after = self.checkpoint
         upto = None if done or not items else items[-1].path
-        existing = self.store.existing_files(self.spec.library.id, after, upto).get()
+        existing = self.reads.existing_files(self.spec.library.id, after, upto).get()
         if not self._confirm_pending():
             return
         tally = _Tally()

@@ -90,12 +90,14 @@ class Supervisor(pykka.ThreadingActor):
         store: Any,
         metrics: Metrics,
         *,
+        reads: Any = None,
         processor: Processor | None = None,
         fs: FileSystem | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.store = store
+        self.reads = reads
         self.metrics = metrics
         self.processor = processor
         self.fs = fs
@@ -157,6 +159,7 @@ class Supervisor(pykka.ThreadingActor):
             ScanSpec(job, library, job.fencing_token),
             config=self.config,
             store=self.store,
+            reads=self.reads,
             supervisor=self.actor_ref,
             cancel=cancel,
             processor=self.processor,
