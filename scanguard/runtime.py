@@ -37,6 +37,11 @@ ACTIVE = ("pending", "running", "paused")
 STATUSES = ("pending", "running", "paused", "completed", "failed")
 
 
+def _method(name: str) -> pykka.messages.ProxyCall:
+    """Ask an actor to run one of its methods (which return copies, never live state) without a proxy."""
+    return pykka.messages.ProxyCall(attr_path=(name,), args=(), kwargs={})
+
+
 class Runtime:
     """Owns one process's actor system: starts it, routes each call to the actor that owns it, stops it."""
 
@@ -404,7 +409,7 @@ class Runtime:
 
     def safeguard_status(self) -> dict[str, Any]:
         """The status endpoint's answer: health snapshot, safeguard stats, job counts, effective config."""
-        health = self._ask(self._health, pykka.messages.ProxyGetAttr(attr_path=("snapshot",)), "status")
+        health = self._ask(self._health, _method("get_snapshot"), "status")
         if health.get("at") is None:
             health = self.check_health()
         counts: dict[str, int] = self._call(self.reads.job_counts(), "job_counts")
@@ -426,12 +431,8 @@ class Runtime:
                 "jobs_failed": self._metric("scanguard_jobs_failed_total"),
                 "live_scans": len(self.live_scans()),
             },
-            "validator": self._ask(
-                self._validator, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"
-            ),
-            "cleanup": self._ask(
-                self._cleanup, pykka.messages.ProxyCall(attr_path=("stats",), args=(), kwargs={}), "status"
-            ),
+            "validator": self._ask(self._validator, _method("stats"), "status"),
+            "cleanup": self._ask(self._cleanup, _method("stats"), "status"),
             "config": self.config.as_dict(),
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from collections.abc import Callable
@@ -202,4 +203,5 @@ class HealthChecker(PeriodicActor):
         return self.snapshot
 
     def get_snapshot(self) -> dict[str, Any]:
-        return dict(self.snapshot)
+        """A copy of the last snapshot: callers never hold this actor's state."""
+        return copy.deepcopy(self.snapshot)
