@@ -5,152 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from scanguard.records import LIBRARY_KINDS
+from scanguard.http.schemas import ID, SCHEMAS, STR, obj, ref
 from scanguard.runtime import STATUSES
 from scanguard.validation import MAX_ID
 
 JSON = "application/json"
 
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
-
-
-def _obj(
-    required: dict[str, Any], optional: dict[str, Any] | None = None, *, extra: bool = False
-) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": list(required),
-        "properties": {**required, **(optional or {})},
-        "additionalProperties": extra,
-    }
-
-
-INT = {"type": "integer", "minimum": 0}
-ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-STR = {"type": "string"}
-TIME = {"type": "string", "format": "date-time"}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": _obj(
-        {
-            "error": _obj(
-                {"code": STR, "message": STR, "details": {"type": "object", "additionalProperties": True}}
-            )
-        }
-    ),
-    "Job": _obj(
-        {
-            "id": ID,
-            "library_id": ID,
-            "status": {"type": "string", "enum": list(STATUSES)},
-            "progress": {"type": "number", "minimum": 0, "maximum": 100},
-            "files_found": INT,
-            "files_processed": INT,
-            "files_skipped": INT,
-            "files_removed": INT,
-            "bytes_processed": INT,
-            "errors": INT,
-            "files_per_second": {"type": "number", "minimum": 0},
-            "eta_seconds": _nullable({"type": "number", "minimum": 0}),
-            "pause_reason": _nullable(STR),
-            "last_error": _nullable(STR),
-            "restarts": INT,
-            "owner": _nullable(STR),
-            "created_at": TIME,
-            "started_at": _nullable(TIME),
-            "updated_at": TIME,
-            "finished_at": _nullable(TIME),
-        },
-        {
-            "checkpoint": _nullable(STR),
-            "skip_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "total_estimate": _nullable(INT),
-        },
-    ),
-    "Library": _obj(
-        {
-            "id": ID,
-            "path": STR,
-            "name": STR,
-            "kind": {"type": "string", "enum": list(LIBRARY_KINDS)},
-            "media_files": INT,
-            "created_at": TIME,
-        }
-    ),
-    "MediaFile": _obj(
-        {
-            "id": ID,
-            "library_id": ID,
-            "scan_job_id": _nullable(ID),
-            "path": STR,
-            "size": INT,
-            "mtime": {"type": "number"},
-            "media_type": {"type": "string", "enum": ["audio", "video", "image"]},
-            "quick_hash": _nullable(STR),
-            "first_seen_at": TIME,
-            "last_seen_at": TIME,
-            "missing_since": _nullable(TIME),
-            "error": _nullable(STR),
-        }
-    ),
-    "Event": _obj(
-        {
-            "id": ID,
-            "at": TIME,
-            "kind": STR,
-            "library_id": _nullable(ID),
-            "job_id": _nullable(ID),
-            "instance": _nullable(STR),
-            "data": {"type": "object", "additionalProperties": True},
-        }
-    ),
-    "JobEnvelope": _obj({"job": _ref("Job")}),
-    "JobList": _obj({"jobs": {"type": "array", "items": _ref("Job")}}),
-    "JobPage": _obj(
-        {
-            "jobs": {"type": "array", "items": _ref("Job")},
-            "total": INT,
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-            "offset": INT,
-        }
-    ),
-    "DeletedJob": _obj({"deleted_job_id": ID, "media_files_removed": INT}),
-    "LibraryEnvelope": _obj({"library": _ref("Library")}),
-    "LibraryList": _obj({"libraries": {"type": "array", "items": _ref("Library")}}),
-    "RemovedLibrary": _obj({"deleted_library_id": ID, "jobs_removed": INT, "media_files_removed": INT}),
-    "FilePage": _obj(
-        {
-            "files": {"type": "array", "items": _ref("MediaFile")},
-            "total": INT,
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-            "offset": INT,
-        }
-    ),
-    "EventList": _obj({"events": {"type": "array", "items": _ref("Event")}}),
-    "NewLibrary": _obj(
-        {"path": {"type": "string", "minLength": 1, "maxLength": 4096}},
-        {
-            "name": _nullable({"type": "string", "minLength": 1, "maxLength": 255}),
-            "kind": {"type": "string", "enum": list(LIBRARY_KINDS), "default": "mixed"},
-        },
-    ),
-    "SafeguardStatus": {
-        "type": "object",
-        "description": "The health snapshot, watchdog/validator/cleanup counters and the effective config.",
-        "additionalProperties": True,
-    },
-    "CleanupReport": {
-        "type": "object",
-        "description": "What emergency cleanup did.",
-        "additionalProperties": True,
-    },
-}
 
 DESCRIPTIONS = {
     400: "Malformed request: bad id, parameter or body",
@@ -166,11 +26,11 @@ DESCRIPTIONS = {
 
 
 def _error(status: int) -> dict[str, Any]:
-    return {"description": DESCRIPTIONS[status], "content": {JSON: {"schema": _ref("Error")}}}
+    return {"description": DESCRIPTIONS[status], "content": {JSON: {"schema": ref("Error")}}}
 
 
 def _ok(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+    return {"description": description, "content": {JSON: {"schema": ref(schema)}}}
 
 
 def _path_id(name: str) -> dict[str, Any]:
@@ -353,7 +213,7 @@ def _scanner_paths() -> dict[str, Any]:
 
 def _library_paths() -> dict[str, Any]:
     base = "/api/admin/libraries"
-    new = {"required": True, "content": {JSON: {"schema": _ref("NewLibrary")}}}
+    new = {"required": True, "content": {JSON: {"schema": ref("NewLibrary")}}}
     return {
         base: {
             "post": _op(
@@ -467,12 +327,12 @@ def _public_paths() -> dict[str, Any]:
         return op
 
     return {
-        "/healthz": {"get": plain("healthz", "The process is up", _obj({"status": STR}))},
+        "/healthz": {"get": plain("healthz", "The process is up", obj({"status": STR}))},
         "/readyz": {
             "get": plain(
                 "readyz",
                 "The store is reachable",
-                _obj({"status": STR}, {"store_latency_ms": {"type": "number"}}),
+                obj({"status": STR}, {"store_latency_ms": {"type": "number"}}),
                 (503,),
             )
         },

@@ -1,0 +1,150 @@
+"""The OpenAPI components of the admin API: the Job, Library, MediaFile, Event and Error objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scanguard.records import LIBRARY_KINDS
+from scanguard.runtime import STATUSES
+from scanguard.validation import MAX_ID
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+def obj(
+    required: dict[str, Any], optional: dict[str, Any] | None = None, *, extra: bool = False
+) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": extra,
+    }
+
+
+INT = {"type": "integer", "minimum": 0}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+STR = {"type": "string"}
+TIME = {"type": "string", "format": "date-time"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": obj(
+        {
+            "error": obj(
+                {"code": STR, "message": STR, "details": {"type": "object", "additionalProperties": True}}
+            )
+        }
+    ),
+    "Job": obj(
+        {
+            "id": ID,
+            "library_id": ID,
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "progress": {"type": "number", "minimum": 0, "maximum": 100},
+            "files_found": INT,
+            "files_processed": INT,
+            "files_skipped": INT,
+            "files_removed": INT,
+            "bytes_processed": INT,
+            "errors": INT,
+            "files_per_second": {"type": "number", "minimum": 0},
+            "eta_seconds": nullable({"type": "number", "minimum": 0}),
+            "pause_reason": nullable(STR),
+            "last_error": nullable(STR),
+            "restarts": INT,
+            "owner": nullable(STR),
+            "created_at": TIME,
+            "started_at": nullable(TIME),
+            "updated_at": TIME,
+            "finished_at": nullable(TIME),
+        },
+        {
+            "checkpoint": nullable(STR),
+            "skip_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "total_estimate": nullable(INT),
+        },
+    ),
+    "Library": obj(
+        {
+            "id": ID,
+            "path": STR,
+            "name": STR,
+            "kind": {"type": "string", "enum": list(LIBRARY_KINDS)},
+            "media_files": INT,
+            "created_at": TIME,
+        }
+    ),
+    "MediaFile": obj(
+        {
+            "id": ID,
+            "library_id": ID,
+            "scan_job_id": nullable(ID),
+            "path": STR,
+            "size": INT,
+            "mtime": {"type": "number"},
+            "media_type": {"type": "string", "enum": ["audio", "video", "image"]},
+            "quick_hash": nullable(STR),
+            "first_seen_at": TIME,
+            "last_seen_at": TIME,
+            "missing_since": nullable(TIME),
+            "error": nullable(STR),
+        }
+    ),
+    "Event": obj(
+        {
+            "id": ID,
+            "at": TIME,
+            "kind": STR,
+            "library_id": nullable(ID),
+            "job_id": nullable(ID),
+            "instance": nullable(STR),
+            "data": {"type": "object", "additionalProperties": True},
+        }
+    ),
+    "JobEnvelope": obj({"job": ref("Job")}),
+    "JobList": obj({"jobs": {"type": "array", "items": ref("Job")}}),
+    "JobPage": obj(
+        {
+            "jobs": {"type": "array", "items": ref("Job")},
+            "total": INT,
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "offset": INT,
+        }
+    ),
+    "DeletedJob": obj({"deleted_job_id": ID, "media_files_removed": INT}),
+    "LibraryEnvelope": obj({"library": ref("Library")}),
+    "LibraryList": obj({"libraries": {"type": "array", "items": ref("Library")}}),
+    "RemovedLibrary": obj({"deleted_library_id": ID, "jobs_removed": INT, "media_files_removed": INT}),
+    "FilePage": obj(
+        {
+            "files": {"type": "array", "items": ref("MediaFile")},
+            "total": INT,
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "offset": INT,
+        }
+    ),
+    "EventList": obj({"events": {"type": "array", "items": ref("Event")}}),
+    "NewLibrary": obj(
+        {"path": {"type": "string", "minLength": 1, "maxLength": 4096}},
+        {
+            "name": nullable({"type": "string", "minLength": 1, "maxLength": 255}),
+            "kind": {"type": "string", "enum": list(LIBRARY_KINDS), "default": "mixed"},
+        },
+    ),
+    "SafeguardStatus": {
+        "type": "object",
+        "description": "The health snapshot, watchdog/validator/cleanup counters and the effective config.",
+        "additionalProperties": True,
+    },
+    "CleanupReport": {
+        "type": "object",
+        "description": "What emergency cleanup did.",
+        "additionalProperties": True,
+    },
+}
