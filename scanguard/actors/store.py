@@ -20,7 +20,7 @@ from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, Store
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.store import batches, catalog, jobs, maintenance
 from scanguard.store.batches import BatchCommit, Existing
-from scanguard.store.engine import create_engine, run_migrations
+from scanguard.store.engine import create_engine, run_migrations, schema_at_head
 from scanguard.store.tx import Tx
 
 log = structlog.get_logger("scanguard.store")
@@ -76,7 +76,14 @@ class StoreActor(pykka.ThreadingActor):
             self._loop.close()
 
     async def _migrate(self) -> None:
+        """Upgrade the schema; a database already at head is recognised in a read transaction, so a
+        process starting beside another one's long write never waits for the write lock."""
         assert self._engine is not None
+        async with self._engine.connect() as raw:
+            conn = await raw.execution_options(scanguard_readonly=True)
+            async with conn.begin():
+                if await conn.run_sync(schema_at_head):
+                    return
         async with self._engine.begin() as conn:
             await conn.run_sync(run_migrations)
 

@@ -73,7 +73,7 @@ def run_migrations(sync_conn: sa.Connection) -> None:
     A database already at head (every start but the first) is recognised without importing Alembic,
     which would cost a command-line scan more than a tenth of a second; anything else goes to Alembic.
     """
-    if _at_head(sync_conn):
+    if schema_at_head(sync_conn):
         return
     from alembic import command
     from alembic.config import Config as AlembicConfig
@@ -84,7 +84,8 @@ def run_migrations(sync_conn: sa.Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-def _at_head(sync_conn: sa.Connection) -> bool:
+def schema_at_head(sync_conn: sa.Connection) -> bool:
+    """Whether the database's Alembic revision is the scripts' head (False when unsure)."""
     heads = _script_heads()
     if not heads or not sa.inspect(sync_conn).has_table("alembic_version"):
         return False
