@@ -14,6 +14,7 @@ from scanguard.records import Event
 
 log = structlog.get_logger("scanguard.events")
 Subscriber = Callable[[Event], None]
+_RESERVED = frozenset({"event", "level", "timestamp", "instance"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +62,10 @@ class EventBus(pykka.ThreadingActor):
         return super().on_receive(message)
 
     def _deliver(self, event: Event) -> None:
-        log.info(
-            event.kind,
-            event_id=event.id,
-            job_id=event.job_id,
-            library_id=event.library_id,
-            instance=event.instance,
-            **event.data,
-        )
+        ids = {"event_id": event.id, "job_id": event.job_id, "library_id": event.library_id}
+        # the data's own keys stand beside the ids on the one log line, unless they would clash with them
+        fields = {k: v for k, v in event.data.items() if k not in _RESERVED and k not in ids}
+        log.info(event.kind, **ids, instance=event.instance, **fields)
         for sid, callback in list(self._subscribers.items()):
             try:
                 callback(event)
