@@ -16,9 +16,8 @@ from scanguard.errors import ScanguardError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_PAUSED = 3
-EXIT_INTERRUPTED = 130
+EXIT_PAUSED = 3  # `scan`: the job paused itself (e.g. its root vanished)
+EXIT_INTERRUPTED = 130  # `scan`: Ctrl-C or SIGTERM paused it; run again to resume
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

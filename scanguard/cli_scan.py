@@ -8,11 +8,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from scanguard.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED
 from scanguard.config import Config
 from scanguard.records import Job
 from scanguard.runtime import Runtime
 
-EXIT_OK, EXIT_ERROR, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 3, 130
 REFRESH_SECONDS = 0.25
 
 

@@ -7,6 +7,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import psutil
 
@@ -41,6 +42,20 @@ class Owner:
         except psutil.AccessDenied:
             return False
         return created > self.started + 1
+
+
+def quiet_seconds(heartbeat_at: datetime | None, now: datetime) -> float:
+    """How long a job's committed heartbeat has been silent (forever when it never beat)."""
+    return (now - heartbeat_at).total_seconds() if heartbeat_at else float("inf")
+
+
+def nobody_runs(
+    owner: str | None, lease_expires: datetime | None, quiet: float, threshold: float, now: datetime
+) -> bool:
+    """Whether a running job of another instance is an orphan: its owner is gone, or its lease expired
+    and its heartbeat has been quiet longer than the threshold (a frozen or cut-off process)."""
+    lease_expired = lease_expires is None or lease_expires <= now
+    return owner_is_dead(owner, lease_expired=lease_expired) or (lease_expired and quiet > threshold)
 
 
 def owner_is_dead(owner: str | None, *, lease_expired: bool) -> bool:

@@ -18,7 +18,7 @@ from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
 from scanguard.actors.scan import Processor
 from scanguard.actors.store import StoreActor
-from scanguard.actors.supervisor import LiveDetail, LiveScans, Supervisor
+from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
 from scanguard.actors.ticking import Collaborators
 from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
@@ -445,4 +445,5 @@ class Runtime:
 
     def live_scans(self) -> dict[int, int]:
         """{job_id: fencing token} of this process's live scan actors."""
-        return self._ask(self._supervisor, LiveScans(), "live_scans")  # type: ignore[no-any-return]
+        supervised: Supervised = self._ask(self._supervisor, LiveDetail(), "live_scans")
+        return {job_id: token for job_id, (token, _library) in supervised.live.items()}

@@ -12,7 +12,7 @@ import structlog
 from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, Reconcile
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import Conflict, EmergencyCleanupDisabled, NotFound, ScanguardError
-from scanguard.ownership import owner_is_dead
+from scanguard.ownership import nobody_runs, quiet_seconds
 
 log = structlog.get_logger("scanguard.cleanup")
 MAX_BATCHES_PER_RUN = 20
@@ -110,8 +110,10 @@ class CleanupScheduler(PeriodicActor):
         paused: list[int] = []
         orphans: list[int] = []
         for job, lease_expires in self.store.running_with_leases().get():
-            lease_expired = lease_expires is None or lease_expires <= now
-            dead = job.owner != self.instance and owner_is_dead(job.owner, lease_expired=lease_expired)
+            quiet = quiet_seconds(job.heartbeat_at, now)
+            dead = job.owner != self.instance and nobody_runs(
+                job.owner, lease_expires, quiet, sg.orphaned_job_threshold, now
+            )
             try:
                 if dead:
                     fix: Fix = self.library(job.library_id).ask(

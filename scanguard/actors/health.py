@@ -21,6 +21,7 @@ from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import ScanguardError
 from scanguard.metrics import Metrics
+from scanguard.ownership import quiet_seconds
 
 log = structlog.get_logger("scanguard.health")
 
@@ -120,11 +121,7 @@ class HealthChecker(PeriodicActor):
         now = datetime.now(UTC)
         running = [job for job, _ in self.store.running_with_leases().get()]
         active = self.store.active_jobs().get()
-        stuck = [
-            j.id
-            for j in running
-            if j.heartbeat_at is None or (now - j.heartbeat_at).total_seconds() > sg.stall_threshold
-        ]
+        stuck = [j.id for j in running if quiet_seconds(j.heartbeat_at, now) > sg.stall_threshold]
         owned = [j.id for j in running if j.owner == self.instance]
         self.metrics.db_running_jobs.set(len(running))
         self.metrics.db_active_jobs.set(len(active))

@@ -40,11 +40,6 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
-class LiveScans:
-    """Reply: {job_id: fencing token} of the live scan actors."""
-
-
-@dataclass(frozen=True, slots=True)
 class LiveDetail:
     """Reply: a Supervised snapshot."""
 
@@ -127,8 +122,6 @@ class Supervisor(pykka.ThreadingActor):
                 self._spawn(job, library)
             case Stop(job_id):
                 return self._stop_child(job_id)
-            case LiveScans():
-                return {job_id: c.token for job_id, c in self._children.items()}
             case LiveDetail():
                 return Supervised(
                     {job_id: (c.token, c.library_id) for job_id, c in self._children.items()},

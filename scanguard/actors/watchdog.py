@@ -13,7 +13,7 @@ from scanguard.actors.library import AdoptOrphan, Fix, PauseScan
 from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import Conflict, NotFound, ScanguardError
-from scanguard.ownership import owner_is_dead
+from scanguard.ownership import nobody_runs, quiet_seconds
 
 log = structlog.get_logger("scanguard.watchdog")
 
@@ -56,8 +56,7 @@ class Watchdog(PeriodicActor):
         orphaned: list[int] = []
         resumed: list[int] = []
         for job, lease_expires in self.store.running_with_leases().get():
-            quiet = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else float("inf")
-            lease_expired = lease_expires is None or lease_expires <= now
+            quiet = quiet_seconds(job.heartbeat_at, now)
             if job.owner == self.instance:
                 if job.id in supervised.pending:
                     continue  # waiting for a supervised restart
@@ -67,9 +66,7 @@ class Watchdog(PeriodicActor):
                     continue
                 if quiet <= sg.orphaned_job_threshold:
                     continue  # just created: its actor is being launched
-            elif not owner_is_dead(job.owner, lease_expired=lease_expired) and not (
-                lease_expired and quiet > sg.orphaned_job_threshold
-            ):
+            elif not nobody_runs(job.owner, lease_expires, quiet, sg.orphaned_job_threshold, now):
                 continue
             fix = self._orphan(job.id, job.library_id, quiet, reason)
             if fix is not None and fix.action != "left":
