@@ -41,6 +41,33 @@ def _media_table(url: str) -> list[tuple[object, ...]]:
     return db_rows(url, "SELECT * FROM media_files ORDER BY id")
 
 
+def _held_rescan(
+    url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    n_media: int,
+    held: str,
+) -> tuple[scanguard.Runtime, scanguard.Library, scanguard.Job, GatedFileSystem, list[tuple[object, ...]]]:
+    """A library scanned once, then a rescan whose walk waits before listing `held` (relative to the root).
+
+    Returns the new runtime, the library, the held job, the gate, and the media table after the first scan.
+    """
+    root = tmp_path / "lib"
+    build_tree(root, n_media, 10)
+    config = make_config(scan={"batch_size": 25}, safeguards=QUIET_SAFEGUARDS)
+    rt = runtime_factory(config)
+    library = rt.add_library(root)
+    assert _scan(rt, library.id).status == "completed"
+    table = _media_table(url)
+    rt.stop()
+    fs = GatedFileSystem(str(root / held))
+    rt = runtime_factory(config, fs=fs)
+    job = rt.start_scan(library.id)
+    assert fs.reached.wait(15), f"the walk reached {held or 'the root'}"
+    return rt, library, job, fs, table
+
+
 def test_rescanning_an_unchanged_tree_writes_no_media_row(
     db_url: str,
     tmp_path: Path,
@@ -131,17 +158,8 @@ def test_a_root_that_vanishes_when_the_walk_starts_pauses_the_job_and_marks_noth
     runtime_factory: Callable[..., scanguard.Runtime],
 ) -> None:
     root = tmp_path / "lib"
-    build_tree(root, 120, 10)
-    config = make_config(scan={"batch_size": 25}, safeguards=QUIET_SAFEGUARDS)
-    rt = runtime_factory(config)
-    library = rt.add_library(root)
-    assert _scan(rt, library.id).status == "completed"
-    table = _media_table(db_url)
-    rt.stop()
-    fs = GatedFileSystem(str(root))  # the walk's first listing of the root waits for the unmount
-    rt = runtime_factory(config, fs=fs)
-    job = rt.start_scan(library.id)
-    assert fs.reached.wait(15), "the walk reached the root"
+    # the walk's first listing of the root waits for the unmount
+    rt, library, job, fs, table = _held_rescan(db_url, tmp_path, make_config, runtime_factory, 120, "")
     moved = tmp_path / "moved"
     root.rename(moved)
     if how == "deleted":
@@ -170,17 +188,7 @@ def test_a_root_that_vanishes_in_the_middle_of_the_walk_pauses_the_job_and_marks
     runtime_factory: Callable[..., scanguard.Runtime],
 ) -> None:
     root = tmp_path / "lib"
-    build_tree(root, 400, 10)
-    config = make_config(scan={"batch_size": 25}, safeguards=QUIET_SAFEGUARDS)
-    rt = runtime_factory(config)
-    library = rt.add_library(root)
-    assert _scan(rt, library.id).status == "completed"
-    _media_table(db_url)
-    rt.stop()
-    fs = GatedFileSystem(str(root / "Artist 001"))
-    rt = runtime_factory(config, fs=fs)
-    job = rt.start_scan(library.id)
-    assert fs.reached.wait(15), "the walk reached the second artist"
+    rt, library, job, fs, _ = _held_rescan(db_url, tmp_path, make_config, runtime_factory, 400, "Artist 001")
     root.rename(tmp_path / "moved")
     fs.release.set()
 
