@@ -79,6 +79,7 @@ scan_jobs = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("pause_reason", sa.String(255), nullable=True),
     sa.Column("active_seconds", sa.Float, nullable=False, server_default="0"),
+    sa.Column("retry_failed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", Stamp, nullable=False),
     sa.Column("started_at", Stamp, nullable=True),
     sa.Column("updated_at", Stamp, nullable=False),
@@ -113,6 +114,13 @@ media_files = sa.Table(
     sa.UniqueConstraint("library_id", "path"),
     sa.Index("ix_media_files_scan_job_id", "scan_job_id"),
     sa.Index("ix_media_files_vanished_job_id", "vanished_job_id"),
+    sa.Index(
+        "ix_media_files_failed",
+        "library_id",
+        "path",
+        sqlite_where=sa.text("error IS NOT NULL"),
+        postgresql_where=sa.text("error IS NOT NULL"),
+    ),
 )
 
 library_leases = sa.Table(
