@@ -1,6 +1,5 @@
 """scanguard: a supervised, crash-safe scan-job runtime for media libraries, built on pykka actors."""
 
-from scanguard.actors.scan import FileContext, Processor
 from scanguard.aio import AsyncRuntime
 from scanguard.config import (
     Config,
@@ -32,6 +31,7 @@ from scanguard.errors import (
     StoreUnavailable,
     Unauthorized,
 )
+from scanguard.processing.context import FileContext, Processor
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.runtime import Runtime
 

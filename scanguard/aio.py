@@ -44,11 +44,13 @@ class AsyncRuntime:
     async def remove_library(self, library_id: int) -> RemovedLibrary:
         return await self._run(self._rt.remove_library, library_id)
 
-    async def list_files(self, library_id: int, *, limit: int = 100, offset: int = 0) -> Page[MediaFile]:
-        return await self._run(self._rt.list_files, library_id, limit=limit, offset=offset)
+    async def list_files(
+        self, library_id: int, *, limit: int = 100, offset: int = 0, errors: bool = False
+    ) -> Page[MediaFile]:
+        return await self._run(self._rt.list_files, library_id, limit=limit, offset=offset, errors=errors)
 
-    async def start_scan(self, library_id: int) -> Job:
-        return await self._run(self._rt.start_scan, library_id)
+    async def start_scan(self, library_id: int, *, retry_failed: bool = False) -> Job:
+        return await self._run(self._rt.start_scan, library_id, retry_failed=retry_failed)
 
     async def pause_scan(self, job_id: int, reason: str = "user") -> Job:
         return await self._run(self._rt.pause_scan, job_id, reason)

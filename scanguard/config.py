@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from scanguard.errors import ConfigError
+from scanguard.processing.registry import check_names
 
 AUDIO_EXTENSIONS = ("flac", "mp3", "m4a", "aac", "ogg", "opus", "wav", "wma", "aiff", "alac")
 VIDEO_EXTENSIONS = ("mkv", "mp4", "m4v", "avi", "mov", "wmv", "webm", "ts", "mpg", "mpeg")
@@ -91,6 +92,16 @@ class ScanConfig:
     audio_extensions: tuple[str, ...] = AUDIO_EXTENSIONS
     video_extensions: tuple[str, ...] = VIDEO_EXTENSIONS
     image_extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    processors: tuple[str, ...] = ()
+    workers: int = 0
+    file_timeout: float = 30.0
+    worker_max_files: int = 1000
+    worker_memory_limit: int = 2048
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes read files: `workers`, or one per CPU when it is 0."""
+        return self.workers or os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +221,11 @@ def _validate(section: str, obj: Any) -> None:  # noqa: PLR0912 - one check per 
             raise ConfigError(f"scan.batch_size must be >= 1, got {obj.batch_size}")
         if not 0 <= obj.empty_root_ratio <= 1:
             raise ConfigError(f"scan.empty_root_ratio must be within 0..1, got {obj.empty_root_ratio:g}")
+        if obj.file_timeout <= 0:
+            raise ConfigError(f"scan.file_timeout must be > 0, got {obj.file_timeout:g}")
+        if obj.worker_max_files < 1:
+            raise ConfigError(f"scan.worker_max_files must be >= 1, got {obj.worker_max_files}")
+        check_names(obj.processors)
     if isinstance(obj, DatabaseConfig) and not obj.url.startswith(("sqlite", "postgresql", "postgres")):
         raise ConfigError(f"database.url must be a sqlite:// or postgresql:// URL, got {obj.url!r}")
     if isinstance(obj, HttpConfig) and not 0 <= obj.port <= 65535:

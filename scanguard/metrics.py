@@ -64,6 +64,17 @@ class Metrics:
         self.emergency_cleanups = Counter(
             "scanguard_emergency_cleanups", "Emergency cleanups run", registry=r
         )
+        self.files_quarantined = Counter(
+            "scanguard_files_quarantined",
+            "Files whose per-file work failed, by reason (timeout, signal, exit, error)",
+            ["reason"],
+            registry=r,
+        )
+        self.processor_threads_abandoned = Counter(
+            "scanguard_processor_threads_abandoned",
+            "In-process processor threads abandoned past file_timeout (they cannot be killed)",
+            registry=r,
+        )
         self.alerts = Counter(
             "scanguard_alerts", "Alerts raised by the health checker", ["alert"], registry=r
         )

@@ -68,6 +68,7 @@ class Job:
     started_at: datetime | None
     updated_at: datetime
     finished_at: datetime | None
+    retry_failed: bool = False
 
     @property
     def active(self) -> bool:
@@ -107,6 +108,7 @@ class Job:
             "owner": self.owner,
             "checkpoint": self.checkpoint,
             "skip_reasons": dict(self.skip_reasons),
+            "retry_failed": self.retry_failed,
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "updated_at": iso(self.updated_at),
@@ -130,6 +132,7 @@ class MediaFile:
     last_seen_at: datetime
     missing_since: datetime | None
     error: str | None
+    meta: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +148,7 @@ class MediaFile:
             "last_seen_at": iso(self.last_seen_at),
             "missing_since": iso(self.missing_since),
             "error": self.error,
+            "meta": self.meta,
         }
 
 

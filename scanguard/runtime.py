@@ -16,18 +16,22 @@ from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunClea
 from scanguard.actors.events import EventBus, Subscribe, Unsubscribe
 from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
-from scanguard.actors.scan import Processor
+from scanguard.actors.scan import FileWork
 from scanguard.actors.store import StoreActor
 from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
 from scanguard.actors.ticking import Collaborators
 from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
+from scanguard.actors.workers import WorkerPoolActor
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
 from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
+from scanguard.processing.context import Processor
+from scanguard.processing.pool import FilePool
+from scanguard.processing.registry import resolve
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.validation import check_id, library_kind, library_name, library_path
@@ -65,6 +69,7 @@ class Runtime:
         self._validator: pykka.ActorRef[Any] | None = None
         self._cleanup: pykka.ActorRef[Any] | None = None
         self._health: pykka.ActorRef[Any] | None = None
+        self._workers: pykka.ActorRef[Any] | None = None
         self.metrics = Metrics()
         self.aio = AsyncRuntime(self)
 
@@ -76,15 +81,23 @@ class Runtime:
         config: Config | None = None,
         *,
         processor: Processor | None = None,
+        processors: list[str] | tuple[str, ...] | None = None,
         fs: FileSystem | None = None,
         passive: bool = False,
     ) -> Runtime:
         """Start every actor, migrate the database, recover orphans, and return once calls can be taken.
 
-        `passive=True` starts only the store and the event bus: for reading (status, events) without
-        running scans or safeguards.
+        `processors` names the per-file work run in worker processes (built-ins `audio_tags`,
+        `image_info`, `video_probe`, or `package.module:function`), instead of `[scan] processors`;
+        `processor` is a host callable run in this process. `passive=True` starts only the store and the
+        event bus: for reading (status, events) without running scans or safeguards.
         """
-        runtime = cls(config or load_config(), processor=processor, fs=fs)
+        config = config or load_config()
+        if processors is not None:
+            config = config.replace(scan={"processors": tuple(processors)})
+        if not passive:
+            resolve(config.scan.processors)  # a name that does not import stops start-up here
+        runtime = cls(config, processor=processor, fs=fs)
         runtime._start(passive)
         return runtime
 
@@ -104,8 +117,13 @@ class Runtime:
         if passive:
             return
         cfg, store = self.config, self.store
+        pool = None
+        if cfg.scan.processors:
+            pool = FilePool(cfg.scan.processors, cfg.scan)
+            self._workers = WorkerPoolActor.start(pool, cfg.safeguards.force_kill_timeout)
+        work = FileWork(pool, self._processor, self.metrics)
         self._supervisor = Supervisor.start(
-            cfg, store, self.metrics, reads=self.reads, processor=self._processor, fs=self._fs
+            cfg, store, self.metrics, reads=self.reads, work=work, fs=self._fs
         )
         parts = Collaborators(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
         self._watchdog = Watchdog.start(parts)
@@ -175,14 +193,21 @@ class Runtime:
         with self._lock:
             libraries = list(self._libraries.values())
             self._libraries.clear()
-        order = [self._health, self._cleanup, self._validator, self._watchdog, self._supervisor]
+        order = [
+            self._health,
+            self._cleanup,
+            self._validator,
+            self._watchdog,
+            self._supervisor,
+            self._workers,
+        ]
         for ref in [*order, *libraries, self._reader_ref, self._store_ref, self._bus]:
             if ref is not None and ref.is_alive():
                 try:
                     ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
                 except pykka.Timeout:
                     log.error("runtime.actor_stop_timeout", actor=str(ref))
-        self._health = self._cleanup = self._validator = self._watchdog = None
+        self._health = self._cleanup = self._validator = self._watchdog = self._workers = None
         self._supervisor = self._store_ref = self._bus = self._store_proxy = None
         self._reader_ref = self._reader_proxy = None
 
@@ -235,6 +260,7 @@ class Runtime:
             "watchdog": self._watchdog,
             "validator": self._validator,
             "cleanup": self._cleanup,
+            "workers": self._workers,
         }
         with self._lock:
             refs.update({f"library:{lid}": ref for lid, ref in self._libraries.items()})
@@ -294,18 +320,28 @@ class Runtime:
             ref.stop(block=False)
         return removed
 
-    def list_files(self, library_id: int, *, limit: int = 100, offset: int = 0) -> Page[MediaFile]:
+    def list_files(
+        self, library_id: int, *, limit: int = 100, offset: int = 0, errors: bool = False
+    ) -> Page[MediaFile]:
+        """A library's files, by path; `errors=True`: only those whose per-file work failed."""
         return self._call(  # type: ignore[no-any-return]
-            self.reads.list_files(check_id("library_id", library_id), limit, offset), "list_files"
+            self.reads.list_files(check_id("library_id", library_id), limit, offset, errors=errors),
+            "list_files",
         )
 
     # ---- scans -------------------------------------------------------------------------------
 
-    def start_scan(self, library_id: int) -> Job:
-        """Start a scan; LibraryBusy names the job in the way."""
+    def start_scan(self, library_id: int, *, retry_failed: bool = False) -> Job:
+        """Start a scan; LibraryBusy names the job in the way.
+
+        A rescan does not process unchanged files whose per-file work failed before, unless
+        `retry_failed` is set.
+        """
         library_id = check_id("library_id", library_id)
         self.get_library(library_id)
-        return self._operate("start_scan", library_id, StartScan())  # type: ignore[no-any-return]
+        return self._operate(  # type: ignore[no-any-return]
+            "start_scan", library_id, StartScan(bool(retry_failed))
+        )
 
     def pause_scan(self, job_id: int, reason: str = "user") -> Job:
         job_id = check_id("job_id", job_id)

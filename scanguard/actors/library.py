@@ -29,7 +29,9 @@ ACTIVE = ("pending", "running", "paused")
 
 @dataclass(frozen=True, slots=True)
 class StartScan:
-    """Start a scan of this library."""
+    """Start a scan of this library; `retry_failed` also re-processes unchanged files whose work failed."""
+
+    retry_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +101,8 @@ class LibraryActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case StartScan():
-                return self._safeguarded("start_scan", self._start_scan)
+            case StartScan(retry_failed):
+                return self._safeguarded("start_scan", lambda: self._start_scan(retry_failed))
             case PauseScan(job_id, reason):
                 return self._safeguarded("pause_scan", lambda: self._pause(job_id, reason))
             case ResumeScan(job_id):
@@ -191,10 +193,12 @@ class LibraryActor(pykka.ThreadingActor):
                 log.error("library.launch_undo_failed", job_id=job.id, error=str(undo))
             raise OperationFailed(op, "launch", exc) from exc
 
-    def _start_scan(self) -> Job:
+    def _start_scan(self, retry_failed: bool) -> Job:
         self._root("start_scan")
         job: Job = self._step(
-            "start_scan", "transaction", lambda: self.store.create_job(self.library_id).get()
+            "start_scan",
+            "transaction",
+            lambda: self.store.create_job(self.library_id, retry_failed).get(),
         )
         self._launch("start_scan", job)
         return job

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,13 @@ import pykka
 import structlog
 
 from scanguard.config import Config
-from scanguard.errors import FatalProcessorError, Fenced, IllegalTransition
+from scanguard.errors import Fenced, IllegalTransition
+from scanguard.metrics import Metrics
+from scanguard.processing.context import FileContext, FileOutcome, Processor
+from scanguard.processing.inline import InlineRunner
+from scanguard.processing.pool import FilePool, Submission
+from scanguard.processing.registry import media_types
+from scanguard.processing.window import Entry, Ready, Segment, Window
 from scanguard.records import Job, Library
 from scanguard.scanning import (
     FileSystem,
@@ -26,27 +33,9 @@ from scanguard.scanning import (
     count_media,
     quick_hash,
 )
-from scanguard.store.batches import BatchCommit, FileRow
+from scanguard.store.batches import BatchCommit, Existing, FileRow
 
 log = structlog.get_logger("scanguard.scan")
-
-
-@dataclass(frozen=True, slots=True)
-class FileContext:
-    """What a host processor is told about one new or changed media file."""
-
-    library_id: int
-    job_id: int
-    root: str
-    path: str
-    abs_path: str
-    size: int
-    mtime: float
-    media_type: str
-
-
-Processor = Callable[[FileContext], "dict[str, Any] | None"]
-"""Host code's per-file hook: its return value is kept as the file's metadata; raising records an error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +85,24 @@ class _Tally:
     bytes: int = 0
     errors: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    quarantined: list[tuple[str, str, str]] = field(default_factory=list)
 
     def skip(self, reason: str) -> None:
         self.skipped += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class FileWork:
+    """The per-file work a scan may use: the shared worker pool and the host's in-process processor."""
+
+    pool: FilePool | None = None
+    processor: Processor | None = None
+    metrics: Metrics | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.pool is not None or self.processor is not None
 
 
 class ScanActor(pykka.ThreadingActor):
@@ -116,7 +119,7 @@ class ScanActor(pykka.ThreadingActor):
         reads: Any = None,
         supervisor: pykka.ActorRef[Any],
         cancel: threading.Event,
-        processor: Processor | None = None,
+        work: FileWork | None = None,
         fs: FileSystem | None = None,
     ) -> None:
         super().__init__()
@@ -127,14 +130,28 @@ class ScanActor(pykka.ThreadingActor):
         self.reads = reads if reads is not None else store
         self.supervisor = supervisor
         self.cancel = cancel
-        self.processor = processor
+        self.work = work or FileWork()
         self.fs = fs
         self.rule = MediaRule.from_config(config.scan)
         self.checkpoint = spec.job.checkpoint
         self.total: int | None = spec.job.total_estimate
         self._walk: Iterator[WalkItem] | None = None
+        self._walked_to = spec.job.checkpoint  # the last path walked (committed or in the window)
+        self._walk_done = False
+        self._window = Window()
+        self._submissions: list[Submission] = []
+        self._inline: InlineRunner | None = None
+        self._pool_types = media_types(self.work.pool.names) if self.work.pool is not None else None
+        # with per-file work the walk runs ahead of the commits, to keep every worker busy
+        self._ahead = (
+            max(2 * config.scan.batch_size, 64 * self.work.pool.workers)
+            if self.work.pool is not None
+            else config.scan.batch_size
+        )
         self._pending: Any = None
+        self._quarantined: list[tuple[str, str, str]] = []
         self._last_tick = time.monotonic()
+        self._last_commit = time.monotonic()
         self._ended = False
 
     @property
@@ -146,7 +163,11 @@ class ScanActor(pykka.ThreadingActor):
         self.actor_ref.tell(_Begin())
 
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._release_work()
         self._end(ScanCrashed(self.job_id, self.spec.token, f"{type(exc).__name__}: {exc}"))
+
+    def on_stop(self) -> None:
+        self._release_work()
 
     def on_receive(self, message: Any) -> Any:
         if self.cancel.is_set():
@@ -156,7 +177,7 @@ class ScanActor(pykka.ThreadingActor):
             case _Begin():
                 self._begin()
             case _NextBatch():
-                self._batch()
+                self._step()
             case _:
                 return super().on_receive(message)
         return None
@@ -172,8 +193,18 @@ class ScanActor(pykka.ThreadingActor):
                 log.info("scan.supervisor_gone", job_id=self.job_id, outcome=type(message).__name__)
 
     def _finish_as(self, outcome: str, job: Job | None = None) -> None:
+        self._release_work()
         self._end(ScanEnded(self.job_id, self.spec.token, outcome, job))
         self.stop()
+
+    def _release_work(self) -> None:
+        """Give back what this scan holds in the worker pool and its processor thread (idempotent)."""
+        submissions, self._submissions = self._submissions, []
+        for sub in submissions:
+            sub.cancel()
+        if self._inline is not None:
+            self._inline.stop()
+            self._inline = None
 
     def _begin(self) -> None:
         root = self.spec.library.path
@@ -184,6 +215,8 @@ class ScanActor(pykka.ThreadingActor):
             self.total = self.spec.library.media_files or count_media(
                 root, self.rule, follow_symlinks=self.config.scan.follow_symlinks
             )
+        if self.work.processor is not None:
+            self._inline = InlineRunner(self.work.processor, self.config.scan.file_timeout, self._abandoned)
         self._walk = iter(
             Walk(
                 root,
@@ -202,6 +235,10 @@ class ScanActor(pykka.ThreadingActor):
         )
         self.actor_ref.tell(_NextBatch())
 
+    def _abandoned(self) -> None:
+        if self.work.metrics is not None:
+            self.work.metrics.processor_threads_abandoned.inc()
+
     def _pause_root(self, error: str) -> None:
         try:
             job = self.store.pause_job(
@@ -212,7 +249,21 @@ class ScanActor(pykka.ThreadingActor):
             return
         self._finish_as("paused", job)
 
-    # ---- one batch ----------------------------------------------------------------------------
+    # ---- one step: walk ahead, commit what is ready --------------------------------------------
+
+    def _step(self) -> None:
+        if self._inline is not None:
+            self._inline.expire()
+        if not self._walk_done and self._window.pending < self._ahead and not self._walk_segment():
+            return
+        if not self._commit_ready():
+            return
+        if self._walk_done and not self._window:
+            self._complete()
+            return
+        if self._walk_done or self._window.pending >= self._ahead:
+            self._wait_for_head()
+        self.actor_ref.tell(_NextBatch())
 
     def _take(self) -> tuple[list[WalkItem], bool]:
         assert self._walk is not None
@@ -225,60 +276,177 @@ class ScanActor(pykka.ThreadingActor):
                 return items, False
         return items, True
 
-    def _batch(self) -> None:
+    def _walk_segment(self) -> bool:
+        """Walk one stretch, compare it with the database, hand its new and changed files to their work."""
         try:
             items, done = self._take()
         except RootUnavailable as exc:
             self._pause_root(str(exc))
-            return
+            return False
         if self.cancel.is_set():
             self._finish_as("cancelled")
-            return
+            return False
         root = self.spec.library.path
         unreadable = any(isinstance(i, Skipped) and i.reason == "unreadable" for i in items)
         if unreadable and not os.path.isdir(root):
-            # the root went away during this batch: its unreadable entries are unmounted, not gone, so the
-            # batch is not committed and the checkpoint stays before them for the resume
+            # the root went away during this stretch: its unreadable entries are unmounted, not gone, so
+            # nothing of it is committed and the checkpoint stays before them for the resume
             self._pause_root(f"{root} vanished during the walk")
-            return
-        after = self.checkpoint
+            return False
+        after = self._walked_to
         upto = None if done or not items else items[-1].path
-        existing = self.reads.existing_files(self.spec.library.id, after, upto).get()
-        if not self._confirm_pending():
+        existing = self.reads.existing_files(self.spec.library.id, after, upto, self.work.active).get()
+        entries = [self._entry(item, existing) for item in items]
+        self._dispatch(entries)
+        vanished = sorted((path, e.id) for path, e in existing.items() if not e.missing)
+        self._window.add(Segment(entries, vanished, final=done))
+        if items:
+            self._walked_to = items[-1].path
+        self._walk_done = done
+        return True
+
+    def _entry(self, item: WalkItem, existing: dict[str, Existing]) -> Entry:
+        if isinstance(item, Skipped):
+            return Entry(item)
+        known = existing.pop(item.path, None)
+        if (
+            known is not None
+            and not known.missing
+            and known.size == item.size
+            and known.mtime == item.mtime
+            and not (known.failed and self.spec.job.retry_failed)
+            and not (known.bare and self._wants_work(item))
+        ):
+            return Entry(item)  # unchanged: nothing to write, nothing to read
+        return Entry(item, self._row(item), changed=known is not None)
+
+    def _wants_work(self, item: Found) -> bool:
+        if self.work.processor is not None:
+            return True
+        return self.work.pool is not None and (
+            self._pool_types is None or item.media_type in self._pool_types
+        )
+
+    def _row(self, item: Found) -> FileRow:
+        if not self.work.active and self.config.scan.quick_hash_bytes <= 0:
+            return FileRow(item.path, item.size, item.mtime, item.media_type)  # nothing to read or hash
+        abs_path = os.path.join(self.spec.library.path, item.path)
+        digest = quick_hash(abs_path, item.size, self.config.scan.quick_hash_bytes)
+        return FileRow(item.path, item.size, item.mtime, item.media_type, digest)
+
+    def _context(self, item: Found) -> FileContext:
+        return FileContext(
+            self.spec.library.id,
+            self.job_id,
+            self.spec.library.path,
+            item.path,
+            os.path.join(self.spec.library.path, item.path),
+            item.size,
+            item.mtime,
+            item.media_type,
+        )
+
+    def _dispatch(self, entries: list[Entry]) -> None:
+        """Start the per-file work of every row that needs it: the pool's files go in one submission."""
+        if not self.work.active:
             return
+        pooled: list[tuple[Entry, FileContext]] = []
+        for entry in entries:
+            if entry.row is None or not isinstance(entry.item, Found):
+                continue
+            ctx = self._context(entry.item)
+            if self._inline is not None:
+                entry.work = (self._inline.submit(ctx),)
+            if self.work.pool is not None and (
+                self._pool_types is None or ctx.media_type in self._pool_types
+            ):
+                pooled.append((entry, ctx))
+        if pooled and self.work.pool is not None:
+            sub = self.work.pool.submit([ctx for _, ctx in pooled])
+            self._submissions.append(sub)
+            for (entry, _), fut in zip(pooled, sub.futures, strict=True):
+                entry.work = (*entry.work, fut)
+
+    def _wait_for_head(self) -> None:
+        """Wait (at most until the next commit is due) for the oldest stretch's work, watching for a pause."""
+        due = self._last_commit + self.config.scan.batch_seconds
+        while not self.cancel.is_set():
+            if self._inline is not None:
+                self._inline.expire()
+            remaining = due - time.monotonic()
+            work = list(self._window.head_work())
+            if not work or remaining <= 0:
+                return
+            concurrent.futures.wait(work, timeout=min(remaining, 0.1), return_when="FIRST_COMPLETED")
+
+    # ---- commits ------------------------------------------------------------------------------
+
+    def _commit_ready(self) -> bool:
+        """Commit the ready prefix: a whole stretch at once, or — once a commit is due — what is done of it.
+
+        Nothing ready when a commit is due still commits (no rows): the heartbeat of a scan waiting for
+        a slow file, so the watchdog sees it alive while the file's own deadline runs.
+        """
+        due = time.monotonic() - self._last_commit >= self.config.scan.batch_seconds
+        committed = False
+        while self._window and (self._window.head_complete() or due):
+            ready = self._window.take()
+            if ready is None:
+                break
+            if not self._commit(ready):
+                return False
+            committed = True
+        if due and not committed and self._window:
+            return self._commit(Ready([], (), None))
+        return True
+
+    def _outcome(self, entry: Entry, tally: _Tally) -> FileRow:
+        assert entry.row is not None
+        meta: dict[str, Any] = {}
+        errors: list[str] = []
+        for fut in entry.work:
+            outcome: FileOutcome = fut.result()  # done; a FatalProcessorError crashes the scan here
+            if outcome.meta:
+                meta.update(outcome.meta)
+            if outcome.error:
+                errors.append(outcome.error)
+                tally.quarantined.append((entry.row.path, outcome.reason or "error", outcome.error))
+        if errors:
+            tally.errors += 1
+        if not entry.work:
+            return entry.row
+        return FileRow(
+            entry.row.path,
+            entry.row.size,
+            entry.row.mtime,
+            entry.row.media_type,
+            entry.row.quick_hash,
+            "; ".join(errors) or None,
+            meta or None,
+        )
+
+    def _commit(self, ready: Ready) -> bool:
         tally = _Tally()
         upserts: list[FileRow] = []
-        for item in items:
-            if self.cancel.is_set():
-                # paused or deleted meanwhile: the batch would be fenced anyway; spare the host processor
-                self._finish_as("cancelled")
-                return
-            if isinstance(item, Skipped):
-                tally.skip(item.reason)
+        for entry in ready.entries:
+            if isinstance(entry.item, Skipped):
+                tally.skip(entry.item.reason)
                 continue
             tally.found += 1
             tally.processed += 1
-            known = existing.pop(item.path, None)
-            if (
-                known is not None
-                and not known.missing
-                and known.size == item.size
-                and known.mtime == item.mtime
-            ):
+            if entry.row is None:
                 continue
-            if known is not None:
-                tally.changed += 1
-            tally.bytes += item.size
-            upserts.append(self._row(item, tally))
-        vanished = tuple(e.id for e in existing.values() if not e.missing)
+            tally.changed += entry.changed
+            tally.bytes += entry.row.size
+            upserts.append(self._outcome(entry, tally))
         now = time.monotonic()
         batch = BatchCommit(
             job_id=self.job_id,
             library_id=self.spec.library.id,
             token=self.spec.token,
-            checkpoint=items[-1].path if items else None,
+            checkpoint=ready.checkpoint,
             upserts=tuple(upserts),
-            vanished_ids=vanished,
+            vanished_ids=ready.vanished_ids,
             found=tally.found,
             processed=tally.processed,
             skipped=tally.skipped,
@@ -288,16 +456,17 @@ class ScanActor(pykka.ThreadingActor):
             skip_reasons=tally.reasons,
             elapsed=now - self._last_tick,
             total_estimate=self.total,
+            quarantined=tuple(tally.quarantined),
         )
-        self._last_tick = now
-        if items:
-            self.checkpoint = items[-1].path
-        # the commit runs on the store's thread while this thread walks the next batch
+        if not self._confirm_pending():
+            return False
+        self._last_tick = self._last_commit = now
+        if ready.checkpoint is not None:
+            self.checkpoint = ready.checkpoint
+        # the commit runs on the store's thread while this thread walks on
         self._pending = self.store.commit_batch(batch)
-        if done:
-            self._complete()
-        else:
-            self.actor_ref.tell(_NextBatch())
+        self._quarantined = tally.quarantined
+        return True
 
     def _confirm_pending(self) -> bool:
         """Wait for the previous batch's commit; a fenced writer stops here, having written nothing more."""
@@ -310,35 +479,14 @@ class ScanActor(pykka.ThreadingActor):
             log.info("scan.fenced", job_id=self.job_id, token=self.spec.token)
             self._finish_as("fenced")
             return False
+        self._count_quarantined()
         return True
 
-    def _row(self, item: Found, tally: _Tally) -> FileRow:
-        if self.processor is None and self.config.scan.quick_hash_bytes <= 0:
-            return FileRow(item.path, item.size, item.mtime, item.media_type)  # nothing to read or hash
-        abs_path = os.path.join(self.spec.library.path, item.path)
-        digest = quick_hash(abs_path, item.size, self.config.scan.quick_hash_bytes)
-        meta: dict[str, Any] | None = None
-        error: str | None = None
-        if self.processor is not None:
-            ctx = FileContext(
-                self.spec.library.id,
-                self.job_id,
-                self.spec.library.path,
-                item.path,
-                abs_path,
-                item.size,
-                item.mtime,
-                item.media_type,
-            )
-            try:
-                meta = self.processor(ctx)
-            except FatalProcessorError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a host processor failing on one file is recorded, not fatal
-                error = f"{type(exc).__name__}: {exc}"
-                tally.errors += 1
-                log.warning("scan.processor_failed", job_id=self.job_id, path=item.path, error=error)
-        return FileRow(item.path, item.size, item.mtime, item.media_type, digest, error, meta)
+    def _count_quarantined(self) -> None:
+        quarantined, self._quarantined = self._quarantined, []
+        if self.work.metrics is not None:
+            for _, reason, _ in quarantined:
+                self.work.metrics.files_quarantined.labels(reason).inc()
 
     def _complete(self) -> None:
         if not self._confirm_pending():

@@ -231,7 +231,12 @@ class StoreActor(pykka.ThreadingActor):
         return self._tx("remove_library", catalog.remove_library, library_id)
 
     def list_files(
-        self, library_id: int, limit: int = 100, offset: int = 0, include_missing: bool = False
+        self,
+        library_id: int,
+        limit: int = 100,
+        offset: int = 0,
+        include_missing: bool = False,
+        errors: bool = False,
     ) -> Page[MediaFile]:
         return self._read(
             "list_files",
@@ -240,12 +245,13 @@ class StoreActor(pykka.ThreadingActor):
             limit=limit,
             offset=offset,
             include_missing=include_missing,
+            errors=errors,
         )
 
     # ---- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, library_id: int) -> Job:
-        return self._tx("create_job", jobs.create_job, library_id)
+    def create_job(self, library_id: int, retry_failed: bool = False) -> Job:
+        return self._tx("create_job", jobs.create_job, library_id, retry_failed)
 
     def get_job(self, job_id: int) -> Job:
         return self._read("get_job", catalog.get_job, job_id)
@@ -271,8 +277,10 @@ class StoreActor(pykka.ThreadingActor):
     def running_with_leases(self) -> tuple[tuple[Job, Any], ...]:
         return self._read("running_with_leases", catalog.running_with_leases)
 
-    def existing_files(self, library_id: int, after: str | None, upto: str | None) -> dict[str, Existing]:
-        return self._read("existing_files", batches.existing_files, library_id, after, upto)
+    def existing_files(
+        self, library_id: int, after: str | None, upto: str | None, work: bool = False
+    ) -> dict[str, Existing]:
+        return self._read("existing_files", batches.existing_files, library_id, after, upto, work=work)
 
     def commit_batch(self, batch: BatchCommit) -> Job:
         return self._tx("commit_batch", batches.commit_batch, batch)

@@ -14,7 +14,7 @@ from typing import Any
 import pykka
 import structlog
 
-from scanguard.actors.scan import Processor, ScanActor, ScanCrashed, ScanEnded, ScanSpec
+from scanguard.actors.scan import FileWork, ScanActor, ScanCrashed, ScanEnded, ScanSpec
 from scanguard.config import Config
 from scanguard.errors import IllegalTransition, NotFound, ScanguardError
 from scanguard.metrics import Metrics
@@ -86,7 +86,7 @@ class Supervisor(pykka.ThreadingActor):
         metrics: Metrics,
         *,
         reads: Any = None,
-        processor: Processor | None = None,
+        work: FileWork | None = None,
         fs: FileSystem | None = None,
     ) -> None:
         super().__init__()
@@ -94,7 +94,7 @@ class Supervisor(pykka.ThreadingActor):
         self.store = store
         self.reads = reads
         self.metrics = metrics
-        self.processor = processor
+        self.work = work or FileWork(metrics=metrics)
         self.fs = fs
         self._children: dict[int, _Child] = {}
         self._crashes: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
@@ -155,7 +155,7 @@ class Supervisor(pykka.ThreadingActor):
             reads=self.reads,
             supervisor=self.actor_ref,
             cancel=cancel,
-            processor=self.processor,
+            work=self.work,
             fs=self.fs,
         )
         self._children[job.id] = _Child(ref, cancel, job.fencing_token, library.id)

@@ -47,6 +47,7 @@ class BatchCommit:
     skip_reasons: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     total_estimate: int | None = None
+    quarantined: tuple[tuple[str, str, str], ...] = ()  # (path, reason, error) of files whose work failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +58,35 @@ class Existing:
     size: int
     mtime: float
     missing: bool
+    failed: bool = False  # its per-file work failed (an error is recorded)
+    bare: bool = False  # no per-file work ever ran on it (no metadata, no error)
 
 
-async def existing_files(tx: Tx, library_id: int, after: str | None, upto: str | None) -> dict[str, Existing]:
-    """The rows of one library whose path lies in (after, upto]; upto None means to the end."""
+_NO_WORK = (sa.false(), sa.false())
+
+
+def _work_flags() -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+    # JSON null and SQL NULL both read as 'null' text on either database
+    no_meta = sa.func.coalesce(sa.cast(media_files.c.meta, sa.Text), "null") == "null"
+    return media_files.c.error.is_not(None), sa.and_(media_files.c.error.is_(None), no_meta)
+
+
+async def existing_files(
+    tx: Tx, library_id: int, after: str | None, upto: str | None, *, work: bool = False
+) -> dict[str, Existing]:
+    """The rows of one library whose path lies in (after, upto]; upto None means to the end.
+
+    With `work`, each row also says whether its per-file work failed or never ran.
+    """
+    failed, bare = _work_flags() if work else _NO_WORK
     query = sa.select(
         media_files.c.id,
         media_files.c.path,
         media_files.c.size,
         media_files.c.mtime,
         media_files.c.missing_since.is_not(None),  # a flag from the database, no datetime per row
+        failed,
+        bare,
     ).where(media_files.c.library_id == library_id)
     if after:
         query = query.where(media_files.c.path > after)
@@ -74,7 +94,10 @@ async def existing_files(tx: Tx, library_id: int, after: str | None, upto: str |
         query = query.where(media_files.c.path <= upto)
     rows = (await tx.conn.execute(query)).all()
     # rows unpack as tuples: reading them by attribute name costs more than the query
-    return {path: Existing(id_, size, mtime, bool(missing)) for id_, path, size, mtime, missing in rows}
+    return {
+        path: Existing(id_, size, mtime, bool(missing), bool(failed_), bool(bare_))
+        for id_, path, size, mtime, missing, failed_, bare_ in rows
+    }
 
 
 def _upsert_statement(dialect: str) -> Any:
@@ -240,4 +263,13 @@ async def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
         "updated_at": tx.now,
     }
     await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job.id).values(**values))
+    for path, reason, error in batch.quarantined:
+        await tx.event(
+            "file.quarantined",
+            library_id=batch.library_id,
+            job_id=batch.job_id,
+            path=path,
+            reason=reason,
+            error=error,
+        )
     return replace(job, **values)

@@ -103,10 +103,19 @@ async def active_jobs(tx: Tx) -> tuple[Job, ...]:
 
 
 async def list_files(
-    tx: Tx, library_id: int, *, limit: int = 100, offset: int = 0, include_missing: bool = False
+    tx: Tx,
+    library_id: int,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    include_missing: bool = False,
+    errors: bool = False,
 ) -> Page[MediaFile]:
+    """A library's files in path order; `errors`: only those whose per-file work failed."""
     await get_library(tx, library_id)
     where = [media_files.c.library_id == library_id]
+    if errors:
+        where.append(media_files.c.error.is_not(None))
     if not include_missing:
         where.append(media_files.c.missing_since.is_(None))
     total = (

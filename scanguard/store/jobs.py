@@ -22,7 +22,7 @@ async def _job_or_404(tx: Tx, job_id: int, library_id: int | None = None) -> Job
     return job
 
 
-async def create_job(tx: Tx, library_id: int) -> Job:
+async def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job:
     """Start a scan: pre-flight (library exists, none active), take the lease, insert the running job."""
     if (
         await tx.conn.execute(sa.select(libraries.c.id).where(libraries.c.id == library_id))
@@ -43,10 +43,13 @@ async def create_job(tx: Tx, library_id: int) -> Job:
             updated_at=tx.now,
             heartbeat_at=tx.now,
             skip_reasons={},
+            retry_failed=retry_failed,
         )
     )
     (job_id,) = result.inserted_primary_key or (0,)
-    await tx.event("job.started", library_id=library_id, job_id=job_id, token=token)
+    await tx.event(
+        "job.started", library_id=library_id, job_id=job_id, token=token, retry_failed=retry_failed
+    )
     job = await load_job(tx.conn, int(job_id))
     assert job is not None
     return job

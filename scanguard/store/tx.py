@@ -83,6 +83,7 @@ def job_from_row(row: sa.Row[Any]) -> Job:
         started_at=m["started_at"],
         updated_at=m["updated_at"],
         finished_at=m["finished_at"],
+        retry_failed=bool(m["retry_failed"]),
     )
 
 
@@ -106,6 +107,7 @@ def file_from_row(row: sa.Row[Any]) -> MediaFile:
         last_seen_at=m["last_seen_at"],
         missing_since=m["missing_since"],
         error=m["error"],
+        meta=m["meta"],
     )
 
 

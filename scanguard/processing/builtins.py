@@ -1,0 +1,124 @@
+"""The built-in processors: audio tags (mutagen), image facts (Pillow), video streams (ffprobe)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime
+from typing import Any
+
+from scanguard.processing.context import FileContext
+
+_AUDIO_TAGS = {
+    "title": "title",
+    "artist": "artist",
+    "album": "album",
+    "albumartist": "album_artist",
+    "tracknumber": "track",
+    "discnumber": "disc",
+    "date": "date",
+    "genre": "genre",
+}
+EXIF_ORIENTATION = 0x0112
+EXIF_DATETIME = 0x0132
+EXIF_IFD = 0x8769
+EXIF_DATETIME_ORIGINAL = 0x9003
+FFPROBE_TIMEOUT = 25.0  # the worker's file_timeout bounds it too; this only reaps ffprobe first
+
+
+class UnreadableMedia(ValueError):
+    """The file is not what its extension says, or its parser could not make sense of it."""
+
+
+def audio_tags(ctx: FileContext) -> dict[str, Any]:
+    """Tags and stream facts of an audio file, by mutagen's easy interface."""
+    import mutagen  # noqa: PLC0415 - imported where the work runs (a worker), not by the service
+
+    audio = mutagen.File(ctx.abs_path, easy=True)
+    if audio is None:
+        raise UnreadableMedia("mutagen does not recognise this file as audio")
+    out: dict[str, Any] = {}
+    tags = audio.tags or {}
+    for key, name in _AUDIO_TAGS.items():
+        values = tags.get(key) if hasattr(tags, "get") else None
+        if values:
+            out[name] = str(values[0]) if len(values) == 1 else [str(v) for v in values]
+    info = audio.info
+    for attr, name in (("length", "duration"), ("bitrate", "bitrate"), ("sample_rate", "sample_rate")):
+        value = getattr(info, attr, None)
+        if value is not None:
+            out[name] = round(float(value), 3) if attr == "length" else int(value)
+    channels = getattr(info, "channels", None)
+    if channels is not None:
+        out["channels"] = int(channels)
+    mime = getattr(audio, "mime", None) or []
+    out["codec"] = mime[0] if mime else type(audio).__name__.lower()
+    return out
+
+
+def _exif_time(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value.strip("\x00 "), "%Y:%m:%d %H:%M:%S").isoformat()
+    except ValueError:
+        return value.strip("\x00 ") or None
+
+
+def image_info(ctx: FileContext) -> dict[str, Any]:
+    """Size, format, orientation and taken-at of an image, by Pillow (headers only, no decode)."""
+    from PIL import Image  # noqa: PLC0415 - imported where the work runs
+
+    with Image.open(ctx.abs_path) as img:
+        out: dict[str, Any] = {
+            "width": img.width,
+            "height": img.height,
+            "format": img.format,
+            "mode": img.mode,
+        }
+        exif = img.getexif()
+        if exif:
+            orientation = exif.get(EXIF_ORIENTATION)
+            if orientation is not None:
+                out["orientation"] = int(orientation)
+            taken = _exif_time(exif.get_ifd(EXIF_IFD).get(EXIF_DATETIME_ORIGINAL)) or _exif_time(
+                exif.get(EXIF_DATETIME)
+            )
+            if taken is not None:
+                out["taken_at"] = taken
+    return out
+
+
+def video_probe(ctx: FileContext) -> dict[str, Any]:
+    """Container, duration and streams of a video, by ffprobe."""
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", ctx.abs_path],
+        capture_output=True,
+        timeout=FFPROBE_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UnreadableMedia(f"ffprobe exited with {done.returncode}: {reason[-1] if reason else ''}")
+    probe = json.loads(done.stdout or b"{}")
+    fmt = probe.get("format", {})
+    streams = []
+    out: dict[str, Any] = {"container": fmt.get("format_name")}
+    if fmt.get("duration") is not None:
+        out["duration"] = round(float(fmt["duration"]), 3)
+    if fmt.get("bit_rate") is not None:
+        out["bitrate"] = int(fmt["bit_rate"])
+    for stream in probe.get("streams", []):
+        kind = stream.get("codec_type")
+        entry = {"type": kind, "codec": stream.get("codec_name")}
+        if kind == "video":
+            entry |= {"width": stream.get("width"), "height": stream.get("height")}
+            out.setdefault("video_codec", stream.get("codec_name"))
+            out.setdefault("width", stream.get("width"))
+            out.setdefault("height", stream.get("height"))
+        elif kind == "audio":
+            entry |= {"channels": stream.get("channels"), "sample_rate": stream.get("sample_rate")}
+            out.setdefault("audio_codec", stream.get("codec_name"))
+        streams.append(entry)
+    out["streams"] = streams
+    return out

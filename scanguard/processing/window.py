@@ -1,0 +1,108 @@
+"""The files one scan walked but has not committed, in walk order: the committable prefix keeps the checkpoint exact."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from scanguard.processing.context import FileOutcome
+from scanguard.scanning import WalkItem
+from scanguard.store.batches import FileRow
+
+
+@dataclass(slots=True)
+class Entry:
+    """One walked entry: skipped, unchanged (no row), or a row to write once its per-file work is done."""
+
+    item: WalkItem
+    row: FileRow | None = None
+    changed: bool = False
+    work: tuple[Future[FileOutcome], ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        return all(f.done() for f in self.work)
+
+
+@dataclass(slots=True)
+class Segment:
+    """The entries of one walked stretch, and the known rows in its path range that the walk did not see."""
+
+    entries: list[Entry]
+    vanished: list[tuple[str, int]]  # (path, id), in path order
+    final: bool  # the walk's last stretch: its range runs to the end of the library
+    start: int = 0  # entries[:start] are committed
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A committable prefix: every entry before its last is committed or in it."""
+
+    entries: list[Entry]
+    vanished_ids: tuple[int, ...]
+    checkpoint: str | None
+
+
+@dataclass(slots=True)
+class Window:
+    """Owns one scan's walked-but-uncommitted entries and hands out only prefixes whose work is done."""
+
+    segments: collections.deque[Segment] = field(default_factory=collections.deque)
+    pending: int = 0  # uncommitted entries
+
+    def add(self, segment: Segment) -> None:
+        self.segments.append(segment)
+        self.pending += len(segment.entries)
+
+    def __bool__(self) -> bool:
+        return bool(self.segments)
+
+    def head_complete(self) -> bool:
+        """Whether the oldest segment's remaining entries are all done."""
+        if not self.segments:
+            return False
+        head = self.segments[0]
+        return all(e.ready for e in head.entries[head.start :])
+
+    def head_work(self) -> Iterator[Future[FileOutcome]]:
+        """The unfinished work of the oldest segment, first entries first."""
+        if self.segments:
+            head = self.segments[0]
+            for entry in head.entries[head.start :]:
+                yield from (f for f in entry.work if not f.done())
+
+    def all_work(self) -> Iterator[Future[FileOutcome]]:
+        for segment in self.segments:
+            for entry in segment.entries[segment.start :]:
+                yield from entry.work
+
+    def take(self) -> Ready | None:
+        """The ready prefix of the oldest segment (the segment leaves once it is all taken), or None."""
+        if not self.segments:
+            return None
+        head = self.segments[0]
+        end = head.start
+        while end < len(head.entries) and head.entries[end].ready:
+            end += 1
+        whole = end == len(head.entries)
+        if end == head.start and not (whole and head.vanished):
+            if whole:  # an empty tail segment with nothing vanished
+                self.segments.popleft()
+                return self.take()
+            return None
+        taken = head.entries[head.start : end]
+        checkpoint = taken[-1].item.path if taken else None
+        if whole:
+            vanished = head.vanished
+            self.segments.popleft()
+        else:
+            assert checkpoint is not None
+            cut = 0
+            while cut < len(head.vanished) and head.vanished[cut][0] <= checkpoint:
+                cut += 1
+            vanished, head.vanished = head.vanished[:cut], head.vanished[cut:]
+            head.start = end
+        self.pending -= len(taken)
+        return Ready(taken, tuple(i for _, i in vanished), checkpoint)
