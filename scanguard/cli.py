@@ -1,4 +1,4 @@
-"""The `scanguard` command line: serve, scan (with a progress bar), status, events."""
+"""The `scanguard` command line: serve, scan (with a progress bar), status, events, files."""
 
 from __future__ import annotations
 
@@ -43,6 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("path", help="the folder to scan (added as a library if new)")
     scan.add_argument("--kind", default="mixed", help="library kind: mixed, music, movies, shows, photos")
     scan.add_argument("--no-progress", action="store_true", help="no progress bar (a line per state change)")
+    scan.add_argument(
+        "--processors",
+        metavar="NAMES",
+        help="per-file work, comma-separated: audio_tags, image_info, video_probe or package.module:function "
+        "(default: [scan] processors)",
+    )
+    scan.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also process again unchanged files whose per-file work failed before",
+    )
 
     status = sub.add_parser("status", help="libraries and current jobs")
     _common(status)
@@ -57,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     events.add_argument("--limit", type=int, default=100)
     events.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
+
+    files = sub.add_parser("files", help="indexed media files, by library and path")
+    _common(files)
+    files.add_argument("--library", type=int, help="only this library (default: every library)")
+    files.add_argument(
+        "--errors", action="store_true", help="only files whose per-file work failed, with why"
+    )
+    files.add_argument("--limit", type=int, default=1000, help="at most this many per library (default 1000)")
+    files.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -88,10 +108,20 @@ class _StopSignal:
 def cmd_scan(args: argparse.Namespace) -> int:
     from scanguard.cli_scan import run_scan
 
-    cfg = _config(args, log={"level": "warning"} if not args.no_progress else {})
+    overrides: dict[str, Any] = {"log": {"level": "warning"}} if not args.no_progress else {}
+    if args.processors is not None:
+        overrides["scan"] = {"processors": args.processors}
+    cfg = _config(args, **overrides)
     stop = _StopSignal()
     stop.install()
-    return run_scan(cfg, Path(args.path), args.kind, stop.event, progress=not args.no_progress)
+    return run_scan(
+        cfg,
+        Path(args.path),
+        args.kind,
+        stop.event,
+        progress=not args.no_progress,
+        retry_failed=args.retry_failed,
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -154,7 +184,40 @@ def cmd_events(args: argparse.Namespace) -> int:
                 return EXIT_OK
 
 
-COMMANDS = {"scan": cmd_scan, "serve": cmd_serve, "status": cmd_status, "events": cmd_events}
+def cmd_files(args: argparse.Namespace) -> int:
+    from scanguard.runtime import Runtime
+    from scanguard.validation import check_id
+
+    cfg = _config(args, log={"level": "warning"})
+    limit = check_id("limit", args.limit)
+    with Runtime.start(cfg, passive=True) as rt:
+        if args.library is not None:
+            libraries = [rt.get_library(check_id("library", args.library))]
+        else:
+            libraries = list(rt.list_libraries())
+        for lib in libraries:
+            page = rt.list_files(lib.id, limit=limit, errors=args.errors)
+            for f in page.items:
+                if args.json:
+                    print(json.dumps({**f.to_dict(), "library_path": lib.path}), flush=True)
+                elif args.errors:
+                    print(f"{lib.id}\t{f.path}\t{f.error}")
+                else:
+                    print(f"{lib.id}\t{f.path}\t{f.media_type}\t{f.size}")
+            if page.total > len(page.items):
+                print(
+                    f"library {lib.id}: {page.total - len(page.items)} more (raise --limit)", file=sys.stderr
+                )
+    return EXIT_OK
+
+
+COMMANDS = {
+    "scan": cmd_scan,
+    "serve": cmd_serve,
+    "status": cmd_status,
+    "events": cmd_events,
+    "files": cmd_files,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

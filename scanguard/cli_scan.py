@@ -16,7 +16,7 @@ from scanguard.runtime import Runtime
 REFRESH_SECONDS = 0.25
 
 
-def _job_for(rt: Runtime, path: Path, kind: str) -> Job:
+def _job_for(rt: Runtime, path: Path, kind: str, *, retry_failed: bool) -> Job:
     """Resume this folder's paused job if there is one; otherwise start a new scan."""
     resolved = str(path.expanduser().resolve())
     library = next((lib for lib in rt.list_libraries() if lib.path == resolved), None)
@@ -27,12 +27,20 @@ def _job_for(rt: Runtime, path: Path, kind: str) -> Job:
     if current is not None and current.status == "paused":
         print(f"resuming job {current.id} from {current.checkpoint or 'the start'}", file=sys.stderr)
         return rt.resume_scan(current.id)
-    return rt.start_scan(library.id)
+    return rt.start_scan(library.id, retry_failed=retry_failed)
 
 
-def run_scan(cfg: Config, path: Path, kind: str, stop: threading.Event, *, progress: bool = True) -> int:
+def run_scan(
+    cfg: Config,
+    path: Path,
+    kind: str,
+    stop: threading.Event,
+    *,
+    progress: bool = True,
+    retry_failed: bool = False,
+) -> int:
     with Runtime.start(cfg) as rt:
-        job = _job_for(rt, path, kind)
+        job = _job_for(rt, path, kind, retry_failed=retry_failed)
         print(f"job {job.id}: scanning {path}", file=sys.stderr)
         changed = threading.Event()
         rt.subscribe(lambda e: changed.set() if e.job_id == job.id else None)
@@ -64,6 +72,11 @@ def run_scan(cfg: Config, path: Path, kind: str, stop: threading.Event, *, progr
         f"{job.files_skipped} skipped, {job.files_removed} missing, {job.errors} errors"
     )
     print(summary, file=sys.stderr)
+    if job.errors:
+        print(
+            f"{job.errors} files could not be read: scanguard files --library {job.library_id} --errors",
+            file=sys.stderr,
+        )
     if job.status == "completed":
         return EXIT_OK
     if job.status == "paused":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scanguard.errors import BadRequest
-from scanguard.http.params import json_object, paging, path_id
+from scanguard.http.params import json_object, paging, path_id, query_bool
 from scanguard.http.state import runtime_of
 
 routes = web.RouteTableDef()
@@ -67,7 +67,8 @@ async def remove_library(request: web.Request) -> web.Response:
 async def list_files(request: web.Request) -> web.Response:
     library_id = path_id(request, "library_id")
     limit, offset = paging(request)
-    page = await runtime_of(request).aio.list_files(library_id, limit=limit, offset=offset)
+    errors = query_bool(request, "errors")
+    page = await runtime_of(request).aio.list_files(library_id, limit=limit, offset=offset, errors=errors)
     return web.json_response(
         {"files": [f.to_dict() for f in page.items], "total": page.total, "limit": limit, "offset": offset}
     )

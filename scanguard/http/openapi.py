@@ -45,6 +45,11 @@ LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "defa
 OFFSET = _query(
     "offset", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0}, "rows to skip"
 )
+FLAG = {"type": "string", "enum": ["true", "false"], "default": "false"}
+RETRY_FAILED = _query(
+    "retry_failed", FLAG, "also process again unchanged files whose per-file work failed before"
+)
+ERRORS_ONLY = _query("errors", FLAG, "only files whose per-file work failed (their error says why)")
 EVENT_FILTERS = [
     _query("job_id", ID, "only this job's events"),
     _query("library_id", ID, "only this library's events"),
@@ -94,7 +99,7 @@ def _scanner_paths() -> dict[str, Any]:
                 "Start a scan of a library (safeguarded)",
                 (201, _ok("JobEnvelope", "The new job")),
                 (404, 409),
-                params=[_path_id(*lib)],
+                params=[_path_id(*lib), RETRY_FAILED],
             )
         },
         f"{base}/safe/pause/{{job_id}}": {
@@ -130,7 +135,7 @@ def _scanner_paths() -> dict[str, Any]:
                 "Alias of safe/start",
                 (201, _ok("JobEnvelope", "The new job")),
                 (404, 409),
-                params=[_path_id(*lib)],
+                params=[_path_id(*lib), RETRY_FAILED],
                 tags=("aliases",),
             )
         },
@@ -256,7 +261,7 @@ def _library_paths() -> dict[str, Any]:
                 "The library's media files, by path, paged",
                 (200, _ok("FilePage", "One page")),
                 (404,),
-                params=[_path_id("library_id"), LIMIT, OFFSET],
+                params=[_path_id("library_id"), LIMIT, OFFSET, ERRORS_ONLY],
                 tags=("libraries",),
             ),
         },

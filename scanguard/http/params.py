@@ -79,6 +79,16 @@ def query_str(
     return raw
 
 
+def query_bool(request: web.Request, name: str) -> bool:
+    """An optional flag: `true` or `false` (default false)."""
+    raw = _single(request, name)
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false, got {raw[:40]!r}", field=name)
+    return raw == "true"
+
+
 def paging(request: web.Request, *, default_limit: int = 100) -> tuple[int, int]:
     """limit (1..1000) and offset (0..2**31-1)."""
     limit = query_int(request, "limit", default=default_limit, minimum=1, maximum=MAX_LIMIT)

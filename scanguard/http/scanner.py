@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from scanguard.errors import Conflict, ScanguardError
-from scanguard.http.params import paging, path_id, query_id, query_str
+from scanguard.http.params import paging, path_id, query_bool, query_id, query_str
 from scanguard.http.state import runtime_of, slot_of
 from scanguard.runtime import STATUSES, Runtime
 
@@ -40,7 +40,9 @@ def _job(job: Any, status: int = 200) -> web.Response:
 
 @routes.post(BASE + "/safe/start/{library_id}", name="safe_start")
 async def safe_start(request: web.Request) -> web.Response:
-    return _job(await runtime_of(request).aio.start_scan(path_id(request, "library_id")), 201)
+    library_id = path_id(request, "library_id")
+    retry_failed = query_bool(request, "retry_failed")
+    return _job(await runtime_of(request).aio.start_scan(library_id, retry_failed=retry_failed), 201)
 
 
 @routes.post(BASE + "/safe/pause/{job_id}", name="safe_pause")

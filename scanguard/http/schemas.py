@@ -67,6 +67,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "checkpoint": nullable(STR),
             "skip_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "retry_failed": {"type": "boolean"},
             "total_estimate": nullable(INT),
         },
     ),
@@ -94,6 +95,7 @@ SCHEMAS: dict[str, Any] = {
             "last_seen_at": TIME,
             "missing_since": nullable(TIME),
             "error": nullable(STR),
+            "meta": nullable({"type": "object", "additionalProperties": True}),
         }
     ),
     "Event": obj(
