@@ -153,6 +153,11 @@ class ScanActor(pykka.ThreadingActor):
         self._last_tick = time.monotonic()
         self._last_commit = time.monotonic()
         self._ended = False
+        # a scan waiting for a slow file still commits (its heartbeat) well within the stall threshold
+        stall = config.safeguards.stall_threshold
+        self._commit_every = (
+            min(config.scan.batch_seconds, stall / 3) if stall > 0 else config.scan.batch_seconds
+        )
 
     @property
     def job_id(self) -> int:
@@ -369,7 +374,7 @@ class ScanActor(pykka.ThreadingActor):
 
     def _wait_for_head(self) -> None:
         """Wait (at most until the next commit is due) for the oldest stretch's work, watching for a pause."""
-        due = self._last_commit + self.config.scan.batch_seconds
+        due = self._last_commit + self._commit_every
         while not self.cancel.is_set():
             if self._inline is not None:
                 self._inline.expire()
@@ -387,7 +392,7 @@ class ScanActor(pykka.ThreadingActor):
         Nothing ready when a commit is due still commits (no rows): the heartbeat of a scan waiting for
         a slow file, so the watchdog sees it alive while the file's own deadline runs.
         """
-        due = time.monotonic() - self._last_commit >= self.config.scan.batch_seconds
+        due = time.monotonic() - self._last_commit >= self._commit_every
         committed = False
         while self._window and (self._window.head_complete() or due):
             ready = self._window.take()

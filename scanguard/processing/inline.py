@@ -64,8 +64,10 @@ class InlineRunner:
             try:
                 outcome = FileOutcome(self.processor(ctx))
             except FatalProcessorError as exc:
-                self._finish(generation, fut, exc)
-                continue
+                # the scan crashes on this file: nothing after it is worth processing now
+                if self._finish(generation, fut, exc):
+                    self.stop()
+                return
             except Exception as exc:  # noqa: BLE001 - a host processor failing on one file is that file's error
                 outcome = FileOutcome.failed("error", describe(exc))
             if not self._finish(generation, fut, outcome):

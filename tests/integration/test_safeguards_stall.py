@@ -139,18 +139,23 @@ class HangingProcessor:
         return {"tags": ctx.path}
 
 
-def test_a_zombie_scan_released_after_its_job_was_resumed_elsewhere_commits_nothing(
+def test_an_in_process_processor_hung_past_file_timeout_quarantines_its_file_and_the_scan_goes_on(
     db_url: str,
     tmp_path: Path,
     make_config: Callable[..., scanguard.Config],
     runtime_factory: Callable[..., scanguard.Runtime],
     media_tree: Any,
 ) -> None:
-    """Stalled in the processor, paused, resumed by a new actor to completion: the old batch is fenced out."""
+    """Hung in the host's processor longer than the stall threshold: quarantined at file_timeout, never stalled.
+
+    The scan heartbeats while it waits, so the watchdog leaves it alone; the file's deadline quarantines it,
+    its thread is abandoned and counted, and when that thread finally returns its result is dropped.
+    """
     root = tmp_path / "library"
     media_tree.build_tree(root, 40, n_other=4)
     expected = sorted(media_tree.expected_media(root))
     processor = HangingProcessor(expected[23])
+    file_timeout = 3 * STALL
     cfg = make_config(
         safeguards={
             **QUIET_SAFEGUARDS,
@@ -158,42 +163,40 @@ def test_a_zombie_scan_released_after_its_job_was_resumed_elsewhere_commits_noth
             "watchdog_interval": TICK,
             "force_kill_timeout": FORCE_KILL,
         },
-        scan={"batch_size": 10, "batch_seconds": 5},
+        scan={"batch_size": 10, "batch_seconds": 5, "file_timeout": file_timeout},
     )
     rt = runtime_factory(cfg, processor=processor)
     library = rt.add_library(root)
-    install_write_counter(db_url)
     try:
         job = rt.start_scan(library.id)
         assert processor.entered.wait(10)
-        wait_for(
-            lambda: rt.get_job(job.id).pause_reason == "stalled", STALL + TICK + SLACK, "the stalled pause"
-        )
-        token_then = job_row(db_url, job.id)["fencing_token"]
-
-        rt.resume_scan(job.id)  # a new actor, a new token; the old thread is still inside the processor
-        done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=30)
+        done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=file_timeout + 20)
         assert done.status == "completed", done
-        assert done.fencing_token > token_then
+        assert done.errors == 1
         after = job_row(db_url, job.id)
+        install_write_counter(db_url)
         writes = media_writes(db_url)
     finally:
         processor.released.set()
     assert processor.thread is not None
     processor.thread.join(10)
     assert not processor.thread.is_alive()
+    rt.store.ping().get(timeout=10)
 
-    assert job_row(db_url, job.id) == after, "the zombie's batch changed the job"
-    assert media_writes(db_url) == writes, "the zombie's batch wrote media rows"
+    assert job_row(db_url, job.id) == after, "the abandoned thread's late result changed the job"
+    assert media_writes(db_url) == writes, "the abandoned thread's late result wrote a media row"
     assert indexed_paths(db_url, library.id) == expected
     assert after["files_processed"] == len(expected)
-    # supervisor.abandoned comes only if the old thread is still stuck force_kill_timeout after the pause
-    decisions = [(k, d.get("reason")) for k, d in job_events(db_url, job.id) if k != "supervisor.abandoned"]
-    assert decisions == [
-        ("job.started", None),
-        ("watchdog.stalled", None),
-        ("job.paused", "stalled"),
-        ("job.resumed", None),
-        ("job.completed", None),
-    ]
+    failed = rt.list_files(library.id, errors=True).items
+    assert [f.path for f in failed] == [expected[23]]
+    assert failed[0].error is not None and "timeout" in failed[0].error
+    assert failed[0].meta is None
+    assert processor.calls[expected[23]] == 1, (
+        "an in-process hang is not retried (its thread cannot be killed)"
+    )
+    assert rt.metrics.processor_threads_abandoned._value.get() == 1
+    kinds = [k for k, _ in job_events(db_url, job.id)]
+    assert "watchdog.stalled" not in kinds and "job.paused" not in kinds, kinds
+    quarantined = [d for k, d in job_events(db_url, job.id) if k == "file.quarantined"]
+    assert [(d["path"], d["reason"]) for d in quarantined] == [(expected[23], "timeout")]
     assert_database_valid(db_url)
