@@ -2,14 +2,19 @@
 
 pebble's ProcessPool does the process work: a task past its timeout has its worker killed, a worker that
 dies is replaced, workers are recycled after `max_tasks` tasks. This module adds the per-file policy on
-top: a chunk that times out or loses its worker is split, each of its files tried once more on its own
-(in a new task, so in a worker that did not just fail), and a file that fails alone is quarantined.
+top: a worker marks which file of its chunk it is on, so when a chunk times out or loses its worker the
+file at fault is known; it is tried once more on its own (a new task, so in a worker that did not just
+fail) and quarantined if that fails too; the other files of the chunk go again, unharmed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import multiprocessing
+import os
 import signal
+import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
@@ -26,6 +31,8 @@ from scanguard.processing.context import FileContext, FileOutcome
 
 log = structlog.get_logger("scanguard.workers")
 CHUNK_FILES = 16  # a chunk's IPC is small next to 16 files' reading; the deadline covers the whole chunk
+SLOTS = 1 << 16  # tasks in flight at once, each with its progress mark
+MARK_BYTES = 4
 
 
 def _signal_name(number: int) -> str:
@@ -33,6 +40,49 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+class _Marks:
+    """Owns the shared file of per-task progress marks: workers write which file they are on, the pool reads it."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="scanguard-marks-")
+        try:
+            os.ftruncate(fd, SLOTS * MARK_BYTES)
+            self._map = mmap.mmap(fd, SLOTS * MARK_BYTES)
+        finally:
+            os.close(fd)
+        self._view = memoryview(self._map).cast(worker.MARK)
+        self._free = list(range(SLOTS - 2, -1, -1))  # the last slot is scratch, for when all are taken
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            slot = self._free.pop() if self._free else SLOTS - 1
+            self._view[slot] = 0
+            return slot
+
+    def give(self, slot: int) -> int:
+        """Free a task's slot; returns its mark (1 + the index of the file it was on; 0: none, or unknown)."""
+        with self._lock:
+            if slot == SLOTS - 1:
+                return 0
+            mark = int(self._view[slot])
+            self._free.append(slot)
+            return mark
+
+    def close(self) -> None:
+        self._view.release()
+        self._map.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+@dataclass(slots=True)
+class _File:
+    ctx: FileContext
+    future: Future[FileOutcome]
+    strikes: int = 0  # failures while it was the file being worked on
 
 
 @dataclass(slots=True)
@@ -62,13 +112,14 @@ class FilePool:
         self.names = tuple(names)
         self.file_timeout = config.file_timeout
         self.workers = config.worker_count
+        self._marks = _Marks()
         context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
         context.set_forkserver_preload(["scanguard.processing.worker"])
         self._pool = pebble.ProcessPool(
             max_workers=self.workers,
             max_tasks=max(1, config.worker_max_files // CHUNK_FILES),
             initializer=worker.initialize,
-            initargs=(config.worker_memory_limit,),
+            initargs=(config.worker_memory_limit, self._marks.path),
             context=context,
         )
         self._closed = False
@@ -76,62 +127,59 @@ class FilePool:
     def submit(self, contexts: Sequence[FileContext]) -> Submission:
         """Queue files for processing; each future resolves to the file's outcome, never to an exception."""
         sub = Submission([Future() for _ in contexts])
-        for start in range(0, len(contexts), CHUNK_FILES):
-            end = start + CHUNK_FILES
-            self._schedule(sub, list(contexts[start:end]), sub.futures[start:end], alone=False)
+        files = [_File(ctx, fut) for ctx, fut in zip(contexts, sub.futures, strict=True)]
+        for start in range(0, len(files), CHUNK_FILES):
+            self._schedule(sub, files[start : start + CHUNK_FILES])
         return sub
 
-    def _schedule(
-        self,
-        sub: Submission,
-        contexts: list[FileContext],
-        futures: list[Future[FileOutcome]],
-        *,
-        alone: bool,
-    ) -> None:
+    def _schedule(self, sub: Submission, files: list[_File]) -> None:
+        if not files:
+            return
         with sub._lock:
             if sub._cancelled:
                 return
+            slot = self._marks.take()
             try:
                 task = self._pool.schedule(
-                    worker.process_chunk, args=(self.names, contexts), timeout=self.file_timeout
+                    worker.process_chunk,
+                    args=(self.names, [f.ctx for f in files], slot),
+                    timeout=self.file_timeout,
                 )
             except RuntimeError as exc:  # the pool is closed: the service is stopping
-                for fut in futures:
-                    _settle(fut, FileOutcome.failed("error", f"worker pool stopped: {exc}"))
+                self._marks.give(slot)
+                for f in files:
+                    _settle(f.future, FileOutcome.failed("error", f"worker pool stopped: {exc}"))
                 return
             sub._tasks.add(task)
-        task.add_done_callback(lambda done: self._done(sub, done, contexts, futures, alone=alone))
+        task.add_done_callback(lambda done: self._done(sub, done, files, slot))
 
-    def _done(
-        self,
-        sub: Submission,
-        task: Future[Any],
-        contexts: list[FileContext],
-        futures: list[Future[FileOutcome]],
-        *,
-        alone: bool,
-    ) -> None:
+    def _done(self, sub: Submission, task: Future[Any], files: list[_File], slot: int) -> None:
         with sub._lock:
             sub._tasks.discard(task)
+        mark = self._marks.give(slot)
         try:
             results = task.result()
         except CancelledError:
             return
         except (FutureTimeout, pebble.ProcessExpired) as exc:
-            if not alone:
-                # which file it was is unknown: each is tried once more, on its own, in a new task
-                for ctx, fut in zip(contexts, futures, strict=True):
-                    self._schedule(sub, [ctx], [fut], alone=True)
-                return
-            _settle(futures[0], self._quarantine(contexts[0], exc))
+            # the file it was on is the suspect: tried once more, on its own; the files before it lost
+            # their results and go again, those after it never ran
+            at = max(mark, 1) - 1
+            suspect = files[at]
+            suspect.strikes += 1
+            self._schedule(sub, files[:at])
+            if suspect.strikes >= 2:
+                _settle(suspect.future, self._quarantine(suspect.ctx, exc))
+            else:
+                self._schedule(sub, [suspect])
+            self._schedule(sub, files[at + 1 :])
             return
         except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: this chunk's files fail, not the pool
-            for fut in futures:
-                _settle(fut, FileOutcome.failed("error", f"{type(exc).__name__}: {exc}"))
+            for f in files:
+                _settle(f.future, FileOutcome.failed("error", f"{type(exc).__name__}: {exc}"))
             return
-        for fut, (meta, error) in zip(futures, results, strict=True):
-            _settle(fut, FileOutcome(meta, error, "error" if error else None))
+        for f, (meta, error) in zip(files, results, strict=True):
+            _settle(f.future, FileOutcome(meta, error, "error" if error else None))
 
     def _quarantine(self, ctx: FileContext, exc: BaseException) -> FileOutcome:
         if isinstance(exc, pebble.ProcessExpired):
@@ -152,6 +200,7 @@ class FilePool:
         self._closed = True
         self._pool.stop()  # type: ignore[no-untyped-call] # pebble's stop() has no annotations
         self._pool.join(timeout=timeout)
+        self._marks.close()
 
 
 def _settle(fut: Future[FileOutcome], outcome: FileOutcome) -> None:

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import mmap
 import resource
-from typing import Any
+import signal
+import sys
+from typing import Any, Final
 
 from scanguard.processing.context import FileContext, describe
 from scanguard.processing.registry import NamedProcessor, resolve
 
 MIB = 1024 * 1024
+MARK: Final = "i"  # one int32 per task slot: 1 + the index of the file the task is on (0: none started)
 _resolved: dict[tuple[str, ...], tuple[NamedProcessor, ...]] = {}
+_marks: memoryview | None = None
 
 
-def initialize(memory_limit_mib: int) -> None:
-    """Runs once in each new worker: cap its address space (RLIMIT_AS) when a limit is set."""
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent (the forkserver, which ends with the service) is gone,
+    so a worker stuck in a file never outlives a `kill -9` of the service."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def initialize(memory_limit_mib: int, marks_path: str) -> None:
+    """Runs once in each new worker: die with the service, map the progress marks, cap RLIMIT_AS if set."""
+    global _marks
+    _die_with_parent()
+    with open(marks_path, "r+b") as fh:
+        _marks = memoryview(mmap.mmap(fh.fileno(), 0)).cast(MARK)
     if memory_limit_mib > 0:
         limit = memory_limit_mib * MIB
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -43,10 +64,19 @@ def apply(
 
 
 def process_chunk(
-    names: tuple[str, ...], contexts: list[FileContext]
+    names: tuple[str, ...], contexts: list[FileContext], slot: int
 ) -> list[tuple[dict[str, Any] | None, str | None]]:
-    """The task a worker runs: each file of the chunk through the named processors, in order."""
+    """The task a worker runs: each file of the chunk through the named processors, in order.
+
+    Before each file it marks the task's slot, so that when the worker dies or is killed mid-chunk the
+    pool knows which file it was on.
+    """
     processors = _resolved.get(names)
     if processors is None:
         processors = _resolved[names] = resolve(names)
-    return [apply(processors, ctx) for ctx in contexts]
+    results = []
+    for index, ctx in enumerate(contexts):
+        if _marks is not None:
+            _marks[slot] = index + 1
+        results.append(apply(processors, ctx))
+    return results
