@@ -1,0 +1,89 @@
+"""Issue 7: the worker pool's policy on its own — no retry for an exception, recycling, a hang's bounded cost."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+import scanguard
+from scanguard.processing.context import FileContext, FileOutcome
+from scanguard.processing.pool import CHUNK_FILES, FilePool
+from tests.support.hostproc import NAME as HOST
+from tests.support.hostproc import read_calls
+
+pytestmark = pytest.mark.timeout(60)
+TIMEOUT = 1.5
+
+
+def _contexts(root: Path, names: list[str]) -> list[FileContext]:
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names:
+        (root / name).write_bytes(b"x" * 10)
+        out.append(FileContext(1, 1, str(root), name, str(root / name), 10, 1.0, "audio"))
+    return out
+
+
+def _pool(**scan: object) -> FilePool:
+    cfg = scanguard.load_config(environ={}, scan={"processors": [HOST], "file_timeout": TIMEOUT, **scan})
+    return FilePool(cfg.scan.processors, cfg.scan)
+
+
+def _outcomes(futures: list[Future[FileOutcome]], timeout: float) -> list[FileOutcome]:
+    deadline = time.monotonic() + timeout
+    return [f.result(timeout=max(0.01, deadline - time.monotonic())) for f in futures]
+
+
+def test_a_processor_exception_is_recorded_once_and_its_chunk_mates_are_not_rerun(tmp_path: Path) -> None:
+    pool = _pool(workers=1)
+    try:
+        names = [f"{i:02d}.flac" for i in range(10)]
+        names[4] = "raise-04.flac"
+        ctxs = _contexts(tmp_path / "lib", names)
+        outcomes = _outcomes(pool.submit(ctxs).futures, 30)
+    finally:
+        pool.close(5)
+    assert outcomes[4].reason == "error"
+    assert "ValueError" in (outcomes[4].error or "")
+    assert all(o.error is None for i, o in enumerate(outcomes) if i != 4)
+    assert Counter(read_calls(tmp_path / "lib")) == Counter(names), "each file processed exactly once"
+
+
+def test_workers_are_recycled_after_worker_max_files(tmp_path: Path) -> None:
+    pool = _pool(workers=1, worker_max_files=CHUNK_FILES)
+    try:
+        ctxs = _contexts(tmp_path / "lib", [f"{i:03d}.flac" for i in range(CHUNK_FILES * 4)])
+        outcomes = _outcomes(pool.submit(ctxs).futures, 30)
+    finally:
+        pool.close(5)
+    assert all(o.meta is not None for o in outcomes)
+    lines = (tmp_path / "calls.log").read_text().splitlines()
+    worker_pids = [int(line.split("\t")[1]) for line in lines]
+    assert len(set(worker_pids)) == 4, "one worker process per chunk of worker_max_files files"
+    assert os.getpid() not in worker_pids
+
+
+def test_a_hang_in_a_chunk_costs_two_deadlines_and_only_the_hung_file_is_quarantined(tmp_path: Path) -> None:
+    pool = _pool(workers=1)
+    try:
+        names = [f"{i:02d}.flac" for i in range(CHUNK_FILES)]
+        names[5] = "hang-05.flac"
+        ctxs = _contexts(tmp_path / "lib", names)
+        started = time.monotonic()
+        outcomes = _outcomes(pool.submit(ctxs).futures, 4 * TIMEOUT + 20)
+        took = time.monotonic() - started
+    finally:
+        pool.close(5)
+    assert outcomes[5].reason == "timeout"
+    assert [i for i, o in enumerate(outcomes) if o.error] == [5]
+    calls = Counter(read_calls(tmp_path / "lib"))
+    assert calls["hang-05.flac"] == 2, "tried once more, on its own"
+    assert all(calls[n] == 2 for n in names[:5]), "the files before it lost their results and went again"
+    assert all(calls[n] == 1 for n in names[6:]), "the files after it had never run: they ran once"
+    # a structural bound, not a speed goal: one deadline in the chunk, one alone, never a third
+    assert took < 3 * TIMEOUT, f"the hang cost {took:.2f} s with file_timeout {TIMEOUT} s"
