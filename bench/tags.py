@@ -37,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -62,6 +63,7 @@ HANG_FILES = 200
 HANG_TIMEOUT = 2.0
 SAMPLE = 500  # files whose title/artist/album are compared with the baseline's
 POLL = 0.05
+CHILD_TIMEOUT = 900.0  # seconds: a child that runs longer is killed with its process group (set by --timeout)
 TAG_NAMES = {  # mutagen easy key -> the name scanguard's audio_tags stores it under (DESIGN §9)
     "title": "title",
     "artist": "artist",
@@ -268,10 +270,12 @@ class Run:
     wall: float
     cpu: float  # user + system seconds of the child and the descendants it waited for
     tree_cpu: float  # ... of every process seen in its tree, polled (workers a forkserver reaped too)
+    main_cpu: float  # ... of the child process alone, polled
     rss_kb: int
     rc: int = 0
     processes: int = 1  # most processes alive at once in the tree
     spawned: int = 1  # processes seen in the tree over the run
+    timed_out: bool = False  # killed after CHILD_TIMEOUT seconds
     out: dict[str, Any] = field(default_factory=dict)
 
 
@@ -285,14 +289,23 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def run_child(cmd: list[str], log: Path, env: dict[str, str]) -> Run:
-    """Run one child to its end: wall time, CPU, peak tree RSS, exit code, stdout's last JSON line."""
+    """Run one child to its end (killed with its group after CHILD_TIMEOUT): times, CPU, peak tree RSS, exit code."""
     with open(log, "ab") as err, tempfile.TemporaryFile() as out:
         err.write(f"\n$ {' '.join(cmd)}\n".encode())
         err.flush()
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO, start_new_session=True)
         peak = TreePeak(proc.pid)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(CHILD_TIMEOUT, expire)
+        timer.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        timer.cancel()
         wall = time.perf_counter() - started
         rss_kb = peak.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -304,19 +317,27 @@ def run_child(cmd: list[str], log: Path, env: dict[str, str]) -> Run:
         wall,
         cpu,
         max(cpu, peak.tree_cpu()),
+        peak.ticks.get(proc.pid, 0) / os.sysconf("SC_CLK_TCK"),
         max(rss_kb, result.get("rss_kb", 0)),
         proc.returncode,
         peak.processes,
         len(peak.seen),
+        expired.is_set(),
         result,
     )
+
+
+def ended(run: Run) -> str:
+    """How a failed child ended, for a problem line."""
+    return f"did not finish in {CHILD_TIMEOUT:g}s (killed)" if run.timed_out else f"exited {run.rc}"
 
 
 def run_baseline(root: Path, db: Path, log: Path) -> Run:
     cmd = [sys.executable, str(HERE), "--worker", "baseline", "--root", str(root), "--db", str(db)]
     run = run_child(cmd, log, child_env())
     if run.rc != 0:
-        raise SystemExit(f"the baseline exited {run.rc}; see {log}")
+        killed = f" (killed after {CHILD_TIMEOUT:g}s)" if run.timed_out else ""
+        raise SystemExit(f"the baseline exited {run.rc}{killed}; see {log}")
     return run
 
 
@@ -388,7 +409,7 @@ def check_tags(base_db: Path, sg_db: Path, media: int, run: Run) -> list[str]:
     """scanguard's rows against the baseline's: same paths, no errors, the sample's title/artist/album."""
     problems = []
     if run.rc != 0:
-        problems.append(f"scanguard scan exited {run.rc}")
+        problems.append(f"scanguard scan {ended(run)}")
     base = rows_by_path(base_db, "SELECT path, error, meta FROM media_files")
     sg = rows_by_path(sg_db, "SELECT path, error, meta FROM media_files WHERE missing_since IS NULL")
     if len(base) != media:
@@ -426,7 +447,7 @@ def check_hang(db: Path, media: int, hang_path: str, run: Run) -> list[str]:
     """The hang run: completed, every file indexed, exactly the hanging file quarantined."""
     problems = []
     if run.rc != 0:
-        problems.append(f"hang run: scanguard scan exited {run.rc}")
+        problems.append(f"hang run: scanguard scan {ended(run)}")
     rows = rows_by_path(db, "SELECT path, error, meta FROM media_files WHERE missing_since IS NULL")
     if len(rows) != media:
         problems.append(f"hang run: {len(rows)} files indexed, expected {media}")
@@ -484,7 +505,7 @@ def bench_size(files: int, repeat: int, work: Path, ready: str) -> SizeResult:
             result.problems += check_tags(base_db, sg_db, files, sg)
             result.stat_only.append(run_scanguard(root, fresh(sg_db), log))
             if result.stat_only[-1].rc != 0:
-                result.problems.append(f"scanguard scan without processors exited {result.stat_only[-1].rc}")
+                result.problems.append(f"scanguard scan without processors {ended(result.stat_only[-1])}")
         print(f"{say} round {i + 1}/{repeat} done", file=sys.stderr, flush=True)
     if any(r.out.get("errors") for r in result.base):
         result.problems.append("the baseline could not read some files")
@@ -521,7 +542,7 @@ def bench_hang(repeat: int, work: Path) -> HangResult:
         run = run_scanguard(plain, fresh(db), log, **env)
         result.plain.append(run)
         if run.rc != 0:
-            result.problems.append(f"hang run without the hanging file: scanguard scan exited {run.rc}")
+            result.problems.append(f"hang run without the hanging file: scanguard scan {ended(run)}")
         run = run_scanguard(hung, fresh(db), log, **env)
         result.hang.append(run)
         result.problems += check_hang(db, HANG_FILES + 1, hang_path, run)
@@ -545,6 +566,11 @@ def report(res: SizeResult, repeat: int) -> None:
         print(row.format(label, run.wall, res.files / run.wall, run.tree_cpu, run.rss_kb / 1024, note))
     if not res.sg:
         return
+    print(
+        f"  scanguard cpu per file: {sg.tree_cpu / res.files * 1e3:.2f} ms (the CLI process "
+        f"{sg.main_cpu / res.files * 1e3:.2f} ms, its workers and helpers "
+        f"{(sg.tree_cpu - sg.main_cpu) / res.files * 1e3:.2f} ms); baseline {base.tree_cpu / res.files * 1e3:.2f} ms"
+    )
     rate = res.files / sg.wall
     ratio = sg.wall / base.wall
     verdict = "goal met" if ratio <= GOAL_RATIO else "goal missed" if ratio <= MAX_RATIO else "OVER 1.0"
@@ -571,6 +597,7 @@ def report_hang(res: HangResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global CHILD_TIMEOUT  # the one setting the children's runner reads from the command line
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -584,12 +611,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the files and the databases")
     parser.add_argument("--no-hang", action="store_true", help="skip the quarantined-hang measurement")
+    parser.add_argument(
+        "--timeout", type=float, default=CHILD_TIMEOUT, help="seconds before a child is killed (default 900)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    CHILD_TIMEOUT = args.timeout
     missing = missing_reason()
     if missing:
         raise SystemExit(f"bench/tags.py needs the encoders: {missing}")
