@@ -35,6 +35,12 @@ SLOTS = 1 << 16  # tasks in flight at once, each with its progress mark
 MARK_BYTES = 4
 
 
+def _preload(names: Sequence[str]) -> list[str]:
+    """What the forkserver imports once for every worker it forks: the built-ins' parsers."""
+    wanted = {"audio_tags": "mutagen", "image_info": "PIL.Image"}
+    return ["scanguard.processing.builtins", *(wanted[n] for n in names if n in wanted)]
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -114,7 +120,9 @@ class FilePool:
         self.workers = config.worker_count
         self._marks = _Marks()
         context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
-        context.set_forkserver_preload(["scanguard.processing.worker"])
+        context.set_forkserver_preload(
+            ["scanguard.processing.spawning", "scanguard.processing.worker", *_preload(self.names)]
+        )
         self._pool = pebble.ProcessPool(
             max_workers=self.workers,
             max_tasks=max(1, config.worker_max_files // CHUNK_FILES),
