@@ -326,8 +326,7 @@ class ScanActor(pykka.ThreadingActor):
         return Entry(item, self._row(item), changed=known is not None)
 
     def _wants_work(self, item: Found) -> bool:
-        if self.work.processor is not None:
-            return True
+        """Whether a named processor reads this file (an unchanged file without metadata is read then)."""
         return self.work.pool is not None and (
             self._pool_types is None or item.media_type in self._pool_types
         )
