@@ -188,3 +188,28 @@ def test_a_rescan_skips_quarantined_files_unless_asked_and_processes_changed_one
     assert sorted(set(read_calls(lib.root)[before:])) == sorted([*BAD, lib.corrupt])
     assert again.errors == len(BAD) + 1
     assert_poison_recorded(lib, _files(rt, library.id))
+
+
+def test_processors_added_to_a_scanned_library_read_its_unchanged_files_once(
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    """Scanned without processors, then with audio_tags: every audio file gets its tags, once."""
+    lib = build_tagged_library(tmp_path / "library")
+    plain = runtime_factory(make_config(safeguards=QUIET_SAFEGUARDS))
+    library = plain.add_library(str(lib.root))
+    assert plain.wait_for_job(plain.start_scan(library.id).id, ("completed",), timeout=30)
+    assert all(f.meta is None for f in _files(plain, library.id).values())
+    plain.stop()
+
+    rt = runtime_factory(_config(make_config, processors=["audio_tags"]))
+    job = rt.wait_for_job(rt.start_scan(library.id).id, ("completed",), timeout=60)
+    files = _files(rt, library.id)
+    for rel, exp in lib.of_type("audio").items():
+        assert (files[rel].meta or {})["audio_tags"]["title"] == exp["tags"]["title"]
+    assert all(files[rel].meta is None for rel in lib.of_type("image")), "audio_tags reads audio only"
+    assert job.errors == 1, "the corrupt MP3"
+    again = rt.wait_for_job(rt.start_scan(library.id).id, ("completed",), timeout=30)
+    assert again.files_changed == 0
+    assert _files(rt, library.id) == files, "a second rescan reads nothing again"
