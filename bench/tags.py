@@ -240,6 +240,7 @@ class TreePeak:
 
     def __init__(self, pid: int) -> None:
         self.pid, self.kb, self.processes = pid, 0, 0
+        self.main_kb = self.other_kb = 0  # the child's own peak; the largest peak of any other process
         self.seen: set[int] = set()
         self.ticks: dict[int, int] = {}
         self._done = threading.Event()
@@ -251,7 +252,10 @@ class TreePeak:
             pids = tree_pids(self.pid)
             self.seen.update(pids)
             self.processes = max(self.processes, len(pids))
-            self.kb = max(self.kb, sum(vm_hwm_kb(p) for p in pids))
+            hwm = {p: vm_hwm_kb(p) for p in pids}
+            self.kb = max(self.kb, sum(hwm.values()))
+            self.main_kb = max(self.main_kb, hwm.get(self.pid, 0))
+            self.other_kb = max([self.other_kb, *(kb for p, kb in hwm.items() if p != self.pid)])
             for p in pids:
                 self.ticks[p] = max(self.ticks.get(p, 0), cpu_ticks(p))
 
@@ -276,6 +280,8 @@ class Run:
     processes: int = 1  # most processes alive at once in the tree
     spawned: int = 1  # processes seen in the tree over the run
     timed_out: bool = False  # killed after CHILD_TIMEOUT seconds
+    main_kb: int = 0  # peak RSS of the child process alone
+    other_kb: int = 0  # the largest peak RSS of any other process of its tree (a worker, the forkserver)
     out: dict[str, Any] = field(default_factory=dict)
 
 
@@ -323,6 +329,8 @@ def run_child(cmd: list[str], log: Path, env: dict[str, str]) -> Run:
         peak.processes,
         len(peak.seen),
         expired.is_set(),
+        peak.main_kb,
+        peak.other_kb,
         result,
     )
 
@@ -571,6 +579,10 @@ def report(res: SizeResult, repeat: int) -> None:
         f"{sg.main_cpu / res.files * 1e3:.2f} ms, its workers and helpers "
         f"{(sg.tree_cpu - sg.main_cpu) / res.files * 1e3:.2f} ms); baseline {base.tree_cpu / res.files * 1e3:.2f} ms"
     )
+    print(
+        f"  scanguard peak RSS: the tree {sg.rss_kb / 1024:.1f} MB; the CLI process alone {sg.main_kb / 1024:.1f} MB,"
+        f" the largest of the others {sg.other_kb / 1024:.1f} MB"
+    )
     rate = res.files / sg.wall
     ratio = sg.wall / base.wall
     verdict = "goal met" if ratio <= GOAL_RATIO else "goal missed" if ratio <= MAX_RATIO else "OVER 1.0"
@@ -644,6 +656,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\npeak RSS of the scanguard process tree: {small / 1024:.1f} MB at 20k, "
             f"{large / 1024:.1f} MB at 100k: x{large / small:.2f} (goal: flat)"
+        )
+        small, large = (min(r.sg, key=lambda r: r.wall).main_kb for r in results)
+        print(
+            f"  of the CLI process alone: {small / 1024:.1f} MB at 20k, {large / 1024:.1f} MB at 100k: x{large / small:.2f}"
         )
     if hang is not None:
         report_hang(hang)

@@ -110,15 +110,13 @@ def test_kill_9_during_a_tag_reading_scan_loses_no_file_and_no_tag_and_reprocess
                         f"run {run} to commit {target} files",
                     )
                     if proc.poll() is None:
-                        workers = pids(root)
                         os.kill(proc.pid, signal.SIGKILL)
                         assert proc.wait(timeout=10) == -signal.SIGKILL
                         kills += 1
+                        # every worker that ever ran dies with it (and logs nothing more)
+                        wait_for(lambda: _gone(pids(root)), 15, f"the workers to die with run {run}")
                         committed = {p for (p,) in db_rows(db_url, "SELECT path FROM media_files")}
                         in_flight |= set(read_calls(root)) - committed
-                        wait_for(
-                            lambda w=workers: _gone(w), 15, f"the workers {workers} to die with run {run}"
-                        )
                         continue
                 code = proc.wait(timeout=180)
             finally:
