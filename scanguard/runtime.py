@@ -29,7 +29,7 @@ from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, Scang
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
-from scanguard.processing.context import Processor
+from scanguard.processing.context import QUARANTINE_REASONS, Processor
 from scanguard.processing.pool import FilePool
 from scanguard.processing.registry import resolve
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
@@ -467,9 +467,24 @@ class Runtime:
                 "jobs_failed": self._metric("scanguard_jobs_failed_total"),
                 "live_scans": len(self.live_scans()),
             },
+            "workers": self._workers_status(),
             "validator": self._ask(self._validator, _method("stats"), "status"),
             "cleanup": self._ask(self._cleanup, _method("stats"), "status"),
             "config": self.config.as_dict(),
+        }
+
+    def _workers_status(self) -> dict[str, Any]:
+        scan = self.config.scan
+        quarantined = self.metrics.files_quarantined
+        return {
+            "processors": list(scan.processors),
+            "workers": scan.worker_count if scan.processors else 0,
+            "alive": self._workers is not None and self._workers.is_alive(),
+            "file_timeout_seconds": scan.file_timeout,
+            "files_quarantined": {
+                reason: quarantined.labels(reason)._value.get() for reason in QUARANTINE_REASONS
+            },
+            "processor_threads_abandoned": self._metric("scanguard_processor_threads_abandoned_total"),
         }
 
     def _metric(self, name: str) -> float:

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pykka
 import structlog
 
 from scanguard.processing.pool import FilePool
 
 log = structlog.get_logger("scanguard.workers")
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStatus:
-    """Reply: the pool's processors and size."""
 
 
 class WorkerPoolActor(pykka.ThreadingActor):
@@ -32,14 +24,3 @@ class WorkerPoolActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         self.pool.close(self.stop_timeout)
         log.info("workers.stopped", workers=self.pool.workers)
-
-    def on_receive(self, message: Any) -> Any:
-        match message:
-            case PoolStatus():
-                return {
-                    "processors": list(self.pool.names),
-                    "workers": self.pool.workers,
-                    "file_timeout": self.pool.file_timeout,
-                }
-            case _:
-                return super().on_receive(message)

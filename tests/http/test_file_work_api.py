@@ -74,6 +74,11 @@ def test_serve_reads_tags_in_workers_survives_every_poison_file_and_lists_the_fa
     assert 'scanguard_files_quarantined_total{reason="signal"} 1.0' in metrics
     assert 'scanguard_files_quarantined_total{reason="timeout"} 1.0' in metrics
 
+    status = api.get("/api/admin/scanner/safeguards/status").json["workers"]
+    assert status["processors"] == ["audio_tags", "image_info", "video_probe", HOST]
+    assert status["alive"] is True
+    assert status["files_quarantined"] == {"timeout": 1, "signal": 1, "exit": 1, "error": 3}
+
     workers = pids(lib.root)
     assert workers, "the host processor ran in worker processes"
     assert os.getpid() not in workers
