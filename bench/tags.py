@@ -64,7 +64,7 @@ HANG_TIMEOUT = 2.0
 SAMPLE = 500  # files whose title/artist/album are compared with the baseline's
 POLL = 0.05
 CHILD_TIMEOUT = 900.0  # seconds: a child that runs longer is killed with its process group (set by --timeout)
-TAG_NAMES = {  # mutagen easy key -> the name scanguard's audio_tags stores it under (DESIGN §9)
+TAG_NAMES = {  # by hand, as scanguard.processing.builtins.AUDIO_TAG_NAMES: the baseline imports no scanguard
     "title": "title",
     "artist": "artist",
     "album": "album",

@@ -9,7 +9,7 @@ from typing import Any
 
 from scanguard.processing.context import FileContext
 
-_AUDIO_TAGS = {
+AUDIO_TAG_NAMES = {  # mutagen easy key -> the name audio_tags stores it under
     "title": "title",
     "artist": "artist",
     "album": "album",
@@ -39,7 +39,7 @@ def audio_tags(ctx: FileContext) -> dict[str, Any]:
         raise UnreadableMedia("mutagen does not recognise this file as audio")
     out: dict[str, Any] = {}
     tags = audio.tags or {}
-    for key, name in _AUDIO_TAGS.items():
+    for key, name in AUDIO_TAG_NAMES.items():
         values = tags.get(key) if hasattr(tags, "get") else None
         if values:
             out[name] = str(values[0]) if len(values) == 1 else [str(v) for v in values]

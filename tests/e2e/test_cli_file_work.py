@@ -6,19 +6,16 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
-import psutil
 import pytest
 
-from tests.e2e.test_cli_kill import child_env, scanguard_command
+from tests.e2e.test_cli_kill import child_env, committed_count, scanguard_command
 from tests.support.db import db_rows
 from tests.support.hostproc import NAME as HOST
-from tests.support.hostproc import POISON, add_poison, pids, read_calls
+from tests.support.hostproc import POISON, add_poison, alive, pids, read_calls
 from tests.support.media import build_bulk_audio, build_tagged_library, bulk_path, bulk_tags, missing_reason
 from tests.support.waiting import wait_for
 
@@ -38,24 +35,6 @@ def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
     env = child_env(tmp_path, **settings)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
-
-
-def _committed(url: str) -> int:
-    try:
-        rows = db_rows(url, "SELECT COALESCE(MAX(files_processed), 0) FROM scan_jobs")
-    except (sqlite3.OperationalError, asyncpg.UndefinedTableError):
-        return 0
-    return int(rows[0][0])
-
-
-def _gone(pid_set: set[int]) -> bool:
-    for pid in pid_set:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            continue
-    return True
 
 
 def _assert_every_file_tagged(db_url: str, seed: str) -> None:
@@ -98,14 +77,14 @@ def test_kill_9_during_a_tag_reading_scan_loses_no_file_and_no_tag_and_reprocess
     for run in range(KILLS + 3):
         seen = set(read_calls(root))
         # each kill waits until the scan has committed past every file processed so far, at a random point
-        target = max(_committed(db_url), len(seen)) + BATCH + rng.randrange(N_FILES // (KILLS + 2))
+        target = max(committed_count(db_url), len(seen)) + BATCH + rng.randrange(N_FILES // (KILLS + 2))
         log = tmp_path / f"run-{run}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
             try:
                 if kills < KILLS and target < N_FILES - BATCH:
                     wait_for(
-                        lambda p=proc, t=target: p.poll() is not None or _committed(db_url) >= t,
+                        lambda p=proc, t=target: p.poll() is not None or committed_count(db_url) >= t,
                         90,
                         f"run {run} to commit {target} files",
                     )
@@ -114,7 +93,7 @@ def test_kill_9_during_a_tag_reading_scan_loses_no_file_and_no_tag_and_reprocess
                         assert proc.wait(timeout=10) == -signal.SIGKILL
                         kills += 1
                         # every worker that ever ran dies with it (and logs nothing more)
-                        wait_for(lambda: _gone(pids(root)), 15, f"the workers to die with run {run}")
+                        wait_for(lambda: not alive(pids(root)), 15, f"the workers to die with run {run}")
                         committed = {p for (p,) in db_rows(db_url, "SELECT path FROM media_files")}
                         in_flight |= set(read_calls(root)) - committed
                         continue

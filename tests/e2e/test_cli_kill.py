@@ -38,7 +38,7 @@ def child_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def _processed(url: str) -> int:
+def committed_count(url: str) -> int:
     """The job's committed progress, read straight from the database (0 before the schema exists)."""
     try:
         rows = db_rows(url, "SELECT COALESCE(MAX(files_processed), 0) FROM scan_jobs")
@@ -67,7 +67,7 @@ def test_kill_9_of_scanguard_scan_at_random_points_then_rerunning_it_indexes_exa
     done = None
     for run in range(KILLS + 3):
         log = tmp_path / f"run-{run}.log"
-        committed = _processed(db_url)
+        committed = committed_count(db_url)
         # a random point between one more batch and an even share of what is left (never the very end)
         share = max(BATCH, (int(N_MEDIA * 0.9) - committed) // (KILLS - len(kills) + 1))
         target = committed + BATCH + rng.randrange(share)
@@ -78,14 +78,14 @@ def test_kill_9_of_scanguard_scan_at_random_points_then_rerunning_it_indexes_exa
             try:
                 if len(kills) < KILLS:
                     wait_for(
-                        lambda p=proc, t=target: p.poll() is not None or _processed(db_url) >= t,
+                        lambda p=proc, t=target: p.poll() is not None or committed_count(db_url) >= t,
                         60,
                         f"run {run} to commit up to {target} files",
                     )
                     if proc.poll() is None:
                         os.kill(proc.pid, signal.SIGKILL)
                         assert proc.wait(timeout=10) == -signal.SIGKILL
-                        kills.append(_processed(db_url))
+                        kills.append(committed_count(db_url))
                         assert kills[-1] > committed, f"run {run} committed a batch before it died: {seed}"
                         continue
                 code = proc.wait(timeout=120)

@@ -13,6 +13,7 @@ import pytest
 
 import scanguard
 from scanguard import MediaFile
+from scanguard.processing.builtins import AUDIO_TAG_NAMES as TAG_NAMES
 from tests.support.hostproc import NAME as HOST
 from tests.support.hostproc import POISON, add_poison, read_calls
 from tests.support.media import DURATION_TOLERANCE, TaggedLibrary, build_tagged_library, missing_reason
@@ -26,16 +27,6 @@ pytestmark = [
 FILE_TIMEOUT = 2.0
 PROCESSORS = ("audio_tags", "image_info", "video_probe", HOST)
 BAD = POISON
-TAG_NAMES = {
-    "title": "title",
-    "artist": "artist",
-    "album": "album",
-    "albumartist": "album_artist",
-    "tracknumber": "track",
-    "discnumber": "disc",
-    "date": "date",
-    "genre": "genre",
-}
 
 
 def _library(tmp_path: Path) -> TaggedLibrary:

@@ -35,6 +35,20 @@ def add_poison(root: Path, source: str) -> None:
         shutil.copyfile(root / source, root / rel)
 
 
+def alive(pid_set: set[int]) -> set[int]:
+    """The processes of `pid_set` still running (zombies count as gone)."""
+    import psutil
+
+    running = set()
+    for pid in pid_set:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                running.add(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return running
+
+
 def pids(root: str | os.PathLike[str]) -> set[int]:
     """The worker processes that have run the host processor on this library."""
     try:
