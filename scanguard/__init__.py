@@ -30,6 +30,7 @@ from scanguard.errors import (
     ScanguardError,
     StoreUnavailable,
     Unauthorized,
+    WorkersUnavailable,
 )
 from scanguard.processing.context import FileContext, Processor
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
@@ -72,5 +73,6 @@ __all__ = [
     "ScanguardError",
     "StoreUnavailable",
     "Unauthorized",
+    "WorkersUnavailable",
     "load_config",
 ]

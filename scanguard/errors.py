@@ -183,6 +183,13 @@ class StoreUnavailable(ScanguardError):
     code = "store_unavailable"
 
 
+class WorkersUnavailable(ScanguardError):
+    """The worker processes of the per-file work broke down; the scan is restarted from its checkpoint."""
+
+    status = 503
+    code = "workers_unavailable"
+
+
 class RuntimeStopped(ScanguardError):
     """The runtime is not running."""
 

@@ -377,6 +377,8 @@ class ScanActor(pykka.ThreadingActor):
         while not self.cancel.is_set():
             if self._inline is not None:
                 self._inline.expire()
+            if self.work.pool is not None:
+                self.work.pool.check()
             remaining = due - time.monotonic()
             work = list(self._window.head_work())
             if not work or remaining <= 0:
@@ -464,6 +466,7 @@ class ScanActor(pykka.ThreadingActor):
         )
         if not self._confirm_pending():
             return False
+        self._submissions = [sub for sub in self._submissions if not sub.done()]  # their results are in rows
         self._last_tick = self._last_commit = now
         if ready.checkpoint is not None:
             self.checkpoint = ready.checkpoint

@@ -16,9 +16,11 @@ import os
 import signal
 import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ import pebble
 import structlog
 
 from scanguard.config import ScanConfig
+from scanguard.errors import WorkersUnavailable
 from scanguard.processing import worker
 from scanguard.processing.context import FileContext, FileOutcome
 
@@ -91,7 +94,7 @@ class _File:
     strikes: int = 0  # failures while it was the file being worked on
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class Submission:
     """One scan's files in the pool: a future per file, and the pool tasks still working for them."""
 
@@ -99,6 +102,9 @@ class Submission:
     _tasks: set[Future[Any]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cancelled: bool = False
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
 
     def cancel(self) -> None:
         """Stop working for these files: queued tasks are dropped, running ones have their worker stopped."""
@@ -116,25 +122,69 @@ class FilePool:
 
     def __init__(self, names: Sequence[str], config: ScanConfig) -> None:
         self.names = tuple(names)
+        self.config = config
         self.file_timeout = config.file_timeout
         self.workers = config.worker_count
-        self._marks = _Marks()
+        self._lock = threading.Lock()
+        self._submissions: weakref.WeakSet[Submission] = weakref.WeakSet()
+        self._closed = False
+        self._broken: BaseException | None = None
+        self._started = False  # pebble starts a pool (and its workers) on the first task
+        self._marks, self._pool = self._new_pool()
+
+    def _new_pool(self) -> tuple[_Marks, pebble.ProcessPool]:
+        marks = _Marks()
         context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
         context.set_forkserver_preload(
             ["scanguard.processing.spawning", "scanguard.processing.worker", *_preload(self.names)]
         )
-        self._pool = pebble.ProcessPool(
+        pool = pebble.ProcessPool(
             max_workers=self.workers,
-            max_tasks=max(1, config.worker_max_files // CHUNK_FILES),
+            max_tasks=max(1, self.config.worker_max_files // CHUNK_FILES),
             initializer=worker.initialize,
-            initargs=(config.worker_memory_limit, self._marks.path),
+            initargs=(self.config.worker_memory_limit, marks.path),
             context=context,
         )
-        self._closed = False
+        return marks, pool
+
+    def _renew_if_broken(self) -> None:
+        """A pool that broke down (its workers could not start, say) is replaced before new work goes in."""
+        with self._lock:
+            if self._broken is None or self._closed:
+                return
+            old_marks, old_pool = self._marks, self._pool
+            self._marks, self._pool = self._new_pool()
+            self._started = False
+            log.warning("workers.renewed", after=f"{type(self._broken).__name__}: {self._broken}")
+            self._broken = None
+        old_pool.stop()  # type: ignore[no-untyped-call] # pebble's stop() has no annotations
+        old_pool.join(timeout=self.file_timeout)
+        old_marks.close()
+
+    def check(self) -> None:
+        """Notice a pool that broke down without telling its tasks (pebble leaves queued tasks pending when
+        its workers die outside any task, e.g. in their initializer); called by scans while they wait."""
+        if self._started and not self._closed and self._broken is None and not self._pool.active:
+            self._break(RuntimeError("the pool stopped working (its workers expired)"))
+
+    def _break(self, error: BaseException) -> None:
+        """The pool broke down: every unfinished file of every submission fails the scan it belongs to."""
+        with self._lock:
+            if self._closed:
+                return
+            self._broken = error
+            submissions = list(self._submissions)
+        log.error("workers.broken", error=f"{type(error).__name__}: {error}")
+        failure = WorkersUnavailable(f"the worker pool broke down: {type(error).__name__}: {error}")
+        for sub in submissions:
+            for fut in sub.futures:
+                _settle(fut, failure)
 
     def submit(self, contexts: Sequence[FileContext]) -> Submission:
         """Queue files for processing; each future resolves to the file's outcome, never to an exception."""
+        self._renew_if_broken()
         sub = Submission([Future() for _ in contexts])
+        self._submissions.add(sub)
         files = [_File(ctx, fut) for ctx, fut in zip(contexts, sub.futures, strict=True)]
         for start in range(0, len(files), CHUNK_FILES):
             self._schedule(sub, files[start : start + CHUNK_FILES])
@@ -153,12 +203,15 @@ class FilePool:
                     args=(self.names, [f.ctx for f in files], slot),
                     timeout=self.file_timeout,
                 )
-            except RuntimeError as exc:  # the pool is closed: the service is stopping
+            except RuntimeError as exc:  # closed (the service is stopping) or broken down
                 self._marks.give(slot)
+                if not self._closed:
+                    self._break(exc)
                 for f in files:
                     _settle(f.future, FileOutcome.failed("error", f"worker pool stopped: {exc}"))
                 return
             sub._tasks.add(task)
+            self._started = True
         task.add_done_callback(lambda done: self._done(sub, done, files, slot))
 
     def _done(self, sub: Submission, task: Future[Any], files: list[_File], slot: int) -> None:
@@ -168,6 +221,9 @@ class FilePool:
         try:
             results = task.result()
         except CancelledError:
+            return
+        except BrokenProcessPool as exc:
+            self._break(exc)
             return
         except (FutureTimeout, pebble.ProcessExpired) as exc:
             # the file it was on is the suspect: tried once more, on its own; the files before it lost
@@ -203,14 +259,20 @@ class FilePool:
 
     def close(self, timeout: float) -> None:
         """Stop every worker: running tasks are abandoned (their scans are stopping too)."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self._pool.stop()  # type: ignore[no-untyped-call] # pebble's stop() has no annotations
         self._pool.join(timeout=timeout)
         self._marks.close()
 
 
-def _settle(fut: Future[FileOutcome], outcome: FileOutcome) -> None:
-    if fut.set_running_or_notify_cancel():
-        fut.set_result(outcome)
+def _settle(fut: Future[FileOutcome], outcome: FileOutcome | BaseException) -> None:
+    """Resolve a file's future once; one already resolved (the pool broke down meanwhile) stays as it is."""
+    with contextlib.suppress(RuntimeError, InvalidStateError):
+        if fut.set_running_or_notify_cancel():
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)

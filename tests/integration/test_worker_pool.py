@@ -15,6 +15,7 @@ from scanguard.processing.context import FileContext, FileOutcome
 from scanguard.processing.pool import CHUNK_FILES, FilePool
 from tests.support.hostproc import NAME as HOST
 from tests.support.hostproc import read_calls
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 TIMEOUT = 1.5
@@ -87,3 +88,23 @@ def test_a_hang_in_a_chunk_costs_two_deadlines_and_only_the_hung_file_is_quarant
     assert all(calls[n] == 1 for n in names[6:]), "the files after it had never run: they ran once"
     # a structural bound, not a speed goal: one deadline in the chunk, one alone, never a third
     assert took < 3 * TIMEOUT, f"the hang cost {took:.2f} s with file_timeout {TIMEOUT} s"
+
+
+def test_a_pool_whose_workers_cannot_start_fails_its_files_work_at_once_and_is_renewed(
+    tmp_path: Path,
+) -> None:
+    """Workers that die before any task (their initializer fails) break the pool: the files it holds fail
+    with WorkersUnavailable instead of waiting forever, and the next submission gets a fresh pool."""
+    pool = _pool(workers=1)
+    try:
+        os.unlink(pool._marks.path)  # the workers start lazily: their initializer will not find it
+        ctxs = _contexts(tmp_path / "lib", [f"{i:02d}.flac" for i in range(20)])
+        futures = pool.submit(ctxs).futures
+        wait_for(lambda: (pool.check(), all(f.done() for f in futures))[1], 30, "the files to fail")
+        for fut in futures:
+            with pytest.raises(scanguard.WorkersUnavailable, match="broke down"):
+                fut.result(timeout=30)
+        again = _outcomes(pool.submit(ctxs).futures, 30)
+    finally:
+        pool.close(5)
+    assert all(o.meta is not None for o in again), "a renewed pool reads the files"
