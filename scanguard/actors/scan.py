@@ -383,7 +383,8 @@ class ScanActor(pykka.ThreadingActor):
             work = list(self._window.head_work())
             if not work or remaining <= 0:
                 return
-            concurrent.futures.wait(work, timeout=min(remaining, 0.1), return_when="FIRST_COMPLETED")
+            # one wait for all of it (a wait per finished file would re-arm every future each time)
+            concurrent.futures.wait(work, timeout=min(remaining, 0.1), return_when="ALL_COMPLETED")
 
     # ---- commits ------------------------------------------------------------------------------
 
