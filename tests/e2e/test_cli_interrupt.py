@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_kill import _processed, _tail, child_env, scanguard_command
+from tests.e2e.test_cli_kill import _tail, child_env, committed_count, scanguard_command
 from tests.support.db import db_rows
 from tests.support.trees import build_tree, expected_media
 from tests.support.waiting import wait_for
@@ -39,7 +39,9 @@ def test_ctrl_c_pauses_a_cli_scan_at_its_checkpoint_and_the_same_command_resumes
         )
         try:
             wait_for(
-                lambda: proc.poll() is not None or _processed(sqlite_url) >= 20 * BATCH, 60, "a few batches"
+                lambda: proc.poll() is not None or committed_count(sqlite_url) >= 20 * BATCH,
+                60,
+                "a few batches",
             )
             assert proc.poll() is None, (
                 f"the scan finished before it could be interrupted:\n{_tail(first_log)}"

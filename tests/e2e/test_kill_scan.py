@@ -44,7 +44,7 @@ def killed_scan(db_url: str, tmp_path: Path, media_tree: Any) -> tuple[Path, int
     )
     try:
         wait_for(
-            lambda: proc.poll() is not None or _processed(db_url) >= 20,
+            lambda: proc.poll() is not None or committed_count(db_url) >= 20,
             30,
             "the scan process to commit a few batches",
             interval=0.01,
@@ -63,7 +63,7 @@ def killed_scan(db_url: str, tmp_path: Path, media_tree: Any) -> tuple[Path, int
     return root, library_id, job_id
 
 
-def _processed(url: str) -> int:
+def committed_count(url: str) -> int:
     try:
         return count(url, "SELECT COALESCE(MAX(files_processed), 0) FROM scan_jobs")
     except Exception:  # noqa: BLE001 - the schema may not exist yet while the child migrates
