@@ -380,11 +380,11 @@ class ScanActor(pykka.ThreadingActor):
             if self.work.pool is not None:
                 self.work.pool.check()
             remaining = due - time.monotonic()
-            work = list(self._window.head_work())
-            if not work or remaining <= 0:
+            blocker = self._window.head_blocker()
+            if blocker is None or remaining <= 0:
                 return
-            # one wait for all of it (a wait per finished file would re-arm every future each time)
-            concurrent.futures.wait(work, timeout=min(remaining, 0.1), return_when="ALL_COMPLETED")
+            # files finish about in order (a chunk at a time): wait for the first one not done
+            concurrent.futures.wait((blocker,), timeout=min(remaining, 0.1))
 
     # ---- commits ------------------------------------------------------------------------------
 

@@ -20,6 +20,22 @@ class FileContext:
     mtime: float
     media_type: str
 
+    def __reduce__(self) -> tuple[type[FileContext], tuple[int, int, str, str, str, int, float, str]]:
+        # pickled as its values: a slotted dataclass's default state walks its fields for every file
+        return (
+            FileContext,
+            (
+                self.library_id,
+                self.job_id,
+                self.root,
+                self.path,
+                self.abs_path,
+                self.size,
+                self.mtime,
+                self.media_type,
+            ),
+        )
+
 
 Processor = Callable[[FileContext], "dict[str, Any] | None"]
 """Per-file work: its return value (JSON-able) is kept as the file's metadata; raising records an error."""

@@ -270,9 +270,11 @@ class FilePool:
 
 def _settle(fut: Future[FileOutcome], outcome: FileOutcome | BaseException) -> None:
     """Resolve a file's future once; one already resolved (the pool broke down meanwhile) stays as it is."""
-    with contextlib.suppress(RuntimeError, InvalidStateError):
+    try:
         if fut.set_running_or_notify_cancel():
             if isinstance(outcome, BaseException):
                 fut.set_exception(outcome)
             else:
                 fut.set_result(outcome)
+    except (RuntimeError, InvalidStateError):
+        return

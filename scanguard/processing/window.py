@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -23,7 +22,12 @@ class Entry:
 
     @property
     def ready(self) -> bool:
-        return all(f.done() for f in self.work)
+        work = self.work
+        if not work:
+            return True
+        if len(work) == 1:
+            return work[0].done()
+        return all(f.done() for f in work)
 
 
 @dataclass(slots=True)
@@ -34,6 +38,15 @@ class Segment:
     vanished: list[tuple[str, int]]  # (path, id), in path order
     final: bool  # the walk's last stretch: its range runs to the end of the library
     start: int = 0  # entries[:start] are committed
+    ready_upto: int = 0  # entries[:ready_upto] are known to be ready (work only ever finishes)
+
+    def advance(self) -> int:
+        """How far the entries are ready, checking only past what is already known."""
+        end, entries = self.ready_upto, self.entries
+        while end < len(entries) and entries[end].ready:
+            end += 1
+        self.ready_upto = end
+        return end
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +77,24 @@ class Window:
         if not self.segments:
             return False
         head = self.segments[0]
-        return all(e.ready for e in head.entries[head.start :])
+        return head.advance() == len(head.entries)
 
-    def head_work(self) -> Iterator[Future[FileOutcome]]:
-        """The unfinished work of the oldest segment, first entries first."""
-        if self.segments:
-            head = self.segments[0]
-            for entry in head.entries[head.start :]:
-                yield from (f for f in entry.work if not f.done())
-
-    def all_work(self) -> Iterator[Future[FileOutcome]]:
-        for segment in self.segments:
-            for entry in segment.entries[segment.start :]:
-                yield from entry.work
+    def head_blocker(self) -> Future[FileOutcome] | None:
+        """The first unfinished piece of work of the oldest segment: what its next commit waits for."""
+        if not self.segments:
+            return None
+        head = self.segments[0]
+        end = head.advance()
+        if end == len(head.entries):
+            return None
+        return next(f for f in head.entries[end].work if not f.done())
 
     def take(self) -> Ready | None:
         """The ready prefix of the oldest segment (the segment leaves once it is all taken), or None."""
         if not self.segments:
             return None
         head = self.segments[0]
-        end = head.start
-        while end < len(head.entries) and head.entries[end].ready:
-            end += 1
+        end = head.advance()
         whole = end == len(head.entries)
         if end == head.start and not (whole and head.vanished):
             if whole:  # an empty tail segment with nothing vanished
