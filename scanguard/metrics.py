@@ -55,6 +55,11 @@ class Metrics:
         self.failures = Counter(
             "scanguard_jobs_failed", "Jobs failed after exhausting their restarts", registry=r
         )
+        self.store_unavailable = Counter(
+            "scanguard_store_unavailable",
+            "Scans interrupted because the database could not be written or reached",
+            registry=r,
+        )
         self.cleanup_removed = Counter(
             "scanguard_cleanup_removed", "Rows removed by cleanup", ["kind"], registry=r
         )

@@ -443,6 +443,12 @@ class Runtime:
         """Round-trip the database through the store actor; seconds, or StoreUnavailable."""
         return self._call(self.store.ping(), "ping")  # type: ignore[no-any-return]
 
+    def store_waits(self) -> dict[int, str]:
+        """{job_id: error} of this process's scans whose store failed under them and that wait for it to
+        answer before their `store_unavailable` pause can be recorded."""
+        supervised: Supervised = self._ask(self._supervisor, LiveDetail(), "store_waits")
+        return dict(supervised.store_waits)
+
     def live_scans(self) -> dict[int, int]:
         """{job_id: fencing token} of this process's live scan actors."""
         supervised: Supervised = self._ask(self._supervisor, LiveDetail(), "live_scans")

@@ -13,7 +13,7 @@ import pykka
 import structlog
 
 from scanguard.config import Config
-from scanguard.errors import FatalProcessorError, Fenced, IllegalTransition
+from scanguard.errors import FatalProcessorError, Fenced, IllegalTransition, ScanguardError
 from scanguard.records import Job, Library
 from scanguard.scanning import (
     FileSystem,
@@ -70,11 +70,12 @@ class ScanEnded:
 
 @dataclass(frozen=True, slots=True)
 class ScanCrashed:
-    """A scan actor died of an unexpected error."""
+    """A scan actor died of an error; `code` is its ScanguardError code (store_unavailable is not a crash)."""
 
     job_id: int
     token: int
     error: str
+    code: str = ScanguardError.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,8 @@ class ScanActor(pykka.ThreadingActor):
         self.actor_ref.tell(_Begin())
 
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self._end(ScanCrashed(self.job_id, self.spec.token, f"{type(exc).__name__}: {exc}"))
+        code = exc.code if isinstance(exc, ScanguardError) else ScanguardError.code
+        self._end(ScanCrashed(self.job_id, self.spec.token, f"{type(exc).__name__}: {exc}", code))
 
     def on_receive(self, message: Any) -> Any:
         if self.cancel.is_set():
