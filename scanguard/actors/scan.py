@@ -183,9 +183,8 @@ class ScanActor(pykka.ThreadingActor):
             self._pause_root(f"{root} is missing or not a directory")
             return
         if self.total is None and self.checkpoint is None:
-            self.total = self.spec.library.media_files or count_media(
-                root, self.rule, follow_symlinks=self.config.scan.follow_symlinks
-            )
+            # a new job with no completed predecessor (create_job sets that count): count now
+            self.total = count_media(root, self.rule, follow_symlinks=self.config.scan.follow_symlinks)
         self._walk = iter(
             Walk(
                 root,
