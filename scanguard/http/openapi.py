@@ -326,6 +326,15 @@ def _public_paths() -> dict[str, Any]:
             op["responses"].pop("503")
         return op
 
+    def page(op_id: str, description: str, media_type: str) -> dict[str, Any]:
+        """A public page or asset of the dashboard, served under its Content-Security-Policy."""
+        return {
+            "get": {
+                **plain(op_id, description, STR),
+                "responses": {"200": {"description": description, "content": {media_type: {"schema": STR}}}},
+            }
+        }
+
     return {
         "/healthz": {"get": plain("healthz", "The process is up", obj({"status": STR}))},
         "/readyz": {
@@ -350,14 +359,9 @@ def _public_paths() -> dict[str, Any]:
         "/api/openapi.json": {
             "get": plain("openapi", "This document", {"type": "object", "additionalProperties": True})
         },
-        "/": {
-            "get": {
-                **plain("dashboard", "The dashboard", STR),
-                "responses": {
-                    "200": {"description": "The dashboard page", "content": {"text/html": {"schema": STR}}}
-                },
-            }
-        },
+        "/": page("dashboard", "The dashboard page", "text/html"),
+        "/dashboard.js": page("dashboard_script", "The dashboard's script", "text/javascript"),
+        "/dashboard.css": page("dashboard_style", "The dashboard's style sheet", "text/css"),
     }
 
 
