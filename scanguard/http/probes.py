@@ -7,11 +7,12 @@ import time
 from importlib import resources
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from scanguard.errors import ScanguardError
 from scanguard.http.openapi import openapi_document
 from scanguard.http.state import slot_of
+from scanguard.metrics import exposition
 from scanguard.runtime import Runtime
 
 routes = web.RouteTableDef()
@@ -72,12 +73,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format: the Runtime's registry (when it has one) and the HTTP layer's own."""
     slot = slot_of(request)
-    body = generate_latest(slot.metrics.registry)
     runtime_metrics = getattr(slot.runtime, "metrics", None)
     registry = getattr(runtime_metrics, "registry", None)
-    if registry is not None:
-        body = generate_latest(registry) + body
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    registries = [registry, slot.metrics.registry] if registry is not None else [slot.metrics.registry]
+    return web.Response(body=exposition(registries), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @routes.get("/api/openapi.json", name="openapi")
