@@ -61,7 +61,13 @@ class Watchdog(PeriodicActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case Tick():
-                return self._sweep("tick")
+                # a tick has no caller to tell: a failed sweep (the store unreachable, say) is logged and the
+                # next tick tries again; raising here would stop this actor for good
+                try:
+                    return self._sweep("tick")
+                except (ScanguardError, pykka.Timeout) as exc:
+                    log.warning("watchdog.sweep_failed", error=str(exc))
+                    return None
             case Sweep(reason):
                 return self._sweep(reason)
         return super().on_receive(message)

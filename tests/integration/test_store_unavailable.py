@@ -31,6 +31,8 @@ from tests.integration.safeguards_support import (
     trail,
     wait_for,
 )
+from tests.support import postgres
+from tests.support.waiting import ProcessorGate
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -224,4 +226,58 @@ def test_the_same_scan_command_resumes_a_job_a_full_disk_paused(
     library_id = count(url, f"SELECT id FROM libraries WHERE path = '{root.resolve()}'")
     assert indexed_paths(url, library_id) == expected
     assert count(url, f"SELECT COUNT(*) FROM scan_jobs WHERE library_id = {library_id}") == 1
+    assert_database_valid(url)
+
+
+@pytest.fixture
+def throwaway_pg() -> Iterator[postgres.ThrowawayServer]:
+    """A PostgreSQL server of this test's own, which it may stop and start again."""
+    bindir = postgres.find_binaries()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb/pg_ctl) for a throwaway server")
+    server = postgres.ThrowawayServer.start(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.postgres
+def test_a_database_server_going_away_mid_scan_pauses_the_job_and_it_resumes_when_the_server_is_back(
+    tmp_path: Path,
+    throwaway_pg: postgres.ThrowawayServer,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    media_tree: Any,
+) -> None:
+    """PostgreSQL stopped under a running scan: its batch fails (connection lost), the pause waits for the
+    server, and once it is back the same job is paused store_unavailable, resumed and completed."""
+    url = postgres.create_database(throwaway_pg.admin_url)
+    root, expected = _library(tmp_path, media_tree)
+    gate = ProcessorGate([expected[N_MEDIA // 2]])
+    cfg = _config(make_config, url, auto_resume_orphans=True, watchdog_interval=0.1, lease_ttl=30)
+    rt = runtime_factory(cfg, processor=gate)
+    library = rt.add_library(root)
+    try:
+        job = rt.start_scan(library.id)
+        _, release = gate.next_hit()  # the scan holds inside a batch, some batches committed before it
+        throwaway_pg.halt()
+        release.set()
+        error = wait_for(lambda: rt.store_waits().get(job.id), 30, "the scan to stop on the lost server")
+        assert "unavailable" in error, error
+        assert stays_false(lambda: rt.store_waits().get(job.id) is None, 1.0), "it waits for the server"
+    finally:
+        gate.open_all()
+        if not (throwaway_pg.root / "data" / "postmaster.pid").exists():
+            throwaway_pg.restart()
+
+    done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=60)
+    assert done.status == "completed", done
+    assert indexed_paths(url, library.id) == expected
+    assert count(url, "SELECT COUNT(*) FROM scan_jobs") == 1, "the same job finished, not a new one"
+    assert trail(url, job.id, ["job.paused", "job.resumed", "job.failed"])[:2] == [
+        ("job.paused", "store_unavailable"),
+        ("job.resumed", None),
+    ]
+    assert "supervisor.restart" not in kinds_of(url, job.id)
     assert_database_valid(url)
