@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,8 +13,16 @@ from scanguard.records import LIBRARY_KINDS
 MAX_ID = 2**63 - 1
 MAX_PATH = 4096
 MAX_NAME = 255
-NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
-"""The document's pattern for a path or name: some character that is not whitespace, and no NUL."""
+SOME_TEXT = r"[^ \t\n\r\f\v]"
+"""Some character that is not ASCII whitespace: the same class in Python and in JSON Schema (ECMA) regexes,
+whose whitespace classes differ (U+001C..U+001F are whitespace to Python only)."""
+NOT_BLANK = r"^[^\x00]*[^ \t\n\r\f\v\x00][^\x00]*$"
+"""The document's pattern for a path: some character that is not ASCII whitespace, and no NUL."""
+
+
+def is_blank(text: str) -> bool:
+    """Empty or only ASCII whitespace (the rule the document states for paths and names)."""
+    return re.search(SOME_TEXT, text) is None
 
 
 def check_id(name: str, value: object) -> int:
@@ -25,7 +34,7 @@ def check_id(name: str, value: object) -> int:
 
 def library_path(path: object, allowed_roots: Sequence[str]) -> Path:
     """The resolved folder a library may be made of: an existing directory, inside allowed_roots if set."""
-    if not isinstance(path, str | os.PathLike) or not str(path).strip():
+    if not isinstance(path, str | os.PathLike) or is_blank(str(path)):
         raise BadRequest("path must be a non-empty string", field="path")
     if "\x00" in str(path):
         raise BadRequest("path must not contain NUL", field="path")
@@ -52,7 +61,7 @@ def library_path(path: object, allowed_roots: Sequence[str]) -> Path:
 def library_name(name: object, resolved: Path) -> str:
     if name is None:
         return resolved.name or str(resolved)
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+    if not isinstance(name, str) or is_blank(name) or len(name) > MAX_NAME:
         raise BadRequest(f"name must be a non-empty string of at most {MAX_NAME} characters", field="name")
     return name
 

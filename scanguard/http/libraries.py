@@ -7,7 +7,7 @@ from aiohttp import web
 from scanguard.errors import BadRequest, NotFound
 from scanguard.http.params import json_object, paging, path_id
 from scanguard.http.state import runtime_of
-from scanguard.validation import MAX_PATH
+from scanguard.validation import MAX_PATH, is_blank
 
 routes = web.RouteTableDef()
 BASE = "/api/admin/libraries"
@@ -18,7 +18,7 @@ MAX_COMPONENT = 255
 def _checked_path(path: str) -> str:
     """Reject before the filesystem sees it what the document rules out (blank, NUL, over 4096 characters:
     400), and what no filesystem here can hold (over 4096 bytes, or a name over 255: no such directory, 404)."""
-    if not path.strip():
+    if is_blank(path):
         raise BadRequest("path must be a non-empty string", field="path")
     if "\x00" in path:
         raise BadRequest("path must not contain NUL", field="path")

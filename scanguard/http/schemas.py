@@ -6,7 +6,7 @@ from typing import Any
 
 from scanguard.records import LIBRARY_KINDS
 from scanguard.runtime import STATUSES
-from scanguard.validation import MAX_ID, MAX_NAME, MAX_PATH, NOT_BLANK
+from scanguard.validation import MAX_ID, MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
 
 
 def ref(name: str) -> dict[str, Any]:
@@ -142,7 +142,7 @@ SCHEMAS: dict[str, Any] = {
             }
         },
         {
-            "name": nullable({"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": r"\S"}),
+            "name": nullable({"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": SOME_TEXT}),
             "kind": {"type": "string", "enum": list(LIBRARY_KINDS), "default": "mixed"},
         },
     ),

@@ -195,7 +195,14 @@ def test_the_health_panel_shows_one_moment_live_scans_beside_live_job_counts(
     build_tree(tree, 400, 5)
     server = start_server(
         sqlite_url,
-        env={"SCANGUARD_SCAN_BATCH_SIZE": "2", "SCANGUARD_SAFEGUARDS_HEALTH_CHECK_INTERVAL": "3600"},
+        env={
+            "SCANGUARD_SCAN_BATCH_SIZE": "2",
+            "SCANGUARD_SAFEGUARDS_HEALTH_CHECK_INTERVAL": "3600",
+            # the held write lock stalls the writer's mailbox: no validator or cleanup pass may queue behind
+            # it, or the status answer (which reads their counters) would wait for them
+            "SCANGUARD_SAFEGUARDS_STATE_VALIDATION_INTERVAL": "0",
+            "SCANGUARD_SAFEGUARDS_CLEANUP_INTERVAL": "0",
+        },
     )
     api = api_for(server)
     library_id = api.post("/api/admin/libraries", json={"path": str(tree)}).json["library"]["id"]
