@@ -3,20 +3,28 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run scan test lint bench clean
+.PHONY: install install-runtime run scan test lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+# Two stamps: `run` and `scan` need only the service's own dependencies; `test`, `lint` and `bench` add the
+# development extras (pytest, ruff, mypy, schemathesis, selenium) on top.
+$(BIN)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	touch $@
+
+$(BIN)/.installed: $(BIN)/.runtime
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install-runtime: $(BIN)/.runtime
 
 install: $(BIN)/.installed
 
-run: install
+run: install-runtime
 	$(BIN)/scanguard serve $(ARGS)
 
-scan: install
+scan: install-runtime
 	$(BIN)/scanguard scan $(ARGS)
 
 test: install

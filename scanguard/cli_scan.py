@@ -57,6 +57,11 @@ def run_scan(
                 bar.refresh()
                 if not job.active or job.status == "paused":
                     break
+                if job.id in (waits := rt.store_waits()):
+                    # the store failed under the scan and cannot even record the pause: stop here; the
+                    # next run finds the job (orphaned by this process) and resumes it from its checkpoint
+                    print(f"paused (store_unavailable): {waits[job.id]}", file=sys.stderr)
+                    return EXIT_PAUSED
                 changed.wait(REFRESH_SECONDS)
                 changed.clear()
         finally:

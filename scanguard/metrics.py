@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+
+class _WithoutCreated(Collector):
+    """A registry's metrics without the `_created` sample that prometheus_client adds to every counter and
+    histogram (a timestamp series per label set, which the text format exposes as a gauge twin)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            created = family.name + "_created"
+            family.samples = [s for s in family.samples if s.name != created]
+            yield family
+
+
+def exposition(registries: Iterable[CollectorRegistry]) -> bytes:
+    """The Prometheus text format of these registries, in order, without `_created` series."""
+    return b"".join(generate_latest(_WithoutCreated(r)) for r in registries)
 
 
 class Metrics:
@@ -54,6 +77,11 @@ class Metrics:
         self.restarts = Counter("scanguard_supervisor_restarts", "Crashed scans restarted", registry=r)
         self.failures = Counter(
             "scanguard_jobs_failed", "Jobs failed after exhausting their restarts", registry=r
+        )
+        self.store_unavailable = Counter(
+            "scanguard_store_unavailable",
+            "Scans interrupted because the database could not be written or reached",
+            registry=r,
         )
         self.cleanup_removed = Counter(
             "scanguard_cleanup_removed", "Rows removed by cleanup", ["kind"], registry=r

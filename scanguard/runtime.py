@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pykka
@@ -39,6 +40,14 @@ from scanguard.validation import check_id, library_kind, library_name, library_p
 log = structlog.get_logger("scanguard.runtime")
 ACTIVE = ("pending", "running", "paused")
 STATUSES = ("pending", "running", "paused", "completed", "failed")
+
+
+def _age_seconds(at: object) -> float | None:
+    """Seconds since an ISO 8601 UTC stamp (the health snapshot's `at`); None when there is none."""
+    if not isinstance(at, str):
+        return None
+    taken = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    return round(max(0.0, (datetime.now(UTC) - taken).total_seconds()), 1)
 
 
 def _method(name: str) -> pykka.messages.ProxyCall:
@@ -450,11 +459,20 @@ class Runtime:
             health = self.check_health()
         counts: dict[str, int] = self._call(self.reads.job_counts(), "job_counts")
         libraries = counts.pop("libraries")
+        supervised: Supervised = self._ask(self._supervisor, LiveDetail(), "status")
         return {
             "instance": self.instance,
             "healthy": health.get("healthy"),
             "health": health,
+            "health_age_seconds": _age_seconds(health.get("at")),
             "jobs": counts,
+            # read now, like `jobs`: what runs here, beside what the database says runs (one moment)
+            "scans": {
+                "live": len(supervised.live),
+                "restarting": len(supervised.pending),
+                "store_waiting": sorted(supervised.store_waits),
+                "db_running": counts.get("running", 0),
+            },
             "libraries": libraries,
             "watchdog": {
                 "orphans_found": self._metric("scanguard_orphans_found_total"),
@@ -465,7 +483,7 @@ class Runtime:
             "supervisor": {
                 "restarts": self._metric("scanguard_supervisor_restarts_total"),
                 "jobs_failed": self._metric("scanguard_jobs_failed_total"),
-                "live_scans": len(self.live_scans()),
+                "live_scans": len(supervised.live),
             },
             "workers": self._workers_status(),
             "validator": self._ask(self._validator, _method("stats"), "status"),
@@ -493,6 +511,12 @@ class Runtime:
     def ping(self) -> float:
         """Round-trip the database through the store actor; seconds, or StoreUnavailable."""
         return self._call(self.store.ping(), "ping")  # type: ignore[no-any-return]
+
+    def store_waits(self) -> dict[int, str]:
+        """{job_id: error} of this process's scans whose store failed under them and that wait for it to
+        answer before their `store_unavailable` pause can be recorded."""
+        supervised: Supervised = self._ask(self._supervisor, LiveDetail(), "store_waits")
+        return dict(supervised.store_waits)
 
     def live_scans(self) -> dict[int, int]:
         """{job_id: fencing token} of this process's live scan actors."""

@@ -32,6 +32,7 @@ COUNTER_ALERTS = {
     "state_inconsistencies": "scanguard_state_mismatches_total",
     "emergency_cleanup": "scanguard_emergency_cleanups_total",
     "supervisor_gave_up": "scanguard_jobs_failed_total",
+    "store_unavailable": "scanguard_store_unavailable_total",
 }
 
 
@@ -115,7 +116,11 @@ class HealthChecker(PeriodicActor):
         sg = self.config.safeguards
         supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=sg.actor_ping_timeout)
         self.metrics.active_scans.set(len(supervised.live))
-        out: dict[str, Any] = {"live": len(supervised.live), "restarting": len(supervised.pending)}
+        out: dict[str, Any] = {
+            "live": len(supervised.live),
+            "restarting": len(supervised.pending),
+            "store_waiting": sorted(supervised.store_waits),
+        }
         if not db_ok:
             return out
         now = datetime.now(UTC)
@@ -152,6 +157,8 @@ class HealthChecker(PeriodicActor):
         alerts: list[dict[str, Any]] = []
         if not db["reachable"]:
             alerts.append({"alert": "database_unreachable", "error": db["error"]})
+        if scans.get("store_waiting"):
+            alerts.append({"alert": "store_unavailable", "job_ids": scans["store_waiting"]})
         if scans.get("stuck_jobs"):
             alerts.append({"alert": "stalled_jobs", "job_ids": scans["stuck_jobs"]})
         if scans.get("mismatched"):

@@ -14,7 +14,7 @@ import pykka
 import structlog
 
 from scanguard.config import Config
-from scanguard.errors import Fenced, IllegalTransition
+from scanguard.errors import Fenced, IllegalTransition, ScanguardError
 from scanguard.metrics import Metrics
 from scanguard.processing.context import FileContext, FileOutcome, Processor
 from scanguard.processing.inline import InlineRunner
@@ -59,11 +59,12 @@ class ScanEnded:
 
 @dataclass(frozen=True, slots=True)
 class ScanCrashed:
-    """A scan actor died of an unexpected error."""
+    """A scan actor died of an error; `code` is its ScanguardError code (store_unavailable is not a crash)."""
 
     job_id: int
     token: int
     error: str
+    code: str = ScanguardError.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +170,8 @@ class ScanActor(pykka.ThreadingActor):
 
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._release_work()
-        self._end(ScanCrashed(self.job_id, self.spec.token, f"{type(exc).__name__}: {exc}"))
+        code = exc.code if isinstance(exc, ScanguardError) else ScanguardError.code
+        self._end(ScanCrashed(self.job_id, self.spec.token, f"{type(exc).__name__}: {exc}", code))
 
     def on_stop(self) -> None:
         self._release_work()
@@ -217,9 +219,8 @@ class ScanActor(pykka.ThreadingActor):
             self._pause_root(f"{root} is missing or not a directory")
             return
         if self.total is None and self.checkpoint is None:
-            self.total = self.spec.library.media_files or count_media(
-                root, self.rule, follow_symlinks=self.config.scan.follow_symlinks
-            )
+            # a new job with no completed predecessor (create_job sets that count): count now
+            self.total = count_media(root, self.rule, follow_symlinks=self.config.scan.follow_symlinks)
         if self.work.processor is not None:
             self._inline = InlineRunner(self.work.processor, self.config.scan.file_timeout, self._abandoned)
         self._walk = iter(

@@ -18,7 +18,7 @@ from scanguard.actors.events import Publish
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
-from scanguard.store import batches, catalog, jobs, maintenance
+from scanguard.store import batches, catalog, faults, jobs, maintenance
 from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.engine import create_engine, run_migrations, schema_at_head
 from scanguard.store.tx import Tx
@@ -106,25 +106,23 @@ class StoreActor(pykka.ThreadingActor):
                 time.sleep(delay)
 
     def _translate(self, op: str, step: str, exc: Exception) -> ScanguardError:
-        """Driver errors become scanguard errors here, and only here, naming the step that failed."""
+        """Driver errors become scanguard errors here, and only here, naming the step that failed.
+
+        A store that cannot serve (full disk, I/O error, lost connection: see store/faults.py) is
+        StoreUnavailable, carrying the driver's own words; anything else is a failure of the operation.
+        """
         rolled_back = step != "after_commit"
         log.error("store.operation_failed", operation=op, step=step, error=f"{type(exc).__name__}: {exc}")
-        if isinstance(exc, sa_exc.DBAPIError) and (
-            exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError)
-        ):
-            if _busy(exc):
-                return StoreUnavailable(
-                    f"{op}: the database stayed busy at step '{step}'", operation=op, step=step
-                )
+        if isinstance(exc, sa_exc.DBAPIError) and _busy(exc):
             return StoreUnavailable(
-                f"{op}: the database is unavailable at step '{step}': {exc.orig}",
+                f"{op}: the database stayed busy at step '{step}'", operation=op, step=step
+            )
+        if faults.store_unavailable(exc):
+            return StoreUnavailable(
+                f"{op}: the database is unavailable at step '{step}': {faults.driver_words(exc)}",
                 operation=op,
                 step=step,
                 rolled_back=rolled_back,
-            )
-        if isinstance(exc, OSError | ConnectionError | asyncio.TimeoutError):
-            return StoreUnavailable(
-                f"{op}: the database is unreachable at step '{step}': {exc}", operation=op, step=step
             )
         return OperationFailed(op, step, exc, rolled_back=rolled_back)
 

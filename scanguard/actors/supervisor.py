@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import random
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 import structlog
 
 from scanguard.actors.scan import FileWork, ScanActor, ScanCrashed, ScanEnded, ScanSpec
+from scanguard.backoff import backoff_delay
 from scanguard.config import Config
-from scanguard.errors import IllegalTransition, NotFound, ScanguardError
+from scanguard.errors import Fenced, IllegalTransition, NotFound, ScanguardError, StoreUnavailable
 from scanguard.metrics import Metrics
 from scanguard.records import Job, Library
 from scanguard.scanning import FileSystem
 
 log = structlog.get_logger("scanguard.supervisor")
+
+STORE_UNAVAILABLE = StoreUnavailable.code
+"""The pause reason of a job whose store failed under it (the StoreUnavailable error's code)."""
+STORE_RETRY_CAP = 30.0
+"""The longest wait, in seconds, between two attempts to record such a pause (or 64 retry intervals)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +51,12 @@ class LiveDetail:
 
 @dataclass(frozen=True, slots=True)
 class Supervised:
-    """The live scans {job_id: (token, library_id)} and the jobs waiting for a restart."""
+    """The live scans {job_id: (token, library_id)}, the jobs waiting for a restart, and among those the
+    jobs whose store failed under them and could not yet record their pause {job_id: the store's error}."""
 
     live: dict[int, tuple[int, int]]
     pending: frozenset[int]
+    store_waits: dict[int, str] = field(default_factory=dict)
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self.live or job_id in self.pending
@@ -66,6 +73,13 @@ class _Relaunch:
     job_id: int
     error: str
     delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class _RetryStorePause:
+    job_id: int
+    error: str
+    attempt: int
 
 
 @dataclass(slots=True)
@@ -99,6 +113,7 @@ class Supervisor(pykka.ThreadingActor):
         self._children: dict[int, _Child] = {}
         self._crashes: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._timers: dict[int, threading.Timer] = {}
+        self._store_waits: dict[int, str] = {}
         self._all_timers: weakref.WeakSet[threading.Timer] = weakref.WeakSet()
 
     def on_stop(self) -> None:
@@ -126,6 +141,7 @@ class Supervisor(pykka.ThreadingActor):
                 return Supervised(
                     {job_id: (c.token, c.library_id) for job_id, c in self._children.items()},
                     frozenset(self._timers),
+                    {job_id: error for job_id, error in self._store_waits.items() if job_id in self._timers},
                 )
             case _CheckStopped(job_id, ref):
                 self._check_stopped(job_id, ref)
@@ -133,9 +149,11 @@ class Supervisor(pykka.ThreadingActor):
                 self._forget(job_id, token)
                 if outcome == "completed":
                     self._crashes.pop(job_id, None)
-            case ScanCrashed(job_id, token, error):
-                if self._forget(job_id, token):
-                    self._crashed(job_id, error)
+            case ScanCrashed() as crash:
+                self._on_crash(crash)
+            case _RetryStorePause(job_id, error, attempt):
+                self._timers.pop(job_id, None)
+                self._pause_for_store(job_id, error, attempt)
             case _Relaunch(job_id, error, delay):
                 self._timers.pop(job_id, None)
                 self._relaunch(job_id, error, delay)
@@ -168,6 +186,7 @@ class Supervisor(pykka.ThreadingActor):
         )
 
     def _stop_child(self, job_id: int) -> bool:
+        self._store_waits.pop(job_id, None)
         timer = self._timers.pop(job_id, None)
         if timer is not None:
             timer.cancel()
@@ -208,6 +227,15 @@ class Supervisor(pykka.ThreadingActor):
         del self._children[job_id]
         return True
 
+    def _on_crash(self, crash: ScanCrashed) -> None:
+        """A live scan died: its store failing under it pauses the job; anything else is a crash."""
+        if not self._forget(crash.job_id, crash.token):
+            return
+        if crash.code == StoreUnavailable.code:
+            self._store_lost(crash.job_id, crash.error)
+        else:
+            self._crashed(crash.job_id, crash.error)
+
     def _crashed(self, job_id: int, error: str) -> None:
         sg = self.config.safeguards
         now = time.monotonic()
@@ -219,9 +247,42 @@ class Supervisor(pykka.ThreadingActor):
         if attempt > sg.max_retries:
             self._give_up(job_id, error, attempt - 1)
             return
-        delay = sg.retry_interval * 2 ** (attempt - 1) * random.uniform(0.8, 1.2)
+        delay = backoff_delay(sg.retry_interval, attempt - 1)
         log.warning("supervisor.crash", job_id=job_id, error=error, attempt=attempt, delay=round(delay, 3))
         self._timers[job_id] = self._tell_later(delay, _Relaunch(job_id, error, delay))
+
+    def _store_lost(self, job_id: int, error: str) -> None:
+        """The store failed under a scan (full disk, lost connection): not a crash of the scan, so no
+        restart is spent on it; the job is paused `store_unavailable` with its checkpoint, and resumed
+        when the store answers again (the watchdog, with auto_resume_orphans; else scan or resume)."""
+        self._crashes.pop(job_id, None)
+        self.metrics.store_unavailable.inc()
+        log.warning("supervisor.store_unavailable", job_id=job_id, error=error)
+        self._pause_for_store(job_id, error, 0)
+
+    def _pause_for_store(self, job_id: int, error: str, attempt: int) -> None:
+        """Write the pause; while the store cannot take even that, keep the job here (pending, so the
+        watchdog and validator leave it alone) and try again with backoff."""
+        self._store_waits.pop(job_id, None)
+        try:
+            self.store.pause_job(job_id, STORE_UNAVAILABLE, error=error).get()
+        except (IllegalTransition, NotFound, Fenced):
+            return  # paused, deleted or finished meanwhile: nothing left to pause
+        except ScanguardError as exc:
+            sg = self.config.safeguards
+            cap = max(sg.retry_interval, min(STORE_RETRY_CAP, sg.retry_interval * 64))
+            delay = backoff_delay(sg.retry_interval, attempt, cap)
+            log.warning(
+                "supervisor.store_pause_deferred",
+                job_id=job_id,
+                error=str(exc),
+                attempt=attempt + 1,
+                delay=round(delay, 3),
+            )
+            self._timers[job_id] = self._tell_later(delay, _RetryStorePause(job_id, error, attempt + 1))
+            self._store_waits[job_id] = error
+            return
+        log.warning("supervisor.paused_store_unavailable", job_id=job_id, error=error)
 
     def _tell_later(self, delay: float, message: Any) -> threading.Timer:
         """Tell this supervisor `message` after `delay`; every such timer is cancelled when it stops."""

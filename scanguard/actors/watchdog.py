@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -9,11 +10,13 @@ from typing import Any
 import pykka
 import structlog
 
-from scanguard.actors.library import AdoptOrphan, Fix, PauseScan
-from scanguard.actors.supervisor import LiveDetail, Supervised
+from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, ResumeScan
+from scanguard.actors.supervisor import STORE_UNAVAILABLE, LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
+from scanguard.backoff import backoff_delay
 from scanguard.errors import Conflict, NotFound, ScanguardError
 from scanguard.ownership import nobody_runs, quiet_seconds
+from scanguard.records import Job
 
 log = structlog.get_logger("scanguard.watchdog")
 
@@ -34,16 +37,37 @@ class SweepReport:
     resumed: tuple[int, ...] = ()
 
 
+STORE_RETRY_TICKS = 16
+"""At most this many watchdog intervals between two resumes of a job its store keeps failing."""
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreRetry:
+    """The last resume of a job paused store_unavailable: how many in a row, from where, next when."""
+
+    attempts: int
+    checkpoint: str | None
+    not_before: float
+
+
 class Watchdog(PeriodicActor):
-    """Owns stall and orphan detection: pauses stalled scans, hands orphaned ones to their library."""
+    """Owns stall and orphan detection: pauses stalled scans, hands orphaned ones to their library,
+    and (with auto_resume_orphans) resumes scans paused because their store failed, with backoff."""
 
     def __init__(self, parts: Collaborators) -> None:
         super().__init__(parts, parts.config.safeguards.watchdog_interval, "watchdog")
+        self._store_retries: dict[int, _StoreRetry] = {}
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case Tick():
-                return self._sweep("tick")
+                # a tick has no caller to tell: a failed sweep (the store unreachable, say) is logged and the
+                # next tick tries again; raising here would stop this actor for good
+                try:
+                    return self._sweep("tick")
+                except (ScanguardError, pykka.Timeout) as exc:
+                    log.warning("watchdog.sweep_failed", error=str(exc))
+                    return None
             case Sweep(reason):
                 return self._sweep(reason)
         return super().on_receive(message)
@@ -73,7 +97,9 @@ class Watchdog(PeriodicActor):
                 orphaned.append(job.id)
                 if fix.action == "resumed":
                     resumed.append(job.id)
-        if stalled or orphaned:
+        if sg.auto_resume_orphans:
+            resumed.extend(self._resume_store_paused())
+        if stalled or orphaned or resumed:
             log.info("watchdog.swept", reason=reason, stalled=stalled, orphaned=orphaned, resumed=resumed)
         return SweepReport(tuple(stalled), tuple(orphaned), tuple(resumed))
 
@@ -115,3 +141,43 @@ class Watchdog(PeriodicActor):
         if fix.action != "left":
             self.metrics.orphans_fixed.inc()
         return fix
+
+    def _resume_store_paused(self) -> list[int]:
+        """Resume jobs paused `store_unavailable`: the store answers again if their scan gets on.
+
+        A full disk looks writable to a small transaction, so the only true probe is the scan itself;
+        while it keeps failing, resumes back off (1, 2, 4 … up to STORE_RETRY_TICKS intervals), and the
+        backoff starts over once the job's checkpoint has moved (its batches commit again).
+        """
+        try:
+            active: tuple[Job, ...] = self.store.active_jobs().get()
+        except ScanguardError as exc:
+            log.warning("watchdog.store_resume_failed", error=str(exc))
+            return []
+        self._store_retries = {j.id: r for j in active if (r := self._store_retries.get(j.id)) is not None}
+        interval = self.config.safeguards.watchdog_interval
+        now = time.monotonic()
+        resumed: list[int] = []
+        for job in active:
+            if job.status != "paused" or job.pause_reason != STORE_UNAVAILABLE:
+                continue
+            last = self._store_retries.get(job.id)
+            if last is not None and last.checkpoint != job.checkpoint:
+                last = None  # it made progress since: a new outage
+            if last is not None and now < last.not_before:
+                continue
+            attempts = 0 if last is None else last.attempts
+            delay = backoff_delay(interval, attempts, interval * STORE_RETRY_TICKS)
+            self._store_retries[job.id] = _StoreRetry(attempts + 1, job.checkpoint, now + delay)
+            try:
+                self.library(job.library_id).ask(
+                    ResumeScan(job.id), timeout=self.config.safeguards.operation_timeout
+                )
+            except (Conflict, NotFound):
+                continue  # resumed, deleted or its root is gone: not the store's business
+            except (ScanguardError, pykka.Timeout) as exc:
+                log.warning("watchdog.store_resume_failed", job_id=job.id, error=str(exc))
+                continue
+            log.info("watchdog.store_resumed", job_id=job.id, attempt=attempts + 1, checkpoint=job.checkpoint)
+            resumed.append(job.id)
+        return resumed

@@ -11,7 +11,15 @@ from aiohttp import web
 from scanguard.config import Config
 from scanguard.errors import ConfigError
 from scanguard.http import events, libraries, probes, scanner
-from scanguard.http.middlewares import Guard, auth_middleware, error_middleware, metrics_middleware
+from scanguard.http.middlewares import (
+    Guard,
+    auth_middleware,
+    documented_queries,
+    error_middleware,
+    metrics_middleware,
+    query_middleware,
+)
+from scanguard.http.openapi import openapi_document
 from scanguard.http.progress import ProgressFeed
 from scanguard.http.state import RUNTIME, RuntimeSlot
 from scanguard.runtime import Runtime
@@ -58,7 +66,12 @@ def create_app(target: Runtime | Config, *, sse_heartbeat: float = 15.0) -> web.
     guard = Guard(cfg.admin_token.encode("utf-8", "surrogateescape"), cfg.max_body_bytes)
     app = web.Application(
         client_max_size=cfg.max_body_bytes,
-        middlewares=[metrics_middleware(slot.metrics), error_middleware, auth_middleware(guard)],
+        middlewares=[
+            metrics_middleware(slot.metrics),
+            error_middleware,
+            auth_middleware(guard),
+            query_middleware(documented_queries(openapi_document())),
+        ],
     )
     app[RUNTIME] = slot
     app.cleanup_ctx.append(_runtime_ctx)

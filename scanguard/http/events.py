@@ -33,7 +33,7 @@ def _filters(request: web.Request) -> dict[str, Any]:
     return {
         "job_id": query_id(request, "job_id"),
         "library_id": query_id(request, "library_id"),
-        "kind": query_str(request, "kind", max_length=64),
+        "kind": query_str(request, "kind"),
     }
 
 

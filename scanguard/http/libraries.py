@@ -4,30 +4,32 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scanguard.errors import BadRequest
+from scanguard.errors import BadRequest, NotFound
 from scanguard.http.params import json_object, paging, path_id, query_bool
 from scanguard.http.state import runtime_of
+from scanguard.validation import MAX_PATH, is_blank
 
 routes = web.RouteTableDef()
 BASE = "/api/admin/libraries"
-MAX_PATH = 4096
+MAX_PATH_BYTES = 4096
 MAX_COMPONENT = 255
 
 
 def _checked_path(path: str) -> str:
-    """Reject what the filesystem would choke on before it gets there: empty, NUL, over-long paths."""
-    if not path.strip():
+    """Reject before the filesystem sees it what the document rules out (blank, NUL, over 4096 characters:
+    400), and what no filesystem here can hold (over 4096 bytes, or a name over 255: no such directory, 404)."""
+    if is_blank(path):
         raise BadRequest("path must be a non-empty string", field="path")
     if "\x00" in path:
         raise BadRequest("path must not contain NUL", field="path")
+    if len(path) > MAX_PATH:
+        raise BadRequest(f"path must be at most {MAX_PATH} characters", field="path")
     try:
         encoded = path.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise BadRequest("path must be valid Unicode (no lone surrogates)", field="path") from exc
-    if len(encoded) > MAX_PATH or any(len(part) > MAX_COMPONENT for part in encoded.split(b"/")):
-        raise BadRequest(
-            f"path is too long (at most {MAX_PATH} bytes, {MAX_COMPONENT} per component)", field="path"
-        )
+    if len(encoded) > MAX_PATH_BYTES or any(len(part) > MAX_COMPONENT for part in encoded.split(b"/")):
+        raise NotFound("directory", path[:200])
     return path
 
 

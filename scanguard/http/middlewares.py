@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from scanguard.errors import ScanguardError, Unauthorized
+from scanguard.errors import BadRequest, ScanguardError, Unauthorized
 
 log = structlog.get_logger("scanguard.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -157,6 +157,34 @@ def auth_middleware(guard: Guard) -> Any:
         length = request.content_length
         if length is not None and length > guard.max_body_bytes:
             raise web.HTTPRequestEntityTooLarge(max_size=guard.max_body_bytes, actual_size=length)
+        return await handler(request)
+
+    return middleware
+
+
+def documented_queries(document: dict[str, Any]) -> dict[tuple[str, str], frozenset[str]]:
+    """{(METHOD, path template): the query parameters the OpenAPI document declares for it}."""
+    return {
+        (method.upper(), path): frozenset(p["name"] for p in op.get("parameters", ()) if p["in"] == "query")
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+    }
+
+
+def query_middleware(allowed: dict[tuple[str, str], frozenset[str]]) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """On /api/admin, a query parameter the document does not declare for the route is a 400, not
+        silently ignored (a client's typo would otherwise read as "no filter")."""
+        resource = request.match_info.route.resource if _is_admin(request) else None
+        method = "GET" if request.method == "HEAD" else request.method
+        known = allowed.get((method, resource.canonical)) if resource is not None else None
+        if known is not None and request.query:
+            unknown = sorted(set(request.query) - known)
+            if unknown:
+                raise BadRequest(
+                    f"unknown query parameter(s): {', '.join(unknown)[:200]}", parameters=unknown[:20]
+                )
         return await handler(request)
 
     return middleware

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from scanguard.http.params import EVENT_KIND
 from scanguard.http.schemas import ID, SCHEMAS, STR, obj, ref
 from scanguard.runtime import STATUSES
 from scanguard.validation import MAX_ID
@@ -13,10 +14,10 @@ JSON = "application/json"
 
 
 DESCRIPTIONS = {
-    400: "Malformed request: bad id, parameter or body",
+    400: "Malformed request: bad id, parameter or body, or a query parameter the operation does not declare",
     401: "Missing or invalid bearer token",
     403: "Disabled by configuration, or the path is outside allowed_roots",
-    404: "Unknown id",
+    404: "Unknown id (or, adding a library, no directory at that path)",
     405: "Method not allowed",
     409: "Illegal transition, or the library is busy (details name the job in the way)",
     413: "Body too large",
@@ -31,6 +32,36 @@ def _error(status: int) -> dict[str, Any]:
 
 def _ok(schema: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": ref(schema)}}}
+
+
+def _links(**targets: tuple[str, str, str]) -> dict[str, Any]:
+    """OpenAPI links: name=(operationId, its path parameter, where the value is in this response body)."""
+    return {
+        name: {"operationId": op_id, "parameters": {param: f"$response.body#{pointer}"}}
+        for name, (op_id, param, pointer) in targets.items()
+    }
+
+
+def _linked(ok: dict[str, Any], links: dict[str, Any]) -> dict[str, Any]:
+    return {**ok, "links": links}
+
+
+# what a client does next with an object it got back: stateful testing chains these (add a library, start
+# its scan, pause, resume, delete, and see the deleted job answer 404)
+JOB = "/job/id"
+ON_JOB = _links(
+    GetJob=("getJob", "job_id", JOB),
+    PauseJob=("safePause", "job_id", JOB),
+    ResumeJob=("safeResume", "job_id", JOB),
+    DeleteJob=("safeDeleteJob", "job_id", JOB),
+)
+LIB = "/library/id"
+ON_LIBRARY = _links(
+    GetLibrary=("getLibrary", "library_id", LIB),
+    StartScan=("safeStart", "library_id", LIB),
+    ListFiles=("listFiles", "library_id", LIB),
+    RemoveLibrary=("removeLibrary", "library_id", LIB),
+)
 
 
 def _path_id(name: str) -> dict[str, Any]:
@@ -54,7 +85,9 @@ EVENT_FILTERS = [
     _query("job_id", ID, "only this job's events"),
     _query("library_id", ID, "only this library's events"),
     _query(
-        "kind", {"type": "string", "minLength": 1, "maxLength": 64}, "a kind, or a family ending with '.'"
+        "kind",
+        {"type": "string", "minLength": 1, "maxLength": 64, "pattern": f"^{EVENT_KIND}$"},
+        "a kind, or a family ending with '.'",
     ),
 ]
 
@@ -72,7 +105,7 @@ def _op(
 ) -> dict[str, Any]:
     statuses = set(errors) | ({400, 503} if params or body else {503})
     if not public:
-        statuses |= {401, 413}
+        statuses |= {400, 401, 413}  # 400 also for a query parameter the operation does not declare
     op: dict[str, Any] = {
         "operationId": op_id,
         "summary": summary,
@@ -97,7 +130,7 @@ def _scanner_paths() -> dict[str, Any]:
             "post": _op(
                 "safeStart",
                 "Start a scan of a library (safeguarded)",
-                (201, _ok("JobEnvelope", "The new job")),
+                (201, _linked(_ok("JobEnvelope", "The new job"), ON_JOB)),
                 (404, 409),
                 params=[_path_id(*lib), RETRY_FAILED],
             )
@@ -106,7 +139,7 @@ def _scanner_paths() -> dict[str, Any]:
             "post": _op(
                 "safePause",
                 "Pause a running job",
-                (200, _ok("JobEnvelope", "The paused job")),
+                (200, _linked(_ok("JobEnvelope", "The paused job"), ON_JOB)),
                 (404, 409),
                 params=[_path_id(*job)],
             )
@@ -115,7 +148,7 @@ def _scanner_paths() -> dict[str, Any]:
             "post": _op(
                 "safeResume",
                 "Resume a paused job from its checkpoint",
-                (200, _ok("JobEnvelope", "The resumed job")),
+                (200, _linked(_ok("JobEnvelope", "The resumed job"), ON_JOB)),
                 (404, 409),
                 params=[_path_id(*job)],
             )
@@ -124,7 +157,13 @@ def _scanner_paths() -> dict[str, Any]:
             "delete": _op(
                 "safeDeleteJob",
                 "Hard-delete a job and the media files it discovered",
-                (200, _ok("DeletedJob", "What was removed")),
+                (
+                    200,
+                    _linked(
+                        _ok("DeletedJob", "What was removed"),
+                        _links(GetDeletedJob=("getJob", "job_id", "/deleted_job_id")),
+                    ),
+                ),
                 (404, 409),
                 params=[_path_id(*job)],
             )
@@ -224,8 +263,8 @@ def _library_paths() -> dict[str, Any]:
             "post": _op(
                 "addLibrary",
                 "Register an existing directory as a library",
-                (201, _ok("LibraryEnvelope", "The library")),
-                (403, 409, 415),
+                (201, _linked(_ok("LibraryEnvelope", "The library"), ON_LIBRARY)),
+                (403, 404, 409, 415),
                 body=new,
                 tags=("libraries",),
             ),
@@ -249,7 +288,13 @@ def _library_paths() -> dict[str, Any]:
             "delete": _op(
                 "removeLibrary",
                 "Stop its scan; remove the library, its jobs and files in one transaction",
-                (200, _ok("RemovedLibrary", "What was removed")),
+                (
+                    200,
+                    _linked(
+                        _ok("RemovedLibrary", "What was removed"),
+                        _links(GetRemovedLibrary=("getLibrary", "library_id", "/deleted_library_id")),
+                    ),
+                ),
                 (404, 409),
                 params=[_path_id("library_id")],
                 tags=("libraries",),
@@ -331,6 +376,15 @@ def _public_paths() -> dict[str, Any]:
             op["responses"].pop("503")
         return op
 
+    def page(op_id: str, description: str, media_type: str) -> dict[str, Any]:
+        """A public page or asset of the dashboard, served under its Content-Security-Policy."""
+        return {
+            "get": {
+                **plain(op_id, description, STR),
+                "responses": {"200": {"description": description, "content": {media_type: {"schema": STR}}}},
+            }
+        }
+
     return {
         "/healthz": {"get": plain("healthz", "The process is up", obj({"status": STR}))},
         "/readyz": {
@@ -355,14 +409,9 @@ def _public_paths() -> dict[str, Any]:
         "/api/openapi.json": {
             "get": plain("openapi", "This document", {"type": "object", "additionalProperties": True})
         },
-        "/": {
-            "get": {
-                **plain("dashboard", "The dashboard", STR),
-                "responses": {
-                    "200": {"description": "The dashboard page", "content": {"text/html": {"schema": STR}}}
-                },
-            }
-        },
+        "/": page("dashboard", "The dashboard page", "text/html"),
+        "/dashboard.js": page("dashboard_script", "The dashboard's script", "text/javascript"),
+        "/dashboard.css": page("dashboard_style", "The dashboard's style sheet", "text/css"),
     }
 
 

@@ -20,6 +20,8 @@ MAX_OFFSET = 2**31 - 1
 MAX_LIMIT = 1000
 _POSITIVE = re.compile(r"[1-9][0-9]{0,18}")
 _NATURAL = re.compile(r"0|[1-9][0-9]{0,18}")
+EVENT_KIND = r"[A-Za-z0-9_.\-]{1,64}"
+"""An event kind, or a family ending with '.' (job.paused, alert., file.quarantined): the document's pattern."""
 
 
 class UnsupportedMediaType(BadRequest):
@@ -66,16 +68,16 @@ def query_id(request: web.Request, name: str) -> int | None:
 
 
 def query_str(
-    request: web.Request, name: str, *, choices: Collection[str] | None = None, max_length: int = 64
+    request: web.Request, name: str, *, choices: Collection[str] | None = None, pattern: str = EVENT_KIND
 ) -> str | None:
-    """An optional string query parameter: one of `choices` when given, printable and short otherwise."""
+    """An optional string query parameter: one of `choices` when given, else matching `pattern` whole."""
     raw = _single(request, name)
     if raw is None:
         return None
     if choices is not None and raw not in choices:
         raise BadRequest(f"{name} must be one of {', '.join(choices)}, got {raw[:40]!r}", field=name)
-    if not raw or len(raw) > max_length or not raw.isprintable():
-        raise BadRequest(f"{name} must be 1..{max_length} printable characters", field=name)
+    if choices is None and not re.fullmatch(pattern, raw):
+        raise BadRequest(f"{name} must match {pattern}, got {raw[:40]!r}", field=name)
     return raw
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from scanguard.records import LIBRARY_KINDS
 from scanguard.runtime import STATUSES
-from scanguard.validation import MAX_ID
+from scanguard.validation import MAX_ID, MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
 
 
 def ref(name: str) -> dict[str, Any]:
@@ -133,9 +133,18 @@ SCHEMAS: dict[str, Any] = {
     ),
     "EventList": obj({"events": {"type": "array", "items": ref("Event")}}),
     "NewLibrary": obj(
-        {"path": {"type": "string", "minLength": 1, "maxLength": 4096}},
         {
-            "name": nullable({"type": "string", "minLength": 1, "maxLength": 255}),
+            "path": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_PATH,
+                "pattern": NOT_BLANK,
+                "description": "An existing directory on the server (404 when there is none there), "
+                "inside allowed_roots when that is set (403 otherwise).",
+            }
+        },
+        {
+            "name": nullable({"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": SOME_TEXT}),
             "kind": {"type": "string", "enum": list(LIBRARY_KINDS), "default": "mixed"},
         },
     ),

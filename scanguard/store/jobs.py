@@ -36,6 +36,7 @@ async def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job
         scan_jobs.insert().values(
             library_id=library_id,
             status="running",
+            total_estimate=await last_completed_count(tx, library_id),
             fencing_token=token,
             owner=tx.instance,
             created_at=tx.now,
@@ -53,6 +54,20 @@ async def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job
     job = await load_job(tx.conn, int(job_id))
     assert job is not None
     return job
+
+
+async def last_completed_count(tx: Tx, library_id: int) -> int | None:
+    """The files the library's latest completed scan found: the only count that may stand in for the
+    counting pass (a failed, paused or deleted job stopped part-way, so its count is not the library's)."""
+    found: int | None = (
+        await tx.conn.execute(
+            sa.select(scan_jobs.c.files_found)
+            .where(scan_jobs.c.library_id == library_id, scan_jobs.c.status == "completed")
+            .order_by(scan_jobs.c.finished_at.desc(), scan_jobs.c.id.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return found
 
 
 def _replace(job: Job, values: dict[str, Any]) -> Job:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import stat
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -196,3 +198,31 @@ def test_serve_generates_a_token_once_keeps_it_private_and_reuses_it_after_a_res
     assert f"using the admin token kept in {kept}" in second.log()
     assert api_for(second, token).get("/api/admin/libraries").status == 200
     assert second.terminate() == 0
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+def test_metrics_carry_no_created_series_and_pass_promtool(
+    runtime: scanguard.Runtime,
+    serve_app: Callable[[web.Application], InProcessServer],
+    api_for: Callable[..., Api],
+    tmp_path: Path,
+) -> None:
+    """Issue 11, item 6: no `_created` twin per counter and histogram; `promtool check metrics` is clean
+    (Debian's prometheus package; the promtool part is skipped where it is not installed)."""
+    library = runtime.add_library(tmp_path)
+    runtime.wait_for_job(runtime.start_scan(library.id).id, timeout=30)
+    api = api_for(serve_app(create_app(runtime)).url)
+    api.get("/api/admin/scanner/current-jobs")
+    text = api.get("/metrics", token=None).text
+    assert "scanguard_operations_total{" in text
+    assert "scanguard_http_requests_total{" in text
+    assert "_created" not in text
+    if PROMTOOL is None:
+        pytest.skip("promtool not installed (Debian: apt-get install prometheus): the _created part passed")
+    checked = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False, timeout=30
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert not (checked.stdout + checked.stderr).strip(), checked.stdout + checked.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,117 @@ def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_delete
     browser.save_screenshot(str(OUTPUT / "dashboard.png"))
     assert (OUTPUT / "dashboard.png").stat().st_size > 10_000
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _login(page: Page, browser: Any, server: ServerProcess) -> None:
+    browser.get(server.url + "/")
+    page.find("#token-input").send_keys(TOKEN)
+    page.click("#login-btn")
+    page.wait(lambda: page.find("#app").is_displayed(), "the dashboard after login")
+
+
+def test_the_health_panel_shows_one_moment_live_scans_beside_live_job_counts(
+    tmp_path: Path,
+    sqlite_url: str,
+    browser: Any,
+    start_server: Callable[..., ServerProcess],
+    api_for: Callable[..., Api],
+) -> None:
+    """Issue 11, item 3: while a scan runs, 'live scans' agrees with 'running' (both read now); the health
+    snapshot, taken long before (its interval is an hour here), is shown with its age."""
+    tree = tmp_path / "Music"
+    build_tree(tree, 400, 5)
+    server = start_server(
+        sqlite_url,
+        env={
+            "SCANGUARD_SCAN_BATCH_SIZE": "2",
+            "SCANGUARD_SAFEGUARDS_HEALTH_CHECK_INTERVAL": "3600",
+            # the held write lock stalls the writer's mailbox: no validator or cleanup pass may queue behind
+            # it, or the status answer (which reads their counters) would wait for them
+            "SCANGUARD_SAFEGUARDS_STATE_VALIDATION_INTERVAL": "0",
+            "SCANGUARD_SAFEGUARDS_CLEANUP_INTERVAL": "0",
+        },
+    )
+    api = api_for(server)
+    library_id = api.post("/api/admin/libraries", json={"path": str(tree)}).json["library"]["id"]
+    page = Page(browser)
+    _login(page, browser, server)
+    page.wait(lambda: page.find("#health-live").text == "0 (db running: 0)", "the idle health panel")
+
+    # hold the database's write lock: the scan stays running (its next batch waits), deterministically
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), timeout=30, isolation_level=None)
+    try:
+        job_id = api.post(f"/api/admin/scanner/safe/start/{library_id}").json["job"]["id"]
+        holder.execute("BEGIN IMMEDIATE")
+        assert api.get(f"/api/admin/scanner/jobs/{job_id}").json["job"]["status"] == "running"
+        page.wait(lambda: "running 1" in page.find("#health-jobs").text, "the running job in the panel")
+        assert page.find("#health-live").text == "1 (db running: 1)"
+        age = page.find("#health-age").text
+        assert age == "just now" or age.endswith(" ago"), age
+        browser.save_screenshot(str(OUTPUT.joinpath("dashboard-health.png")))
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+    assert api.wait_job(job_id, ("completed",))["files_processed"] == 400
+
+
+INJECTED = "<img src=x onerror=\"window.__pwned='img'\"><script>window.__pwned='script'</script>"
+
+
+def test_the_dashboard_runs_under_a_strict_csp_that_stops_injected_inline_script_and_framing(
+    tmp_path: Path,
+    sqlite_url: str,
+    browser: Any,
+    start_server: Callable[..., ServerProcess],
+    api_for: Callable[..., Api],
+) -> None:
+    """Issue 11, item 5: the script is a file under `script-src 'self'`; markup injected through a library
+    name — even if a rendering bug put it in as HTML — runs no inline script; no page may frame it."""
+    server = start_server(sqlite_url)
+    api = api_for(server)
+    page_reply = api.get("/", token=None)
+    csp = page_reply.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "<script>" not in page_reply.text, "no inline script in the page"
+    assert api.get("/dashboard.js", token=None).headers["Content-Type"].startswith("text/javascript")
+    (tmp_path / "Music").mkdir()
+
+    page = Page(browser)
+    _login(page, browser, server)
+    page.wait(lambda: page.find("#conn").text == "live", "the script to run and the event stream to connect")
+    page.find("#lib-path").send_keys(str(tmp_path / "Music"))
+    page.find("#lib-name").send_keys(INJECTED)
+    page.click("#add-lib-btn")
+    cell = "#libraries tr[data-library-id] td:nth-child(2)"
+    page.wait(lambda: page.find(cell).text == INJECTED, "the name shown as text")
+    assert not browser.find_elements("css selector", "#libraries img, #libraries script")
+
+    # a rendering bug that writes the name as HTML, and a script element built from it: the CSP stops both
+    browser.execute_script(
+        "window.__violations = [];"
+        "document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));"
+        "const cell = document.querySelector(arguments[0]);"
+        "cell.innerHTML = arguments[1];"
+        "const s = document.createElement('script'); s.textContent = cell.querySelector('script')?.textContent"
+        " || \"window.__pwned='script'\"; document.body.append(s);",
+        cell,
+        INJECTED,
+    )
+    violations = page.wait(
+        lambda: (v := browser.execute_script("return window.__violations")) and len(v) >= 2 and v,
+        "the CSP to report the blocked inline handler and script",
+    )
+    assert all(v.startswith("script-src") for v in violations), violations
+    assert browser.execute_script("return window.__pwned === undefined")
+
+    # framed by another page: refused
+    framer = tmp_path / "framer.html"
+    framer.write_text(f'<!doctype html><iframe id="f" src="{server.url}/"></iframe>', encoding="utf-8")
+    browser.get(framer.as_uri())
+    page.wait(
+        lambda: any("frame-ancestors" in e["message"] for e in browser.get_log("browser")),
+        "Chromium to refuse the frame (frame-ancestors 'none')",
+    )

@@ -296,7 +296,11 @@ def test_probes_metrics_openapi_and_dashboard_answer_without_a_token(world: Worl
     assert page.status == 200
     assert page.headers["Content-Type"].startswith("text/html")
     assert "<title>scanguard</title>" in page.text
-    assert "sessionStorage" in page.text
+    assert '<script src="/dashboard.js"></script>' in page.text
+    script = api.get("/dashboard.js", token=None)
+    assert script.status == 200
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert "sessionStorage" in script.text
 
 
 def _admin_operations() -> list[tuple[str, str]]:

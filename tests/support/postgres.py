@@ -53,6 +53,7 @@ class ThrowawayServer:
     root: Path
     port: int
     run_as: str | None
+    options: str = ""
 
     @property
     def admin_url(self) -> str:
@@ -81,27 +82,35 @@ class ThrowawayServer:
                 "--no-sync",
                 "--no-locale",
             )
-            options = (
+            server.options = (
                 f"-p {server.port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
             )
-            server._run(
-                "pg_ctl",
-                "-D",
-                str(root / "data"),
-                "-l",
-                str(root / "server.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            )
+            server.restart()
         except BaseException:
             server.stop()
             raise
         return server
+
+    def restart(self) -> None:
+        """Start the server on its data directory (again, after `halt`), waiting until it accepts."""
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            self.options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+
+    def halt(self) -> None:
+        """Stop the server at once (`-m immediate`: connections cut, as in a crash), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "-t", "30", "stop")
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [str(self.bindir / tool), *args]
