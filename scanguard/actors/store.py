@@ -77,15 +77,19 @@ class StoreActor(pykka.ThreadingActor):
 
     async def _migrate(self) -> None:
         """Upgrade the schema; a database already at head is recognised in a read transaction, so a
-        process starting beside another one's long write never waits for the write lock."""
+        process starting beside another one's long write never waits for the write lock. Otherwise the
+        upgrade runs under the migration lock (an exclusive transaction on SQLite, an advisory lock on
+        PostgreSQL): instances started together on an empty database all come up."""
         assert self._engine is not None
         async with self._engine.connect() as raw:
             conn = await raw.execution_options(scanguard_readonly=True)
             async with conn.begin():
                 if await conn.run_sync(schema_at_head):
                     return
-        async with self._engine.begin() as conn:
-            await conn.run_sync(run_migrations)
+        async with self._engine.connect() as raw:
+            conn = await raw.execution_options(scanguard_exclusive=True)
+            async with conn.begin():
+                await conn.run_sync(run_migrations)
 
     # ---- the transaction runner -------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from scanguard.config import DatabaseConfig
 from scanguard.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# the advisory lock every instance takes before migrating a PostgreSQL database (any fixed 64-bit key)
+MIGRATION_LOCK_KEY = 0x5CA9_0A2D_0001
 
 
 def async_url(url: str) -> sa.URL:
@@ -63,18 +65,26 @@ def _sqlite_setup(engine: AsyncEngine, cfg: DatabaseConfig) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        readonly = conn.get_execution_options().get("scanguard_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get("scanguard_exclusive", False):
+            conn.exec_driver_sql("BEGIN EXCLUSIVE")
+        else:
+            conn.exec_driver_sql("BEGIN" if options.get("scanguard_readonly", False) else "BEGIN IMMEDIATE")
 
 
 def run_migrations(sync_conn: sa.Connection) -> None:
     """Bring the schema to the newest Alembic revision on this connection.
 
     A database already at head (every start but the first) is recognised without importing Alembic,
-    which would cost a command-line scan more than a tenth of a second; anything else goes to Alembic.
+    which would cost a command-line scan more than a tenth of a second; anything else goes to Alembic,
+    under the database's migration lock, so that instances starting together on an empty database
+    migrate one after the other and the later ones find the schema at head.
     """
     if schema_at_head(sync_conn):
         return
+    migration_lock(sync_conn)
+    if schema_at_head(sync_conn):
+        return  # another instance migrated while this one waited for the lock
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
@@ -82,6 +92,20 @@ def run_migrations(sync_conn: sa.Connection) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = sync_conn
     command.upgrade(cfg, "head")
+
+
+def migration_lock(sync_conn: sa.Connection) -> None:
+    """Hold the migration lock until this transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock (released by commit or rollback, or when the session
+    dies), waited for without the sessions' lock and statement timeouts. SQLite: the transaction was begun
+    EXCLUSIVE (the `scanguard_exclusive` execution option), which already serialises migrating processes.
+    """
+    if sync_conn.dialect.name != "postgresql":
+        return
+    sync_conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+    sync_conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+    sync_conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
 
 
 def schema_at_head(sync_conn: sa.Connection) -> bool:
