@@ -114,8 +114,6 @@ class Runtime:
         self._validator = StateValidator.start(parts)
         self._cleanup = CleanupScheduler.start(parts)
         self._health = HealthChecker.start(parts, self._actor_refs)
-        if cfg.safeguards.auto_resume_orphans:
-            self._resume_after_shutdown()
         log.info(
             "runtime.started",
             instance=self.instance,
@@ -147,6 +145,8 @@ class Runtime:
             return
         self._running = False
         deadline = time.monotonic() + self.config.safeguards.shutdown_timeout
+        # the periodic safeguards stop first: this watchdog must not take back what this shutdown pauses
+        self._stop_periodic()
         try:
             supervised = self._ask(self._supervisor, LiveDetail(), "shutdown") if self._supervisor else None
             for job_id in sorted({*supervised.live, *supervised.pending}) if supervised else ():
@@ -162,14 +162,13 @@ class Runtime:
             self._stop_actors()
         log.info("runtime.stopped", instance=self.instance)
 
-    def _resume_after_shutdown(self) -> None:
-        """With auto_resume_orphans, jobs a clean shutdown paused are resumed when a runtime starts."""
-        for job in self.current_jobs():
-            if job.status == "paused" and job.pause_reason == "shutdown":
+    def _stop_periodic(self) -> None:
+        for ref in (self._health, self._cleanup, self._validator, self._watchdog):
+            if ref is not None and ref.is_alive():
                 try:
-                    self.resume_scan(job.id)
-                except ScanguardError as exc:
-                    log.warning("runtime.resume_after_shutdown_failed", job_id=job.id, error=str(exc))
+                    ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
+                except pykka.Timeout:
+                    log.error("runtime.actor_stop_timeout", actor=str(ref))
 
     def _stop_actors(self) -> None:
         with self._lock:

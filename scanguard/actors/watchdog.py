@@ -9,7 +9,7 @@ from typing import Any
 import pykka
 import structlog
 
-from scanguard.actors.library import AdoptOrphan, Fix, PauseScan
+from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, ResumeScan
 from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import Conflict, NotFound, ScanguardError
@@ -32,10 +32,11 @@ class SweepReport:
     stalled: tuple[int, ...] = ()
     orphaned: tuple[int, ...] = ()
     resumed: tuple[int, ...] = ()
+    handed_over: tuple[int, ...] = ()
 
 
 class Watchdog(PeriodicActor):
-    """Owns stall and orphan detection: pauses stalled scans, hands orphaned ones to their library."""
+    """Owns stall and orphan detection and the hand-over of scans a clean shutdown paused."""
 
     def __init__(self, parts: Collaborators) -> None:
         super().__init__(parts, parts.config.safeguards.watchdog_interval, "watchdog")
@@ -73,9 +74,42 @@ class Watchdog(PeriodicActor):
                 orphaned.append(job.id)
                 if fix.action == "resumed":
                     resumed.append(job.id)
-        if stalled or orphaned:
-            log.info("watchdog.swept", reason=reason, stalled=stalled, orphaned=orphaned, resumed=resumed)
-        return SweepReport(tuple(stalled), tuple(orphaned), tuple(resumed))
+        handed_over = self._take_over_shutdown_pauses(reason) if sg.auto_resume_orphans else []
+        if stalled or orphaned or handed_over:
+            log.info(
+                "watchdog.swept",
+                reason=reason,
+                stalled=stalled,
+                orphaned=orphaned,
+                resumed=resumed,
+                handed_over=handed_over,
+            )
+        return SweepReport(tuple(stalled), tuple(orphaned), tuple(resumed), tuple(handed_over))
+
+    def _take_over_shutdown_pauses(self, reason: str) -> list[int]:
+        """Hand-over: scans a clean shutdown paused (its leases are released) are resumed here.
+
+        A stopping runtime stops its watchdog before pausing its scans, so it never takes its own back;
+        when several instances try, the library's transaction lets one resume and refuses the others.
+        """
+        taken: list[int] = []
+        for job in self.store.list_jobs(("paused",), None, 1_000_000).get().items:
+            if job.pause_reason != "shutdown":
+                continue
+            try:
+                self.store.record_event(
+                    "watchdog.handover", job.library_id, job.id, previous_owner=job.owner, sweep=reason
+                ).get()
+                self.library(job.library_id).ask(
+                    ResumeScan(job.id), block=True, timeout=self.config.safeguards.operation_timeout
+                )
+            except (Conflict, NotFound):
+                continue  # another instance resumed or removed it first
+            except (ScanguardError, pykka.Timeout) as exc:
+                log.error("watchdog.handover_failed", job_id=job.id, error=str(exc))
+                continue
+            taken.append(job.id)
+        return taken
 
     def _stalled(self, job_id: int, library_id: int, quiet: float) -> bool:
         try:

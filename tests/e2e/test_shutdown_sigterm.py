@@ -126,6 +126,7 @@ def test_sigterm_pauses_both_running_scans_as_shutdown_exits_0_and_a_restart_res
         assert trail(db_url, job["id"]) == [
             ("job.started", None),
             ("job.paused", "shutdown"),
+            ("watchdog.handover", None),
             ("job.resumed", None),
             ("job.completed", None),
         ]
