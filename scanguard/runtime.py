@@ -28,7 +28,7 @@ from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, Scang
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
-from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.validation import check_id, library_kind, library_name, library_path
 
@@ -104,6 +104,7 @@ class Runtime:
         if passive:
             return
         cfg, store = self.config, self.store
+        self._call(store.register_instance(), "register_instance")
         self._supervisor = Supervisor.start(
             cfg, store, self.metrics, reads=self.reads, processor=self._processor, fs=self._fs
         )
@@ -158,9 +159,18 @@ class Runtime:
                     )
                 except ScanguardError as exc:
                     log.warning("runtime.shutdown_pause_failed", job_id=job_id, error=str(exc))
+            if supervised is not None:  # a passive runtime never registered
+                self._leave(max(0.1, deadline - time.monotonic()))
         finally:
             self._stop_actors()
         log.info("runtime.stopped", instance=self.instance)
+
+    def _leave(self, timeout: float) -> None:
+        """Remove this process's row from `instances`: a clean shutdown is not a dead instance."""
+        try:
+            self.store.remove_instance().get(timeout=timeout)
+        except (ScanguardError, pykka.Timeout) as exc:
+            log.warning("runtime.leave_failed", instance=self.instance, error=str(exc))
 
     def _stop_periodic(self) -> None:
         for ref in (self._health, self._cleanup, self._validator, self._watchdog):
@@ -335,6 +345,10 @@ class Runtime:
     def current_jobs(self) -> tuple[Job, ...]:
         """Every job in pending, running or paused."""
         return self._call(self.reads.active_jobs(), "current_jobs")  # type: ignore[no-any-return]
+
+    def instances(self) -> tuple[Instance, ...]:
+        """Every instance registered on this database, live or gone, with the jobs each runs."""
+        return self._call(self.reads.list_instances(), "instances")  # type: ignore[no-any-return]
 
     def wait_for_job(
         self,

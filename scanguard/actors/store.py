@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -17,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from scanguard.actors.events import Publish
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
-from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
-from scanguard.store import batches, catalog, jobs, maintenance
+from scanguard.ownership import scanguard_version
+from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.store import batches, catalog, instances, jobs, maintenance
 from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.engine import create_engine, run_migrations, schema_at_head
 from scanguard.store.tx import Tx
@@ -369,6 +372,29 @@ class StoreActor(pykka.ThreadingActor):
 
     def invariant_violations(self) -> dict[str, list[int]]:
         return self._read("invariant_violations", maintenance.invariant_violations)
+
+    # ---- instances --------------------------------------------------------------------------
+
+    def register_instance(self) -> None:
+        """This process's row in `instances` (host, pid, version, started_at, heartbeat_at)."""
+        self._tx("register_instance", instances.register_instance, *self._identity())
+
+    def beat_instance(self) -> None:
+        """Renew this process's heartbeat (the watchdog does, every tick)."""
+        self._tx("beat_instance", instances.beat_instance, *self._identity())
+
+    def remove_instance(self) -> None:
+        self._tx("remove_instance", instances.remove_instance)
+
+    def list_instances(self) -> tuple[Instance, ...]:
+        return self._read("list_instances", instances.list_instances)
+
+    def remove_gone_instances(self, before: datetime) -> maintenance.Removed:
+        removed = self._tx("remove_gone_instances", instances.remove_gone_instances, before)
+        return maintenance.Removed("gone_instances", removed)
+
+    def _identity(self) -> tuple[str, int, str]:
+        return socket.gethostname(), os.getpid(), scanguard_version()
 
     def set_fault_hook(self, hook: FaultHook | None) -> None:
         """Install a fault injector (tests); None removes it."""

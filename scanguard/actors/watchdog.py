@@ -51,6 +51,7 @@ class Watchdog(PeriodicActor):
 
     def _sweep(self, reason: str) -> SweepReport:
         sg = self.config.safeguards
+        self._beat()
         now = datetime.now(UTC)
         supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=sg.operation_timeout)
         stalled: list[int] = []
@@ -85,6 +86,13 @@ class Watchdog(PeriodicActor):
                 handed_over=handed_over,
             )
         return SweepReport(tuple(stalled), tuple(orphaned), tuple(resumed), tuple(handed_over))
+
+    def _beat(self) -> None:
+        """Renew this instance's row in `instances`: others see it live while it beats."""
+        try:
+            self.store.beat_instance().get(timeout=self.config.safeguards.operation_timeout)
+        except (ScanguardError, pykka.Timeout) as exc:
+            log.warning("watchdog.heartbeat_failed", instance=self.instance, error=str(exc))
 
     def _take_over_shutdown_pauses(self, reason: str) -> list[int]:
         """Hand-over: scans a clean shutdown paused (its leases are released) are resumed here.

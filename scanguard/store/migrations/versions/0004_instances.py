@@ -1,0 +1,33 @@
+"""Several instances: each running process has a row, renewed on its ticks (DESIGN §8).
+
+Revision ID: 0004
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from scanguard.store.tables import UtcDateTime
+
+revision = "0004"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "instances",
+        sa.Column("id", sa.String(255), primary_key=True),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("version", sa.String(64), nullable=False),
+        sa.Column("started_at", UtcDateTime(), nullable=False),
+        sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+    )
+    op.create_index("ix_instances_heartbeat_at", "instances", ["heartbeat_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_instances_heartbeat_at", table_name="instances")
+    op.drop_table("instances")
