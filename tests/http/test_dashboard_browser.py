@@ -158,9 +158,10 @@ def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_delete
         "the resume event in recent events",
     )
     page.wait(lambda: page.find("#health-status").text == "healthy", "the health snapshot")
-    instance = page.wait(lambda: page.find("#instances tr[data-instance-id]"), "this instance's row")
-    assert instance.get_attribute("data-live") == "true"
-    page.wait(lambda: f"#{job_id}" in page.find("#instances .jobs").text, "the instance running the job")
+    page.wait(
+        lambda: f"#{job_id}" in page.find('#instances tr[data-live="true"] .jobs').text,
+        "this instance's row, live, running the job",
+    )
 
     page.click(f'{job} button[data-action="delete"]')
     assert f"Delete job {job_id}" in page.accept_confirm()
