@@ -23,7 +23,7 @@ from scanguard.ownership import scanguard_version
 from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.store import batches, catalog, instances, jobs, maintenance
 from scanguard.store.batches import BatchCommit, Existing
-from scanguard.store.engine import create_engine, run_migrations, schema_at_head
+from scanguard.store.engine import SessionTimeouts, create_engine, run_migrations, schema_at_head
 from scanguard.store.tx import Tx
 
 log = structlog.get_logger("scanguard.store")
@@ -32,11 +32,36 @@ R = TypeVar("R")
 
 FaultHook = Callable[[str, str], None]
 """Called as hook(operation, stage) with stage 'before_commit' or 'after_commit'; raising simulates a fault."""
+FAULT_HOOK_VARIABLE = "SCANGUARD_TEST_FAULT_HOOK"
+
+
+def fault_hook_from_environment() -> FaultHook | None:
+    """Tests of real processes: `SCANGUARD_TEST_FAULT_HOOK=package.module:function` installs that function
+    as the writer's fault hook (to hold a process inside a transaction, say). Unset in production."""
+    spec = os.environ.get(FAULT_HOOK_VARIABLE, "")
+    if not spec:
+        return None
+    import importlib  # noqa: PLC0415 - only in tests
+
+    module, _, name = spec.partition(":")
+    hook: FaultHook = getattr(importlib.import_module(module), name)
+    log.warning("store.fault_hook_installed", hook=spec)
+    return hook
+
+
+_BUSY = (
+    "database is locked",  # SQLite
+    "database is busy",
+    "could not serialize",  # PostgreSQL serialization failure
+    "lock timeout",  # PostgreSQL lock_timeout: "canceling statement due to lock timeout"
+    "deadlock detected",
+)
 
 
 def _busy(exc: BaseException) -> bool:
+    """A wait for another writer's lock that gave up: worth retrying with backoff."""
     text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text or "could not serialize" in text
+    return any(marker in text for marker in _BUSY)
 
 
 class StoreActor(pykka.ThreadingActor):
@@ -54,7 +79,7 @@ class StoreActor(pykka.ThreadingActor):
         self.instance = instance
         self.bus = bus
         self.readonly = readonly
-        self.fault_hook: FaultHook | None = None
+        self.fault_hook: FaultHook | None = None if readonly else fault_hook_from_environment()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: AsyncEngine | None = None
         self._failed: ScanguardError | None = None
@@ -63,7 +88,9 @@ class StoreActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self._loop = asyncio.new_event_loop()
         try:
-            self._engine = create_engine(self.config.database)
+            self._engine = create_engine(
+                self.config.database, SessionTimeouts.from_config(self.config.safeguards)
+            )
             self.dialect = self._engine.dialect.name
             if not self.readonly:
                 self._retrying("migrate", self._migrate)
@@ -116,13 +143,14 @@ class StoreActor(pykka.ThreadingActor):
         """Driver errors become scanguard errors here, and only here, naming the step that failed."""
         rolled_back = step != "after_commit"
         log.error("store.operation_failed", operation=op, step=step, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, sa_exc.DBAPIError) and _busy(exc):
+            # SQLite's busy error, or PostgreSQL's lock_timeout, still there after every retry
+            return StoreUnavailable(
+                f"{op}: the database stayed busy at step '{step}'", operation=op, step=step
+            )
         if isinstance(exc, sa_exc.DBAPIError) and (
             exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError)
         ):
-            if _busy(exc):
-                return StoreUnavailable(
-                    f"{op}: the database stayed busy at step '{step}'", operation=op, step=step
-                )
             return StoreUnavailable(
                 f"{op}: the database is unavailable at step '{step}': {exc.orig}",
                 operation=op,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from scanguard.config import DatabaseConfig
+from scanguard.config import DatabaseConfig, SafeguardConfig
 from scanguard.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -36,8 +37,45 @@ def async_url(url: str) -> sa.URL:
     raise ConfigError(f"database.url must be sqlite or postgresql, got {backend}")
 
 
-def create_engine(cfg: DatabaseConfig) -> AsyncEngine:
-    """An async engine set up for one writer: WAL, synchronous=NORMAL, busy timeout, BEGIN IMMEDIATE."""
+@dataclass(frozen=True, slots=True)
+class SessionTimeouts:
+    """The bounds every PostgreSQL session carries, derived from the safeguard settings (seconds).
+
+    - lock: a lock wait gives up after this and the transaction is retried with backoff (a quarter of
+      the smaller of operation_timeout and lease_ttl), so no actor hangs behind a frozen process's lock;
+    - statement: no statement outlives an operation's budget (operation_timeout);
+    - idle_in_transaction: the server ends a session left idle inside a transaction for half a lease
+      (a process stopped mid-transaction), releasing its locks before another instance's takeover.
+    """
+
+    lock: float
+    statement: float
+    idle_in_transaction: float
+
+    @classmethod
+    def from_config(cls, sg: SafeguardConfig) -> SessionTimeouts:
+        return cls(
+            lock=min(sg.operation_timeout, sg.lease_ttl) / 4,
+            statement=sg.operation_timeout,
+            idle_in_transaction=sg.lease_ttl / 2,
+        )
+
+    def server_settings(self) -> dict[str, str]:
+        """asyncpg's `server_settings`: each bound in whole milliseconds (at least 1; 0 would disable it)."""
+        return {
+            "lock_timeout": _ms(self.lock),
+            "statement_timeout": _ms(self.statement),
+            "idle_in_transaction_session_timeout": _ms(self.idle_in_transaction),
+        }
+
+
+def _ms(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> AsyncEngine:
+    """An async engine: for SQLite set up for one writer (WAL, synchronous=NORMAL, busy timeout,
+    BEGIN IMMEDIATE); for PostgreSQL with the session timeouts, when given."""
     url = async_url(cfg.url)
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
@@ -48,7 +86,12 @@ def create_engine(cfg: DatabaseConfig) -> AsyncEngine:
             engine = create_async_engine(url, echo=cfg.echo, pool_reset_on_return=None)
         _sqlite_setup(engine, cfg)
         return engine
-    return create_async_engine(url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if timeouts is not None:
+        connect_args["server_settings"] = timeouts.server_settings()
+    return create_async_engine(
+        url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def _sqlite_setup(engine: AsyncEngine, cfg: DatabaseConfig) -> None:
