@@ -6,14 +6,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import pykka.messages
 import structlog
 
 from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunCleanup
-from scanguard.actors.events import EventBus, Subscribe, Unsubscribe
+from scanguard.actors.events import EventBus, Publish, Subscribe, Unsubscribe
 from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
 from scanguard.actors.scan import Processor
@@ -30,7 +30,11 @@ from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
 from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
+from scanguard.store.engine import is_postgresql
 from scanguard.validation import check_id, library_kind, library_name, library_path
+
+if TYPE_CHECKING:
+    from scanguard.store.notify import EventListener
 
 log = structlog.get_logger("scanguard.runtime")
 ACTIVE = ("pending", "running", "paused")
@@ -65,6 +69,7 @@ class Runtime:
         self._validator: pykka.ActorRef[Any] | None = None
         self._cleanup: pykka.ActorRef[Any] | None = None
         self._health: pykka.ActorRef[Any] | None = None
+        self._listener: EventListener | None = None  # on PostgreSQL: other instances' events
         self.metrics = Metrics()
         self.aio = AsyncRuntime(self)
 
@@ -103,6 +108,7 @@ class Runtime:
         self._running = True
         if passive:
             return
+        self._listen()
         cfg, store = self.config, self.store
         self._call(store.register_instance(), "register_instance")
         self._supervisor = Supervisor.start(
@@ -165,6 +171,21 @@ class Runtime:
             self._stop_actors()
         log.info("runtime.stopped", instance=self.instance)
 
+    def _listen(self) -> None:
+        """On PostgreSQL: hear the other instances' committed events and publish them on this bus."""
+        if not is_postgresql(self.config.database.url):
+            return
+        bus = self._bus
+
+        def deliver(events: tuple[Event, ...]) -> None:
+            if bus is not None:
+                bus.tell(Publish(events, remote=True))
+
+        from scanguard.store.notify import EventListener  # noqa: PLC0415 - asyncpg only when on PostgreSQL
+
+        self._listener = EventListener(self.config.database.url, self.instance, deliver)
+        self._listener.start()
+
     def _leave(self, timeout: float) -> None:
         """Remove this process's row from `instances`: a clean shutdown is not a dead instance."""
         try:
@@ -181,6 +202,9 @@ class Runtime:
                     log.error("runtime.actor_stop_timeout", actor=str(ref))
 
     def _stop_actors(self) -> None:
+        if self._listener is not None:
+            self._listener.stop(self.config.safeguards.force_kill_timeout)
+            self._listener = None
         with self._lock:
             libraries = list(self._libraries.values())
             self._libraries.clear()

@@ -19,9 +19,11 @@ _RESERVED = frozenset({"event", "level", "timestamp", "instance"})
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """Events that have committed, in commit order."""
+    """Events that have committed, in commit order; `remote` ones (another instance's, heard through the
+    listener) are delivered but not logged again: their own instance logged them."""
 
     events: tuple[Event, ...]
+    remote: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +50,9 @@ class EventBus(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Publish(events):
+            case Publish(events, remote):
                 for event in events:
-                    self._deliver(event)
+                    self._deliver(event, log_it=not remote)
                 return None
             case Subscribe(callback):
                 sid = next(self._ids)
@@ -61,11 +63,12 @@ class EventBus(pykka.ThreadingActor):
                 return None
         return super().on_receive(message)
 
-    def _deliver(self, event: Event) -> None:
-        ids = {"event_id": event.id, "job_id": event.job_id, "library_id": event.library_id}
-        # the data's own keys stand beside the ids on the one log line, unless they would clash with them
-        fields = {k: v for k, v in event.data.items() if k not in _RESERVED and k not in ids}
-        log.info(event.kind, **ids, instance=event.instance, **fields)
+    def _deliver(self, event: Event, *, log_it: bool = True) -> None:
+        if log_it:
+            ids = {"event_id": event.id, "job_id": event.job_id, "library_id": event.library_id}
+            # the data's own keys stand beside the ids on the one log line, unless they would clash with them
+            fields = {k: v for k, v in event.data.items() if k not in _RESERVED and k not in ids}
+            log.info(event.kind, **ids, instance=event.instance, **fields)
         for sid, callback in list(self._subscribers.items()):
             try:
                 callback(event)

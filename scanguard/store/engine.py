@@ -73,6 +73,15 @@ def _ms(seconds: float) -> str:
     return str(max(1, round(seconds * 1000)))
 
 
+def driver_dsn(url: str) -> str:
+    """The plain `postgresql://…` DSN of a database URL, for a raw driver connection (the listener)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def is_postgresql(url: str) -> bool:
+    return async_url(url).get_backend_name() == "postgresql"
+
+
 def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> AsyncEngine:
     """An async engine: for SQLite set up for one writer (WAL, synchronous=NORMAL, busy timeout,
     BEGIN IMMEDIATE); for PostgreSQL with the session timeouts, when given."""
