@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -38,6 +39,18 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("scanguard.runtime")
 ACTIVE = ("pending", "running", "paused")
+# events of another instance after which this one's live scans are checked against the database at once
+REMOTE_CHANGES = frozenset(
+    {
+        "job.paused",
+        "job.resumed",
+        "job.deleted",
+        "job.failed",
+        "job.completed",
+        "orphan.adopted",
+        "library.removed",
+    }
+)
 STATUSES = ("pending", "running", "paused", "completed", "failed")
 
 
@@ -180,6 +193,15 @@ class Runtime:
         def deliver(events: tuple[Event, ...]) -> None:
             if bus is not None:
                 bus.tell(Publish(events, remote=True))
+            kinds = {e.kind for e in events}
+            # another instance changed a job: the validator checks this one's live scans against it now,
+            # and the watchdog takes over at once what a clean shutdown elsewhere handed over
+            with contextlib.suppress(pykka.ActorDeadError):
+                if kinds & REMOTE_CHANGES and self._validator is not None:
+                    self._validator.tell(Validate("remote_event"))
+                handed = any(e.kind == "job.paused" and e.data.get("reason") == "shutdown" for e in events)
+                if handed and self._watchdog is not None and self.config.safeguards.auto_resume_orphans:
+                    self._watchdog.tell(Sweep("handover"))
 
         from scanguard.store.notify import EventListener  # noqa: PLC0415 - asyncpg only when on PostgreSQL
 
