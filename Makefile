@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run scan test lint bench clean
+.PHONY: install run scan test lint bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: install
 	$(BIN)/ruff check scanguard tests bench
 	$(BIN)/ruff format --check scanguard tests bench
 	$(BIN)/mypy
+
+# the chaos soak alone, longer: make soak SECONDS=600 (SCANGUARD_SOAK_SEED=N replays a run)
+SECONDS ?= 600
+soak: install
+	SCANGUARD_SOAK_SECONDS=$(SECONDS) $(BIN)/python -m pytest tests/chaos -s $(ARGS)
 
 bench: install
 	$(BIN)/python bench/scan.py $(ARGS)

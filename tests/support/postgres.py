@@ -115,6 +115,11 @@ class ThrowawayServer:
                 f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr}{done.stdout}\n{tail}"
             )
 
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the server (every session is cut), with the options it was started with."""
+        data, log = str(self.root / "data"), str(self.root / "server.log")
+        self._run("pg_ctl", "-D", data, "-l", log, "-m", mode, "-w", "-t", "60", "restart")
+
     def stop(self) -> None:
         if (self.root / "data" / "postmaster.pid").exists():
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
