@@ -27,10 +27,10 @@ lint: install
 	$(BIN)/ruff format --check scanguard tests bench
 	$(BIN)/mypy
 
-# the chaos soak alone, longer: make soak SECONDS=600 (SCANGUARD_SOAK_SEED=N replays a run)
-SECONDS ?= 600
+# the chaos soak alone, longer: make soak SOAK_SECONDS=600 (SCANGUARD_SOAK_SEED=N replays a run)
+SOAK_SECONDS ?= 600
 soak: install
-	SCANGUARD_SOAK_SECONDS=$(SECONDS) $(BIN)/python -m pytest tests/chaos -s $(ARGS)
+	SCANGUARD_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest tests/chaos -s $(ARGS)
 
 bench: install
 	$(BIN)/python bench/scan.py $(ARGS)

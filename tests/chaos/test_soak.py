@@ -9,7 +9,7 @@ store is unreachable or an instance is stopping). Checked at the end, once every
 each library's files equal the filesystem, no duplicate paths, counters consistent. It prints how many
 faults of each kind were injected and survived.
 
-About 60 s by default; `make soak` (or SCANGUARD_SOAK_SECONDS=600) runs it longer; SCANGUARD_SOAK_SEED
+About 60 s by default; `make soak` (SOAK_SECONDS=600 by default, or SCANGUARD_SOAK_SECONDS) runs it longer; SCANGUARD_SOAK_SEED
 replays a run.
 """
 
