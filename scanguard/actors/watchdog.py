@@ -105,18 +105,23 @@ class Watchdog(PeriodicActor):
             if job.pause_reason != "shutdown":
                 continue
             try:
-                self.store.record_event(
-                    "watchdog.handover", job.library_id, job.id, previous_owner=job.owner, sweep=reason
-                ).get()
                 self.library(job.library_id).ask(
                     ResumeScan(job.id), block=True, timeout=self.config.safeguards.operation_timeout
                 )
-            except (Conflict, NotFound):
-                continue  # another instance resumed or removed it first
+            except (Conflict, NotFound) as exc:
+                # resumed or removed by another instance first, or its folder is not reachable from here
+                log.debug("watchdog.handover_skipped", job_id=job.id, reason=exc.code)
+                continue
             except (ScanguardError, pykka.Timeout) as exc:
                 log.error("watchdog.handover_failed", job_id=job.id, error=str(exc))
                 continue
             taken.append(job.id)
+            try:  # recorded once it happened: a resume refused here is tried again next tick, silently
+                self.store.record_event(
+                    "watchdog.handover", job.library_id, job.id, previous_owner=job.owner, sweep=reason
+                ).get()
+            except ScanguardError as exc:
+                log.warning("watchdog.record_failed", job_id=job.id, error=str(exc))
         return taken
 
     def _stalled(self, job_id: int, library_id: int, quiet: float) -> bool:
