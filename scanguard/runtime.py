@@ -29,12 +29,13 @@ from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, Scang
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
-from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.store.engine import is_postgresql
 from scanguard.validation import check_id, library_kind, library_name, library_path
 
 if TYPE_CHECKING:
+    from scanguard.records import Instance
     from scanguard.store.notify import EventListener
 
 log = structlog.get_logger("scanguard.runtime")
@@ -70,6 +71,7 @@ class Runtime:
         self._processor = processor
         self._fs = fs
         self._lock = threading.Lock()
+        self._listener: EventListener | None = None  # on PostgreSQL: other instances' events
         self._libraries: dict[int, pykka.ActorRef[Any]] = {}
         self._running = False
         self._bus: pykka.ActorRef[Any] | None = None
@@ -82,7 +84,6 @@ class Runtime:
         self._validator: pykka.ActorRef[Any] | None = None
         self._cleanup: pykka.ActorRef[Any] | None = None
         self._health: pykka.ActorRef[Any] | None = None
-        self._listener: EventListener | None = None  # on PostgreSQL: other instances' events
         self.metrics = Metrics()
         self.aio = AsyncRuntime(self)
 
@@ -121,9 +122,8 @@ class Runtime:
         self._running = True
         if passive:
             return
-        self._listen()
+        self._join()
         cfg, store = self.config, self.store
-        self._call(store.register_instance(), "register_instance")
         self._supervisor = Supervisor.start(
             cfg, store, self.metrics, reads=self.reads, processor=self._processor, fs=self._fs
         )
@@ -184,8 +184,10 @@ class Runtime:
             self._stop_actors()
         log.info("runtime.stopped", instance=self.instance)
 
-    def _listen(self) -> None:
-        """On PostgreSQL: hear the other instances' committed events and publish them on this bus."""
+    def _join(self) -> None:
+        """Register this process in `instances` and, on PostgreSQL, hear the other instances' committed
+        events and publish them on this bus."""
+        self._call(self.store.register_instance(), "register_instance")
         if not is_postgresql(self.config.database.url):
             return
         bus = self._bus
