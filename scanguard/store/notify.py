@@ -92,7 +92,7 @@ class EventListener:
             try:
                 await self._session()
                 attempt = 0
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the listener's boundary: log, back off, reconnect
                 self.connected.clear()
                 delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
                 attempt += 1

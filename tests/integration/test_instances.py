@@ -60,6 +60,22 @@ def test_an_instance_whose_heartbeat_is_older_than_the_lease_is_shown_gone_and_a
     wait_for(lambda: [i.live for i in rt.instances()] == [True], 10, "the watchdog to renew the heartbeat")
 
 
+def test_cleanup_removes_the_row_of_an_instance_gone_for_more_than_a_day_and_keeps_the_live_ones(
+    db_url: str, runtime_factory: Callable[..., scanguard.Runtime]
+) -> None:
+    """A killed instance's row is shown as gone, then removed by retention after a day."""
+    rt = runtime_factory()
+    old = "'2000-01-01 00:00:00'" if db_url.startswith("sqlite") else "'2000-01-01T00:00:00Z'::timestamptz"
+    db_exec(
+        db_url,
+        "INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at) "
+        f"VALUES ('elsewhere:1:1:dead', 'elsewhere', 1, '0.1.0', {old}, {old})",
+    )
+    assert {i.id: i.live for i in rt.instances()} == {rt.instance: True, "elsewhere:1:1:dead": False}
+    assert rt.run_cleanup()["gone_instances"] == 1
+    assert [i.id for i in rt.instances()] == [rt.instance]
+
+
 def scanguard_version() -> str:
     from scanguard.ownership import scanguard_version as version
 
