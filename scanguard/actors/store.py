@@ -58,6 +58,13 @@ _BUSY = (
 )
 
 
+def _server_unavailable(exc: sa_exc.DBAPIError) -> bool:
+    """PostgreSQL refused for reasons of its own state: a connection failure (08…), a shutdown or a start
+    still under way (57P01-57P03), too many connections (53…) — the store is unavailable, not the call wrong."""
+    state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return state.startswith(("08", "53", "57P0"))
+
+
 def _busy(exc: BaseException) -> bool:
     """A wait for another writer's lock that gave up: worth retrying with backoff."""
     text = str(exc).lower()
@@ -149,7 +156,9 @@ class StoreActor(pykka.ThreadingActor):
                 f"{op}: the database stayed busy at step '{step}'", operation=op, step=step
             )
         if isinstance(exc, sa_exc.DBAPIError) and (
-            exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError)
+            exc.connection_invalidated
+            or isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError)
+            or _server_unavailable(exc)
         ):
             return StoreUnavailable(
                 f"{op}: the database is unavailable at step '{step}': {exc.orig}",

@@ -1,6 +1,6 @@
 """The chaos soak (DESIGN §8): three `scanguard serve` on one throwaway PostgreSQL, libraries scanning, and
 at random kill -9, SIGSTOP/SIGCONT, SIGTERM + restart, pg_terminate_backend, a PostgreSQL restart and admin
-storms against random instances.
+storms against random instances, and admin calls against random instances all along.
 
 Checked all along: never two active jobs for one library; no job `running` without a live owner for
 longer than lease_ttl + orphaned_job_threshold + 2 watchdog ticks (plus a little slack for a loaded
@@ -107,6 +107,7 @@ class Soak:
         self.db_down_until = 0.0
         self.none_up_until = 0.0
         self._stop = threading.Event()
+        self._stop_traffic = threading.Event()
         self._lock = threading.Lock()
         self._ownerless_since: dict[int, float] = {}
         self.checks = 0
@@ -232,25 +233,41 @@ class Soak:
         nodes = self.up()
         if not nodes:
             return True
+        libraries, jobs = self._targets()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda _: self._random_call(self.rng, nodes, libraries, jobs), range(24)))
+        return True
+
+    def _targets(self) -> tuple[list[int], list[int]]:
         libraries = [int(i) for (i,) in db_rows(self.url, "SELECT id FROM libraries")]
         jobs = [int(i) for (i,) in db_rows(self.url, "SELECT id FROM scan_jobs WHERE status <> 'completed'")]
+        return libraries, jobs
 
-        def one(_: int) -> None:
-            node = self.rng.choice(nodes)
-            action = self.rng.choice(("start", "start", "pause", "resume", "delete", "status"))
-            target = self.rng.choice(jobs) if jobs else 1
-            path = {
-                "start": ("POST", f"/api/admin/scanner/safe/start/{self.rng.choice(libraries)}"),
-                "pause": ("POST", f"/api/admin/scanner/safe/pause/{target}"),
-                "resume": ("POST", f"/api/admin/scanner/safe/resume/{target}"),
-                "delete": ("DELETE", f"/api/admin/scanner/safe/jobs/{target}"),
-                "status": ("GET", "/api/admin/instances"),
-            }[action]
-            self.request(node, *path)
+    def _random_call(
+        self, rng: random.Random, nodes: list[Node], libraries: list[int], jobs: list[int]
+    ) -> None:
+        node = rng.choice(nodes)
+        action = rng.choice(("start", "start", "pause", "resume", "delete", "status"))
+        target = rng.choice(jobs) if jobs else 1
+        path = {
+            "start": ("POST", f"/api/admin/scanner/safe/start/{rng.choice(libraries or [1])}"),
+            "pause": ("POST", f"/api/admin/scanner/safe/pause/{target}"),
+            "resume": ("POST", f"/api/admin/scanner/safe/resume/{target}"),
+            "delete": ("DELETE", f"/api/admin/scanner/safe/jobs/{target}"),
+            "status": ("GET", "/api/admin/instances"),
+        }[action]
+        self.request(node, *path)
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(one, range(24)))
-        return True
+    def traffic_forever(self) -> None:
+        """Admin calls all along, against random instances, while the faults happen."""
+        rng = random.Random(SEED + 1)
+        targets: tuple[list[int], list[int]] = ([], [])
+        while not self._stop_traffic.wait(rng.uniform(0.1, 0.4)):
+            nodes = self.up()
+            with contextlib.suppress(Exception):  # the database is down (a fault): the last targets do
+                targets = self._targets()
+            if nodes and targets[0]:
+                self._random_call(rng, nodes, *targets)
 
     def request(self, node: Node, method: str, path: str) -> None:
         """One admin call; statuses are tallied, a 5xx other than 503 is a violation."""
@@ -265,6 +282,19 @@ class Soak:
             status = 0  # the instance went away meanwhile (a concurrent fault): not an answer
         with self._lock:
             self.statuses[status] += 1
+
+    def run_faults(self, libraries: list[int], seconds: float) -> None:
+        """Every kind of fault at least once, then at random, a second or three apart, with new scans."""
+        plan = list(FAULTS)
+        self.rng.shuffle(plan)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.inject(plan.pop() if plan else self.rng.choice(FAULTS))
+            self.run_for(self.rng.uniform(1.0, 3.0))
+            nodes = self.up()
+            if nodes and self.rng.random() < 0.3:  # keep scans coming
+                library_id = self.rng.choice(libraries)
+                self.request(self.rng.choice(nodes), "POST", f"/api/admin/scanner/safe/start/{library_id}")
 
     def run_for(self, seconds: float) -> None:
         """Let the system run for a while, thawing what is due (a deadline wait, not a bare sleep)."""
@@ -312,6 +342,9 @@ class Soak:
     def stop_checking(self) -> None:
         self._stop.set()
 
+    def stop_traffic(self) -> None:
+        self._stop_traffic.set()
+
 
 def _final_scans(soak: Soak, roots: dict[int, Path]) -> None:
     """Every library ends with a completed scan: resume what is paused, start what has nothing active."""
@@ -341,6 +374,20 @@ def _final_scans(soak: Soak, roots: dict[int, Path]) -> None:
         )
 
 
+def _assert_index_exact(url: str, roots: dict[int, Path]) -> None:
+    """Each library's rows are its tree's media files: none missing, none extra, none twice."""
+    for library_id, root in roots.items():
+        paths = indexed_paths(url, library_id)
+        assert len(paths) == len(set(paths)), f"library {library_id}: duplicate paths"
+        assert paths == sorted(expected_media(root)), f"library {library_id}: the index is not the tree"
+        missing = db_rows(
+            url,
+            f"SELECT COUNT(*) FROM media_files WHERE library_id = {library_id} AND missing_since IS NOT NULL",
+        )
+        assert missing == [(0,)], f"library {library_id}: files marked missing that are there"
+    assert_database_valid(url)
+
+
 def test_three_instances_survive_kills_freezes_restarts_database_faults_and_admin_storms(
     pg_server: postgres.ThrowawayServer, tmp_path: Path
 ) -> None:
@@ -349,6 +396,7 @@ def test_three_instances_survive_kills_freezes_restarts_database_faults_and_admi
     url = postgres.create_database(pg_server.admin_url)
     soak = Soak(url, pg_server, tmp_path, rng)
     checker = threading.Thread(target=soak.check_forever, name="soak-checker", daemon=True)
+    traffic = threading.Thread(target=soak.traffic_forever, name="soak-traffic", daemon=True)
     roots: dict[int, Path] = {}
     try:
         soak.start_all()
@@ -360,17 +408,9 @@ def test_three_instances_survive_kills_freezes_restarts_database_faults_and_admi
             roots[library["id"]] = root
             soak.request(rng.choice(soak.up()), "POST", f"/api/admin/scanner/safe/start/{library['id']}")
         checker.start()
-        plan = list(FAULTS)
-        rng.shuffle(plan)  # every kind at least once, then at random
-        deadline = time.monotonic() + SOAK_SECONDS
-        while time.monotonic() < deadline:
-            fault = plan.pop() if plan else rng.choice(FAULTS)
-            soak.inject(fault)
-            soak.run_for(rng.uniform(1.0, 3.0))
-            if rng.random() < 0.3:  # keep scans coming
-                library_id = rng.choice(list(roots))
-                if soak.up():
-                    soak.request(rng.choice(soak.up()), "POST", f"/api/admin/scanner/safe/start/{library_id}")
+        traffic.start()
+        soak.run_faults(list(roots), SOAK_SECONDS)
+        soak.stop_traffic()
         soak.thaw_due(force=True)
         for node in soak.nodes:
             if node.state == "down" or not node.server.alive():
@@ -378,25 +418,15 @@ def test_three_instances_survive_kills_freezes_restarts_database_faults_and_admi
         _final_scans(soak, roots)
         soak.check_once()
     finally:
+        soak.stop_traffic()
         soak.stop_checking()
         checker.join(5)
+        traffic.join(35)
         for node in soak.nodes:
             node.server.stop()
 
     try:
-        for library_id, root in roots.items():
-            paths = indexed_paths(url, library_id)
-            assert len(paths) == len(set(paths)), f"library {library_id}: duplicate paths"
-            present = [
-                p
-                for (p,) in db_rows(
-                    url,
-                    f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NULL "
-                    "ORDER BY path",
-                )
-            ]
-            assert present == sorted(expected_media(root)), f"library {library_id}: the index is not the tree"
-        assert_database_valid(url)
+        _assert_index_exact(url, roots)
     finally:
         postgres.drop_database(pg_server.admin_url, url)
 
