@@ -234,8 +234,9 @@ class Soak:
         if not nodes:
             return True
         libraries, jobs = self._targets()
+        rng = random.Random(self.rng.random())  # the storm's threads draw from their own generator
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda _: self._random_call(self.rng, nodes, libraries, jobs), range(24)))
+            list(pool.map(lambda _: self._random_call(rng, nodes, libraries, jobs), range(24)))
         return True
 
     def _targets(self) -> tuple[list[int], list[int]]:
