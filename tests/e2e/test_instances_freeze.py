@@ -7,6 +7,8 @@ instead of hanging, so the takeover comes within lease_ttl + orphaned_job_thresh
 
 from __future__ import annotations
 
+import os
+import random
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ ORPHANED = 2.0
 TICK = 0.5
 BOUND = LEASE_TTL + ORPHANED + 2 * TICK
 REPO = Path(__file__).resolve().parents[2]
+SEED = int(os.environ.get("SCANGUARD_TEST_SEED", "20261130"))
 
 
 def _events(url: str, job_id: int) -> list[tuple[str, str, datetime]]:
@@ -34,12 +37,39 @@ def _events(url: str, job_id: int) -> list[tuple[str, str, datetime]]:
     return [(str(k), str(i), at) for k, i, at in rows]
 
 
-def test_an_owner_frozen_inside_a_batch_transaction_is_taken_over_within_the_bound_and_wakes_harmless(
-    pg_url: str, tmp_path: Path
+def _woken_harmless(
+    a: ServeProcess,
+    pg_url: str,
+    job_id: int,
+    done: dict[str, Any],
+    final: list[tuple[str, str, datetime]],
+    *,
+    in_transaction: bool,
 ) -> None:
-    """A holds a batch's transaction open (test hook) and is SIGSTOPped; B adopts and resumes the job
-    within the bound and completes the exact set; SIGCONT: A's held batch commits nothing, its scan stops
-    (its restart is dropped: the job is B's), and A keeps serving."""
+    """After SIGCONT: A stops its scan, keeps serving, and changes nothing of the job B completed."""
+    wait_for(
+        lambda: a.call("GET", "/api/admin/scanner/safeguards/status")["supervisor"]["live_scans"] == 0,
+        30,
+        "A to stop its scan",
+        interval=0.1,
+    )
+    assert a.call("GET", "/readyz")["status"] == "ready", "A keeps serving"
+    if in_transaction:
+        wait_for(lambda: "supervisor.relaunch_dropped" in a.log_text(), 60, "A's restart to be dropped")
+        assert "store.operation_failed" in a.log_text(), "A's held batch failed: its session was ended"
+    else:
+        assert a.call("GET", f"/api/admin/scanner/jobs/{job_id}")["job"]["status"] == "completed"
+    assert job_row(pg_url, job_id) == done, "A committed nothing after it woke"
+    events = _events(pg_url, job_id)
+    assert events[: len(final)] == final
+    # A may only record its own decisions (its validator stopping the scan), never a change of the job
+    assert {kind for kind, _instance, _at in events[len(final) :]} <= {"validator.fixed"}, events
+
+
+def _frozen_owner_scenario(pg_url: str, tmp_path: Path, *, in_transaction: bool, freeze_after: int) -> None:
+    """A owns a scan; once it committed `freeze_after` files it is SIGSTOPped (first holding a batch's
+    transaction open, if asked); B must take over within the bound and complete the exact set; then A is
+    woken and must commit nothing, stop its scan and keep serving."""
     root = tmp_path / "library"
     build_tree(root, 1500, 0)
     expected = sorted(expected_media(root))
@@ -71,14 +101,20 @@ def test_an_owner_frozen_inside_a_batch_transaction_is_taken_over_within_the_bou
         library = a.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
         job: dict[str, Any] = a.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
         owner_a = job["owner"]
-        wait_for(lambda: job_row(pg_url, job["id"])["files_processed"] >= 50, 60, "A to commit batches")
-
-        (hold_dir / "hold").touch()
-        wait_for((hold_dir / "holding").exists, 30, "A to hold a batch's transaction open")
+        wait_for(
+            lambda: job_row(pg_url, job["id"])["files_processed"] >= freeze_after,
+            60,
+            f"A to commit {freeze_after} files",
+            interval=0.005,
+        )
+        if in_transaction:
+            (hold_dir / "hold").touch()
+            wait_for((hold_dir / "holding").exists, 30, "A to hold a batch's transaction open")
         a.signal(signal.SIGSTOP)
         frozen_at = datetime.now(UTC)
-        (hold_dir / "release").touch()  # A lets its batch commit as soon as it wakes
+        (hold_dir / "release").touch()  # A lets a held batch commit as soon as it wakes
         at_freeze = job_row(pg_url, job["id"])
+        assert at_freeze["status"] == "running", at_freeze
 
         done = wait_for(
             lambda: (row := job_row(pg_url, job["id"]))["status"] == "completed" and row,
@@ -92,16 +128,10 @@ def test_an_owner_frozen_inside_a_batch_transaction_is_taken_over_within_the_bou
         assert took <= BOUND, f"taken over after {took:.1f}s (bound {BOUND:g}s)"
         assert done["owner"] != owner_a
         assert done["files_processed"] == len(expected)
-        assert at_freeze["files_processed"] < len(expected)
         final = _events(pg_url, job["id"])
 
         a.signal(signal.SIGCONT)
-        wait_for(lambda: "supervisor.relaunch_dropped" in a.log_text(), 60, "A's scan to stop for good")
-        assert "store.operation_failed" in a.log_text(), "A's held batch failed: its session was ended"
-        assert a.call("GET", "/readyz")["status"] == "ready", "A keeps serving"
-        assert a.call("GET", "/api/admin/scanner/safeguards/status")["supervisor"]["live_scans"] == 0
-        assert job_row(pg_url, job["id"]) == done, "A committed nothing after it woke"
-        assert _events(pg_url, job["id"]) == final
+        _woken_harmless(a, pg_url, job["id"], done, final, in_transaction=in_transaction)
     finally:
         a.stop()
         if b is not None:
@@ -109,3 +139,21 @@ def test_an_owner_frozen_inside_a_batch_transaction_is_taken_over_within_the_bou
 
     assert indexed_paths(pg_url, library["id"]) == expected
     assert_database_valid(pg_url)
+
+
+def test_an_owner_frozen_inside_a_batch_transaction_is_taken_over_within_the_bound_and_wakes_harmless(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A holds a batch's transaction open (test hook) and is SIGSTOPped; B adopts and resumes the job
+    within the bound and completes the exact set; SIGCONT: A's held batch commits nothing, its scan stops
+    (its restart is dropped: the job is B's), and A keeps serving."""
+    _frozen_owner_scenario(pg_url, tmp_path, in_transaction=True, freeze_after=50)
+
+
+@pytest.mark.parametrize("moment", range(2))
+def test_an_owner_frozen_at_a_seeded_moment_is_taken_over_within_the_bound_and_wakes_harmless(
+    pg_url: str, tmp_path: Path, moment: int
+) -> None:
+    """The same, SIGSTOP at a point of the scan drawn from the seed (wherever A happens to be then)."""
+    freeze_after = random.Random(SEED * 10 + moment).randrange(10, 600)
+    _frozen_owner_scenario(pg_url, tmp_path, in_transaction=False, freeze_after=freeze_after)
