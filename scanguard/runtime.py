@@ -122,7 +122,12 @@ class Runtime:
         self._running = True
         if passive:
             return
-        self._join()
+        try:
+            self._join()
+        except BaseException:
+            self._running = False
+            self._stop_actors()
+            raise
         cfg, store = self.config, self.store
         self._supervisor = Supervisor.start(
             cfg, store, self.metrics, reads=self.reads, processor=self._processor, fs=self._fs
