@@ -39,17 +39,15 @@ def async_url(url: str) -> sa.URL:
 
 @dataclass(frozen=True, slots=True)
 class SessionTimeouts:
-    """The bounds every PostgreSQL session carries, derived from the safeguard settings (seconds).
+    """The bounds every PostgreSQL session carries, derived from the safeguard settings (seconds)."""
 
-    - lock: a lock wait gives up after this and the transaction is retried with backoff (a quarter of
-      the smaller of operation_timeout and lease_ttl), so no actor hangs behind a frozen process's lock;
-    - statement: no statement outlives an operation's budget (operation_timeout);
-    - idle_in_transaction: the server ends a session left idle inside a transaction for half a lease
-      (a process stopped mid-transaction), releasing its locks before another instance's takeover.
-    """
-
+    # a lock wait gives up after this and the transaction is retried with backoff (a quarter of the
+    # smaller of operation_timeout and lease_ttl), so no actor hangs behind a frozen process's lock
     lock: float
+    # no statement outlives an operation's budget (operation_timeout)
     statement: float
+    # the server ends a session left idle inside a transaction for half a lease (a process stopped
+    # mid-transaction), releasing its locks before another instance's takeover
     idle_in_transaction: float
 
     @classmethod
