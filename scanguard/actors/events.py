@@ -19,11 +19,10 @@ _RESERVED = frozenset({"event", "level", "timestamp", "instance"})
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """Events that have committed, in commit order; `remote` ones (another instance's, heard through the
-    listener) are delivered but not logged again: their own instance logged them."""
+    """Events that have committed, in commit order."""
 
     events: tuple[Event, ...]
-    remote: bool = False
+    remote: bool = False  # another instance's, heard by the listener: delivered, not logged a second time
 
 
 @dataclass(frozen=True, slots=True)
