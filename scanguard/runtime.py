@@ -500,6 +500,7 @@ class Runtime:
             "validator": self._ask(self._validator, _method("stats"), "status"),
             "cleanup": self._ask(self._cleanup, _method("stats"), "status"),
             "config": self.config.as_dict(),
+            "events_listener": None if self._listener is None else self._listener.status(),
         }
 
     def _metric(self, name: str) -> float:

@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC
+from typing import Any
 
 import asyncpg
 import structlog
@@ -67,6 +68,10 @@ class EventListener:
 
     def start(self) -> None:
         self._thread.start()
+
+    def status(self) -> dict[str, Any]:
+        """For the status page: whether it listens now, the last event id it saw, how often it reconnected."""
+        return {"connected": self.connected.is_set(), "last_id": self.last_id, "reconnects": self.reconnects}
 
     def stop(self, timeout: float = 5.0) -> None:
         loop, stopping = self._loop, self._stopping

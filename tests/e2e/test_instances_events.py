@@ -105,6 +105,10 @@ def test_b_streams_what_a_does_within_a_second_and_replays_what_it_missed_while_
             lambda: (pid := _listener_pid(pg_url, b)) and pid != listener, 30, "B's listener to reconnect"
         )
         assert "events.replayed" in b.log_text()
+        listener_status = b.call("GET", "/api/admin/scanner/safeguards/status")["events_listener"]
+        assert listener_status["connected"] is True
+        assert listener_status["reconnects"] >= 1
+        assert listener_status["last_id"] >= missed
 
         again = a.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
         wait_for(lambda: seen("job.completed", again["id"]), 60, "A's next scan on B's stream", interval=0.05)
