@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-runtime run scan test lint bench clean
+.PHONY: install install-runtime run scan test lint bench soak clean
 
 # Two stamps: `run` and `scan` need only the service's own dependencies; `test`, `lint` and `bench` add the
 # development extras (pytest, ruff, mypy, schemathesis, selenium) on top.
@@ -34,6 +34,11 @@ lint: install
 	$(BIN)/ruff check scanguard tests bench
 	$(BIN)/ruff format --check scanguard tests bench
 	$(BIN)/mypy
+
+# the chaos soak alone, longer: make soak SOAK_SECONDS=600 (SCANGUARD_SOAK_SEED=N replays a run)
+SOAK_SECONDS ?= 600
+soak: install
+	SCANGUARD_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest tests/chaos -s $(ARGS)
 
 bench: install
 	$(BIN)/python bench/scan.py $(ARGS)

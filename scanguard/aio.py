@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
 
 if TYPE_CHECKING:
     from scanguard.runtime import Runtime
@@ -73,6 +73,9 @@ class AsyncRuntime:
 
     async def current_jobs(self) -> tuple[Job, ...]:
         return await self._run(self._rt.current_jobs)
+
+    async def instances(self) -> tuple[Instance, ...]:
+        return await self._run(self._rt.instances)
 
     async def wait_for_job(
         self,

@@ -145,10 +145,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Runtime.start(cfg, passive=True) as rt:
         libraries = rt.list_libraries()
         jobs = rt.current_jobs()
+        instances = rt.instances()
     if args.json:
         print(
             json.dumps(
-                {"libraries": [x.to_dict() for x in libraries], "jobs": [j.to_dict() for j in jobs]}, indent=2
+                {
+                    "libraries": [x.to_dict() for x in libraries],
+                    "jobs": [j.to_dict() for j in jobs],
+                    "instances": [i.to_dict() for i in instances],
+                },
+                indent=2,
             )
         )
         return EXIT_OK
@@ -161,6 +167,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"  job {job.id} library {job.library_id}: {job.status}{reason} {job.progress:.1f}% "
             f"{job.files_processed} files, owner {job.owner}"
+        )
+    print(f"{sum(i.live for i in instances)} live instances")
+    for inst in instances:
+        runs = ", ".join(f"job {j}" for j in inst.jobs) or "no scans"
+        print(
+            f"  {inst.id}  {'live' if inst.live else 'gone'}  pid {inst.pid}  v{inst.version}  "
+            f"heartbeat {inst.heartbeat_at.isoformat(timespec='seconds')}  runs {runs}"
         )
     return EXIT_OK
 

@@ -68,6 +68,16 @@ def owner_is_dead(owner: str | None, *, lease_expired: bool) -> bool:
     return lease_expired
 
 
+def scanguard_version() -> str:
+    """The installed scanguard's version, as an instance registers it."""
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - only when registering
+
+    try:
+        return version("scanguard")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def instance_id() -> str:
     """host:pid:start-time:nonce — written as `owner` on what this process runs (unique per Runtime)."""
     return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}:{secrets.token_hex(4)}"

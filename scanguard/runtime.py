@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import pykka.messages
 import structlog
 
 from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunCleanup
-from scanguard.actors.events import EventBus, Subscribe, Unsubscribe
+from scanguard.actors.events import EventBus, Publish, Subscribe, Unsubscribe
 from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
 from scanguard.actors.scan import FileWork
@@ -35,10 +36,27 @@ from scanguard.processing.pool import FilePool
 from scanguard.processing.registry import resolve
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
+from scanguard.store.engine import is_postgresql
 from scanguard.validation import check_id, library_kind, library_name, library_path
+
+if TYPE_CHECKING:
+    from scanguard.records import Instance
+    from scanguard.store.notify import EventListener
 
 log = structlog.get_logger("scanguard.runtime")
 ACTIVE = ("pending", "running", "paused")
+# events of another instance after which this one's live scans are checked against the database at once
+REMOTE_CHANGES = frozenset(
+    {
+        "job.paused",
+        "job.resumed",
+        "job.deleted",
+        "job.failed",
+        "job.completed",
+        "orphan.adopted",
+        "library.removed",
+    }
+)
 STATUSES = ("pending", "running", "paused", "completed", "failed")
 
 
@@ -66,6 +84,7 @@ class Runtime:
         self._processor = processor
         self._fs = fs
         self._lock = threading.Lock()
+        self._listener: EventListener | None = None  # on PostgreSQL: other instances' events
         self._libraries: dict[int, pykka.ActorRef[Any]] = {}
         self._running = False
         self._bus: pykka.ActorRef[Any] | None = None
@@ -125,6 +144,12 @@ class Runtime:
         self._running = True
         if passive:
             return
+        try:
+            self._join()
+        except BaseException:
+            self._running = False
+            self._stop_actors()
+            raise
         cfg, store = self.config, self.store
         pool = None
         if cfg.scan.processors:
@@ -141,8 +166,6 @@ class Runtime:
         self._validator = StateValidator.start(parts)
         self._cleanup = CleanupScheduler.start(parts)
         self._health = HealthChecker.start(parts, self._actor_refs)
-        if cfg.safeguards.auto_resume_orphans:
-            self._resume_after_shutdown()
         log.info(
             "runtime.started",
             instance=self.instance,
@@ -174,6 +197,8 @@ class Runtime:
             return
         self._running = False
         deadline = time.monotonic() + self.config.safeguards.shutdown_timeout
+        # the periodic safeguards stop first: this watchdog must not take back what this shutdown pauses
+        self._stop_periodic()
         try:
             supervised = self._ask(self._supervisor, LiveDetail(), "shutdown") if self._supervisor else None
             for job_id in sorted({*supervised.live, *supervised.pending}) if supervised else ():
@@ -185,20 +210,57 @@ class Runtime:
                     )
                 except ScanguardError as exc:
                     log.warning("runtime.shutdown_pause_failed", job_id=job_id, error=str(exc))
+            if supervised is not None:  # a passive runtime never registered
+                self._leave(max(0.1, deadline - time.monotonic()))
         finally:
             self._stop_actors()
         log.info("runtime.stopped", instance=self.instance)
 
-    def _resume_after_shutdown(self) -> None:
-        """With auto_resume_orphans, jobs a clean shutdown paused are resumed when a runtime starts."""
-        for job in self.current_jobs():
-            if job.status == "paused" and job.pause_reason == "shutdown":
+    def _join(self) -> None:
+        """Register this process in `instances` and, on PostgreSQL, hear the other instances' committed
+        events and publish them on this bus."""
+        self._call(self.store.register_instance(), "register_instance")
+        if not is_postgresql(self.config.database.url):
+            return
+        bus = self._bus
+
+        def deliver(events: tuple[Event, ...]) -> None:
+            if bus is not None:
+                bus.tell(Publish(events, remote=True))
+            kinds = {e.kind for e in events}
+            # another instance changed a job: the validator checks this one's live scans against it now,
+            # and the watchdog takes over at once what a clean shutdown elsewhere handed over
+            with contextlib.suppress(pykka.ActorDeadError):
+                if kinds & REMOTE_CHANGES and self._validator is not None:
+                    self._validator.tell(Validate("remote_event"))
+                handed = any(e.kind == "job.paused" and e.data.get("reason") == "shutdown" for e in events)
+                if handed and self._watchdog is not None and self.config.safeguards.auto_resume_orphans:
+                    self._watchdog.tell(Sweep("handover"))
+
+        from scanguard.store.notify import EventListener  # noqa: PLC0415 - asyncpg only when on PostgreSQL
+
+        self._listener = EventListener(self.config.database.url, self.instance, deliver)
+        self._listener.start()
+
+    def _leave(self, timeout: float) -> None:
+        """Remove this process's row from `instances`: a clean shutdown is not a dead instance."""
+        try:
+            self.store.remove_instance().get(timeout=timeout)
+        except (ScanguardError, pykka.Timeout) as exc:
+            log.warning("runtime.leave_failed", instance=self.instance, error=str(exc))
+
+    def _stop_periodic(self) -> None:
+        for ref in (self._health, self._cleanup, self._validator, self._watchdog):
+            if ref is not None and ref.is_alive():
                 try:
-                    self.resume_scan(job.id)
-                except ScanguardError as exc:
-                    log.warning("runtime.resume_after_shutdown_failed", job_id=job.id, error=str(exc))
+                    ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
+                except pykka.Timeout:
+                    log.error("runtime.actor_stop_timeout", actor=str(ref))
 
     def _stop_actors(self) -> None:
+        if self._listener is not None:
+            self._listener.stop(self.config.safeguards.force_kill_timeout)
+            self._listener = None
         with self._lock:
             libraries = list(self._libraries.values())
             self._libraries.clear()
@@ -382,6 +444,10 @@ class Runtime:
         """Every job in pending, running or paused."""
         return self._call(self.reads.active_jobs(), "current_jobs")  # type: ignore[no-any-return]
 
+    def instances(self) -> tuple[Instance, ...]:
+        """Every instance registered on this database, live or gone, with the jobs each runs."""
+        return self._call(self.reads.list_instances(), "instances")  # type: ignore[no-any-return]
+
     def wait_for_job(
         self,
         job_id: int,
@@ -489,6 +555,7 @@ class Runtime:
             "validator": self._ask(self._validator, _method("stats"), "status"),
             "cleanup": self._ask(self._cleanup, _method("stats"), "status"),
             "config": self.config.as_dict(),
+            "events_listener": None if self._listener is None else self._listener.status(),
         }
 
     def _workers_status(self) -> dict[str, Any]:

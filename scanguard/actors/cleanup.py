@@ -16,6 +16,8 @@ from scanguard.ownership import nobody_runs, quiet_seconds
 
 log = structlog.get_logger("scanguard.cleanup")
 MAX_BATCHES_PER_RUN = 20
+ONE_SHOT = ("orphaned_jobs", "stale_leases", "gone_instances")  # steps that are not batched
+GONE_INSTANCE_RETENTION = 86400.0  # a killed instance's row is shown as gone for a day, then removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,10 @@ class CleanupScheduler(PeriodicActor):
             ("orphaned_files", lambda: self.store.remove_orphaned_files(sg.cleanup_batch_size)),
             ("orphaned_jobs", self.store.remove_orphaned_jobs),
             ("stale_leases", self.store.release_stale_leases),
+            (
+                "gone_instances",
+                lambda: self.store.remove_gone_instances(now - timedelta(seconds=GONE_INSTANCE_RETENTION)),
+            ),
         ]
         try:
             for kind, step in steps:
@@ -85,7 +91,7 @@ class CleanupScheduler(PeriodicActor):
                 for _ in range(MAX_BATCHES_PER_RUN):
                     count = step().get().count
                     total += count
-                    if count < sg.cleanup_batch_size or kind in ("orphaned_jobs", "stale_leases"):
+                    if count < sg.cleanup_batch_size or kind in ONE_SHOT:
                         break
                 removed[kind] = total
                 if total:

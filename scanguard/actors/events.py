@@ -22,6 +22,7 @@ class Publish:
     """Events that have committed, in commit order."""
 
     events: tuple[Event, ...]
+    remote: bool = False  # another instance's, heard by the listener: delivered, not logged a second time
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +49,9 @@ class EventBus(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Publish(events):
+            case Publish(events, remote):
                 for event in events:
-                    self._deliver(event)
+                    self._deliver(event, log_it=not remote)
                 return None
             case Subscribe(callback):
                 sid = next(self._ids)
@@ -61,11 +62,12 @@ class EventBus(pykka.ThreadingActor):
                 return None
         return super().on_receive(message)
 
-    def _deliver(self, event: Event) -> None:
-        ids = {"event_id": event.id, "job_id": event.job_id, "library_id": event.library_id}
-        # the data's own keys stand beside the ids on the one log line, unless they would clash with them
-        fields = {k: v for k, v in event.data.items() if k not in _RESERVED and k not in ids}
-        log.info(event.kind, **ids, instance=event.instance, **fields)
+    def _deliver(self, event: Event, *, log_it: bool = True) -> None:
+        if log_it:
+            ids = {"event_id": event.id, "job_id": event.job_id, "library_id": event.library_id}
+            # the data's own keys stand beside the ids on the one log line, unless they would clash with them
+            fields = {k: v for k, v in event.data.items() if k not in _RESERVED and k not in ids}
+            log.info(event.kind, **ids, instance=event.instance, **fields)
         for sid, callback in list(self._subscribers.items()):
             try:
                 callback(event)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -17,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from scanguard.actors.events import Publish
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
-from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
-from scanguard.store import batches, catalog, faults, jobs, maintenance
+from scanguard.ownership import scanguard_version
+from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.store import batches, catalog, faults, instances, jobs, maintenance
 from scanguard.store.batches import BatchCommit, Existing
-from scanguard.store.engine import create_engine, run_migrations, schema_at_head
+from scanguard.store.engine import SessionTimeouts, create_engine, run_migrations, schema_at_head
 from scanguard.store.tx import Tx
 
 log = structlog.get_logger("scanguard.store")
@@ -29,11 +32,36 @@ R = TypeVar("R")
 
 FaultHook = Callable[[str, str], None]
 """Called as hook(operation, stage) with stage 'before_commit' or 'after_commit'; raising simulates a fault."""
+FAULT_HOOK_VARIABLE = "SCANGUARD_TEST_FAULT_HOOK"
+
+
+def fault_hook_from_environment() -> FaultHook | None:
+    """Tests of real processes: `SCANGUARD_TEST_FAULT_HOOK=package.module:function` installs that function
+    as the writer's fault hook (to hold a process inside a transaction, say). Unset in production."""
+    spec = os.environ.get(FAULT_HOOK_VARIABLE, "")
+    if not spec:
+        return None
+    import importlib  # noqa: PLC0415 - only in tests
+
+    module, _, name = spec.partition(":")
+    hook: FaultHook = getattr(importlib.import_module(module), name)
+    log.warning("store.fault_hook_installed", hook=spec)
+    return hook
+
+
+_BUSY = (
+    "database is locked",  # SQLite
+    "database is busy",
+    "could not serialize",  # PostgreSQL serialization failure
+    "lock timeout",  # PostgreSQL lock_timeout: "canceling statement due to lock timeout"
+    "deadlock detected",
+)
 
 
 def _busy(exc: BaseException) -> bool:
+    """A wait for another writer's lock that gave up: worth retrying with backoff."""
     text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text or "could not serialize" in text
+    return any(marker in text for marker in _BUSY)
 
 
 class StoreActor(pykka.ThreadingActor):
@@ -51,7 +79,7 @@ class StoreActor(pykka.ThreadingActor):
         self.instance = instance
         self.bus = bus
         self.readonly = readonly
-        self.fault_hook: FaultHook | None = None
+        self.fault_hook: FaultHook | None = None if readonly else fault_hook_from_environment()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: AsyncEngine | None = None
         self._failed: ScanguardError | None = None
@@ -60,7 +88,9 @@ class StoreActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self._loop = asyncio.new_event_loop()
         try:
-            self._engine = create_engine(self.config.database)
+            self._engine = create_engine(
+                self.config.database, SessionTimeouts.from_config(self.config.safeguards)
+            )
             self.dialect = self._engine.dialect.name
             if not self.readonly:
                 self._retrying("migrate", self._migrate)
@@ -77,15 +107,19 @@ class StoreActor(pykka.ThreadingActor):
 
     async def _migrate(self) -> None:
         """Upgrade the schema; a database already at head is recognised in a read transaction, so a
-        process starting beside another one's long write never waits for the write lock."""
+        process starting beside another one's long write never waits for the write lock. Otherwise the
+        upgrade runs under the migration lock (an exclusive transaction on SQLite, an advisory lock on
+        PostgreSQL): instances started together on an empty database all come up."""
         assert self._engine is not None
         async with self._engine.connect() as raw:
             conn = await raw.execution_options(scanguard_readonly=True)
             async with conn.begin():
                 if await conn.run_sync(schema_at_head):
                     return
-        async with self._engine.begin() as conn:
-            await conn.run_sync(run_migrations)
+        async with self._engine.connect() as raw:
+            conn = await raw.execution_options(scanguard_exclusive=True)
+            async with conn.begin():
+                await conn.run_sync(run_migrations)
 
     # ---- the transaction runner -------------------------------------------------------------
 
@@ -114,6 +148,7 @@ class StoreActor(pykka.ThreadingActor):
         rolled_back = step != "after_commit"
         log.error("store.operation_failed", operation=op, step=step, error=f"{type(exc).__name__}: {exc}")
         if isinstance(exc, sa_exc.DBAPIError) and _busy(exc):
+            # SQLite's busy error, or PostgreSQL's lock_timeout, still there after every retry
             return StoreUnavailable(
                 f"{op}: the database stayed busy at step '{step}'", operation=op, step=step
             )
@@ -371,6 +406,29 @@ class StoreActor(pykka.ThreadingActor):
 
     def invariant_violations(self) -> dict[str, list[int]]:
         return self._read("invariant_violations", maintenance.invariant_violations)
+
+    # ---- instances --------------------------------------------------------------------------
+
+    def register_instance(self) -> None:
+        """This process's row in `instances` (host, pid, version, started_at, heartbeat_at)."""
+        self._tx("register_instance", instances.register_instance, *self._identity())
+
+    def beat_instance(self) -> None:
+        """Renew this process's heartbeat (the watchdog does, every tick)."""
+        self._tx("beat_instance", instances.beat_instance, *self._identity())
+
+    def remove_instance(self) -> None:
+        self._tx("remove_instance", instances.remove_instance)
+
+    def list_instances(self) -> tuple[Instance, ...]:
+        return self._read("list_instances", instances.list_instances)
+
+    def remove_gone_instances(self, before: datetime) -> maintenance.Removed:
+        removed = self._tx("remove_gone_instances", instances.remove_gone_instances, before)
+        return maintenance.Removed("gone_instances", removed)
+
+    def _identity(self) -> tuple[str, int, str]:
+        return socket.gethostname(), os.getpid(), scanguard_version()
 
     def set_fault_hook(self, hook: FaultHook | None) -> None:
         """Install a fault injector (tests); None removes it."""

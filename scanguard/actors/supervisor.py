@@ -302,7 +302,7 @@ class Supervisor(pykka.ThreadingActor):
         self._crashes.pop(job_id, None)
         try:
             self.store.fail_job(job_id, error, restarts).get()
-        except (IllegalTransition, NotFound):
+        except (IllegalTransition, Fenced, NotFound):
             return
         self.metrics.failures.inc()
         log.error("supervisor.gave_up", job_id=job_id, error=error, restarts=restarts)
@@ -311,8 +311,9 @@ class Supervisor(pykka.ThreadingActor):
         try:
             job = self.store.record_restart(job_id, error, delay).get()
             library = self.store.get_library(job.library_id).get()
-        except (IllegalTransition, NotFound):
-            # paused, deleted or finished meanwhile: nothing to restart
+        except (IllegalTransition, Fenced, NotFound) as exc:
+            # paused, deleted, finished or taken over by another instance meanwhile: nothing to restart
+            log.info("supervisor.relaunch_dropped", job_id=job_id, reason=exc.code)
             self._crashes.pop(job_id, None)
             return
         except ScanguardError as exc:

@@ -35,6 +35,7 @@ class SweepReport:
     stalled: tuple[int, ...] = ()
     orphaned: tuple[int, ...] = ()
     resumed: tuple[int, ...] = ()
+    handed_over: tuple[int, ...] = ()
 
 
 STORE_RETRY_TICKS = 16
@@ -51,8 +52,8 @@ class _StoreRetry:
 
 
 class Watchdog(PeriodicActor):
-    """Owns stall and orphan detection: pauses stalled scans, hands orphaned ones to their library,
-    and (with auto_resume_orphans) resumes scans paused because their store failed, with backoff."""
+    """Owns stall and orphan detection, the hand-over of scans a clean shutdown paused, and (with
+    auto_resume_orphans) the resume, with backoff, of scans paused because their store failed."""
 
     def __init__(self, parts: Collaborators) -> None:
         super().__init__(parts, parts.config.safeguards.watchdog_interval, "watchdog")
@@ -74,6 +75,7 @@ class Watchdog(PeriodicActor):
 
     def _sweep(self, reason: str) -> SweepReport:
         sg = self.config.safeguards
+        self._beat()
         now = datetime.now(UTC)
         supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=sg.operation_timeout)
         stalled: list[int] = []
@@ -99,9 +101,54 @@ class Watchdog(PeriodicActor):
                     resumed.append(job.id)
         if sg.auto_resume_orphans:
             resumed.extend(self._resume_store_paused())
-        if stalled or orphaned or resumed:
-            log.info("watchdog.swept", reason=reason, stalled=stalled, orphaned=orphaned, resumed=resumed)
-        return SweepReport(tuple(stalled), tuple(orphaned), tuple(resumed))
+        handed_over = self._take_over_shutdown_pauses(reason) if sg.auto_resume_orphans else []
+        if stalled or orphaned or resumed or handed_over:
+            log.info(
+                "watchdog.swept",
+                reason=reason,
+                stalled=stalled,
+                orphaned=orphaned,
+                resumed=resumed,
+                handed_over=handed_over,
+            )
+        return SweepReport(tuple(stalled), tuple(orphaned), tuple(resumed), tuple(handed_over))
+
+    def _beat(self) -> None:
+        """Renew this instance's row in `instances`: others see it live while it beats."""
+        try:
+            self.store.beat_instance().get(timeout=self.config.safeguards.operation_timeout)
+        except (ScanguardError, pykka.Timeout) as exc:
+            log.warning("watchdog.heartbeat_failed", instance=self.instance, error=str(exc))
+
+    def _take_over_shutdown_pauses(self, reason: str) -> list[int]:
+        """Hand-over: scans a clean shutdown paused (its leases are released) are resumed here.
+
+        A stopping runtime stops its watchdog before pausing its scans, so it never takes its own back;
+        when several instances try, the library's transaction lets one resume and refuses the others.
+        """
+        taken: list[int] = []
+        for job in self.store.list_jobs(("paused",), None, 1_000_000).get().items:
+            if job.pause_reason != "shutdown":
+                continue
+            try:
+                self.library(job.library_id).ask(
+                    ResumeScan(job.id), block=True, timeout=self.config.safeguards.operation_timeout
+                )
+            except (Conflict, NotFound) as exc:
+                # resumed or removed by another instance first, or its folder is not reachable from here
+                log.debug("watchdog.handover_skipped", job_id=job.id, reason=exc.code)
+                continue
+            except (ScanguardError, pykka.Timeout) as exc:
+                log.error("watchdog.handover_failed", job_id=job.id, error=str(exc))
+                continue
+            taken.append(job.id)
+            try:  # recorded once it happened: a resume refused here is tried again next tick, silently
+                self.store.record_event(
+                    "watchdog.handover", job.library_id, job.id, previous_owner=job.owner, sweep=reason
+                ).get()
+            except ScanguardError as exc:
+                log.warning("watchdog.record_failed", job_id=job.id, error=str(exc))
+        return taken
 
     def _stalled(self, job_id: int, library_id: int, quiet: float) -> bool:
         try:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from scanguard.config import Config
 from scanguard.errors import ConfigError
-from scanguard.http import events, libraries, probes, scanner
+from scanguard.http import events, instances, libraries, probes, scanner
 from scanguard.http.middlewares import (
     Guard,
     auth_middleware,
@@ -76,6 +76,6 @@ def create_app(target: Runtime | Config, *, sse_heartbeat: float = 15.0) -> web.
     app[RUNTIME] = slot
     app.cleanup_ctx.append(_runtime_ctx)
     app.on_shutdown.append(_close_streams)
-    for module in (scanner, libraries, events, probes):
+    for module in (scanner, libraries, events, probes, instances):
         app.router.add_routes(module.routes)
     return app

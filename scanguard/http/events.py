@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -27,6 +29,7 @@ log = structlog.get_logger("scanguard.http.events")
 routes = web.RouteTableDef()
 LIVE_QUEUE = 1000
 REPLAY_PAGE = 500
+SENT_REMEMBERED = 10_000
 
 
 def _filters(request: web.Request) -> dict[str, Any]:
@@ -94,13 +97,21 @@ class _Live:
         self.wake.set()
 
 
-async def _replay(rt: Runtime, response: web.StreamResponse, filters: dict[str, Any], after: int) -> int:
+async def _replay(
+    rt: Runtime,
+    response: web.StreamResponse,
+    filters: dict[str, Any],
+    after: int,
+    sent: Callable[[int], None] | None = None,
+) -> int:
     """Send every stored event after `after`; return the last id sent."""
     while True:
         batch = await rt.aio.events(after_id=after, limit=REPLAY_PAGE, **filters)
         for event in batch:
             await response.write(_frame(event))
             after = event.id
+            if sent is not None:
+                sent(event.id)
         if len(batch) < REPLAY_PAGE:
             return after
 
@@ -120,12 +131,28 @@ class _Stream:
         self.live = _Live(asyncio.get_running_loop())
         self.progress = self.slot.progress.subscribe() if self.slot.progress is not None else None
         self.last = 0
+        # with several instances, events commit out of id order: a live event below the newest id sent
+        # is still new unless it was sent already (or predates the stream)
+        self.floor = 0
+        self._sent: deque[int] = deque(maxlen=SENT_REMEMBERED)
+        self._sent_set: set[int] = set()
+
+    def _mark(self, event_id: int) -> None:
+        if len(self._sent) == self._sent.maxlen:
+            self._sent_set.discard(self._sent[0])
+        self._sent.append(event_id)
+        self._sent_set.add(event_id)
+        self.last = max(self.last, event_id)
+
+    def _fresh(self, event: Event) -> bool:
+        return event.id > self.floor and event.id not in self._sent_set
 
     async def run(self, response: web.StreamResponse, resume_from: int | None) -> None:
         if resume_from is not None:
-            self.last = await _replay(self.rt, response, self.filters, resume_from)
+            self.last = await _replay(self.rt, response, self.filters, resume_from, self._mark)
         else:
             self.last = await _newest_id(self.rt)
+        self.floor = self.last
         while not self.slot.closing.is_set():
             await self._send_live(response)
             await self._send_progress(response)
@@ -138,12 +165,12 @@ class _Stream:
             live.overflowed = False
             while not live.queue.empty():
                 live.queue.get_nowait()
-            self.last = await _replay(self.rt, response, self.filters, self.last)
+            self.last = await _replay(self.rt, response, self.filters, self.last, self._mark)
         while not live.queue.empty():
             event = live.queue.get_nowait()
-            if event.id > self.last and _matches(event, self.filters):
+            if self._fresh(event) and _matches(event, self.filters):
                 await response.write(_frame(event))
-                self.last = event.id
+                self._mark(event.id)
             if event.kind.startswith("job.") and self.slot.progress is not None:
                 self.slot.progress.poke()
 

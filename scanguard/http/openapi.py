@@ -366,6 +366,21 @@ def _event_paths() -> dict[str, Any]:
     }
 
 
+def _instance_paths() -> dict[str, Any]:
+    return {
+        "/api/admin/instances": {
+            "get": _op(
+                "listInstances",
+                "Every instance serving this database: live or gone (heartbeat older than the lease), "
+                "and the jobs each runs",
+                (200, _ok("InstanceList", "The instances")),
+                (),
+                tags=("instances",),
+            )
+        }
+    }
+
+
 def _public_paths() -> dict[str, Any]:
     def plain(
         op_id: str, summary: str, schema: dict[str, Any], errors: tuple[int, ...] = ()
@@ -424,7 +439,13 @@ _DOCUMENT: dict[str, Any] = {
         'token; errors have one shape: {"error": {"code", "message", "details"}}.',
     },
     "security": [{"bearer": []}],
-    "paths": {**_scanner_paths(), **_library_paths(), **_event_paths(), **_public_paths()},
+    "paths": {
+        **_scanner_paths(),
+        **_library_paths(),
+        **_event_paths(),
+        **_instance_paths(),
+        **_public_paths(),
+    },
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {

@@ -148,6 +148,19 @@ SCHEMAS: dict[str, Any] = {
             "kind": {"type": "string", "enum": list(LIBRARY_KINDS), "default": "mixed"},
         },
     ),
+    "Instance": obj(
+        {
+            "id": STR,
+            "host": STR,
+            "pid": INT,
+            "version": STR,
+            "started_at": TIME,
+            "heartbeat_at": TIME,
+            "live": {"type": "boolean"},
+            "jobs": {"type": "array", "items": ID},
+        }
+    ),
+    "InstanceList": obj({"instances": {"type": "array", "items": ref("Instance")}}),
     "SafeguardStatus": {
         "type": "object",
         "description": "The health snapshot, watchdog/validator/cleanup counters and the effective config.",

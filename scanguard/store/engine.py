@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from scanguard.config import DatabaseConfig
+from scanguard.config import DatabaseConfig, SafeguardConfig
 from scanguard.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# the advisory lock every instance takes before migrating a PostgreSQL database (any fixed 64-bit key)
+MIGRATION_LOCK_KEY = 0x5CA9_0A2D_0001
 
 
 def async_url(url: str) -> sa.URL:
@@ -34,8 +37,52 @@ def async_url(url: str) -> sa.URL:
     raise ConfigError(f"database.url must be sqlite or postgresql, got {backend}")
 
 
-def create_engine(cfg: DatabaseConfig) -> AsyncEngine:
-    """An async engine set up for one writer: WAL, synchronous=NORMAL, busy timeout, BEGIN IMMEDIATE."""
+@dataclass(frozen=True, slots=True)
+class SessionTimeouts:
+    """The bounds every PostgreSQL session carries, derived from the safeguard settings (seconds)."""
+
+    # a lock wait gives up after this and the transaction is retried with backoff (a quarter of the
+    # smaller of operation_timeout and lease_ttl), so no actor hangs behind a frozen process's lock
+    lock: float
+    # no statement outlives an operation's budget (operation_timeout)
+    statement: float
+    # the server ends a session left idle inside a transaction for half a lease (a process stopped
+    # mid-transaction), releasing its locks before another instance's takeover
+    idle_in_transaction: float
+
+    @classmethod
+    def from_config(cls, sg: SafeguardConfig) -> SessionTimeouts:
+        return cls(
+            lock=min(sg.operation_timeout, sg.lease_ttl) / 4,
+            statement=sg.operation_timeout,
+            idle_in_transaction=sg.lease_ttl / 2,
+        )
+
+    def server_settings(self) -> dict[str, str]:
+        """asyncpg's `server_settings`: each bound in whole milliseconds (at least 1; 0 would disable it)."""
+        return {
+            "lock_timeout": _ms(self.lock),
+            "statement_timeout": _ms(self.statement),
+            "idle_in_transaction_session_timeout": _ms(self.idle_in_transaction),
+        }
+
+
+def _ms(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+def driver_dsn(url: str) -> str:
+    """The plain `postgresql://…` DSN of a database URL, for a raw driver connection (the listener)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def is_postgresql(url: str) -> bool:
+    return async_url(url).get_backend_name() == "postgresql"
+
+
+def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> AsyncEngine:
+    """An async engine: for SQLite set up for one writer (WAL, synchronous=NORMAL, busy timeout,
+    BEGIN IMMEDIATE); for PostgreSQL with the session timeouts, when given."""
     url = async_url(cfg.url)
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
@@ -46,7 +93,12 @@ def create_engine(cfg: DatabaseConfig) -> AsyncEngine:
             engine = create_async_engine(url, echo=cfg.echo, pool_reset_on_return=None)
         _sqlite_setup(engine, cfg)
         return engine
-    return create_async_engine(url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if timeouts is not None:
+        connect_args["server_settings"] = timeouts.server_settings()
+    return create_async_engine(
+        url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def _sqlite_setup(engine: AsyncEngine, cfg: DatabaseConfig) -> None:
@@ -63,18 +115,26 @@ def _sqlite_setup(engine: AsyncEngine, cfg: DatabaseConfig) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        readonly = conn.get_execution_options().get("scanguard_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get("scanguard_exclusive", False):
+            conn.exec_driver_sql("BEGIN EXCLUSIVE")
+        else:
+            conn.exec_driver_sql("BEGIN" if options.get("scanguard_readonly", False) else "BEGIN IMMEDIATE")
 
 
 def run_migrations(sync_conn: sa.Connection) -> None:
     """Bring the schema to the newest Alembic revision on this connection.
 
     A database already at head (every start but the first) is recognised without importing Alembic,
-    which would cost a command-line scan more than a tenth of a second; anything else goes to Alembic.
+    which would cost a command-line scan more than a tenth of a second; anything else goes to Alembic,
+    under the database's migration lock, so that instances starting together on an empty database
+    migrate one after the other and the later ones find the schema at head.
     """
     if schema_at_head(sync_conn):
         return
+    migration_lock(sync_conn)
+    if schema_at_head(sync_conn):
+        return  # another instance migrated while this one waited for the lock
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
@@ -82,6 +142,20 @@ def run_migrations(sync_conn: sa.Connection) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = sync_conn
     command.upgrade(cfg, "head")
+
+
+def migration_lock(sync_conn: sa.Connection) -> None:
+    """Hold the migration lock until this transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock (released by commit or rollback, or when the session
+    dies), waited for without the sessions' lock and statement timeouts. SQLite: the transaction was begun
+    EXCLUSIVE (the `scanguard_exclusive` execution option), which already serialises migrating processes.
+    """
+    if sync_conn.dialect.name != "postgresql":
+        return
+    sync_conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+    sync_conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+    sync_conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
 
 
 def schema_at_head(sync_conn: sa.Connection) -> bool:

@@ -218,6 +218,8 @@ async def fail_job(tx: Tx, job_id: int, error: str, restarts: int) -> Job:
     job = await _job_or_404(tx, job_id)
     if not job.active:
         raise IllegalTransition(job_id, job.status, "fail")
+    if job.status == "running" and job.owner != tx.instance:
+        raise Fenced(job_id, job.fencing_token)  # another instance took it over: not ours to fail
     values = {
         "status": "failed",
         "last_error": error,
@@ -236,6 +238,8 @@ async def record_restart(tx: Tx, job_id: int, error: str, delay: float) -> Job:
     job = await _job_or_404(tx, job_id)
     if job.status != "running":
         raise IllegalTransition(job_id, job.status, "restart")
+    if job.owner != tx.instance:
+        raise Fenced(job_id, job.fencing_token)  # another instance took it over while this one was away
     token = await acquire_lease(tx, job.library_id)
     values = {
         "restarts": job.restarts + 1,

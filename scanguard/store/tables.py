@@ -147,3 +147,15 @@ events = sa.Table(
     sa.Index("ix_events_kind", "kind"),
     sa.Index("ix_events_at", "at"),
 )
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("started_at", Stamp, nullable=False),
+    sa.Column("heartbeat_at", Stamp, nullable=False),
+    sa.Index("ix_instances_heartbeat_at", "heartbeat_at"),
+)

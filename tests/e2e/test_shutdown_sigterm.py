@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 TOKEN = "test-token-for-sigterm"
 SHUTDOWN_TIMEOUT = 10.0
 N_FILES = 600
+LIFECYCLE = ("job.started", "job.paused", "job.resumed", "job.completed")
 
 
 def _call(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -123,10 +124,11 @@ def test_sigterm_pauses_both_running_scans_as_shutdown_exits_0_and_a_restart_res
         assert len(paths) == len(set(paths))
         assert paths == sorted(media_tree.expected_media(root))
         assert done.files_processed == N_FILES
-        assert trail(db_url, job["id"]) == [
+        assert trail(db_url, job["id"], LIFECYCLE) == [
             ("job.started", None),
             ("job.paused", "shutdown"),
             ("job.resumed", None),
             ("job.completed", None),
         ]
+        assert trail(db_url, job["id"], ["watchdog.handover"]) == [("watchdog.handover", None)]
     assert_database_valid(db_url)

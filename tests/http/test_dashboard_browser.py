@@ -159,6 +159,10 @@ def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_delete
         "the resume event in recent events",
     )
     page.wait(lambda: page.find("#health-status").text == "healthy", "the health snapshot")
+    page.wait(
+        lambda: f"#{job_id}" in page.find('#instances tr[data-live="true"] .jobs').text,
+        "this instance's row, live, running the job",
+    )
 
     page.click(f'{job} button[data-action="delete"]')
     assert f"Delete job {job_id}" in page.accept_confirm()

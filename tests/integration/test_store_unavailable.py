@@ -269,7 +269,7 @@ def test_a_database_server_going_away_mid_scan_pauses_the_job_and_it_resumes_whe
     finally:
         gate.open_all()
         if not (throwaway_pg.root / "data" / "postmaster.pid").exists():
-            throwaway_pg.restart()
+            throwaway_pg.boot()
 
     done = rt.wait_for_job(job.id, ("completed", "failed"), timeout=60)
     assert done.status == "completed", done

@@ -134,6 +134,14 @@ function renderHealth(s) {
   $("#health-body").replaceChildren(dl);
 }
 
+function renderInstances(list) {
+  $("#instances").replaceChildren(...list.map((i) => el("tr", { "data-instance-id": i.id, "data-live": i.live },
+    el("td", {}, el("code", {}, i.id)), el("td", {}, i.host), el("td", { class: "num" }, `${i.pid}`),
+    el("td", {}, i.version), el("td", { class: "muted" }, (i.heartbeat_at || "").replace("T", " ").slice(0, 19)),
+    el("td", {}, el("span", { class: i.live ? "healthy" : "unhealthy" }, i.live ? "live" : "gone")),
+    el("td", { class: "jobs" }, i.jobs.length ? i.jobs.map((j) => `#${j}`).join(" ") : "–"))));
+}
+
 function addEventRow(event) {
   const list = $("#events");
   const data = Object.entries(event.data || {}).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
@@ -158,6 +166,8 @@ async function refresh() {
 async function refreshHealth() {
   try { renderHealth(await api("GET", "/api/admin/scanner/safeguards/status")); }
   catch (err) { if (err.status !== 401) $("#health-body").textContent = `unavailable: ${err.message}`; }
+  try { renderInstances((await api("GET", "/api/admin/instances")).instances); }
+  catch (err) { if (err.status !== 401) console.warn(err); }
 }
 
 function refreshSoon() {
