@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
 from scanguard.actors.ticking import Collaborators
 from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
+from scanguard.actors.webhooks import Deliveries, DeliveryParts
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
 from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, ScanguardError
@@ -31,6 +33,7 @@ from scanguard.ownership import instance_id
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.validation import check_id, library_kind, library_name, library_path
+from scanguard.webhooks.sender import Sender
 
 log = structlog.get_logger("scanguard.runtime")
 ACTIVE = ("pending", "running", "paused")
@@ -46,9 +49,16 @@ class Runtime:
     """Owns one process's actor system: starts it, routes each call to the actor that owns it, stops it."""
 
     def __init__(
-        self, config: Config, *, processor: Processor | None = None, fs: FileSystem | None = None
+        self,
+        config: Config,
+        *,
+        processor: Processor | None = None,
+        fs: FileSystem | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.config = config
+        self._loop = loop
+        self._deliveries: Deliveries | None = None
         self.instance = instance_id()
         self._processor = processor
         self._fs = fs
@@ -78,13 +88,19 @@ class Runtime:
         processor: Processor | None = None,
         fs: FileSystem | None = None,
         passive: bool = False,
+        webhooks: Any = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> Runtime:
         """Start every actor, migrate the database, recover orphans, and return once calls can be taken.
 
         `passive=True` starts only the store and the event bus: for reading (status, events) without
-        running scans or safeguards.
+        running scans or safeguards. `webhooks=[{"url", "secret", "kinds"}, ...]` replaces the config's
+        webhooks (validated before anything starts); deliveries run on `loop` (a running event loop of the
+        host's, such as the admin app's) or else on a loop thread of their own.
         """
-        runtime = cls(config or load_config(), processor=processor, fs=fs)
+        config = config or load_config()
+        config = config.replace(webhooks=config.webhooks if webhooks is None else webhooks)
+        runtime = cls(config, processor=processor, fs=fs, loop=loop)
         runtime._start(passive)
         return runtime
 
@@ -107,6 +123,17 @@ class Runtime:
         self._supervisor = Supervisor.start(
             cfg, store, self.metrics, reads=self.reads, processor=self._processor, fs=self._fs
         )
+        if cfg.webhooks:
+            sender = Sender(cfg.webhook_delivery, self._loop)
+            try:
+                self._deliveries = Deliveries.start(
+                    DeliveryParts(cfg, store, self.reads, sender, self.metrics), self._bus
+                )
+            except Exception:
+                sender.close(cfg.safeguards.force_kill_timeout)
+                self._running = False
+                self._stop_actors()
+                raise
         parts = Collaborators(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
         self._watchdog = Watchdog.start(parts)
         # boot recovery: running jobs left by a dead process are handled as orphans before start returns
@@ -172,6 +199,9 @@ class Runtime:
                     log.warning("runtime.resume_after_shutdown_failed", job_id=job.id, error=str(exc))
 
     def _stop_actors(self) -> None:
+        if self._deliveries is not None:
+            self._deliveries.stop(self.config.safeguards.force_kill_timeout)
+            self._deliveries = None
         with self._lock:
             libraries = list(self._libraries.values())
             self._libraries.clear()
@@ -385,6 +415,16 @@ class Runtime:
     def unsubscribe(self, subscription: int) -> None:
         if self._bus is not None and self._bus.is_alive():
             self._bus.ask(Unsubscribe(subscription), timeout=self.config.safeguards.operation_timeout)
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """Each configured webhook: URL and kinds (never the secret), cursor, lag, lease, last success and
+        failure, and its latest dead deliveries."""
+        hooks = self.config.webhooks
+        states = self._call(self.reads.webhook_states(tuple((h.key, h.kinds) for h in hooks)), "webhooks")
+        return [
+            {"url": hook.url, "kinds": list(hook.kinds), **state.to_dict()}
+            for hook, state in zip(hooks, states, strict=True)
+        ]
 
     def sweep(self) -> SweepReport:
         """Run the watchdog now (it also runs every safeguards.watchdog_interval)."""
