@@ -316,6 +316,21 @@ def _event_paths() -> dict[str, Any]:
     }
 
 
+def _webhook_paths() -> dict[str, Any]:
+    return {
+        "/api/admin/webhooks": {
+            "get": _op(
+                "listWebhooks",
+                "Each webhook's delivery: URL and kinds (never the secret), cursor, lag, last success and "
+                "failure, dead deliveries",
+                (200, _ok("WebhookList", "The configured webhooks")),
+                (),
+                tags=("webhooks",),
+            )
+        }
+    }
+
+
 def _public_paths() -> dict[str, Any]:
     def plain(
         op_id: str, summary: str, schema: dict[str, Any], errors: tuple[int, ...] = ()
@@ -370,7 +385,13 @@ _DOCUMENT: dict[str, Any] = {
         'token; errors have one shape: {"error": {"code", "message", "details"}}.',
     },
     "security": [{"bearer": []}],
-    "paths": {**_scanner_paths(), **_library_paths(), **_event_paths(), **_public_paths()},
+    "paths": {
+        **_scanner_paths(),
+        **_library_paths(),
+        **_event_paths(),
+        **_webhook_paths(),
+        **_public_paths(),
+    },
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {
