@@ -3,7 +3,8 @@
 Delivery order is the events' id order on SQLite (one writer at a time, so ids commit in order). On
 PostgreSQL several instances commit concurrently and an id can become visible after a higher one, so the
 order is (inserting transaction id, event id), and only events whose transaction is older than every
-open one are read: a cursor never passes an event that has yet to commit.
+transaction still open in this database are read: a cursor never passes an event that has yet to commit.
+(Open transactions of other databases on the same server do not hold deliveries back.)
 """
 
 from __future__ import annotations
@@ -24,18 +25,27 @@ def _kinds(prefixes: Sequence[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(events.c.kind.startswith(prefix, autoescape=True) for prefix in prefixes))
 
 
+# The oldest transaction id still open in this database (pg_stat_activity's 32-bit xid, widened to the
+# 64-bit form events.tx holds with the epoch of the snapshot's xmax), else that xmax: every transaction
+# below it has ended, so a later statement sees all of its events.
+_HORIZON = sa.text(
+    """
+    WITH s AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax)
+    SELECT COALESCE(
+        min((s.xmax >> 32 << 32) + a.backend_xid::text::bigint
+            - CASE WHEN a.backend_xid::text::bigint > (s.xmax & 4294967295) THEN 4294967296 ELSE 0 END),
+        max(s.xmax))
+    FROM s LEFT JOIN pg_stat_activity a ON a.datname = current_database() AND a.backend_xid IS NOT NULL
+    """
+)
+
+
 def _after(tx: Tx, position: Position) -> list[sa.ColumnElement[bool]]:
-    """Events after `position` in delivery order (and, on PostgreSQL, only from settled transactions)."""
+    """Events after `position` in delivery order."""
     tx_id, event_id = position
     if tx.dialect != "postgresql":
         return [events.c.id > event_id]
-    horizon = sa.select(
-        sa.cast(sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text), sa.BigInteger)
-    ).scalar_subquery()
-    return [
-        sa.or_(events.c.tx > tx_id, sa.and_(events.c.tx == tx_id, events.c.id > event_id)),
-        events.c.tx < horizon,
-    ]
+    return [sa.or_(events.c.tx > tx_id, sa.and_(events.c.tx == tx_id, events.c.id > event_id))]
 
 
 def _order(tx: Tx) -> list[sa.ColumnElement[int]]:
@@ -164,11 +174,16 @@ async def buried(tx: Tx, pending: Pending, name: str, token: int, attempts: int,
 async def pending_events(
     tx: Tx, position: Position, prefixes: Sequence[str], limit: int
 ) -> tuple[Pending, ...]:
-    """The next events of these kinds after `position`, in delivery order."""
+    """The next events of these kinds after `position`, in delivery order (on PostgreSQL, only those of
+    transactions that had ended when this read began: the horizon is read first, the events after it)."""
+    settled: list[sa.ColumnElement[bool]] = []
+    if tx.dialect == "postgresql":
+        horizon = int((await tx.conn.execute(_HORIZON)).scalar_one())
+        settled.append(events.c.tx < horizon)
     rows = (
         await tx.conn.execute(
             sa.select(events)
-            .where(*_after(tx, position), _kinds(prefixes))
+            .where(*_after(tx, position), *settled, _kinds(prefixes))
             .order_by(*_order(tx))
             .limit(limit)
         )
@@ -191,11 +206,7 @@ async def states(tx: Tx, hooks: Sequence[tuple[str, Sequence[str]]]) -> tuple[We
             continue
         m = row._mapping
         tx_id, event_id = int(m["cursor_tx"]), int(m["cursor"])
-        after = (
-            [sa.or_(events.c.tx > tx_id, sa.and_(events.c.tx == tx_id, events.c.id > event_id))]
-            if tx.dialect == "postgresql"
-            else [events.c.id > event_id]
-        )
+        after = _after(tx, (tx_id, event_id))
         lag = (
             await tx.conn.execute(
                 sa.select(sa.func.count()).select_from(events).where(*after, _kinds(prefixes))

@@ -71,7 +71,7 @@ class Sender:
         policy = AsyncRetrying(
             stop=stop_after_attempt(cfg.max_attempts),
             wait=wait_exponential_jitter(
-                initial=cfg.retry_interval, max=cfg.max_retry_interval, jitter=cfg.retry_interval
+                multiplier=cfg.retry_interval, max=cfg.max_retry_interval, jitter=cfg.retry_interval
             ),
             retry=retry_if_exception_type(DeliveryFailed),
             reraise=True,
