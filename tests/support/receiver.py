@@ -30,10 +30,16 @@ class Delivery:
 
 
 class Receiver:
-    """Owns one HTTP server thread; answers 500 to the first `fail_first` POSTs, then 204."""
+    """Owns one HTTP server thread; answers 500 to the first `fail_first` POSTs, then 204.
 
-    def __init__(self, fail_first: int = 0) -> None:
+    With `hang=True` it reads each POST and then answers nothing until `release()` (a slow receiver).
+    """
+
+    def __init__(self, fail_first: int = 0, *, hang: bool = False) -> None:
         self.fail_first = fail_first
+        self.released = threading.Event()
+        if not hang:
+            self.released.set()
         self.deliveries: list[Delivery] = []
         self._changed = threading.Condition()
         receiver = self
@@ -45,6 +51,7 @@ class Receiver:
                     status = 500 if len(receiver.deliveries) < receiver.fail_first else 204
                     receiver.deliveries.append(Delivery(body, dict(self.headers.items()), status))
                     receiver._changed.notify_all()
+                receiver.released.wait(30)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -89,7 +96,11 @@ class Receiver:
                     )
                 self._changed.wait(remaining)
 
+    def release(self) -> None:
+        self.released.set()
+
     def close(self) -> None:
+        self.released.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
