@@ -268,6 +268,8 @@ class Runtime:
         }
         with self._lock:
             refs.update({f"library:{lid}": ref for lid, ref in self._libraries.items()})
+        if self._deliveries is not None:
+            refs.update({f"webhook:{key}": ref for key, ref in self._deliveries.refs().items()})
         return {name: ref for name, ref in refs.items() if ref is not None}
 
     def _call(self, future: Any, op: str) -> Any:

@@ -6,6 +6,7 @@ import concurrent.futures
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,12 +103,15 @@ class WebhookDelivery(pykka.ThreadingActor):
                 return self._guarded(lambda: self._attempt_failed(event_id, attempt, error))
         return super().on_receive(message)
 
-    def _guarded(self, step: Any) -> None:
+    def _guarded(self, step: Callable[[], None]) -> None:
         try:
             step()
-        except (ScanguardError, pykka.Timeout) as exc:
+        except (ScanguardError, pykka.Timeout, pykka.ActorDeadError) as exc:
             # the store is unreachable or slow: start again from the database's cursor on a later tick
             log.warning("webhook.store_failed", webhook=self.key, error=str(exc))
+            self._forget()
+        except Exception:  # the actor boundary: one bad step must not end this webhook's deliveries
+            log.exception("webhook.step_failed", webhook=self.key)
             self._forget()
 
     def _forget(self) -> None:

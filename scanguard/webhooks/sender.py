@@ -13,6 +13,7 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from scanguard.config import WebhookDeliveryConfig
+from scanguard.errors import ConfigError
 
 log = structlog.get_logger("scanguard.webhooks")
 FailedAttempt = Callable[[int, str], None]
@@ -50,6 +51,10 @@ class Sender:
         self._closed = False
 
     def start(self) -> None:
+        if not self._own_loop and not self._loop.is_running():
+            raise ConfigError(
+                "webhook deliveries need a running event loop (or none, for a loop of their own)"
+            )
         if self._own_loop:
             self._thread = threading.Thread(target=self._loop.run_forever, name="webhook-loop", daemon=True)
             self._thread.start()
