@@ -9,6 +9,8 @@ from scanguard.config import (
     LogConfig,
     SafeguardConfig,
     ScanConfig,
+    WebhookConfig,
+    WebhookDeliveryConfig,
     load_config,
 )
 from scanguard.errors import (
@@ -72,5 +74,7 @@ __all__ = [
     "ScanguardError",
     "StoreUnavailable",
     "Unauthorized",
+    "WebhookConfig",
+    "WebhookDeliveryConfig",
     "load_config",
 ]
