@@ -381,6 +381,9 @@ class StoreActor(pykka.ThreadingActor):
     def webhook_delivered(self, name: str, token: int, position: Position) -> bool:
         return self._tx("webhook_delivered", webhooks.delivered, name, token, position)
 
+    def webhook_skipped(self, name: str, token: int, position: Position) -> bool:
+        return self._tx("webhook_skipped", webhooks.skipped, name, token, position)
+
     def webhook_attempt_failed(self, name: str, token: int, error: str) -> bool:
         return self._tx("webhook_attempt_failed", webhooks.attempt_failed, name, token, error)
 

@@ -148,12 +148,18 @@ class WebhookDelivery(pykka.ThreadingActor):
                     timeout=self._timeout
                 )
             )
-        while self._ahead:
+        while self._ahead and self._lease is not None:
             pending = self._ahead[0]
             if not self._about_itself(pending.event):
                 self._send(pending)
                 return
-            self._ahead.popleft()  # its own failure alerts would fail the same way, forever
+            # its own failure alerts would fail the same way, forever: the cursor moves past them
+            if not self.parts.store.webhook_skipped(self.key, self._lease.token, pending.position).get(
+                timeout=self._timeout
+            ):
+                self._fenced(pending.event.id)
+                return
+            self._ahead.popleft()
             self._position = pending.position
 
     def _about_itself(self, event: Event) -> bool:

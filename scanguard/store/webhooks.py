@@ -125,6 +125,16 @@ async def delivered(tx: Tx, name: str, token: int, position: Position) -> bool:
     return result.rowcount == 1
 
 
+async def skipped(tx: Tx, name: str, token: int, position: Position) -> bool:
+    """An event this webhook is never sent (an alert about its own failures): the cursor moves past it."""
+    result = await tx.conn.execute(
+        webhook_cursors.update()
+        .where(_held(name, tx, token))
+        .values(cursor_tx=position[0], cursor=position[1], lease_expires_at=tx.lease_expiry)
+    )
+    return result.rowcount == 1
+
+
 async def attempt_failed(tx: Tx, name: str, token: int, error: str) -> bool:
     """One attempt failed (it will be retried): counted, and shown as the last failure."""
     result = await tx.conn.execute(
