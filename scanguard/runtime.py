@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import pykka.messages
@@ -23,7 +23,6 @@ from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
 from scanguard.actors.ticking import Collaborators
 from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
-from scanguard.actors.webhooks import Deliveries, DeliveryParts
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
 from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, ScanguardError
@@ -33,7 +32,9 @@ from scanguard.ownership import instance_id
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.validation import check_id, library_kind, library_name, library_path
-from scanguard.webhooks.sender import Sender
+
+if TYPE_CHECKING:
+    from scanguard.actors.webhooks import Deliveries
 
 log = structlog.get_logger("scanguard.runtime")
 ACTIVE = ("pending", "running", "paused")
@@ -124,6 +125,10 @@ class Runtime:
             cfg, store, self.metrics, reads=self.reads, processor=self._processor, fs=self._fs
         )
         if cfg.webhooks:
+            # imported only when webhooks are configured: aiohttp's client costs a CLI scan's start-up time
+            from scanguard.actors.webhooks import Deliveries, DeliveryParts  # noqa: PLC0415
+            from scanguard.webhooks.sender import Sender  # noqa: PLC0415
+
             sender = Sender(cfg.webhook_delivery, self._loop)
             try:
                 self._deliveries = Deliveries.start(
