@@ -9,8 +9,6 @@ from scanguard.config import (
     LogConfig,
     SafeguardConfig,
     ScanConfig,
-    WebhookConfig,
-    WebhookDeliveryConfig,
     load_config,
 )
 from scanguard.errors import (
@@ -74,7 +72,5 @@ __all__ = [
     "ScanguardError",
     "StoreUnavailable",
     "Unauthorized",
-    "WebhookConfig",
-    "WebhookDeliveryConfig",
     "load_config",
 ]
