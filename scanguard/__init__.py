@@ -16,6 +16,8 @@ if TYPE_CHECKING:
         LogConfig,
         SafeguardConfig,
         ScanConfig,
+        WebhookConfig,
+        WebhookDeliveryConfig,
         load_config,
     )
     from scanguard.errors import (
@@ -96,6 +98,8 @@ _EXPORTS: dict[str, str] = {
     "ScanguardError": "scanguard.errors",
     "StoreUnavailable": "scanguard.errors",
     "Unauthorized": "scanguard.errors",
+    "WebhookConfig": "scanguard.config",
+    "WebhookDeliveryConfig": "scanguard.config",
     "WorkersUnavailable": "scanguard.errors",
     "load_config": "scanguard.config",
 }
@@ -137,6 +141,8 @@ __all__ = [
     "ScanguardError",
     "StoreUnavailable",
     "Unauthorized",
+    "WebhookConfig",
+    "WebhookDeliveryConfig",
     "WorkersUnavailable",
     "load_config",
 ]

@@ -126,5 +126,8 @@ class AsyncRuntime:
     async def ping(self) -> float:
         return await self._run(self._rt.ping)
 
+    async def webhooks(self) -> list[dict[str, Any]]:
+        return await self._run(self._rt.webhooks)
+
     async def live_scans(self) -> dict[int, int]:
         return await self._run(self._rt.live_scans)

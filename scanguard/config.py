@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -113,6 +114,38 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """One `[[webhooks]]` entry: where events are POSTed, the secret that signs them, which kinds (prefixes).
+
+    `name` keys the webhook's delivery cursor in the database; it defaults to the URL.
+    """
+
+    url: str
+    secret: str = field(repr=False)
+    kinds: tuple[str, ...]
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name or self.url
+
+    def wants(self, kind: str) -> bool:
+        return any(kind.startswith(prefix) for prefix in self.kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDeliveryConfig:
+    """How webhooks are delivered: how often the outbox is polled, the request timeout, the retry policy."""
+
+    poll_interval: float = 1.0
+    timeout: float = 10.0
+    max_attempts: int = 8
+    retry_interval: float = 1.0
+    max_retry_interval: float = 300.0
+    batch_size: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Every setting of scanguard, by section."""
 
@@ -121,20 +154,31 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    webhook_delivery: WebhookDeliveryConfig = field(default_factory=WebhookDeliveryConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
     def replace(self, **sections: Any) -> Self:
-        """A copy with some sections' fields replaced: `cfg.replace(scan={"batch_size": 10})`."""
+        """A copy with some sections' fields replaced: `cfg.replace(scan={"batch_size": 10})`.
+
+        `webhooks=[...]` replaces the whole list (entries as dicts or WebhookConfig), validated.
+        """
         changes: dict[str, Any] = {}
         for name, values in sections.items():
+            if name == "webhooks":
+                changes[name] = webhooks_from(values, "webhooks")
+                continue
             current = getattr(self, name)
             changes[name] = _build(type(current), name, {**_as_dict(current), **values})
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective settings, with the admin token masked."""
-        out = {f.name: _as_dict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out: dict[str, Any] = {
+            f.name: _as_dict(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "webhooks"
+        }
         if out["http"]["admin_token"]:
             out["http"]["admin_token"] = "***"  # noqa: S105 - a mask, not a secret
+        out["webhooks"] = [{**_as_dict(hook), "secret": "***"} for hook in self.webhooks]
         return out
 
 
@@ -144,6 +188,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "http": HttpConfig,
     "scan": ScanConfig,
     "log": LogConfig,
+    "webhook_delivery": WebhookDeliveryConfig,
 }
 
 
@@ -230,11 +275,77 @@ def _validate(section: str, obj: Any) -> None:  # noqa: PLR0912 - one check per 
         raise ConfigError(f"database.url must be a sqlite:// or postgresql:// URL, got {obj.url!r}")
     if isinstance(obj, HttpConfig) and not 0 <= obj.port <= 65535:
         raise ConfigError(f"http.port must be within 0..65535, got {obj.port}")
+    if isinstance(obj, WebhookDeliveryConfig):
+        for name in ("poll_interval", "timeout", "retry_interval"):
+            if getattr(obj, name) <= 0:
+                raise ConfigError(f"webhook_delivery.{name} must be > 0, got {getattr(obj, name):g}")
+        if obj.max_attempts < 1 or obj.batch_size < 1:
+            raise ConfigError("webhook_delivery.max_attempts and webhook_delivery.batch_size must be >= 1")
     if isinstance(obj, LogConfig):
         if obj.format not in {"auto", "json", "console"}:
             raise ConfigError(f"log.format must be auto, json or console, got {obj.format!r}")
         if obj.level.lower() not in {"debug", "info", "warning", "error"}:
             raise ConfigError(f"log.level must be debug, info, warning or error, got {obj.level!r}")
+
+
+_WEBHOOK_KEYS = frozenset(f.name for f in dataclasses.fields(WebhookConfig))
+WEBHOOKS_ENV = "SCANGUARD_WEBHOOKS"
+
+
+def _webhook(key: str, entry: Any) -> WebhookConfig:
+    """One webhook entry (a table, a JSON object or a WebhookConfig), checked field by field."""
+    if isinstance(entry, WebhookConfig):
+        entry = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{key} must be a table with url, secret and kinds, got {entry!r}")
+    unknown = sorted(set(entry) - _WEBHOOK_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown setting {key}.{unknown[0]}")
+    url, secret, name = entry.get("url"), entry.get("secret"), entry.get("name", "")
+    if not isinstance(url, str) or not re.match(r"^https?://[^/\s?#]+", url, re.IGNORECASE):
+        raise ConfigError(f"{key}.url must be an http:// or https:// URL, got {url!r}")
+    if not isinstance(secret, str) or not secret.strip():
+        raise ConfigError(f"{key}.secret must be a non-empty string (it signs every delivery)")
+    kinds = entry.get("kinds")
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    if (
+        not isinstance(kinds, list | tuple)
+        or not kinds
+        or not all(isinstance(k, str) and k.strip() for k in kinds)
+    ):
+        raise ConfigError(
+            f"{key}.kinds must be a non-empty list of event kind prefixes (e.g. ['job.', 'alert.']), got {kinds!r}"
+        )
+    if not isinstance(name, str):
+        raise ConfigError(f"{key}.name must be a string, got {name!r}")
+    return WebhookConfig(url=url, secret=secret, kinds=tuple(k.strip() for k in kinds), name=name.strip())
+
+
+def webhooks_from(entries: Any, key: str = "webhooks") -> tuple[WebhookConfig, ...]:
+    """Validate a list of webhook entries; each error names its key (`webhooks[1].secret ...`)."""
+    if entries is None:
+        return ()
+    if not isinstance(entries, list | tuple):
+        raise ConfigError(f"{key} must be a list of webhooks, got {entries!r}")
+    hooks = tuple(_webhook(f"{key}[{i}]", entry) for i, entry in enumerate(entries))
+    seen: set[str] = set()
+    for i, hook in enumerate(hooks):
+        if hook.key in seen:
+            raise ConfigError(f"{key}[{i}] repeats the webhook {hook.key!r}: give each a distinct name")
+        seen.add(hook.key)
+    return hooks
+
+
+def _env_webhooks(environ: Mapping[str, str]) -> tuple[WebhookConfig, ...] | None:
+    raw = environ.get(WEBHOOKS_ENV)
+    if raw is None:
+        return None
+    try:
+        entries = json.loads(raw) if raw.strip() else []
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{WEBHOOKS_ENV} must be a JSON list of webhooks: {exc}") from exc
+    return webhooks_from(entries, WEBHOOKS_ENV)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -254,13 +365,16 @@ def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    webhooks: Any = None,
     **sections: Mapping[str, Any],
 ) -> Config:
     """Read TOML (if given), then SCANGUARD_* variables, then keyword sections; validate once.
 
-    `load_config("config.toml", scan={"batch_size": 100})`
+    `load_config("config.toml", scan={"batch_size": 100})`. Webhooks come from `[[webhooks]]`, replaced
+    as a whole by SCANGUARD_WEBHOOKS (a JSON list) and then by `webhooks=[...]`.
     """
     data: dict[str, dict[str, Any]] = {}
+    hooks: tuple[WebhookConfig, ...] = ()
     if path is not None:
         try:
             with open(path, "rb") as fh:
@@ -269,14 +383,22 @@ def load_config(
             raise ConfigError(f"config file {path} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        hooks = webhooks_from(raw.pop("webhooks", None))
         for section, values in raw.items():
             if section not in _SECTIONS or not isinstance(values, dict):
                 raise ConfigError(f"unknown config section [{section}] in {path}")
             data[section] = dict(values)
-    for section, values in _env_overrides(os.environ if environ is None else environ).items():
+    env = os.environ if environ is None else environ
+    for section, values in _env_overrides(env).items():
         data.setdefault(section, {}).update(values)
+    env_hooks = _env_webhooks(env)
+    if env_hooks is not None:
+        hooks = env_hooks
     for section, values in sections.items():
         if section not in _SECTIONS:
             raise ConfigError(f"unknown config section {section}")
         data.setdefault(section, {}).update(values)
-    return Config(**{name: _build(cls, name, data.get(name, {})) for name, cls in _SECTIONS.items()})
+    if webhooks is not None:
+        hooks = webhooks_from(webhooks)
+    built = {name: _build(cls, name, data.get(name, {})) for name, cls in _SECTIONS.items()}
+    return Config(**built, webhooks=hooks)

@@ -106,6 +106,12 @@ class Metrics:
         self.alerts = Counter(
             "scanguard_alerts", "Alerts raised by the health checker", ["alert"], registry=r
         )
+        self.webhook_deliveries = Counter(
+            "scanguard_webhook_deliveries",
+            "Webhook deliveries by outcome: delivered (2xx), failed (an attempt, retried), dead (given up)",
+            ["webhook", "outcome"],
+            registry=r,
+        )
         self.healthy = Gauge("scanguard_healthy", "1 when the last health snapshot was healthy", registry=r)
         self.db_latency = Gauge("scanguard_db_latency_seconds", "Last database ping round trip", registry=r)
         self.rss = Gauge("scanguard_process_rss_bytes", "Resident memory of this process", registry=r)

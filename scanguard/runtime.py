@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
@@ -40,6 +41,7 @@ from scanguard.store.engine import is_postgresql
 from scanguard.validation import check_id, library_kind, library_name, library_path
 
 if TYPE_CHECKING:
+    from scanguard.actors.webhooks import Deliveries
     from scanguard.records import Instance
     from scanguard.store.notify import EventListener
 
@@ -77,9 +79,16 @@ class Runtime:
     """Owns one process's actor system: starts it, routes each call to the actor that owns it, stops it."""
 
     def __init__(
-        self, config: Config, *, processor: Processor | None = None, fs: FileSystem | None = None
+        self,
+        config: Config,
+        *,
+        processor: Processor | None = None,
+        fs: FileSystem | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.config = config
+        self._loop = loop
+        self._deliveries: Deliveries | None = None
         self.instance = instance_id()
         self._processor = processor
         self._fs = fs
@@ -112,6 +121,8 @@ class Runtime:
         processors: list[str] | tuple[str, ...] | None = None,
         fs: FileSystem | None = None,
         passive: bool = False,
+        webhooks: Any = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> Runtime:
         """Start every actor, migrate the database, recover orphans, and return once calls can be taken.
 
@@ -119,13 +130,17 @@ class Runtime:
         `image_info`, `video_probe`, or `package.module:function`), instead of `[scan] processors`;
         `processor` is a host callable run in this process. `passive=True` starts only the store and the
         event bus: for reading (status, events) without running scans or safeguards.
+        `webhooks=[{"url", "secret", "kinds"}, ...]` replaces the config's webhooks (validated before
+        anything starts); deliveries run on `loop` (a running event loop of the host's, such as the admin
+        app's) or else on a loop thread of their own.
         """
         config = config or load_config()
         if processors is not None:
             config = config.replace(scan={"processors": tuple(processors)})
+        config = config.replace(webhooks=config.webhooks if webhooks is None else webhooks)
         if not passive:
             resolve(config.scan.processors)  # a name that does not import stops start-up here
-        runtime = cls(config, processor=processor, fs=fs)
+        runtime = cls(config, processor=processor, fs=fs, loop=loop)
         runtime._start(passive)
         return runtime
 
@@ -159,6 +174,21 @@ class Runtime:
         self._supervisor = Supervisor.start(
             cfg, store, self.metrics, reads=self.reads, work=work, fs=self._fs
         )
+        if cfg.webhooks:
+            # imported only when webhooks are configured: aiohttp's client costs a CLI scan's start-up time
+            from scanguard.actors.webhooks import Deliveries, DeliveryParts  # noqa: PLC0415
+            from scanguard.webhooks.sender import Sender  # noqa: PLC0415
+
+            sender = Sender(cfg.webhook_delivery, self._loop)
+            try:
+                self._deliveries = Deliveries.start(
+                    DeliveryParts(cfg, store, self.reads, sender, self.metrics), self._bus
+                )
+            except Exception:
+                sender.close(cfg.safeguards.force_kill_timeout)
+                self._running = False
+                self._stop_actors()
+                raise
         parts = Collaborators(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
         self._watchdog = Watchdog.start(parts)
         # boot recovery: running jobs left by a dead process are handled as orphans before start returns
@@ -258,6 +288,9 @@ class Runtime:
                     log.error("runtime.actor_stop_timeout", actor=str(ref))
 
     def _stop_actors(self) -> None:
+        if self._deliveries is not None:
+            self._deliveries.stop(self.config.safeguards.force_kill_timeout)
+            self._deliveries = None
         if self._listener is not None:
             self._listener.stop(self.config.safeguards.force_kill_timeout)
             self._listener = None
@@ -335,6 +368,8 @@ class Runtime:
         }
         with self._lock:
             refs.update({f"library:{lid}": ref for lid, ref in self._libraries.items()})
+        if self._deliveries is not None:
+            refs.update({f"webhook:{key}": ref for key, ref in self._deliveries.refs().items()})
         return {name: ref for name, ref in refs.items() if ref is not None}
 
     def _call(self, future: Any, op: str) -> Any:
@@ -496,6 +531,16 @@ class Runtime:
     def unsubscribe(self, subscription: int) -> None:
         if self._bus is not None and self._bus.is_alive():
             self._bus.ask(Unsubscribe(subscription), timeout=self.config.safeguards.operation_timeout)
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """Each configured webhook: URL and kinds (never the secret), cursor, lag, lease, last success and
+        failure, and its latest dead deliveries."""
+        hooks = self.config.webhooks
+        states = self._call(self.reads.webhook_states(tuple((h.key, h.kinds) for h in hooks)), "webhooks")
+        return [
+            {"url": hook.url, "kinds": list(hook.kinds), **state.to_dict()}
+            for hook, state in zip(hooks, states, strict=True)
+        ]
 
     def sweep(self) -> SweepReport:
         """Run the watchdog now (it also runs every safeguards.watchdog_interval)."""

@@ -21,10 +21,11 @@ from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
 from scanguard.ownership import scanguard_version
 from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
-from scanguard.store import batches, catalog, faults, instances, jobs, maintenance
+from scanguard.store import batches, catalog, faults, instances, jobs, maintenance, webhooks
 from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.engine import SessionTimeouts, create_engine, run_migrations, schema_at_head
 from scanguard.store.tx import Tx
+from scanguard.webhooks.records import Lease, Pending, Position, WebhookState
 
 log = structlog.get_logger("scanguard.store")
 P = ParamSpec("P")
@@ -429,6 +430,35 @@ class StoreActor(pykka.ThreadingActor):
 
     def _identity(self) -> tuple[str, int, str]:
         return socket.gethostname(), os.getpid(), scanguard_version()
+
+    # ---- webhooks ---------------------------------------------------------------------------
+
+    def ensure_webhook(self, name: str) -> None:
+        self._tx("ensure_webhook", webhooks.ensure_cursor, name)
+
+    def claim_webhook(self, name: str) -> Lease | None:
+        return self._tx("claim_webhook", webhooks.claim, name)
+
+    def release_webhook(self, name: str, token: int) -> None:
+        self._tx("release_webhook", webhooks.release, name, token)
+
+    def webhook_delivered(self, name: str, token: int, position: Position) -> bool:
+        return self._tx("webhook_delivered", webhooks.delivered, name, token, position)
+
+    def webhook_skipped(self, name: str, token: int, position: Position) -> bool:
+        return self._tx("webhook_skipped", webhooks.skipped, name, token, position)
+
+    def webhook_attempt_failed(self, name: str, token: int, error: str) -> bool:
+        return self._tx("webhook_attempt_failed", webhooks.attempt_failed, name, token, error)
+
+    def webhook_dead(self, pending: Pending, name: str, token: int, attempts: int, error: str) -> bool:
+        return self._tx("webhook_dead", webhooks.buried, pending, name, token, attempts, error)
+
+    def webhook_pending(self, position: Position, kinds: tuple[str, ...], limit: int) -> tuple[Pending, ...]:
+        return self._read("webhook_pending", webhooks.pending_events, position, kinds, limit)
+
+    def webhook_states(self, hooks: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[WebhookState, ...]:
+        return self._read("webhook_states", webhooks.states, hooks)
 
     def set_fault_hook(self, hook: FaultHook | None) -> None:
         """Install a fault injector (tests); None removes it."""

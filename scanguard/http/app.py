@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 
 import structlog
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from scanguard.config import Config
 from scanguard.errors import ConfigError
-from scanguard.http import events, instances, libraries, probes, scanner
+from scanguard.http import events, instances, libraries, probes, scanner, webhooks
 from scanguard.http.middlewares import (
     Guard,
     auth_middleware,
@@ -34,7 +35,10 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     slot = app[RUNTIME]
     loop = asyncio.get_running_loop()
     if slot.runtime is None:
-        slot.runtime = await loop.run_in_executor(None, Runtime.start, slot.config)
+        # webhook deliveries run on this loop (aiohttp's client on the service's loop)
+        slot.runtime = await loop.run_in_executor(
+            None, functools.partial(Runtime.start, slot.config, loop=loop)
+        )
         slot.owned = True
     slot.progress = ProgressFeed(slot.coalesced("current_jobs"), interval=1.0)
     try:
@@ -76,6 +80,6 @@ def create_app(target: Runtime | Config, *, sse_heartbeat: float = 15.0) -> web.
     app[RUNTIME] = slot
     app.cleanup_ctx.append(_runtime_ctx)
     app.on_shutdown.append(_close_streams)
-    for module in (scanner, libraries, events, probes, instances):
+    for module in (scanner, libraries, events, probes, instances, webhooks):
         app.router.add_routes(module.routes)
     return app

@@ -381,6 +381,21 @@ def _instance_paths() -> dict[str, Any]:
     }
 
 
+def _webhook_paths() -> dict[str, Any]:
+    return {
+        "/api/admin/webhooks": {
+            "get": _op(
+                "listWebhooks",
+                "Each webhook's delivery: URL and kinds (never the secret), cursor, lag, last success and "
+                "failure, dead deliveries",
+                (200, _ok("WebhookList", "The configured webhooks")),
+                (),
+                tags=("webhooks",),
+            )
+        }
+    }
+
+
 def _public_paths() -> dict[str, Any]:
     def plain(
         op_id: str, summary: str, schema: dict[str, Any], errors: tuple[int, ...] = ()
@@ -444,6 +459,7 @@ _DOCUMENT: dict[str, Any] = {
         **_library_paths(),
         **_event_paths(),
         **_instance_paths(),
+        **_webhook_paths(),
         **_public_paths(),
     },
     "components": {

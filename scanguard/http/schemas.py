@@ -161,6 +161,30 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "InstanceList": obj({"instances": {"type": "array", "items": ref("Instance")}}),
+    "Webhook": obj(
+        {
+            "name": STR,
+            "url": STR,
+            "kinds": {"type": "array", "items": STR},
+            "cursor": INT,
+            "lag": INT,
+            "owner": nullable(STR),
+            "lease_expires_at": nullable(TIME),
+            "delivered": INT,
+            "failed_attempts": INT,
+            "dead": INT,
+            "last_success_at": nullable(TIME),
+            "last_failure_at": nullable(TIME),
+            "last_error": nullable(STR),
+            "dead_deliveries": {
+                "type": "array",
+                "items": obj(
+                    {"event_id": ID, "kind": STR, "attempts": INT, "error": nullable(STR), "at": TIME}
+                ),
+            },
+        }
+    ),
+    "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}),
     "SafeguardStatus": {
         "type": "object",
         "description": "The health snapshot, watchdog/validator/cleanup counters and the effective config.",

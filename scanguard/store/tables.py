@@ -142,10 +142,44 @@ events = sa.Table(
     sa.Column("job_id", sa.Integer, nullable=True),
     sa.Column("instance", sa.String(255), nullable=True),
     sa.Column("data", sa.JSON, nullable=True),
+    # PostgreSQL fills it with the inserting transaction's id (0003); NULL on SQLite, whose writes are serial
+    sa.Column("tx", sa.BigInteger, nullable=True),
     sa.Index("ix_events_job_id", "job_id"),
     sa.Index("ix_events_library_id", "library_id"),
     sa.Index("ix_events_kind", "kind"),
     sa.Index("ix_events_at", "at"),
+    sa.Index("ix_events_tx_id", "tx", "id"),
+)
+
+webhook_cursors = sa.Table(
+    "webhook_cursors",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("cursor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cursor_tx", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("owner", sa.String(255), nullable=True),
+    sa.Column("token", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("lease_expires_at", Stamp, nullable=True),
+    sa.Column("delivered", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("failed_attempts", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("dead", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_success_at", Stamp, nullable=True),
+    sa.Column("last_failure_at", Stamp, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Stamp, nullable=False),
+)
+
+webhook_dead_letters = sa.Table(
+    "webhook_dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("webhook", sa.String(255), nullable=False),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("at", Stamp, nullable=False),
+    sa.Index("ix_webhook_dead_letters_webhook", "webhook", "id"),
 )
 
 instances = sa.Table(

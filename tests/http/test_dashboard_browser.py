@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -291,3 +292,42 @@ def test_the_dashboard_runs_under_a_strict_csp_that_stops_injected_inline_script
         lambda: any("frame-ancestors" in e["message"] for e in browser.get_log("browser")),
         "Chromium to refuse the frame (frame-ancestors 'none')",
     )
+
+
+def test_the_dashboard_shows_each_webhook_with_its_lag_and_dead_deliveries_but_never_its_secret(
+    tmp_path: Path,
+    sqlite_url: str,
+    browser: Any,
+    start_server: Callable[..., ServerProcess],
+    api_for: Callable[..., Api],
+) -> None:
+    """Issue 10: a webhook at a closed port shows up, and its dead delivery appears once it is given up."""
+    from tests.support.receiver import closed_port_url
+
+    hooks = [
+        {"name": "nobody-home", "url": closed_port_url(), "secret": "dash-secret-42", "kinds": ["library."]}
+    ]
+    server = start_server(
+        sqlite_url,
+        env={
+            "SCANGUARD_WEBHOOKS": json.dumps(hooks),
+            "SCANGUARD_WEBHOOK_DELIVERY_MAX_ATTEMPTS": "2",
+            "SCANGUARD_WEBHOOK_DELIVERY_RETRY_INTERVAL": "0.05",
+            "SCANGUARD_WEBHOOK_DELIVERY_POLL_INTERVAL": "0.2",
+        },
+    )
+    page = Page(browser)
+    browser.get(server.url + "/")
+    page.find("#token-input").send_keys(TOKEN)
+    page.click("#login-btn")
+    page.wait(lambda: page.find('#webhooks tr[data-webhook="nobody-home"]'), "the webhook row")
+    page.wait(lambda: page.find("#conn").text == "live", "the event stream to connect")
+
+    (tmp_path / "lib").mkdir()
+    api_for(server).post("/api/admin/libraries", json={"path": str(tmp_path / "lib")})
+    row = '#webhooks tr[data-webhook="nobody-home"]'
+    page.wait(lambda: page.find(row).find_elements("css selector", "td")[-1].text == "1", "one dead delivery")
+    text = page.find(row).text
+    assert "library." in text
+    assert "Cannot connect" in text or "Connect" in text
+    assert "dash-secret-42" not in browser.page_source

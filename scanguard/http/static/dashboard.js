@@ -163,7 +163,24 @@ async function refresh() {
   renderLibraries(); renderJobs();
 }
 
+function renderWebhooks(hooks) {
+  const when = (t) => (t || "–").replace("T", " ").slice(0, 19);
+  $("#webhooks").replaceChildren(...hooks.map((h) => el("tr", { "data-webhook": h.name },
+    el("td", {}, h.name === h.url ? h.url : `${h.name} (${h.url})`), el("td", {}, h.kinds.join(" ")),
+    el("td", { class: "num" }, `${h.cursor}`), el("td", { class: "num" }, `${h.lag}`),
+    el("td", { class: "num" }, `${h.delivered}`), el("td", {}, when(h.last_success_at)),
+    el("td", { class: h.last_error ? "unhealthy" : "" }, h.last_failure_at ? `${when(h.last_failure_at)} ${h.last_error || ""}` : "–"),
+    el("td", { class: h.dead ? "num unhealthy" : "num" }, `${h.dead}`))));
+  $("#no-webhooks").hidden = hooks.length > 0;
+}
+
+async function refreshWebhooks() {
+  try { renderWebhooks((await api("GET", "/api/admin/webhooks")).webhooks); }
+  catch (err) { if (err.status !== 401) $("#no-webhooks").textContent = `unavailable: ${err.message}`; }
+}
+
 async function refreshHealth() {
+  refreshWebhooks();
   try { renderHealth(await api("GET", "/api/admin/scanner/safeguards/status")); }
   catch (err) { if (err.status !== 401) $("#health-body").textContent = `unavailable: ${err.message}`; }
   try { renderInstances((await api("GET", "/api/admin/instances")).instances); }
@@ -188,7 +205,8 @@ function handleFrame(frame) {
     return;
   }
   addEventRow(data);
-  if (data.kind.startsWith("job.") || data.kind.startsWith("library.") || data.kind.startsWith("watchdog.")) refreshSoon();
+  if (data.kind.startsWith("job.") || data.kind.startsWith("library.") || data.kind.startsWith("watchdog.")
+      || data.kind.startsWith("alert.")) refreshSoon();
 }
 
 // Server-Sent Events over fetch, so the token travels in the Authorization header (not in the URL).

@@ -2,7 +2,7 @@
 event is announced with NOTIFY scanguard_events, its id as the payload (DESIGN §8).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from scanguard.store.tables import UtcDateTime
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
