@@ -191,6 +191,11 @@ class LibraryActor(pykka.ThreadingActor):
                 self.store.pause_job(job.id, "launch_failed", error=str(exc)).get()
             except ScanguardError as undo:
                 log.error("library.launch_undo_failed", job_id=job.id, error=str(undo))
+            if isinstance(exc, StoreUnavailable):
+                # the database went away between the start and the launch: a 503 to retry, not a fault
+                raise StoreUnavailable(
+                    f"{op} failed at step 'launch': {exc.message}", operation=op, step="launch"
+                ) from exc
             raise OperationFailed(op, "launch", exc) from exc
 
     def _start_scan(self, retry_failed: bool) -> Job:
