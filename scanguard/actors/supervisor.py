@@ -266,8 +266,10 @@ class Supervisor(pykka.ThreadingActor):
         self._store_waits.pop(job_id, None)
         try:
             self.store.pause_job(job_id, STORE_UNAVAILABLE, error=error).get()
-        except (IllegalTransition, NotFound, Fenced):
-            return  # paused, deleted or finished meanwhile: nothing left to pause
+        except (IllegalTransition, NotFound, Fenced) as exc:
+            # paused, deleted, finished or taken over by another instance meanwhile: nothing left to pause
+            log.info("supervisor.store_pause_dropped", job_id=job_id, reason=exc.code)
+            return
         except ScanguardError as exc:
             sg = self.config.safeguards
             cap = max(sg.retry_interval, min(STORE_RETRY_CAP, sg.retry_interval * 64))
