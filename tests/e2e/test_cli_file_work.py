@@ -123,7 +123,7 @@ def test_scanguard_scan_with_poison_files_exits_0_and_scanguard_files_lists_each
     lib = build_tagged_library(tmp_path / "library")
     add_poison(lib.root, next(iter(lib.of_type("audio"))))
     url = f"sqlite:///{tmp_path / 'tags.db'}"
-    env = _env(tmp_path, SCANGUARD_SCAN_FILE_TIMEOUT="2s", SCANGUARD_SCAN_WORKER_MEMORY_LIMIT="1024")
+    env = _env(tmp_path, SCANGUARD_SCAN_FILE_TIMEOUT="1s", SCANGUARD_SCAN_WORKER_MEMORY_LIMIT="1024")
     processors = f"audio_tags,image_info,video_probe,{HOST}"
     scan = [*scanguard_command(), "scan", str(lib.root), "--database", url, "--no-progress"]
     done = subprocess.run(

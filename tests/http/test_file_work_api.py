@@ -33,7 +33,7 @@ def test_serve_reads_tags_in_workers_survives_every_poison_file_and_lists_the_fa
         db_url,
         env={
             "SCANGUARD_SCAN_PROCESSORS": f"audio_tags,image_info,video_probe,{HOST}",
-            "SCANGUARD_SCAN_FILE_TIMEOUT": "2s",
+            "SCANGUARD_SCAN_FILE_TIMEOUT": "1s",
             "SCANGUARD_SCAN_WORKER_MEMORY_LIMIT": "1024",
             "SCANGUARD_SAFEGUARDS_STALL_THRESHOLD": "10",  # not a stall test: a loaded machine may pause for 1 s
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),

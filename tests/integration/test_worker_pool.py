@@ -18,7 +18,7 @@ from tests.support.hostproc import read_calls
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
-TIMEOUT = 1.5
+TIMEOUT = 1.0
 
 
 def _contexts(root: Path, names: list[str]) -> list[FileContext]:
