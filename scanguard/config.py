@@ -96,7 +96,7 @@ class ScanConfig:
     processors: tuple[str, ...] = ()
     workers: int = 0
     file_timeout: float = 30.0
-    worker_max_files: int = 1000
+    worker_max_files: int = 5000
     worker_memory_limit: int = 2048
 
     @property

@@ -26,6 +26,53 @@ EXIF_DATETIME_ORIGINAL = 0x9003
 FFPROBE_TIMEOUT = 25.0  # the worker's file_timeout bounds it too; this only reaps ffprobe first
 
 
+# what each built-in's parser imports on its first file: the forkserver imports it once for every worker
+PRELOAD: dict[str, tuple[str, ...]] = {
+    "audio_tags": tuple(
+        f"mutagen.{name}"
+        for name in [
+            "easyid3",
+            "easymp4",
+            "mp3",
+            "flac",
+            "oggvorbis",
+            "oggopus",
+            "oggflac",
+            "oggspeex",
+            "oggtheora",
+            "mp4",
+            "asf",
+            "aiff",
+            "wave",
+            "apev2",
+            "musepack",
+            "wavpack",
+            "trueaudio",
+            "optimfrog",
+            "monkeysaudio",
+            "aac",
+            "ac3",
+            "smf",
+            "tak",
+            "dsf",
+            "dsdiff",
+        ]
+    ),
+    "image_info": tuple(
+        f"PIL.{name}"
+        for name in [
+            "Image",
+            "JpegImagePlugin",
+            "PngImagePlugin",
+            "GifImagePlugin",
+            "WebPImagePlugin",
+            "TiffImagePlugin",
+            "BmpImagePlugin",
+        ]
+    ),
+}
+
+
 class UnreadableMedia(ValueError):
     """The file is not what its extension says, or its parser could not make sense of it."""
 

@@ -55,7 +55,10 @@ def apply(
             continue
         try:
             result = proc.function(ctx)
-            json.dumps(result)  # what cannot be stored is this file's error, not the batch's
+            if proc.media_type is None:
+                json.dumps(
+                    result
+                )  # a host's result that cannot be stored is this file's error, not the batch's
         except Exception as exc:  # noqa: BLE001 - a processor failing on one file is that file's error
             errors.append(f"{proc.name}: {describe(exc)}")
             continue
