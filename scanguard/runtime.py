@@ -19,7 +19,6 @@ from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunClea
 from scanguard.actors.events import EventBus, Publish, Subscribe, Unsubscribe
 from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
-from scanguard.actors.scan import FileWork
 from scanguard.actors.store import StoreActor
 from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
 from scanguard.actors.ticking import Collaborators
@@ -35,6 +34,7 @@ from scanguard.ownership import instance_id
 from scanguard.processing.context import QUARANTINE_REASONS, Processor
 from scanguard.processing.pool import FilePool
 from scanguard.processing.registry import resolve
+from scanguard.processing.scanwork import FileWork
 from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.store.engine import is_postgresql

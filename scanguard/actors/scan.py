@@ -15,11 +15,7 @@ import structlog
 
 from scanguard.config import Config
 from scanguard.errors import Fenced, IllegalTransition, ScanguardError
-from scanguard.metrics import Metrics
-from scanguard.processing.context import FileContext, FileOutcome, Processor
-from scanguard.processing.inline import InlineRunner
-from scanguard.processing.pool import FilePool, Submission
-from scanguard.processing.registry import media_types
+from scanguard.processing.scanwork import Failure, FileWork, ScanWork
 from scanguard.processing.window import Entry, Ready, Segment, Window
 from scanguard.records import Job, Library
 from scanguard.scanning import (
@@ -86,24 +82,11 @@ class _Tally:
     bytes: int = 0
     errors: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-    quarantined: list[tuple[str, str, str]] = field(default_factory=list)
+    quarantined: list[Failure] = field(default_factory=list)
 
     def skip(self, reason: str) -> None:
         self.skipped += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
-
-
-@dataclass(frozen=True, slots=True)
-class FileWork:
-    """The per-file work a scan may use: the shared worker pool and the host's in-process processor."""
-
-    pool: FilePool | None = None
-    processor: Processor | None = None
-    metrics: Metrics | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.pool is not None or self.processor is not None
 
 
 class ScanActor(pykka.ThreadingActor):
@@ -131,7 +114,9 @@ class ScanActor(pykka.ThreadingActor):
         self.reads = reads if reads is not None else store
         self.supervisor = supervisor
         self.cancel = cancel
-        self.work = work or FileWork()
+        self.work = ScanWork(
+            work or FileWork(), spec.library.id, spec.job.id, spec.library.path, config.scan.file_timeout
+        )
         self.fs = fs
         self.rule = MediaRule.from_config(config.scan)
         self.checkpoint = spec.job.checkpoint
@@ -140,17 +125,11 @@ class ScanActor(pykka.ThreadingActor):
         self._walked_to = spec.job.checkpoint  # the last path walked (committed or in the window)
         self._walk_done = False
         self._window = Window()
-        self._submissions: list[Submission] = []
-        self._inline: InlineRunner | None = None
-        self._pool_types = media_types(self.work.pool.names) if self.work.pool is not None else None
         # with per-file work the walk runs ahead of the commits, to keep every worker busy
-        self._ahead = (
-            max(2 * config.scan.batch_size, 64 * self.work.pool.workers)
-            if self.work.pool is not None
-            else config.scan.batch_size
-        )
+        pool = self.work.work.pool
+        self._ahead = max(2 * config.scan.batch_size, 64 * pool.workers) if pool else config.scan.batch_size
         self._pending: Any = None
-        self._quarantined: list[tuple[str, str, str]] = []
+        self._quarantined: list[Failure] = []
         self._last_tick = time.monotonic()
         self._last_commit = time.monotonic()
         self._ended = False
@@ -169,12 +148,12 @@ class ScanActor(pykka.ThreadingActor):
         self.actor_ref.tell(_Begin())
 
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self._release_work()
+        self.work.release()
         code = exc.code if isinstance(exc, ScanguardError) else ScanguardError.code
         self._end(ScanCrashed(self.job_id, self.spec.token, f"{type(exc).__name__}: {exc}", code))
 
     def on_stop(self) -> None:
-        self._release_work()
+        self.work.release()
 
     def on_receive(self, message: Any) -> Any:
         if self.cancel.is_set():
@@ -200,18 +179,9 @@ class ScanActor(pykka.ThreadingActor):
                 log.info("scan.supervisor_gone", job_id=self.job_id, outcome=type(message).__name__)
 
     def _finish_as(self, outcome: str, job: Job | None = None) -> None:
-        self._release_work()
+        self.work.release()
         self._end(ScanEnded(self.job_id, self.spec.token, outcome, job))
         self.stop()
-
-    def _release_work(self) -> None:
-        """Give back what this scan holds in the worker pool and its processor thread (idempotent)."""
-        submissions, self._submissions = self._submissions, []
-        for sub in submissions:
-            sub.cancel()
-        if self._inline is not None:
-            self._inline.stop()
-            self._inline = None
 
     def _begin(self) -> None:
         root = self.spec.library.path
@@ -221,8 +191,7 @@ class ScanActor(pykka.ThreadingActor):
         if self.total is None and self.checkpoint is None:
             # a new job with no completed predecessor (create_job sets that count): count now
             self.total = count_media(root, self.rule, follow_symlinks=self.config.scan.follow_symlinks)
-        if self.work.processor is not None:
-            self._inline = InlineRunner(self.work.processor, self.config.scan.file_timeout, self._abandoned)
+        self.work.start()
         self._walk = iter(
             Walk(
                 root,
@@ -241,10 +210,6 @@ class ScanActor(pykka.ThreadingActor):
         )
         self.actor_ref.tell(_NextBatch())
 
-    def _abandoned(self) -> None:
-        if self.work.metrics is not None:
-            self.work.metrics.processor_threads_abandoned.inc()
-
     def _pause_root(self, error: str) -> None:
         try:
             job = self.store.pause_job(
@@ -258,8 +223,7 @@ class ScanActor(pykka.ThreadingActor):
     # ---- one step: walk ahead, commit what is ready --------------------------------------------
 
     def _step(self) -> None:
-        if self._inline is not None:
-            self._inline.expire()
+        self.work.watch()
         if not self._walk_done and self._window.pending < self._ahead and not self._walk_segment():
             return
         if not self._commit_ready():
@@ -303,7 +267,7 @@ class ScanActor(pykka.ThreadingActor):
         upto = None if done or not items else items[-1].path
         existing = self.reads.existing_files(self.spec.library.id, after, upto, self.work.active).get()
         entries = [self._entry(item, existing) for item in items]
-        self._dispatch(entries)
+        self.work.dispatch(entries)
         vanished = sorted((path, e.id) for path, e in existing.items() if not e.missing)
         self._window.add(Segment(entries, vanished, final=done))
         if items:
@@ -321,16 +285,10 @@ class ScanActor(pykka.ThreadingActor):
             and known.size == item.size
             and known.mtime == item.mtime
             and not (known.failed and self.spec.job.retry_failed)
-            and not (known.bare and self._wants_work(item))
+            and not (known.bare and self.work.reads(item.media_type))
         ):
             return Entry(item)  # unchanged: nothing to write, nothing to read
         return Entry(item, self._row(item), changed=known is not None)
-
-    def _wants_work(self, item: Found) -> bool:
-        """Whether a named processor reads this file (an unchanged file without metadata is read then)."""
-        return self.work.pool is not None and (
-            self._pool_types is None or item.media_type in self._pool_types
-        )
 
     def _row(self, item: Found) -> FileRow:
         if not self.work.active and self.config.scan.quick_hash_bytes <= 0:
@@ -339,47 +297,11 @@ class ScanActor(pykka.ThreadingActor):
         digest = quick_hash(abs_path, item.size, self.config.scan.quick_hash_bytes)
         return FileRow(item.path, item.size, item.mtime, item.media_type, digest)
 
-    def _context(self, item: Found) -> FileContext:
-        return FileContext(
-            self.spec.library.id,
-            self.job_id,
-            self.spec.library.path,
-            item.path,
-            os.path.join(self.spec.library.path, item.path),
-            item.size,
-            item.mtime,
-            item.media_type,
-        )
-
-    def _dispatch(self, entries: list[Entry]) -> None:
-        """Start the per-file work of every row that needs it: the pool's files go in one submission."""
-        if not self.work.active:
-            return
-        pooled: list[tuple[Entry, FileContext]] = []
-        for entry in entries:
-            if entry.row is None or not isinstance(entry.item, Found):
-                continue
-            ctx = self._context(entry.item)
-            if self._inline is not None:
-                entry.work = (self._inline.submit(ctx),)
-            if self.work.pool is not None and (
-                self._pool_types is None or ctx.media_type in self._pool_types
-            ):
-                pooled.append((entry, ctx))
-        if pooled and self.work.pool is not None:
-            sub = self.work.pool.submit([ctx for _, ctx in pooled])
-            self._submissions.append(sub)
-            for (entry, _), fut in zip(pooled, sub.futures, strict=True):
-                entry.work = (*entry.work, fut)
-
     def _wait_for_head(self) -> None:
         """Wait (at most until the next commit is due) for the oldest stretch's work, watching for a pause."""
         due = self._last_commit + self._commit_every
         while not self.cancel.is_set():
-            if self._inline is not None:
-                self._inline.expire()
-            if self.work.pool is not None:
-                self.work.pool.check()
+            self.work.watch()
             remaining = due - time.monotonic()
             blocker = self._window.head_blocker()
             if blocker is None or remaining <= 0:
@@ -408,31 +330,6 @@ class ScanActor(pykka.ThreadingActor):
             return self._commit(Ready([], (), None))
         return True
 
-    def _outcome(self, entry: Entry, tally: _Tally) -> FileRow:
-        assert entry.row is not None
-        meta: dict[str, Any] = {}
-        errors: list[str] = []
-        for fut in entry.work:
-            outcome: FileOutcome = fut.result()  # done; a FatalProcessorError crashes the scan here
-            if outcome.meta:
-                meta.update(outcome.meta)
-            if outcome.error:
-                errors.append(outcome.error)
-                tally.quarantined.append((entry.row.path, outcome.reason or "error", outcome.error))
-        if errors:
-            tally.errors += 1
-        if not entry.work:
-            return entry.row
-        return FileRow(
-            entry.row.path,
-            entry.row.size,
-            entry.row.mtime,
-            entry.row.media_type,
-            entry.row.quick_hash,
-            "; ".join(errors) or None,
-            meta or None,
-        )
-
     def _commit(self, ready: Ready) -> bool:
         tally = _Tally()
         upserts: list[FileRow] = []
@@ -446,7 +343,9 @@ class ScanActor(pykka.ThreadingActor):
                 continue
             tally.changed += entry.changed
             tally.bytes += entry.row.size
-            upserts.append(self._outcome(entry, tally))
+            row = self.work.row(entry, tally.quarantined)  # a FatalProcessorError crashes the scan here
+            tally.errors += row.error is not None
+            upserts.append(row)
         now = time.monotonic()
         batch = BatchCommit(
             job_id=self.job_id,
@@ -468,7 +367,7 @@ class ScanActor(pykka.ThreadingActor):
         )
         if not self._confirm_pending():
             return False
-        self._submissions = [sub for sub in self._submissions if not sub.done()]  # their results are in rows
+        self.work.prune()
         self._last_tick = self._last_commit = now
         if ready.checkpoint is not None:
             self.checkpoint = ready.checkpoint
@@ -493,9 +392,7 @@ class ScanActor(pykka.ThreadingActor):
 
     def _count_quarantined(self) -> None:
         quarantined, self._quarantined = self._quarantined, []
-        if self.work.metrics is not None:
-            for _, reason, _ in quarantined:
-                self.work.metrics.files_quarantined.labels(reason).inc()
+        self.work.count(quarantined)
 
     def _complete(self) -> None:
         if not self._confirm_pending():

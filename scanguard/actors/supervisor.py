@@ -13,11 +13,12 @@ from typing import Any
 import pykka
 import structlog
 
-from scanguard.actors.scan import FileWork, ScanActor, ScanCrashed, ScanEnded, ScanSpec
+from scanguard.actors.scan import ScanActor, ScanCrashed, ScanEnded, ScanSpec
 from scanguard.backoff import backoff_delay
 from scanguard.config import Config
 from scanguard.errors import Fenced, IllegalTransition, NotFound, ScanguardError, StoreUnavailable
 from scanguard.metrics import Metrics
+from scanguard.processing.scanwork import FileWork
 from scanguard.records import Job, Library
 from scanguard.scanning import FileSystem
 

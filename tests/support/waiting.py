@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from scanguard.actors.scan import FileContext
+from scanguard import FileContext
 from scanguard.scanning import OsFileSystem
 
 T = TypeVar("T")

@@ -1,0 +1,145 @@
+"""One scan's per-file work: what it handed to the worker pool and its in-process runner, merged back into rows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from scanguard.metrics import Metrics
+from scanguard.processing.context import FileContext, FileOutcome, Processor
+from scanguard.processing.inline import InlineRunner
+from scanguard.processing.pool import FilePool, Submission
+from scanguard.processing.registry import media_types
+from scanguard.processing.window import Entry
+from scanguard.scanning import Found
+from scanguard.store.batches import FileRow
+
+Failure = tuple[str, str, str]  # (path, reason, error) of a file whose work failed
+
+
+@dataclass(frozen=True, slots=True)
+class FileWork:
+    """The per-file work a scan may use: the shared worker pool and the host's in-process processor."""
+
+    pool: FilePool | None = None
+    processor: Processor | None = None
+    metrics: Metrics | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.pool is not None or self.processor is not None
+
+
+class ScanWork:
+    """Owns one scan's share of the per-file work: its pool submissions, its inline runner, their outcomes."""
+
+    def __init__(self, work: FileWork, library_id: int, job_id: int, root: str, file_timeout: float) -> None:
+        self.work = work
+        self.library_id = library_id
+        self.job_id = job_id
+        self.root = root
+        self.file_timeout = file_timeout
+        self._pool_types = media_types(work.pool.names) if work.pool is not None else None
+        self._submissions: list[Submission] = []
+        self._inline: InlineRunner | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.work.active
+
+    def start(self) -> None:
+        """Start the in-process runner, if the host gave a processor."""
+        if self.work.processor is not None:
+            self._inline = InlineRunner(self.work.processor, self.file_timeout, self._abandoned)
+
+    def _abandoned(self) -> None:
+        if self.work.metrics is not None:
+            self.work.metrics.processor_threads_abandoned.inc()
+
+    def reads(self, media_type: str) -> bool:
+        """Whether a named processor reads this media type (an unchanged file without metadata is read)."""
+        return self.work.pool is not None and (self._pool_types is None or media_type in self._pool_types)
+
+    def _context(self, item: Found) -> FileContext:
+        return FileContext(
+            self.library_id,
+            self.job_id,
+            self.root,
+            item.path,
+            os.path.join(self.root, item.path),
+            item.size,
+            item.mtime,
+            item.media_type,
+        )
+
+    def dispatch(self, entries: list[Entry]) -> None:
+        """Start the work of every row that needs it: the pool's files go in one submission."""
+        if not self.work.active:
+            return
+        pooled: list[tuple[Entry, FileContext]] = []
+        for entry in entries:
+            if entry.row is None or not isinstance(entry.item, Found):
+                continue
+            ctx = self._context(entry.item)
+            if self._inline is not None:
+                entry.work = (self._inline.submit(ctx),)
+            if self.reads(ctx.media_type):
+                pooled.append((entry, ctx))
+        if pooled and self.work.pool is not None:
+            sub = self.work.pool.submit([ctx for _, ctx in pooled])
+            self._submissions.append(sub)
+            for (entry, _), fut in zip(pooled, sub.futures, strict=True):
+                entry.work = (*entry.work, fut)
+
+    def watch(self) -> None:
+        """While the scan waits: quarantine an in-process file past its deadline, notice a broken pool."""
+        if self._inline is not None:
+            self._inline.expire()
+        if self.work.pool is not None:
+            self.work.pool.check()
+
+    @staticmethod
+    def row(entry: Entry, failures: list[Failure]) -> FileRow:
+        """The entry's row with its work's metadata and errors (a FatalProcessorError is raised here)."""
+        assert entry.row is not None
+        if not entry.work:
+            return entry.row
+        meta: dict[str, Any] = {}
+        errors: list[str] = []
+        for fut in entry.work:
+            outcome: FileOutcome = fut.result()
+            if outcome.meta:
+                meta.update(outcome.meta)
+            if outcome.error:
+                errors.append(outcome.error)
+                failures.append((entry.row.path, outcome.reason or "error", outcome.error))
+        base = entry.row
+        return FileRow(
+            base.path,
+            base.size,
+            base.mtime,
+            base.media_type,
+            base.quick_hash,
+            "; ".join(errors) or None,
+            meta or None,
+        )
+
+    def prune(self) -> None:
+        """Let go of submissions whose results are all in rows (memory stays flat over a long scan)."""
+        self._submissions = [sub for sub in self._submissions if not sub.done()]
+
+    def count(self, failures: list[Failure]) -> None:
+        """Committed failures, by reason, in the metrics."""
+        if self.work.metrics is not None:
+            for _, reason, _ in failures:
+                self.work.metrics.files_quarantined.labels(reason).inc()
+
+    def release(self) -> None:
+        """Give back what this scan holds in the pool and its runner's thread (idempotent)."""
+        submissions, self._submissions = self._submissions, []
+        for sub in submissions:
+            sub.cancel()
+        if self._inline is not None:
+            self._inline.stop()
+            self._inline = None
