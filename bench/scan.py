@@ -285,8 +285,9 @@ def run_worker(kind: str, root: Path, db: Path, log: Path) -> Run:
     return Run(wall, out["elapsed"], max(rss, out["rss_kb"]), cpu, out["cpu"], out)
 
 
-def run_cli(root: Path, db: Path, log: Path) -> Run:
-    cmd = [
+def scan_command(root: Path, db: Path) -> list[str]:
+    """`scanguard scan` of root into a SQLite file, as a whole process (the benches' scanguard side)."""
+    return [
         sys.executable,
         "-m",
         "scanguard.cli",
@@ -296,7 +297,10 @@ def run_cli(root: Path, db: Path, log: Path) -> Run:
         f"sqlite:///{db}",
         "--no-progress",
     ]
-    wall, rss, cpu, _ = run_child(cmd, log)
+
+
+def run_cli(root: Path, db: Path, log: Path) -> Run:
+    wall, rss, cpu, _ = run_child(scan_command(root, db), log)
     return Run(wall, None, rss, cpu)
 
 

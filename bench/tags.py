@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
 sys.path[:0] = [str(REPO), str(HERE.parent)]
 
-from scan import MEDIA_EXTENSIONS, fresh, vm_hwm_kb  # noqa: E402 - bench/scan.py: no side effects on import
+from scan import MEDIA_EXTENSIONS, fresh, scan_command, vm_hwm_kb  # noqa: E402 - bench/scan.py: no side effects on import
 
 from tests.support.media import build_bulk_audio, bulk_path, missing_reason  # noqa: E402
 
@@ -350,17 +350,7 @@ def run_baseline(root: Path, db: Path, log: Path) -> Run:
 
 
 def run_scanguard(root: Path, db: Path, log: Path, **env: str) -> Run:
-    cmd = [
-        sys.executable,
-        "-m",
-        "scanguard.cli",
-        "scan",
-        str(root),
-        "--database",
-        f"sqlite:///{db}",
-        "--no-progress",
-    ]
-    return run_child(cmd, log, child_env(**env))
+    return run_child(scan_command(root, db), log, child_env(**env))
 
 
 def scanguard_ready() -> str:

@@ -72,6 +72,19 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
         postgres.drop_database(pg_admin_url, url)
 
 
+@pytest.fixture
+def throwaway_pg() -> Iterator[postgres.ThrowawayServer]:
+    """A PostgreSQL server of this test's own (never the shared one), which it may stop, kill or restart."""
+    bindir = postgres.find_binaries()
+    if bindir is None:
+        pytest.skip("needs the PostgreSQL binaries (initdb, pg_ctl) for a throwaway server")
+    server = postgres.ThrowawayServer.start(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest) -> str:
     """The test's database URL, once per backend: a SQLite file, then a PostgreSQL database."""

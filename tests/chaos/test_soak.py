@@ -22,7 +22,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,19 +47,6 @@ SLACK = 4.0  # a 2-core machine shared with PostgreSQL and three instances is sl
 FAULTS = ("kill9", "sigstop", "sigterm", "pg_terminate", "pg_restart", "storm")
 
 pytestmark = [pytest.mark.timeout(int(SOAK_SECONDS) + 300), pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[postgres.ThrowawayServer]:
-    """A throwaway PostgreSQL server of our own: the soak stops and restarts it."""
-    bindir = postgres.find_binaries()
-    if bindir is None:
-        pytest.skip("the soak needs the PostgreSQL binaries (initdb, pg_ctl) for a throwaway server")
-    server = postgres.ThrowawayServer.start(bindir)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -390,12 +376,12 @@ def _assert_index_exact(url: str, roots: dict[int, Path]) -> None:
 
 
 def test_three_instances_survive_kills_freezes_restarts_database_faults_and_admin_storms(
-    pg_server: postgres.ThrowawayServer, tmp_path: Path
+    throwaway_pg: postgres.ThrowawayServer, tmp_path: Path
 ) -> None:
     """Faults at random for SOAK_SECONDS; the invariants hold throughout and the index is exact at the end."""
     rng = random.Random(SEED)
-    url = postgres.create_database(pg_server.admin_url)
-    soak = Soak(url, pg_server, tmp_path, rng)
+    url = postgres.create_database(throwaway_pg.admin_url)
+    soak = Soak(url, throwaway_pg, tmp_path, rng)
     checker = threading.Thread(target=soak.check_forever, name="soak-checker", daemon=True)
     traffic = threading.Thread(target=soak.traffic_forever, name="soak-traffic", daemon=True)
     roots: dict[int, Path] = {}
@@ -429,7 +415,7 @@ def test_three_instances_survive_kills_freezes_restarts_database_faults_and_admi
     try:
         _assert_index_exact(url, roots)
     finally:
-        postgres.drop_database(pg_server.admin_url, url)
+        postgres.drop_database(throwaway_pg.admin_url, url)
 
     report = (
         f"soak seed={SEED} seconds={SOAK_SECONDS:g} checks={soak.checks} "

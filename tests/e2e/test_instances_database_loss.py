@@ -3,7 +3,6 @@ and the event listeners reconnect and replay what was committed meanwhile."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,6 @@ from tests.support.waiting import wait_for
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow, pytest.mark.postgres]
 
 
-@pytest.fixture
-def own_server() -> Iterator[postgres.ThrowawayServer]:
-    bindir = postgres.find_binaries()
-    if bindir is None:
-        pytest.skip("needs the PostgreSQL binaries (initdb, pg_ctl) for a throwaway server")
-    server = postgres.ThrowawayServer.start(bindir)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _ready(server: ServeProcess) -> bool:
     try:
         return server.call("GET", "/readyz", timeout=5)["status"] == "ready"
@@ -39,12 +26,12 @@ def _ready(server: ServeProcess) -> bool:
 
 
 def test_a_postgresql_restart_mid_scan_is_survived_by_both_instances_and_the_scan_completes_exactly(
-    own_server: postgres.ThrowawayServer, tmp_path: Path
+    throwaway_pg: postgres.ThrowawayServer, tmp_path: Path
 ) -> None:
     """A scans, B streams events; PostgreSQL restarts (immediate: every session cut): both answer /readyz
     again, A's crashed batch is retried from its checkpoint, the job completes with the exact set, and B's
     stream carries its completion (B's listener reconnected)."""
-    url = postgres.create_database(own_server.admin_url)
+    url = postgres.create_database(throwaway_pg.admin_url)
     root = tmp_path / "library"
     build_tree(root, 1200, 0)
     settings = serve_settings(SCANGUARD_SCAN_BATCH_SIZE="2")
@@ -60,7 +47,7 @@ def test_a_postgresql_restart_mid_scan_is_survived_by_both_instances_and_the_sca
         job: dict[str, Any] = a.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
         wait_for(lambda: job_row(url, job["id"])["files_processed"] >= 50, 60, "A to commit batches")
 
-        own_server.restart("immediate")
+        throwaway_pg.restart("immediate")
 
         for server in (a, b):
             wait_for(lambda s=server: _ready(s), 60, f"{server.name} to answer /readyz again", interval=0.2)
@@ -87,4 +74,4 @@ def test_a_postgresql_restart_mid_scan_is_survived_by_both_instances_and_the_sca
         assert indexed_paths(url, library["id"]) == sorted(expected_media(root))
         assert_database_valid(url)
     finally:
-        postgres.drop_database(own_server.admin_url, url)
+        postgres.drop_database(throwaway_pg.admin_url, url)

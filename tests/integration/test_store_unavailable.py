@@ -229,19 +229,6 @@ def test_the_same_scan_command_resumes_a_job_a_full_disk_paused(
     assert_database_valid(url)
 
 
-@pytest.fixture
-def throwaway_pg() -> Iterator[postgres.ThrowawayServer]:
-    """A PostgreSQL server of this test's own, which it may stop and start again."""
-    bindir = postgres.find_binaries()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb/pg_ctl) for a throwaway server")
-    server = postgres.ThrowawayServer.start(bindir)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.postgres
 def test_a_database_server_going_away_mid_scan_pauses_the_job_and_it_resumes_when_the_server_is_back(
     tmp_path: Path,
