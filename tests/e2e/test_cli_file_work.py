@@ -200,3 +200,26 @@ def test_bad_per_file_settings_stop_scanguard_before_anything_starts(
         assert done.returncode != 0, (command, done.stdout, done.stderr)
         assert says in done.stderr, (command, done.stderr[-2000:])
         assert not db.exists(), f"{command[0]} made the database before failing"
+
+
+def test_scanguard_files_piped_into_head_stops_quietly(tmp_path: Path) -> None:
+    """`scanguard files --json | head -1`, as the README shows it: one line, no traceback, exit 0."""
+    root = tmp_path / "lib"
+    build_bulk_audio(root, 300)
+    url = f"sqlite:///{tmp_path / 'pipe.db'}"
+    env = _env(tmp_path)
+    scan = [*scanguard_command(), "scan", str(root), "--database", url, "--no-progress"]
+    subprocess.run(scan, env=env, capture_output=True, timeout=60, check=True)
+    files = subprocess.Popen(
+        [*scanguard_command(), "files", "--library", "1", "--json", "--database", url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert files.stdout is not None
+    first = files.stdout.readline()
+    files.stdout.close()  # what `head -1` does after its line
+    _, err = files.communicate(timeout=60)
+    assert json.loads(first)["path"] == bulk_path(0)
+    assert files.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err
