@@ -9,6 +9,9 @@ from typing import Any, Generic, Literal, TypeVar
 T = TypeVar("T")
 
 JobStatus = Literal["pending", "running", "paused", "completed", "failed"]
+ACTIVE_STATUSES: tuple[JobStatus, ...] = ("pending", "running", "paused")  # at most one per library
+FINISHED_STATUSES: tuple[JobStatus, ...] = ("completed", "failed")
+STATUSES: tuple[JobStatus, ...] = (*ACTIVE_STATUSES, *FINISHED_STATUSES)
 LIBRARY_KINDS = ("mixed", "music", "movies", "shows", "photos")
 
 
@@ -72,7 +75,7 @@ class Job:
 
     @property
     def active(self) -> bool:
-        return self.status in ("pending", "running", "paused")
+        return self.status in ACTIVE_STATUSES
 
     @property
     def files_per_second(self) -> float:

@@ -35,7 +35,7 @@ from scanguard.processing.context import QUARANTINE_REASONS, Processor
 from scanguard.processing.pool import FilePool
 from scanguard.processing.registry import resolve
 from scanguard.processing.scanwork import FileWork
-from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import STATUSES, DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.store.engine import is_postgresql
 from scanguard.validation import check_id, library_kind, library_name, library_path
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from scanguard.store.notify import EventListener
 
 log = structlog.get_logger("scanguard.runtime")
-ACTIVE = ("pending", "running", "paused")
 # events of another instance after which this one's live scans are checked against the database at once
 REMOTE_CHANGES = frozenset(
     {
@@ -59,7 +58,6 @@ REMOTE_CHANGES = frozenset(
         "library.removed",
     }
 )
-STATUSES = ("pending", "running", "paused", "completed", "failed")
 
 
 def _age_seconds(at: object) -> float | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat as stat_mod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from stat import S_ISREG
@@ -225,24 +224,6 @@ class Walk:
         except OSError:
             # (the ident stays in `seen`, as it always has: a later link to it reads as a loop)
             return Skipped(rel, "unreadable")
-
-    def _file(self, rel: str, entry: os.DirEntry[str]) -> WalkItem:
-        """One file by the media rule (the walk inlines this; kept for callers that check a single entry)."""
-        name = entry.name
-        if name.startswith("."):
-            return Skipped(rel, "hidden")
-        if not _decodable(name):
-            return Skipped(rel, "undecodable_name")
-        media_type = self.rule.media_type(name)
-        if media_type is None:
-            return Skipped(rel, "not_media")
-        try:
-            st = entry.stat(follow_symlinks=self.follow_symlinks)
-        except OSError:
-            return Skipped(rel, "unreadable")
-        if not stat_mod.S_ISREG(st.st_mode):
-            return Skipped(rel, "not_regular")
-        return Found(rel, st.st_size, st.st_mtime, media_type)
 
 
 def _first(item: tuple[str, os.DirEntry[str], bool]) -> str:

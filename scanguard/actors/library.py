@@ -20,11 +20,10 @@ from scanguard.errors import (
     ScanguardError,
     StoreUnavailable,
 )
-from scanguard.records import DeletedJob, Job, Library, RemovedLibrary
+from scanguard.records import ACTIVE_STATUSES, DeletedJob, Job, Library, RemovedLibrary
 
 log = structlog.get_logger("scanguard.library")
 R = TypeVar("R")
-ACTIVE = ("pending", "running", "paused")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +233,7 @@ class LibraryActor(pykka.ThreadingActor):
         return deleted
 
     def _remove(self) -> RemovedLibrary:
-        active = self.store.list_jobs(ACTIVE, self.library_id).get()
+        active = self.store.list_jobs(ACTIVE_STATUSES, self.library_id).get()
         removed: RemovedLibrary = self._step(
             "remove_library", "transaction", lambda: self.store.remove_library(self.library_id).get()
         )
@@ -251,7 +250,7 @@ class LibraryActor(pykka.ThreadingActor):
         )
         live = supervised.live
         try:
-            jobs = self.store.list_jobs(ACTIVE, self.library_id).get().items
+            jobs = self.store.list_jobs(ACTIVE_STATUSES, self.library_id).get().items
         except NotFound:
             jobs = ()
         running = {j.id: j for j in jobs if j.status == "running"}

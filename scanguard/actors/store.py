@@ -20,7 +20,17 @@ from scanguard.actors.events import Publish
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
 from scanguard.ownership import scanguard_version
-from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import (
+    ACTIVE_STATUSES,
+    DeletedJob,
+    Event,
+    Instance,
+    Job,
+    Library,
+    MediaFile,
+    Page,
+    RemovedLibrary,
+)
 from scanguard.store import batches, catalog, faults, instances, jobs, maintenance, webhooks
 from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.engine import SessionTimeouts, create_engine, run_migrations, schema_at_head
@@ -245,7 +255,7 @@ class StoreActor(pykka.ThreadingActor):
                 "active_jobs",
                 catalog.list_jobs,
                 library_id=library_id,
-                statuses=("pending", "running", "paused"),
+                statuses=ACTIVE_STATUSES,
             )
             return LibraryBusy(library_id, active.items[0].id if active.items else None)
         return OperationFailed(op, "commit", exc.orig or exc)

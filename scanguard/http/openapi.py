@@ -7,7 +7,7 @@ from typing import Any
 
 from scanguard.http.params import EVENT_KIND
 from scanguard.http.schemas import ID, SCHEMAS, STR, obj, ref
-from scanguard.runtime import STATUSES
+from scanguard.records import STATUSES
 from scanguard.validation import MAX_ID
 
 JSON = "application/json"

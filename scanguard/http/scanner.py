@@ -9,7 +9,8 @@ from aiohttp import web
 from scanguard.errors import Conflict, ScanguardError
 from scanguard.http.params import paging, path_id, query_bool, query_id, query_str
 from scanguard.http.state import runtime_of, slot_of
-from scanguard.runtime import STATUSES, Runtime
+from scanguard.records import STATUSES
+from scanguard.runtime import Runtime
 
 routes = web.RouteTableDef()
 BASE = "/api/admin/scanner"

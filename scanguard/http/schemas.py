@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanguard.records import LIBRARY_KINDS
-from scanguard.runtime import STATUSES
+from scanguard.records import LIBRARY_KINDS, STATUSES
 from scanguard.validation import MAX_ID, MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
 
 

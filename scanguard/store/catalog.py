@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from scanguard.errors import LibraryExists, NotFound
-from scanguard.records import Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import ACTIVE_STATUSES, STATUSES, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.store.leases import release_lease
-from scanguard.store.tables import ACTIVE_STATUSES, events, libraries, library_leases, media_files, scan_jobs
+from scanguard.store.tables import events, libraries, library_leases, media_files, scan_jobs
 from scanguard.store.tx import Tx, event_from_row, file_from_row, job_from_row, library_from_row
 
 
@@ -182,7 +182,7 @@ async def job_counts(tx: Tx) -> dict[str, int]:
     rows = (
         await tx.conn.execute(sa.select(scan_jobs.c.status, sa.func.count()).group_by(scan_jobs.c.status))
     ).all()
-    counts = dict.fromkeys((*ACTIVE_STATUSES, "completed", "failed"), 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     counts.update({status: int(n) for status, n in rows})
     counts["libraries"] = (
         await tx.conn.execute(sa.select(sa.func.count()).select_from(libraries))

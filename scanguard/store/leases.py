@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from scanguard.errors import Fenced, LibraryBusy
-from scanguard.records import Job
-from scanguard.store.tables import ACTIVE_STATUSES, library_leases, scan_jobs
+from scanguard.records import ACTIVE_STATUSES, Job
+from scanguard.store.tables import library_leases, scan_jobs
 from scanguard.store.tx import Tx, load_job
 
 

@@ -7,9 +7,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from scanguard.records import ACTIVE_STATUSES, FINISHED_STATUSES
 from scanguard.store.tables import (
-    ACTIVE_STATUSES,
-    FINISHED_STATUSES,
     events,
     libraries,
     library_leases,

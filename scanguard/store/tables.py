@@ -16,8 +16,6 @@ metadata = sa.MetaData(
     }
 )
 
-ACTIVE_STATUSES = ("pending", "running", "paused")
-FINISHED_STATUSES = ("completed", "failed")
 
 # relative paths compare byte-wise on both databases, so the walk order is the index order
 PathType = sa.String(4096).with_variant(sa.String(4096, collation="C"), "postgresql")

@@ -108,7 +108,7 @@ def library_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     root = tmp_path_factory.mktemp("stateful")
     dirs = [root / f"lib{i}" for i in range(8)]
     for path in dirs:
-        build_tree(path, 150, 0, hidden=False, symlinks=False)
+        build_tree(path, 600, 0, hidden=False, symlinks=False)
     return dirs
 
 
