@@ -603,20 +603,20 @@ class Runtime:
 
     def _workers_status(self) -> dict[str, Any]:
         scan = self.config.scan
-        quarantined = self.metrics.files_quarantined
         return {
             "processors": list(scan.processors),
             "workers": scan.worker_count if scan.processors else 0,
             "alive": self._workers is not None and self._workers.is_alive(),
             "file_timeout_seconds": scan.file_timeout,
             "files_quarantined": {
-                reason: quarantined.labels(reason)._value.get() for reason in QUARANTINE_REASONS
+                reason: self._metric("scanguard_files_quarantined_total", reason=reason)
+                for reason in QUARANTINE_REASONS
             },
             "processor_threads_abandoned": self._metric("scanguard_processor_threads_abandoned_total"),
         }
 
-    def _metric(self, name: str) -> float:
-        return self.metrics.registry.get_sample_value(name) or 0.0
+    def _metric(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels or None) or 0.0
 
     def ping(self) -> float:
         """Round-trip the database through the store actor; seconds, or StoreUnavailable."""

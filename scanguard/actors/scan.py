@@ -269,7 +269,7 @@ class ScanActor(pykka.ThreadingActor):
         entries = [self._entry(item, existing) for item in items]
         self.work.dispatch(entries)
         vanished = sorted((path, e.id) for path, e in existing.items() if not e.missing)
-        self._window.add(Segment(entries, vanished, final=done))
+        self._window.add(Segment(entries, vanished))
         if items:
             self._walked_to = items[-1].path
         self._walk_done = done

@@ -35,8 +35,7 @@ class Segment:
     """The entries of one walked stretch, and the known rows in its path range that the walk did not see."""
 
     entries: list[Entry]
-    vanished: list[tuple[str, int]]  # (path, id), in path order
-    final: bool  # the walk's last stretch: its range runs to the end of the library
+    vanished: list[tuple[str, int]]  # (path, id), in path order (the last stretch's run to the end)
     start: int = 0  # entries[:start] are committed
     ready_upto: int = 0  # entries[:ready_upto] are known to be ready (work only ever finishes)
 

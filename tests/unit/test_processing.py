@@ -90,10 +90,9 @@ def test_the_window_hands_out_only_a_prefix_whose_work_is_done_with_the_vanished
         Segment(
             [_entry("a", _done()), Entry(Skipped("b", "hidden")), _entry("c", slow), _entry("d", _done())],
             vanished=[("a0", 1), ("a5", 2), ("c5", 3)],
-            final=False,
         )
     )
-    window.add(Segment([_entry("e", _done())], vanished=[("z", 4)], final=True))
+    window.add(Segment([_entry("e", _done())], vanished=[("z", 4)]))
 
     first = window.take()
     assert first is not None
