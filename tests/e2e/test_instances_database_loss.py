@@ -4,7 +4,6 @@ and the event listeners reconnect and replay what was committed meanwhile."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -43,8 +42,7 @@ def test_a_postgresql_restart_mid_scan_is_survived_by_both_instances_and_the_sca
         b = ServeProcess.spawn("b", url, tmp_path, settings)
         b.wait_listening()
         reader = SseReader(b.base + "/api/admin/events/stream?after_id=0", TOKEN)
-        library = a.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
-        job: dict[str, Any] = a.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
+        library, job = a.scan_folder(root)
         wait_for(lambda: job_row(url, job["id"])["files_processed"] >= 50, 60, "A to commit batches")
 
         throwaway_pg.restart("immediate")

@@ -65,8 +65,7 @@ def test_b_streams_what_a_does_within_a_second_and_replays_what_it_missed_while_
         reader = SseReader(b.base + "/api/admin/events/stream?after_id=0", TOKEN)
         wait_for(lambda: _listener_pid(pg_url, b), 30, "B's listener to connect")
 
-        library = a.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
-        job: dict[str, Any] = a.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
+        library, job = a.scan_folder(root)
 
         def seen(kind: str, job_id: int | None = None) -> Any:
             return next(

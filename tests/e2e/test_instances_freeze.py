@@ -107,8 +107,7 @@ def _frozen_owner_scenario(pg_url: str, tmp_path: Path, *, in_transaction: bool,
         a.wait_listening()
         b = ServeProcess.spawn("b", pg_url, tmp_path, settings)
         b.wait_listening()
-        library = a.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
-        job: dict[str, Any] = a.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
+        library, job = a.scan_folder(root)
         owner_a = job["owner"]
         wait_for(
             lambda: job_row(pg_url, job["id"])["files_processed"] >= freeze_after,

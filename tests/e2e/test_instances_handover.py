@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -49,8 +48,7 @@ def test_sigterm_of_the_owner_mid_scan_hands_the_scan_to_the_other_instance_whic
         a.wait_listening()
         b = ServeProcess.spawn("b", pg_url, tmp_path, settings)
         b.wait_listening()
-        library = a.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
-        job: dict[str, Any] = a.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
+        library, job = a.scan_folder(root)
         owner_a = job["owner"]
         wait_for(lambda: job_row(pg_url, job["id"])["files_processed"] >= 100, 60, "A to commit batches")
 

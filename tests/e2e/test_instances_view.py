@@ -38,8 +38,7 @@ def test_the_instances_view_shows_who_runs_the_scan_and_a_killed_instance_as_gon
         a.wait_listening()
         b = ServeProcess.spawn("b", pg_url, tmp_path, settings)
         b.wait_listening()
-        library = a.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
-        job = a.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
+        library, job = a.scan_folder(root)
         owner_a = job["owner"]
         seen_by_b = _instances(b)
         assert len(seen_by_b) == 2

@@ -96,6 +96,13 @@ class Page:
         return text
 
 
+def _login(page: Page, browser: Any, server: ServerProcess) -> None:
+    browser.get(server.url + "/")
+    page.find("#token-input").send_keys(TOKEN)
+    page.click("#login-btn")
+    page.wait(lambda: page.find("#app").is_displayed(), "the dashboard after login")
+
+
 def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_deletes_its_scan(
     tmp_path: Path,
     sqlite_url: str,
@@ -110,10 +117,7 @@ def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_delete
     page = Page(browser)
     OUTPUT.mkdir(exist_ok=True)
 
-    browser.get(server.url + "/")
-    page.find("#token-input").send_keys(TOKEN)
-    page.click("#login-btn")
-    page.wait(lambda: page.find("#app").is_displayed(), "the dashboard after login")
+    _login(page, browser, server)
     assert browser.execute_script("return sessionStorage.getItem('scanguard.token')") == TOKEN
     assert browser.execute_script("return localStorage.length") == 0
     page.wait(lambda: page.find("#conn").text == "live", "the event stream to connect")
@@ -178,13 +182,6 @@ def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_delete
     browser.save_screenshot(str(OUTPUT / "dashboard.png"))
     assert (OUTPUT / "dashboard.png").stat().st_size > 10_000
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def _login(page: Page, browser: Any, server: ServerProcess) -> None:
-    browser.get(server.url + "/")
-    page.find("#token-input").send_keys(TOKEN)
-    page.click("#login-btn")
-    page.wait(lambda: page.find("#app").is_displayed(), "the dashboard after login")
 
 
 def test_the_health_panel_shows_one_moment_live_scans_beside_live_job_counts(
@@ -317,9 +314,7 @@ def test_the_dashboard_shows_each_webhook_with_its_lag_and_dead_deliveries_but_n
         },
     )
     page = Page(browser)
-    browser.get(server.url + "/")
-    page.find("#token-input").send_keys(TOKEN)
-    page.click("#login-btn")
+    _login(page, browser, server)
     page.wait(lambda: page.find('#webhooks tr[data-webhook="nobody-home"]'), "the webhook row")
     page.wait(lambda: page.find("#conn").text == "live", "the event stream to connect")
 

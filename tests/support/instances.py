@@ -107,6 +107,12 @@ class ServeProcess:
     def returncode(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def scan_folder(self, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Add `root` as a library through this instance and start its scan: (library, job)."""
+        library = self.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
+        job = self.call("POST", f"/api/admin/scanner/safe/start/{library['id']}")["job"]
+        return library, job
+
     def call(
         self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 15
     ) -> dict[str, Any]:
