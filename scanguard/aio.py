@@ -1,4 +1,5 @@
-"""The awaitable twin of Runtime: each call runs on a bridge thread, so the event loop never blocks.
+"""The awaitable twin of Runtime: reads run on the caller's event loop through the async engine
+(aiosqlite, asyncpg); operations that wait on actors run on a few bridge threads, so the loop never blocks.
 
 pykka's own `await future` calls the blocking `get()` inside the event loop; these methods never do.
 """
@@ -11,7 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from scanguard.errors import RuntimeStopped
 from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.store import catalog, instances
+from scanguard.store.database import Database
+from scanguard.validation import check_id, job_statuses
 
 if TYPE_CHECKING:
     from scanguard.runtime import Runtime
@@ -21,12 +26,18 @@ R = TypeVar("R")
 
 
 class AsyncRuntime:
-    """Owns the bridge threads between asyncio code and a Runtime; one awaitable method per Runtime call."""
+    """Owns the way from asyncio code to a Runtime; one awaitable method per Runtime call."""
 
-    _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="scanguard-aio")
+    # control operations block on actor asks (each bounded by operation_timeout): a few threads carry them
+    _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scanguard-aio")
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
+
+    def _db(self) -> Database:
+        if not self._rt.running:
+            raise RuntimeStopped()
+        return self._rt.database
 
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
@@ -36,10 +47,10 @@ class AsyncRuntime:
         return await self._run(self._rt.add_library, path, name, kind)
 
     async def get_library(self, library_id: int) -> Library:
-        return await self._run(self._rt.get_library, library_id)
+        return await self._db().aread("get_library", catalog.get_library, check_id("library_id", library_id))
 
     async def list_libraries(self) -> tuple[Library, ...]:
-        return await self._run(self._rt.list_libraries)
+        return await self._db().aread("list_libraries", catalog.list_libraries)
 
     async def remove_library(self, library_id: int) -> RemovedLibrary:
         return await self._run(self._rt.remove_library, library_id)
@@ -47,7 +58,14 @@ class AsyncRuntime:
     async def list_files(
         self, library_id: int, *, limit: int = 100, offset: int = 0, errors: bool = False
     ) -> Page[MediaFile]:
-        return await self._run(self._rt.list_files, library_id, limit=limit, offset=offset, errors=errors)
+        return await self._db().aread(
+            "list_files",
+            catalog.list_files,
+            check_id("library_id", library_id),
+            limit=limit,
+            offset=offset,
+            errors=errors,
+        )
 
     async def start_scan(self, library_id: int, *, retry_failed: bool = False) -> Job:
         return await self._run(self._rt.start_scan, library_id, retry_failed=retry_failed)
@@ -62,20 +80,25 @@ class AsyncRuntime:
         return await self._run(self._rt.delete_job, job_id)
 
     async def get_job(self, job_id: int) -> Job:
-        return await self._run(self._rt.get_job, job_id)
+        return await self._db().aread("get_job", catalog.get_job, check_id("job_id", job_id))
 
     async def list_jobs(
         self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> Page[Job]:
-        return await self._run(
-            self._rt.list_jobs, status=status, library_id=library_id, limit=limit, offset=offset
+        return await self._db().aread(
+            "list_jobs",
+            catalog.list_jobs,
+            statuses=job_statuses(status),
+            library_id=None if library_id is None else check_id("library_id", library_id),
+            limit=limit,
+            offset=offset,
         )
 
     async def current_jobs(self) -> tuple[Job, ...]:
-        return await self._run(self._rt.current_jobs)
+        return await self._db().aread("current_jobs", catalog.active_jobs)
 
     async def instances(self) -> tuple[Instance, ...]:
-        return await self._run(self._rt.instances)
+        return await self._db().aread("instances", instances.list_instances)
 
     async def wait_for_job(
         self,
@@ -95,8 +118,9 @@ class AsyncRuntime:
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        return await self._run(
-            self._rt.events,
+        return await self._db().aread(
+            "events",
+            catalog.list_events,
             job_id=job_id,
             library_id=library_id,
             kind=kind,

@@ -12,22 +12,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pykka
-import pykka.messages
 import structlog
 
 from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunCleanup
 from scanguard.actors.events import EventBus, Publish, Subscribe, Unsubscribe
 from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
-from scanguard.actors.store import StoreActor
+from scanguard.actors.store import StoreActor, StoreClient
 from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
-from scanguard.actors.ticking import Collaborators
+from scanguard.actors.ticking import Collaborators, Stats
 from scanguard.actors.validator import StateValidator, Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.actors.workers import WorkerPoolActor
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
-from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, ScanguardError
+from scanguard.errors import OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
@@ -35,10 +34,12 @@ from scanguard.processing.context import QUARANTINE_REASONS, Processor
 from scanguard.processing.pool import FilePool
 from scanguard.processing.registry import resolve
 from scanguard.processing.scanwork import FileWork
-from scanguard.records import STATUSES, DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
+from scanguard.store.database import Database
 from scanguard.store.engine import is_postgresql
-from scanguard.validation import check_id, library_kind, library_name, library_path
+from scanguard.store.seam import Store
+from scanguard.validation import check_id, job_statuses, library_kind, library_name, library_path
 
 if TYPE_CHECKING:
     from scanguard.actors.webhooks import Deliveries
@@ -68,11 +69,6 @@ def _age_seconds(at: object) -> float | None:
     return round(max(0.0, (datetime.now(UTC) - taken).total_seconds()), 1)
 
 
-def _method(name: str) -> pykka.messages.ProxyCall:
-    """Ask an actor to run one of its methods (which return copies, never live state) without a proxy."""
-    return pykka.messages.ProxyCall(attr_path=(name,), args=(), kwargs={})
-
-
 class Runtime:
     """Owns one process's actor system: starts it, routes each call to the actor that owns it, stops it."""
 
@@ -95,10 +91,9 @@ class Runtime:
         self._libraries: dict[int, pykka.ActorRef[Any]] = {}
         self._running = False
         self._bus: pykka.ActorRef[Any] | None = None
+        self._database: Database | None = None
         self._store_ref: pykka.ActorRef[Any] | None = None
-        self._store_proxy: Any = None  # built once: a pykka proxy introspects the actor when made
-        self._reader_ref: pykka.ActorRef[Any] | None = None
-        self._reader_proxy: Any = None
+        self._store: StoreClient | None = None
         self._supervisor: pykka.ActorRef[Any] | None = None
         self._watchdog: pykka.ActorRef[Any] | None = None
         self._validator: pykka.ActorRef[Any] | None = None
@@ -146,11 +141,10 @@ class Runtime:
         configure_logging(self.config.log)
         self._bus = EventBus.start()
         try:
-            self._store_ref = StoreActor.start(self.config, self.instance, self._bus)
-            self._store_proxy = self._store_ref.proxy()
-            self._reader_ref = StoreActor.start(self.config, self.instance, None, readonly=True)
-            self._reader_proxy = self._reader_ref.proxy()
-            self.store.ping().get(timeout=self.config.safeguards.operation_timeout)
+            self._database = Database(self.config, self.instance)
+            self._store_ref = StoreActor.start(self._database, self._bus)
+            self._store = StoreClient(self.config, self._database, self._store_ref)
+            self._store.ping()  # the writer migrated the schema, or says why it could not
         except Exception:
             self._stop_actors()
             raise
@@ -169,9 +163,7 @@ class Runtime:
             pool = FilePool(cfg.scan.processors, cfg.scan)
             self._workers = WorkerPoolActor.start(pool, cfg.safeguards.force_kill_timeout)
         work = FileWork(pool, self._processor, self.metrics)
-        self._supervisor = Supervisor.start(
-            cfg, store, self.metrics, reads=self.reads, work=work, fs=self._fs
-        )
+        self._supervisor = Supervisor.start(cfg, store, self.metrics, work=work, fs=self._fs)
         if cfg.webhooks:
             # imported only when webhooks are configured: aiohttp's client costs a CLI scan's start-up time
             from scanguard.actors.webhooks import Deliveries, DeliveryParts  # noqa: PLC0415
@@ -180,7 +172,7 @@ class Runtime:
             sender = Sender(cfg.webhook_delivery, self._loop)
             try:
                 self._deliveries = Deliveries.start(
-                    DeliveryParts(cfg, store, self.reads, sender, self.metrics), self._bus
+                    DeliveryParts(cfg, store, sender, self.metrics), self._bus
                 )
             except Exception:
                 sender.close(cfg.safeguards.force_kill_timeout)
@@ -202,18 +194,18 @@ class Runtime:
         )
 
     @property
-    def store(self) -> Any:
-        """The store actor's proxy (one method = one transaction)."""
-        if self._store_proxy is None:
+    def store(self) -> Store:
+        """The store seam (one method = one transaction): writes through the writer's mailbox, reads here."""
+        if self._store is None:
             raise RuntimeStopped()
-        return self._store_proxy
+        return self._store
 
     @property
-    def reads(self) -> Any:
-        """The read-only store's proxy: queries that need not wait behind the writer's queue."""
-        if self._reader_proxy is None:
+    def database(self) -> Database:
+        """The database's engines (the admin API reads through its async engine on its own loop)."""
+        if self._database is None:
             raise RuntimeStopped()
-        return self._reader_proxy
+        return self._database
 
     @property
     def running(self) -> bool:
@@ -232,7 +224,7 @@ class Runtime:
             for job_id in sorted({*supervised.live, *supervised.pending}) if supervised else ():
                 remaining = max(0.1, deadline - time.monotonic())
                 try:
-                    job = self.store.get_job(job_id).get(timeout=remaining)
+                    job = self.store.get_job(job_id)
                     self._ask(
                         self._library(job.library_id), PauseScan(job_id, "shutdown"), "shutdown", remaining
                     )
@@ -247,7 +239,7 @@ class Runtime:
     def _join(self) -> None:
         """Register this process in `instances` and, on PostgreSQL, hear the other instances' committed
         events and publish them on this bus."""
-        self._call(self.store.register_instance(), "register_instance")
+        self.store.register_instance()
         if not is_postgresql(self.config.database.url):
             return
         bus = self._bus
@@ -273,8 +265,8 @@ class Runtime:
     def _leave(self, timeout: float) -> None:
         """Remove this process's row from `instances`: a clean shutdown is not a dead instance."""
         try:
-            self.store.remove_instance().get(timeout=timeout)
-        except (ScanguardError, pykka.Timeout) as exc:
+            self.store.remove_instance()
+        except ScanguardError as exc:
             log.warning("runtime.leave_failed", instance=self.instance, error=str(exc))
 
     def _stop_periodic(self) -> None:
@@ -303,15 +295,17 @@ class Runtime:
             self._supervisor,
             self._workers,
         ]
-        for ref in [*order, *libraries, self._reader_ref, self._store_ref, self._bus]:
+        for ref in [*order, *libraries, self._store_ref, self._bus]:
             if ref is not None and ref.is_alive():
                 try:
                     ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
                 except pykka.Timeout:
                     log.error("runtime.actor_stop_timeout", actor=str(ref))
         self._health = self._cleanup = self._validator = self._watchdog = self._workers = None
-        self._supervisor = self._store_ref = self._bus = self._store_proxy = None
-        self._reader_ref = self._reader_proxy = None
+        self._supervisor = self._store_ref = self._bus = self._store = None
+        if self._database is not None:
+            self._database.dispose()
+            self._database = None
 
     def __enter__(self) -> Runtime:
         return self
@@ -370,16 +364,11 @@ class Runtime:
             refs.update({f"webhook:{key}": ref for key, ref in self._deliveries.refs().items()})
         return {name: ref for name, ref in refs.items() if ref is not None}
 
-    def _call(self, future: Any, op: str) -> Any:
+    def _read(self) -> Store:
+        """The store, for a read: run on this thread, read-only, bounded by the database's own timeouts."""
         if not self._running:
             raise RuntimeStopped()
-        limit = self.config.safeguards.operation_timeout
-        try:
-            return future.get(timeout=limit)
-        except pykka.Timeout as exc:
-            raise OperationTimeout(op, limit) from exc
-        except pykka.ActorDeadError as exc:
-            raise RuntimeStopped(f"{op}: the runtime is stopping") from exc
+        return self.store
 
     def _library(self, library_id: int) -> pykka.ActorRef[Any]:
         with self._lock:
@@ -391,9 +380,10 @@ class Runtime:
                 self._libraries[library_id] = ref
             return ref
 
-    def _job_library(self, job_id: int) -> int:
-        job: Job = self._call(self.reads.get_job(job_id), "get_job")
-        return job.library_id
+    def _job_library(self, job_id: int) -> tuple[int, Library]:
+        """The library a job belongs to (routing a control operation costs this one read)."""
+        job, library = self._read().job_with_library(job_id)
+        return job.library_id, library
 
     # ---- libraries ---------------------------------------------------------------------------
 
@@ -404,14 +394,15 @@ class Runtime:
         kind = library_kind(kind)
         resolved = library_path(path, self.config.http.allowed_roots)
         label = library_name(name, resolved)
-        library: Library = self._call(self.store.add_library(str(resolved), label, kind), "add_library")
-        return library
+        if not self._running:
+            raise RuntimeStopped()
+        return self.store.add_library(str(resolved), label, kind)
 
     def get_library(self, library_id: int) -> Library:
-        return self._call(self.reads.get_library(check_id("library_id", library_id)), "get_library")  # type: ignore[no-any-return]
+        return self._read().get_library(check_id("library_id", library_id))
 
     def list_libraries(self) -> tuple[Library, ...]:
-        return self._call(self.reads.list_libraries(), "list_libraries")  # type: ignore[no-any-return]
+        return self._read().list_libraries()
 
     def remove_library(self, library_id: int) -> RemovedLibrary:
         """Stop its scan and remove the library, its jobs and its files in one transaction."""
@@ -428,10 +419,7 @@ class Runtime:
         self, library_id: int, *, limit: int = 100, offset: int = 0, errors: bool = False
     ) -> Page[MediaFile]:
         """A library's files, by path; `errors=True`: only those whose per-file work failed."""
-        return self._call(  # type: ignore[no-any-return]
-            self.reads.list_files(check_id("library_id", library_id), limit, offset, errors=errors),
-            "list_files",
-        )
+        return self._read().list_files(check_id("library_id", library_id), limit, offset, errors=errors)
 
     # ---- scans -------------------------------------------------------------------------------
 
@@ -441,45 +429,44 @@ class Runtime:
         A rescan does not process unchanged files whose per-file work failed before, unless
         `retry_failed` is set.
         """
-        library_id = check_id("library_id", library_id)
-        self.get_library(library_id)
-        return self._operate(  # type: ignore[no-any-return]
-            "start_scan", library_id, StartScan(bool(retry_failed))
-        )
+        library = self.get_library(library_id)
+        job: Job = self._operate("start_scan", library.id, StartScan(bool(retry_failed), library))
+        return job
 
     def pause_scan(self, job_id: int, reason: str = "user") -> Job:
-        job_id = check_id("job_id", job_id)
-        return self._operate("pause_scan", self._job_library(job_id), PauseScan(job_id, reason))  # type: ignore[no-any-return]
+        library_id, _ = self._job_library(check_id("job_id", job_id))
+        job: Job = self._operate("pause_scan", library_id, PauseScan(job_id, reason))
+        return job
 
     def resume_scan(self, job_id: int) -> Job:
-        job_id = check_id("job_id", job_id)
-        return self._operate("resume_scan", self._job_library(job_id), ResumeScan(job_id))  # type: ignore[no-any-return]
+        library_id, library = self._job_library(check_id("job_id", job_id))
+        job: Job = self._operate("resume_scan", library_id, ResumeScan(job_id, library))
+        return job
 
     def delete_job(self, job_id: int) -> DeletedJob:
         """Hard delete: stop it if it runs, remove it and the media files it discovered."""
-        job_id = check_id("job_id", job_id)
-        return self._operate("delete_job", self._job_library(job_id), DeleteJob(job_id))  # type: ignore[no-any-return]
+        library_id, _ = self._job_library(check_id("job_id", job_id))
+        deleted: DeletedJob = self._operate("delete_job", library_id, DeleteJob(job_id))
+        return deleted
 
     def get_job(self, job_id: int) -> Job:
-        return self._call(self.reads.get_job(check_id("job_id", job_id)), "get_job")  # type: ignore[no-any-return]
+        return self._read().get_job(check_id("job_id", job_id))
 
     def list_jobs(
         self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> Page[Job]:
-        if status is not None and status not in STATUSES:
-            raise BadRequest(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
+        statuses = job_statuses(status)
         if library_id is not None:
             check_id("library_id", library_id)
-        statuses = (status,) if status else ()
-        return self._call(self.reads.list_jobs(statuses, library_id, limit, offset), "list_jobs")  # type: ignore[no-any-return]
+        return self._read().list_jobs(statuses, library_id, limit, offset)
 
     def current_jobs(self) -> tuple[Job, ...]:
         """Every job in pending, running or paused."""
-        return self._call(self.reads.active_jobs(), "current_jobs")  # type: ignore[no-any-return]
+        return self._read().active_jobs()
 
     def instances(self) -> tuple[Instance, ...]:
         """Every instance registered on this database, live or gone, with the jobs each runs."""
-        return self._call(self.reads.list_instances(), "instances")  # type: ignore[no-any-return]
+        return self._read().list_instances()
 
     def wait_for_job(
         self,
@@ -518,13 +505,12 @@ class Runtime:
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        return self._call(  # type: ignore[no-any-return]
-            self.reads.list_events(job_id, library_id, kind, after_id, limit, newest_first), "events"
-        )
+        return self._read().list_events(job_id, library_id, kind, after_id, limit, newest_first)
 
     def subscribe(self, callback: Callable[[Event], None]) -> int:
         """Call `callback(event)` for every committed event, on the event bus's thread."""
-        return self._ask(self._bus, Subscribe(callback), "subscribe")  # type: ignore[no-any-return]
+        subscription: int = self._ask(self._bus, Subscribe(callback), "subscribe")
+        return subscription
 
     def unsubscribe(self, subscription: int) -> None:
         if self._bus is not None and self._bus.is_alive():
@@ -534,7 +520,7 @@ class Runtime:
         """Each configured webhook: URL and kinds (never the secret), cursor, lag, lease, last success and
         failure, and its latest dead deliveries."""
         hooks = self.config.webhooks
-        states = self._call(self.reads.webhook_states(tuple((h.key, h.kinds) for h in hooks)), "webhooks")
+        states = self._read().webhook_states(tuple((h.key, h.kinds) for h in hooks))
         return [
             {"url": hook.url, "kinds": list(hook.kinds), **state.to_dict()}
             for hook, state in zip(hooks, states, strict=True)
@@ -542,31 +528,38 @@ class Runtime:
 
     def sweep(self) -> SweepReport:
         """Run the watchdog now (it also runs every safeguards.watchdog_interval)."""
-        return self._ask(self._watchdog, Sweep("manual"), "sweep")  # type: ignore[no-any-return]
+        report: SweepReport = self._ask(self._watchdog, Sweep("manual"), "sweep")
+        return report
 
     def validate_state(self) -> ValidationReport:
         """Run the state validator now (it also runs every safeguards.state_validation_interval)."""
-        return self._ask(self._validator, Validate("manual"), "validate_state")  # type: ignore[no-any-return]
+        report: ValidationReport = self._ask(self._validator, Validate("manual"), "validate_state")
+        return report
 
     def run_cleanup(self) -> dict[str, int]:
         """Run the retention pass now (it also runs every safeguards.cleanup_interval)."""
-        return self._ask(self._cleanup, RunCleanup(), "run_cleanup")  # type: ignore[no-any-return]
+        removed: dict[str, int] = self._ask(self._cleanup, RunCleanup(), "run_cleanup")
+        return removed
 
     def check_health(self) -> dict[str, Any]:
         """Take a health snapshot now (one is also taken every safeguards.health_check_interval)."""
-        return self._ask(self._health, Check(), "check_health")  # type: ignore[no-any-return]
+        snapshot: dict[str, Any] = self._ask(self._health, Check(), "check_health")
+        return snapshot
 
     def emergency_cleanup(self, requested_by: str = "api") -> dict[str, Any]:
         """Pause every scan (checkpoints kept), remove orphaned and old data, reset memory to the database."""
         timeout = self.config.safeguards.operation_timeout * 4
-        return self._ask(self._cleanup, EmergencyCleanup(requested_by), "emergency_cleanup", timeout)  # type: ignore[no-any-return]
+        report: dict[str, Any] = self._ask(
+            self._cleanup, EmergencyCleanup(requested_by), "emergency_cleanup", timeout
+        )
+        return report
 
     def safeguard_status(self) -> dict[str, Any]:
         """The status endpoint's answer: health snapshot, safeguard stats, job counts, effective config."""
-        health = self._ask(self._health, _method("get_snapshot"), "status")
+        health: dict[str, Any] = self._ask(self._health, Stats(), "status")
         if health.get("at") is None:
             health = self.check_health()
-        counts: dict[str, int] = self._call(self.reads.job_counts(), "job_counts")
+        counts = self._read().job_counts()
         libraries = counts.pop("libraries")
         supervised: Supervised = self._ask(self._supervisor, LiveDetail(), "status")
         return {
@@ -595,8 +588,8 @@ class Runtime:
                 "live_scans": len(supervised.live),
             },
             "workers": self._workers_status(),
-            "validator": self._ask(self._validator, _method("stats"), "status"),
-            "cleanup": self._ask(self._cleanup, _method("stats"), "status"),
+            "validator": self._ask(self._validator, Stats(), "status"),
+            "cleanup": self._ask(self._cleanup, Stats(), "status"),
             "config": self.config.as_dict(),
             "events_listener": None if self._listener is None else self._listener.status(),
         }
@@ -620,7 +613,9 @@ class Runtime:
 
     def ping(self) -> float:
         """Round-trip the database through the store actor; seconds, or StoreUnavailable."""
-        return self._call(self.store.ping(), "ping")  # type: ignore[no-any-return]
+        if not self._running:
+            raise RuntimeStopped()
+        return self.store.ping()
 
     def store_waits(self) -> dict[int, str]:
         """{job_id: error} of this process's scans whose store failed under them and that wait for it to

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scanguard.errors import BadRequest, NotFound, PathNotAllowed
-from scanguard.records import LIBRARY_KINDS
+from scanguard.records import LIBRARY_KINDS, STATUSES
 
 MAX_ID = 2**63 - 1
 MAX_PATH = 4096
@@ -23,6 +23,15 @@ NOT_BLANK = r"^[^\x00]*[^ \t\n\r\f\v\x00][^\x00]*$"
 def is_blank(text: str) -> bool:
     """Empty or only ASCII whitespace (the rule the document states for paths and names)."""
     return re.search(SOME_TEXT, text) is None
+
+
+def job_statuses(status: str | None) -> tuple[str, ...]:
+    """A job listing's status filter: () for every status, or BadRequest naming the field."""
+    if status is None:
+        return ()
+    if status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
+    return (status,)
 
 
 def check_id(name: str, value: object) -> int:

@@ -13,6 +13,7 @@ from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, Reconcile
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import Conflict, EmergencyCleanupDisabled, NotFound, ScanguardError
 from scanguard.ownership import nobody_runs, quiet_seconds
+from scanguard.store.maintenance import Removed
 
 log = structlog.get_logger("scanguard.cleanup")
 MAX_BATCHES_PER_RUN = 20
@@ -64,7 +65,7 @@ class CleanupScheduler(PeriodicActor):
         now = datetime.now(UTC)
         removed: dict[str, int] = {}
         self.runs += 1
-        steps: list[tuple[str, Callable[[], Any]]] = [
+        steps: list[tuple[str, Callable[[], Removed]]] = [
             (
                 "jobs",
                 lambda: self.store.remove_old_jobs(
@@ -89,7 +90,7 @@ class CleanupScheduler(PeriodicActor):
             for kind, step in steps:
                 total = 0
                 for _ in range(MAX_BATCHES_PER_RUN):
-                    count = step().get().count
+                    count = step().count
                     total += count
                     if count < sg.cleanup_batch_size or kind in ONE_SHOT:
                         break
@@ -115,7 +116,7 @@ class CleanupScheduler(PeriodicActor):
         now = datetime.now(UTC)
         paused: list[int] = []
         orphans: list[int] = []
-        for job, lease_expires in self.store.running_with_leases().get():
+        for job, lease_expires in self.store.running_with_leases():
             quiet = quiet_seconds(job.heartbeat_at, now)
             dead = job.owner != self.instance and nobody_runs(
                 job.owner, lease_expires, quiet, sg.orphaned_job_threshold, now
@@ -136,14 +137,14 @@ class CleanupScheduler(PeriodicActor):
                 continue
         removed = self._retention()
         reconciled: list[dict[str, Any]] = []
-        for library in self.store.list_libraries().get():
+        for library in self.store.list_libraries():
             fixes: list[Fix] = self.library(library.id).ask(
                 Reconcile("emergency"), block=True, timeout=sg.operation_timeout
             )
             reconciled.extend(
                 {"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in fixes
             )
-        active = self.store.active_jobs().get()
+        active = self.store.active_jobs()
         report: dict[str, Any] = {
             "paused_jobs": paused,
             "orphaned_jobs_paused": orphans,
@@ -154,7 +155,7 @@ class CleanupScheduler(PeriodicActor):
             ],
             "running_jobs_after": sum(1 for j in active if j.status == "running"),
         }
-        self.store.record_event("emergency.cleanup", None, None, requested_by=requested_by, **report).get()
+        self.store.record_event("emergency.cleanup", None, None, requested_by=requested_by, **report)
         log.warning(
             "emergency.cleanup", requested_by=requested_by, paused=paused, orphans=orphans, removed=removed
         )

@@ -90,7 +90,7 @@ class HealthChecker(PeriodicActor):
 
     def _database(self) -> dict[str, Any]:
         try:
-            latency = self.store.ping().get(timeout=self.config.safeguards.actor_ping_timeout)
+            latency = self.store.ping()
         except (ScanguardError, pykka.Timeout) as exc:
             return {"reachable": False, "latency_ms": None, "error": str(exc) or type(exc).__name__}
         self.metrics.db_latency.set(latency)
@@ -124,8 +124,8 @@ class HealthChecker(PeriodicActor):
         if not db_ok:
             return out
         now = datetime.now(UTC)
-        running = [job for job, _ in self.store.running_with_leases().get()]
-        active = self.store.active_jobs().get()
+        running = [job for job, _ in self.store.running_with_leases()]
+        active = self.store.active_jobs()
         stuck = [j.id for j in running if quiet_seconds(j.heartbeat_at, now) > sg.stall_threshold]
         owned = [j.id for j in running if j.owner == self.instance]
         self.metrics.db_running_jobs.set(len(running))
@@ -187,7 +187,7 @@ class HealthChecker(PeriodicActor):
                 try:
                     self.store.record_event(
                         f"alert.{name}", None, None, **{k: v for k, v in alert.items() if k != "alert"}
-                    ).get()
+                    )
                 except ScanguardError as exc:
                     log.warning("health.alert_record_failed", alert=name, error=str(exc))
         healthy = (
@@ -206,6 +206,6 @@ class HealthChecker(PeriodicActor):
         }
         return self.snapshot
 
-    def get_snapshot(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
         """A copy of the last snapshot: callers never hold this actor's state."""
         return copy.deepcopy(self.snapshot)

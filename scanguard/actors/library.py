@@ -17,10 +17,12 @@ from scanguard.errors import (
     LibraryRootUnavailable,
     NotFound,
     OperationFailed,
+    RuntimeStopped,
     ScanguardError,
     StoreUnavailable,
 )
 from scanguard.records import ACTIVE_STATUSES, DeletedJob, Job, Library, RemovedLibrary
+from scanguard.store.seam import Store
 
 log = structlog.get_logger("scanguard.library")
 R = TypeVar("R")
@@ -28,9 +30,11 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class StartScan:
-    """Start a scan of this library; `retry_failed` also re-processes unchanged files whose work failed."""
+    """Start a scan of this library; `retry_failed` also re-processes unchanged files whose work failed.
+    `library` is the library as the caller just read it (so the actor need not read it again)."""
 
     retry_failed: bool = False
+    library: Library | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +47,10 @@ class PauseScan:
 
 @dataclass(frozen=True, slots=True)
 class ResumeScan:
-    """Resume a paused job of this library from its checkpoint."""
+    """Resume a paused job of this library from its checkpoint (`library` as in StartScan)."""
 
     job_id: int
+    library: Library | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,13 @@ class Reconcile:
     """Make memory and database agree for this library; the reply lists the fixes (validator, post-checks)."""
 
     source: str = "validator"
+
+
+@dataclass(frozen=True, slots=True)
+class _PostValidate:
+    """Reconcile after a successful operation, in the mailbox turn after it (off the caller's path)."""
+
+    op: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +100,7 @@ class LibraryActor(pykka.ThreadingActor):
     """Owns the operations of one library: its mailbox is the in-process lock."""
 
     def __init__(
-        self, library_id: int, config: Config, instance: str, store: Any, supervisor: pykka.ActorRef[Any]
+        self, library_id: int, config: Config, instance: str, store: Store, supervisor: pykka.ActorRef[Any]
     ) -> None:
         super().__init__()
         self.library_id = library_id
@@ -96,15 +108,17 @@ class LibraryActor(pykka.ThreadingActor):
         self.instance = instance
         self.store = store
         self.supervisor = supervisor
-        self._path: str | None = None
+        self._library: Library | None = None
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case StartScan(retry_failed):
+            case StartScan(retry_failed, library):
+                self._know(library)
                 return self._safeguarded("start_scan", lambda: self._start_scan(retry_failed))
             case PauseScan(job_id, reason):
                 return self._safeguarded("pause_scan", lambda: self._pause(job_id, reason))
-            case ResumeScan(job_id):
+            case ResumeScan(job_id, library):
+                self._know(library)
                 return self._safeguarded("resume_scan", lambda: self._resume(job_id))
             case DeleteJob(job_id):
                 return self._safeguarded("delete_job", lambda: self._delete(job_id))
@@ -112,6 +126,9 @@ class LibraryActor(pykka.ThreadingActor):
                 return self._safeguarded("remove_library", self._remove)
             case Reconcile(source):
                 return self._reconcile(source)
+            case _PostValidate(op):
+                self._post_validate(op)
+                return None
             case AdoptOrphan(job_id, detected_by):
                 job = self._own_job("adopt_orphan", job_id)
                 if job.status != "running":
@@ -121,8 +138,16 @@ class LibraryActor(pykka.ThreadingActor):
 
     # ---- the seed's flow: pre-flight → transaction → post-validation ----------------------------
 
+    def _know(self, library: Library | None) -> None:
+        if library is not None and library.id == self.library_id:
+            self._library = library
+
     def _safeguarded(self, op: str, body: Callable[[], R]) -> R:
-        """Run one operation; whatever happens, memory and database agree for this library afterwards."""
+        """Run one operation; whatever happens, memory and database agree for this library afterwards.
+
+        A failure is reconciled before the caller hears of it; after a success the post-validation runs
+        in this mailbox's next turn — still before any other operation on this library, but off the
+        caller's critical path (one read and one ask to the supervisor saved per operation)."""
         try:
             result = body()
         except ScanguardError as exc:
@@ -134,14 +159,14 @@ class LibraryActor(pykka.ThreadingActor):
         except BaseException:
             self._post_validate(op)
             raise
-        self._post_validate(op)
+        self.actor_ref.tell(_PostValidate(op))
         return result
 
     def _post_validate(self, op: str) -> None:
         """A failed post-validation is logged and recorded as an event; it never fails the operation."""
         try:
             fixes = self._reconcile(f"post:{op}")
-        except ScanguardError as exc:
+        except (ScanguardError, pykka.Timeout, pykka.ActorDeadError) as exc:
             log.warning(
                 "validation.post_operation_failed", library_id=self.library_id, operation=op, error=str(exc)
             )
@@ -163,48 +188,40 @@ class LibraryActor(pykka.ThreadingActor):
         except (pykka.Timeout, pykka.ActorDeadError) as exc:
             raise OperationFailed(op, step, exc) from exc
 
-    def _root(self, op: str) -> str:
+    def _root(self, op: str) -> Library:
         """Pre-flight: the library exists (its path never changes, so it is read once) and its root is there."""
-        if self._path is None:
-            library: Library = self._step(
-                op, "preflight", lambda: self.store.get_library(self.library_id).get()
-            )
-            self._path = library.path
-        if not os.path.isdir(self._path):
-            raise LibraryRootUnavailable(self.library_id, self._path, "missing or not a directory")
-        return self._path
+        if self._library is None:
+            self._library = self._step(op, "preflight", lambda: self.store.get_library(self.library_id))
+        if not os.path.isdir(self._library.path):
+            raise LibraryRootUnavailable(self.library_id, self._library.path, "missing or not a directory")
+        return self._library
 
     def _own_job(self, op: str, job_id: int) -> Job:
-        job: Job = self._step(op, "preflight", lambda: self.store.get_job(job_id).get())
+        job: Job = self._step(op, "preflight", lambda: self.store.get_job(job_id))
         if job.library_id != self.library_id:
             raise NotFound("job", job_id)
         return job
 
-    def _launch(self, op: str, job: Job) -> None:
-        """Hand a running job to the supervisor; if that fails, undo the start (pause it) and say so."""
+    def _launch(self, op: str, job: Job, library: Library) -> None:
+        """Hand a running job to the supervisor (told, not asked: its mailbox keeps the order of launches
+        and stops); if it is gone, undo the start (pause it) and say so."""
         try:
-            library: Library = self.store.get_library(self.library_id).get()
-            self.supervisor.ask(Launch(job, library), timeout=self.config.safeguards.operation_timeout)
-        except (ScanguardError, pykka.Timeout, pykka.ActorDeadError) as exc:
+            self.supervisor.tell(Launch(job, library))
+        except pykka.ActorDeadError as exc:
             try:
-                self.store.pause_job(job.id, "launch_failed", error=str(exc)).get()
+                self.store.pause_job(job.id, "launch_failed", error=str(exc))
             except ScanguardError as undo:
                 log.error("library.launch_undo_failed", job_id=job.id, error=str(undo))
-            if isinstance(exc, StoreUnavailable):
-                # the database went away between the start and the launch: a 503 to retry, not a fault
-                raise StoreUnavailable(
-                    f"{op} failed at step 'launch': {exc.message}", operation=op, step="launch"
-                ) from exc
-            raise OperationFailed(op, "launch", exc) from exc
+            raise RuntimeStopped(f"{op}: the supervisor is stopped; the job is paused launch_failed") from exc
 
     def _start_scan(self, retry_failed: bool) -> Job:
-        self._root("start_scan")
+        library = self._root("start_scan")
         job: Job = self._step(
             "start_scan",
             "transaction",
-            lambda: self.store.create_job(self.library_id, retry_failed).get(),
+            lambda: self.store.create_job(self.library_id, retry_failed),
         )
-        self._launch("start_scan", job)
+        self._launch("start_scan", job, library)
         return job
 
     def _pause(self, job_id: int, reason: str) -> Job:
@@ -212,33 +229,33 @@ class LibraryActor(pykka.ThreadingActor):
         job: Job = self._step(
             "pause_scan",
             "transaction",
-            lambda: self.store.pause_job(job_id, reason, library_id=self.library_id).get(),
+            lambda: self.store.pause_job(job_id, reason, library_id=self.library_id),
         )
-        self.supervisor.ask(Stop(job_id))
+        self.supervisor.tell(Stop(job_id))
         return job
 
     def _resume(self, job_id: int) -> Job:
-        self._root("resume_scan")
+        library = self._root("resume_scan")
         job: Job = self._step(
-            "resume_scan", "transaction", lambda: self.store.resume_job(job_id, self.library_id).get()
+            "resume_scan", "transaction", lambda: self.store.resume_job(job_id, self.library_id)
         )
-        self._launch("resume_scan", job)
+        self._launch("resume_scan", job, library)
         return job
 
     def _delete(self, job_id: int) -> DeletedJob:
         deleted: DeletedJob = self._step(
-            "delete_job", "transaction", lambda: self.store.delete_job(job_id, self.library_id).get()
+            "delete_job", "transaction", lambda: self.store.delete_job(job_id, self.library_id)
         )
-        self.supervisor.ask(Stop(job_id))
+        self.supervisor.tell(Stop(job_id))
         return deleted
 
     def _remove(self) -> RemovedLibrary:
-        active = self.store.list_jobs(ACTIVE_STATUSES, self.library_id).get()
+        active = self.store.list_jobs(ACTIVE_STATUSES, self.library_id)
         removed: RemovedLibrary = self._step(
-            "remove_library", "transaction", lambda: self.store.remove_library(self.library_id).get()
+            "remove_library", "transaction", lambda: self.store.remove_library(self.library_id)
         )
         for job in active.items:
-            self.supervisor.ask(Stop(job.id))
+            self.supervisor.tell(Stop(job.id))
         return removed
 
     # ---- memory vs database ---------------------------------------------------------------------
@@ -250,7 +267,7 @@ class LibraryActor(pykka.ThreadingActor):
         )
         live = supervised.live
         try:
-            jobs = self.store.list_jobs(ACTIVE_STATUSES, self.library_id).get().items
+            jobs = self.store.list_jobs(ACTIVE_STATUSES, self.library_id).items
         except NotFound:
             jobs = ()
         running = {j.id: j for j in jobs if j.status == "running"}
@@ -260,7 +277,7 @@ class LibraryActor(pykka.ThreadingActor):
                 continue
             job = running.get(job_id)
             if job is None or job.fencing_token != token:
-                self.supervisor.ask(Stop(job_id))
+                self.supervisor.tell(Stop(job_id))
                 fixes.append(Fix(job_id, "actor_not_running_in_db", "stopped"))
         for job in running.values():
             if job.owner != self.instance or job.id in live or job.id in supervised.pending:
@@ -275,7 +292,7 @@ class LibraryActor(pykka.ThreadingActor):
                     direction=fix.direction,
                     action=fix.action,
                     source=source,
-                ).get()
+                )
             except StoreUnavailable as exc:
                 log.warning("validator.record_failed", job_id=fix.job_id, error=str(exc))
         return fixes
@@ -283,15 +300,15 @@ class LibraryActor(pykka.ThreadingActor):
     def _adopt_orphan(self, job: Job, detected_by: str) -> Fix:
         """The one way an orphan is handled: paused as orphaned, then resumed here if auto_resume_orphans."""
         try:
-            self.store.pause_job(job.id, "orphaned").get()
+            self.store.pause_job(job.id, "orphaned")
         except Conflict:
             return Fix(job.id, "db_running_no_actor", "left")  # it moved on meanwhile
         action = "paused"
         if self.config.safeguards.auto_resume_orphans:
             try:
-                self._root("adopt_orphan")
-                resumed: Job = self.store.resume_job(job.id).get()
-                self._launch("adopt_orphan", resumed)
+                library = self._root("adopt_orphan")
+                resumed: Job = self.store.resume_job(job.id)
+                self._launch("adopt_orphan", resumed, library)
                 action = "resumed"
             except ScanguardError as exc:
                 log.warning("orphan.resume_failed", job_id=job.id, error=str(exc))
@@ -303,5 +320,5 @@ class LibraryActor(pykka.ThreadingActor):
             action=action,
             previous_owner=job.owner,
             checkpoint=job.checkpoint,
-        ).get()
+        )
         return Fix(job.id, "db_running_no_actor", action)

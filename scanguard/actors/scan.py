@@ -30,6 +30,7 @@ from scanguard.scanning import (
     quick_hash,
 )
 from scanguard.store.batches import BatchCommit, Existing, FileRow
+from scanguard.store.seam import Later, Store
 
 log = structlog.get_logger("scanguard.scan")
 
@@ -99,8 +100,7 @@ class ScanActor(pykka.ThreadingActor):
         spec: ScanSpec,
         *,
         config: Config,
-        store: Any,
-        reads: Any = None,
+        store: Store,
         supervisor: pykka.ActorRef[Any],
         cancel: threading.Event,
         work: FileWork | None = None,
@@ -110,8 +110,6 @@ class ScanActor(pykka.ThreadingActor):
         self.spec = spec
         self.config = config
         self.store = store
-        # range reads may use the read-only store: ranges of successive batches never overlap
-        self.reads = reads if reads is not None else store
         self.supervisor = supervisor
         self.cancel = cancel
         self.work = ScanWork(
@@ -128,7 +126,7 @@ class ScanActor(pykka.ThreadingActor):
         # with per-file work the walk runs ahead of the commits, to keep every worker busy
         pool = self.work.work.pool
         self._ahead = max(2 * config.scan.batch_size, 64 * pool.workers) if pool else config.scan.batch_size
-        self._pending: Any = None
+        self._pending: Later[Job] | None = None
         self._quarantined: list[Failure] = []
         self._last_tick = time.monotonic()
         self._last_commit = time.monotonic()
@@ -212,9 +210,7 @@ class ScanActor(pykka.ThreadingActor):
 
     def _pause_root(self, error: str) -> None:
         try:
-            job = self.store.pause_job(
-                self.job_id, "root_unavailable", error=error, token=self.spec.token
-            ).get()
+            job = self.store.pause_job(self.job_id, "root_unavailable", error=error, token=self.spec.token)
         except (Fenced, IllegalTransition):
             self._finish_as("fenced")
             return
@@ -265,7 +261,7 @@ class ScanActor(pykka.ThreadingActor):
             return False
         after = self._walked_to
         upto = None if done or not items else items[-1].path
-        existing = self.reads.existing_files(self.spec.library.id, after, upto, self.work.active).get()
+        existing = self.store.existing_files(self.spec.library.id, after, upto, self.work.active)
         entries = [self._entry(item, existing) for item in items]
         self.work.dispatch(entries)
         vanished = sorted((path, e.id) for path, e in existing.items() if not e.missing)
@@ -382,7 +378,7 @@ class ScanActor(pykka.ThreadingActor):
             return True
         pending, self._pending = self._pending, None
         try:
-            pending.get()
+            pending.result()
         except Fenced:
             log.info("scan.fenced", job_id=self.job_id, token=self.spec.token)
             self._finish_as("fenced")
@@ -398,7 +394,7 @@ class ScanActor(pykka.ThreadingActor):
         if not self._confirm_pending():
             return
         try:
-            job = self.store.finish_job(self.job_id, self.spec.library.id, self.spec.token).get()
+            job = self.store.finish_job(self.job_id, self.spec.library.id, self.spec.token)
         except Fenced:
             self._finish_as("fenced")
             return

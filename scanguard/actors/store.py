@@ -1,39 +1,32 @@
-"""The StoreActor: the only owner of the database engine. One method call = one transaction."""
+"""The store's writer actor, and the StoreClient: the typed seam every caller uses (scanguard.store.seam).
+
+Every write transaction of the process runs on the writer's thread, in its mailbox's order; reads run as
+read-only transactions on the caller's own thread. The client is the one place that bounds a call by
+`operation_timeout` and maps a timeout to OperationTimeout and a stopped writer to RuntimeStopped.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import random
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 import pykka
 import structlog
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scanguard.actors.events import Publish
 from scanguard.config import Config
-from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
+from scanguard.errors import OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.ownership import scanguard_version
-from scanguard.records import (
-    ACTIVE_STATUSES,
-    DeletedJob,
-    Event,
-    Instance,
-    Job,
-    Library,
-    MediaFile,
-    Page,
-    RemovedLibrary,
-)
-from scanguard.store import batches, catalog, faults, instances, jobs, maintenance, webhooks
+from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.store import batches, catalog, instances, jobs, maintenance, webhooks
 from scanguard.store.batches import BatchCommit, Existing
-from scanguard.store.engine import SessionTimeouts, create_engine, run_migrations, schema_at_head
+from scanguard.store.database import Database, FaultHook
+from scanguard.store.seam import Later, Store
 from scanguard.store.tx import Tx
 from scanguard.webhooks.records import Lease, Pending, Position, WebhookState
 
@@ -41,8 +34,6 @@ log = structlog.get_logger("scanguard.store")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-FaultHook = Callable[[str, str], None]
-"""Called as hook(operation, stage) with stage 'before_commit' or 'after_commit'; raising simulates a fault."""
 FAULT_HOOK_VARIABLE = "SCANGUARD_TEST_FAULT_HOOK"
 
 
@@ -60,250 +51,164 @@ def fault_hook_from_environment() -> FaultHook | None:
     return hook
 
 
-_BUSY = (
-    "database is locked",  # SQLite
-    "database is busy",
-    "could not serialize",  # PostgreSQL serialization failure
-    "lock timeout",  # PostgreSQL lock_timeout: "canceling statement due to lock timeout"
-    "deadlock detected",
-)
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Run one write transaction: `fn(tx, *args, **kwargs)`, named `op` in logs and errors."""
+
+    op: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _busy(exc: BaseException) -> bool:
-    """A wait for another writer's lock that gave up: worth retrying with backoff."""
-    text = str(exc).lower()
-    return any(marker in text for marker in _BUSY)
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Round-trip a trivial read through the writer's mailbox."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetFaultHook:
+    """Install (or, with None, remove) the writer's fault injector."""
+
+    hook: FaultHook | None
 
 
 class StoreActor(pykka.ThreadingActor):
-    """Owns an engine and its asyncio loop on the actor's thread; each call runs one transaction.
+    """Owns the order of the process's writes: each message is one write transaction, on this thread."""
 
-    One instance writes (every write transaction of the process goes through its mailbox, in order);
-    a second, `readonly=True`, serves the admin API's reads so they never queue behind batch commits.
-    """
-
-    def __init__(
-        self, config: Config, instance: str, bus: pykka.ActorRef[Any] | None = None, *, readonly: bool = False
-    ) -> None:
+    def __init__(self, database: Database, bus: pykka.ActorRef[Any] | None = None) -> None:
         super().__init__()
-        self.config = config
-        self.instance = instance
+        self.database = database
         self.bus = bus
-        self.readonly = readonly
-        self.fault_hook: FaultHook | None = None if readonly else fault_hook_from_environment()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._engine: AsyncEngine | None = None
+        self.fault_hook: FaultHook | None = fault_hook_from_environment()
         self._failed: ScanguardError | None = None
-        self.dialect = ""
 
     def on_start(self) -> None:
-        self._loop = asyncio.new_event_loop()
         try:
-            self._engine = create_engine(
-                self.config.database, SessionTimeouts.from_config(self.config.safeguards)
-            )
-            self.dialect = self._engine.dialect.name
-            if not self.readonly:
-                self._retrying("migrate", self._migrate)
+            self.database.migrate()
         except ScanguardError as exc:
-            self._failed = exc
-        except Exception as exc:  # noqa: BLE001 - the actor boundary: kept and raised by every call
-            self._failed = self._translate("migrate", "migrate", exc)
+            self._failed = exc  # kept, and raised by every call
 
-    def on_stop(self) -> None:
-        if self._loop is not None:
-            if self._engine is not None:
-                self._loop.run_until_complete(self._engine.dispose())
-            self._loop.close()
-
-    async def _migrate(self) -> None:
-        """Upgrade the schema; a database already at head is recognised in a read transaction, so a
-        process starting beside another one's long write never waits for the write lock. Otherwise the
-        upgrade runs under the migration lock (an exclusive transaction on SQLite, an advisory lock on
-        PostgreSQL): instances started together on an empty database all come up."""
-        assert self._engine is not None
-        async with self._engine.connect() as raw:
-            conn = await raw.execution_options(scanguard_readonly=True)
-            async with conn.begin():
-                if await conn.run_sync(schema_at_head):
-                    return
-        async with self._engine.connect() as raw:
-            conn = await raw.execution_options(scanguard_exclusive=True)
-            async with conn.begin():
-                await conn.run_sync(run_migrations)
-
-    # ---- the transaction runner -------------------------------------------------------------
-
-    def _retrying(self, op: str, make: Callable[[], Awaitable[R]]) -> R:
-        """Run one transaction; a busy database is retried with backoff (the seed's 'retry with backoff')."""
-        assert self._loop is not None
-        cfg = self.config.database
-        attempt = 0
-        while True:
-            try:
-                return self._loop.run_until_complete(make())
-            except sa_exc.DBAPIError as exc:
-                if not _busy(exc) or attempt >= cfg.busy_retries:
-                    raise
-                delay = min(2.0, 0.02 * 2**attempt) * (0.5 + random.random())
-                attempt += 1
-                log.warning("store.busy_retry", operation=op, attempt=attempt, delay=round(delay, 3))
-                time.sleep(delay)
-
-    def _translate(self, op: str, step: str, exc: Exception) -> ScanguardError:
-        """Driver errors become scanguard errors here, and only here, naming the step that failed.
-
-        A store that cannot serve (full disk, I/O error, lost connection: see store/faults.py) is
-        StoreUnavailable, carrying the driver's own words; anything else is a failure of the operation.
-        """
-        rolled_back = step != "after_commit"
-        log.error("store.operation_failed", operation=op, step=step, error=f"{type(exc).__name__}: {exc}")
-        if isinstance(exc, sa_exc.DBAPIError) and _busy(exc):
-            # SQLite's busy error, or PostgreSQL's lock_timeout, still there after every retry
-            return StoreUnavailable(
-                f"{op}: the database stayed busy at step '{step}'", operation=op, step=step
-            )
-        if faults.store_unavailable(exc):
-            return StoreUnavailable(
-                f"{op}: the database is unavailable at step '{step}': {faults.driver_words(exc)}",
-                operation=op,
-                step=step,
-                rolled_back=rolled_back,
-            )
-        return OperationFailed(op, step, exc, rolled_back=rolled_back)
-
-    def _tx(
-        self,
-        op: str,
-        fn: Callable[Concatenate[Tx, P], Awaitable[R]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> R:
+    def on_receive(self, message: Any) -> Any:
         if self._failed is not None:
             raise self._failed
-        if self.readonly:
-            raise OperationFailed(op, "preflight", "this store instance only reads")
-        assert self._engine is not None
-        engine = self._engine
-        step = "connect"
-        committed: list[Event] = []
+        match message:
+            case Write(op, fn, args, kwargs):
+                return self.database.write(op, fn, self._publish, self.fault_hook, *args, **kwargs)
+            case Ping():
+                started = time.perf_counter()
+                self.database.read("ping", catalog.ping)
+                return time.perf_counter() - started
+            case SetFaultHook(hook):
+                self.fault_hook = hook
+                return None
+        return super().on_receive(message)
 
-        async def run() -> R:
-            nonlocal step
-            step = "connect"
-            committed.clear()
-            async with engine.connect() as conn:
-                async with conn.begin():
-                    step = "transaction"
-                    tx = Tx(conn, self.instance, self.config.safeguards.lease_ttl)
-                    result = await fn(tx, *args, **kwargs)
-                    step = "before_commit"
-                    if self.fault_hook is not None:
-                        self.fault_hook(op, "before_commit")
-                    step = "commit"
-                step = "after_commit"
-                committed.extend(tx.events)
-                if self.fault_hook is not None:
-                    self.fault_hook(op, "after_commit")
-                return result
+    def _publish(self, committed: tuple[Event, ...]) -> None:
+        if self.bus is not None:
+            self.bus.tell(Publish(committed))
 
+
+class _Sent(Generic[R]):
+    """A write sent ahead: its future, waited for within the operation timeout."""
+
+    def __init__(self, client: StoreClient, op: str, future: pykka.Future[Any]) -> None:
+        self._client = client
+        self._op = op
+        self._future = future
+
+    def result(self) -> R:
+        return cast(R, self._client.wait(self._op, self._future))
+
+
+class StoreClient(Store):
+    """Owns the way to the store: writes to the writer's mailbox, reads on this thread, each bounded."""
+
+    def __init__(self, config: Config, database: Database, writer: pykka.ActorRef[Any]) -> None:
+        self.config = config
+        self._db = database
+        self._writer = writer
+        self._timeout = config.safeguards.operation_timeout
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    def wait(self, op: str, future: pykka.Future[Any], timeout: float | None = None) -> Any:
+        """Wait for the writer's answer within the operation timeout (or `timeout`)."""
+        limit = self._timeout if timeout is None else timeout
         try:
-            return self._retrying(op, run)
-        except ScanguardError:
-            raise
-        except sa_exc.IntegrityError as exc:
-            raise self._integrity(op, exc, args) from exc
-        except Exception as exc:
-            raise self._translate(op, step, exc) from exc
-        finally:
-            # the events table is the outbox: what committed is delivered, even if a later step failed
-            if committed and self.bus is not None:
-                self.bus.tell(Publish(tuple(committed)))
+            return future.get(timeout=limit)
+        except pykka.Timeout as exc:
+            raise OperationTimeout(op, limit) from exc
+        except pykka.ActorDeadError as exc:
+            raise RuntimeStopped(f"{op}: the store is stopped") from exc
 
-    def _read(
-        self, op: str, fn: Callable[Concatenate[Tx, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        if self._failed is not None:
-            raise self._failed
-        assert self._engine is not None
-        engine = self._engine
-
-        async def run() -> R:
-            async with engine.connect() as raw:
-                conn = await raw.execution_options(scanguard_readonly=True)
-                async with conn.begin():
-                    return await fn(
-                        Tx(conn, self.instance, self.config.safeguards.lease_ttl), *args, **kwargs
-                    )
-
+    def _ask(self, op: str, message: Any) -> pykka.Future[Any]:
         try:
-            return self._retrying(op, run)
-        except ScanguardError:
-            raise
-        except Exception as exc:
-            raise self._translate(op, "read", exc) from exc
+            return self._writer.ask(message, block=False)
+        except pykka.ActorDeadError as exc:
+            raise RuntimeStopped(f"{op}: the store is stopped") from exc
 
-    def _integrity(self, op: str, exc: sa_exc.IntegrityError, args: tuple[Any, ...]) -> ScanguardError:
-        """A constraint caught a race the pre-flight could not see: name what is in the way."""
-        if op in ("create_job", "resume_job") and args:
-            library_id = (
-                int(args[0])
-                if op == "create_job"
-                else self._read("get_job", catalog.get_job, int(args[0])).library_id
-            )
-            active = self._read(
-                "active_jobs",
-                catalog.list_jobs,
-                library_id=library_id,
-                statuses=ACTIVE_STATUSES,
-            )
-            return LibraryBusy(library_id, active.items[0].id if active.items else None)
-        return OperationFailed(op, "commit", exc.orig or exc)
+    def _send(
+        self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> Later[R]:
+        return _Sent(self, op, self._ask(op, Write(op, fn, args, kwargs)))
+
+    def _write(self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return cast(R, self.wait(op, self._ask(op, Write(op, fn, args, kwargs))))
+
+    def ping(self, timeout: float | None = None) -> float:
+        return float(self.wait("ping", self._ask("ping", Ping()), timeout))
+
+    def set_fault_hook(self, hook: FaultHook | None) -> None:
+        self.wait("set_fault_hook", self._ask("set_fault_hook", SetFaultHook(hook)))
 
     # ---- libraries --------------------------------------------------------------------------
 
     def add_library(self, path: str, name: str, kind: str) -> Library:
-        return self._tx("add_library", catalog.add_library, path, name, kind)
+        return self._write("add_library", catalog.add_library, path, name, kind)
 
     def get_library(self, library_id: int) -> Library:
-        return self._read("get_library", catalog.get_library, library_id)
+        return self._db.read("get_library", catalog.get_library, library_id)
 
     def list_libraries(self) -> tuple[Library, ...]:
-        return self._read("list_libraries", catalog.list_libraries)
+        return self._db.read("list_libraries", catalog.list_libraries)
 
     def remove_library(self, library_id: int) -> RemovedLibrary:
-        return self._tx("remove_library", catalog.remove_library, library_id)
+        return self._write("remove_library", catalog.remove_library, library_id)
 
     def list_files(
         self,
         library_id: int,
         limit: int = 100,
         offset: int = 0,
-        include_missing: bool = False,
         errors: bool = False,
     ) -> Page[MediaFile]:
-        return self._read(
+        return self._db.read(
             "list_files",
             catalog.list_files,
             library_id,
             limit=limit,
             offset=offset,
-            include_missing=include_missing,
             errors=errors,
         )
 
     # ---- jobs -------------------------------------------------------------------------------
 
     def create_job(self, library_id: int, retry_failed: bool = False) -> Job:
-        return self._tx("create_job", jobs.create_job, library_id, retry_failed)
+        return self._write("create_job", jobs.create_job, library_id, retry_failed)
 
     def get_job(self, job_id: int) -> Job:
-        return self._read("get_job", catalog.get_job, job_id)
+        return self._db.read("get_job", catalog.get_job, job_id)
+
+    def job_with_library(self, job_id: int) -> tuple[Job, Library]:
+        return self._db.read("job_with_library", catalog.job_with_library, job_id)
 
     def list_jobs(
         self, statuses: tuple[str, ...] = (), library_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> Page[Job]:
-        return self._read(
+        return self._db.read(
             "list_jobs",
             catalog.list_jobs,
             statuses=statuses,
@@ -313,25 +218,25 @@ class StoreActor(pykka.ThreadingActor):
         )
 
     def job_counts(self) -> dict[str, int]:
-        return self._read("job_counts", catalog.job_counts)
+        return self._db.read("job_counts", catalog.job_counts)
 
     def active_jobs(self) -> tuple[Job, ...]:
-        return self._read("active_jobs", catalog.active_jobs)
+        return self._db.read("active_jobs", catalog.active_jobs)
 
     def running_with_leases(self) -> tuple[tuple[Job, Any], ...]:
-        return self._read("running_with_leases", catalog.running_with_leases)
+        return self._db.read("running_with_leases", catalog.running_with_leases)
 
     def existing_files(
         self, library_id: int, after: str | None, upto: str | None, work: bool = False
     ) -> dict[str, Existing]:
-        return self._read("existing_files", batches.existing_files, library_id, after, upto, work=work)
+        return self._db.read("existing_files", batches.existing_files, library_id, after, upto, work=work)
 
-    def commit_batch(self, batch: BatchCommit) -> Job:
-        return self._tx("commit_batch", batches.commit_batch, batch)
+    def commit_batch(self, batch: BatchCommit) -> Later[Job]:
+        return self._send("commit_batch", batches.commit_batch, batch)
 
     def finish_job(self, job_id: int, library_id: int, token: int) -> Job:
         scan = self.config.scan
-        return self._tx(
+        return self._write(
             "finish_job",
             jobs.finish_job,
             job_id,
@@ -349,28 +254,28 @@ class StoreActor(pykka.ThreadingActor):
         token: int | None = None,
         library_id: int | None = None,
     ) -> Job:
-        return self._tx(
+        return self._write(
             "pause_job", jobs.pause_job, job_id, reason, error=error, token=token, library_id=library_id
         )
 
     def resume_job(self, job_id: int, library_id: int | None = None) -> Job:
-        return self._tx("resume_job", jobs.resume_job, job_id, library_id)
+        return self._write("resume_job", jobs.resume_job, job_id, library_id)
 
     def delete_job(self, job_id: int, library_id: int | None = None) -> DeletedJob:
-        return self._tx("delete_job", jobs.delete_job, job_id, library_id)
+        return self._write("delete_job", jobs.delete_job, job_id, library_id)
 
     def fail_job(self, job_id: int, error: str, restarts: int) -> Job:
-        return self._tx("fail_job", jobs.fail_job, job_id, error, restarts)
+        return self._write("fail_job", jobs.fail_job, job_id, error, restarts)
 
     def record_restart(self, job_id: int, error: str, delay: float) -> Job:
-        return self._tx("record_restart", jobs.record_restart, job_id, error, delay)
+        return self._write("record_restart", jobs.record_restart, job_id, error, delay)
 
     # ---- events and health ------------------------------------------------------------------
 
     def record_event(
         self, kind: str, library_id: int | None = None, job_id: int | None = None, **data: Any
     ) -> Event:
-        return self._tx("record_event", catalog.record_event, kind, library_id, job_id, data)
+        return self._write("record_event", catalog.record_event, kind, library_id, job_id, data)
 
     def list_events(
         self,
@@ -381,7 +286,7 @@ class StoreActor(pykka.ThreadingActor):
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        return self._read(
+        return self._db.read(
             "list_events",
             catalog.list_events,
             job_id=job_id,
@@ -392,84 +297,75 @@ class StoreActor(pykka.ThreadingActor):
             newest_first=newest_first,
         )
 
-    def ping(self) -> float:
-        """Round-trip a trivial query; returns its latency in seconds."""
-        started = time.perf_counter()
-        self._read("ping", catalog.ping)
-        return time.perf_counter() - started
-
     # ---- maintenance ------------------------------------------------------------------------
 
     def remove_old_jobs(self, finished_before: datetime, limit: int) -> maintenance.Removed:
-        return self._tx("remove_old_jobs", maintenance.remove_old_jobs, finished_before, limit)
+        return self._write("remove_old_jobs", maintenance.remove_old_jobs, finished_before, limit)
 
     def remove_old_events(self, before: datetime, limit: int) -> maintenance.Removed:
-        return self._tx("remove_old_events", maintenance.remove_old_events, before, limit)
+        return self._write("remove_old_events", maintenance.remove_old_events, before, limit)
 
     def remove_orphaned_files(self, limit: int) -> maintenance.Removed:
-        return self._tx("remove_orphaned_files", maintenance.remove_orphaned_files, limit)
+        return self._write("remove_orphaned_files", maintenance.remove_orphaned_files, limit)
 
     def remove_orphaned_jobs(self) -> maintenance.Removed:
-        return self._tx("remove_orphaned_jobs", maintenance.remove_orphaned_jobs)
+        return self._write("remove_orphaned_jobs", maintenance.remove_orphaned_jobs)
 
     def release_stale_leases(self) -> maintenance.Removed:
-        return self._tx("release_stale_leases", maintenance.release_stale_leases)
+        return self._write("release_stale_leases", maintenance.release_stale_leases)
 
     def invariant_violations(self) -> dict[str, list[int]]:
-        return self._read("invariant_violations", maintenance.invariant_violations)
+        return self._db.read("invariant_violations", maintenance.invariant_violations)
 
     # ---- instances --------------------------------------------------------------------------
 
     def register_instance(self) -> None:
         """This process's row in `instances` (host, pid, version, started_at, heartbeat_at)."""
-        self._tx("register_instance", instances.register_instance, *self._identity())
+        self._write("register_instance", instances.register_instance, *self._identity())
 
     def beat_instance(self) -> None:
         """Renew this process's heartbeat (the watchdog does, every tick)."""
-        self._tx("beat_instance", instances.beat_instance, *self._identity())
+        self._write("beat_instance", instances.beat_instance, *self._identity())
 
     def remove_instance(self) -> None:
-        self._tx("remove_instance", instances.remove_instance)
+        self._write("remove_instance", instances.remove_instance)
 
     def list_instances(self) -> tuple[Instance, ...]:
-        return self._read("list_instances", instances.list_instances)
+        return self._db.read("list_instances", instances.list_instances)
 
     def remove_gone_instances(self, before: datetime) -> maintenance.Removed:
-        removed = self._tx("remove_gone_instances", instances.remove_gone_instances, before)
+        removed = self._write("remove_gone_instances", instances.remove_gone_instances, before)
         return maintenance.Removed("gone_instances", removed)
 
-    def _identity(self) -> tuple[str, int, str]:
+    @staticmethod
+    def _identity() -> tuple[str, int, str]:
         return socket.gethostname(), os.getpid(), scanguard_version()
 
     # ---- webhooks ---------------------------------------------------------------------------
 
     def ensure_webhook(self, name: str) -> None:
-        self._tx("ensure_webhook", webhooks.ensure_cursor, name)
+        self._write("ensure_webhook", webhooks.ensure_cursor, name)
 
     def claim_webhook(self, name: str) -> Lease | None:
-        return self._tx("claim_webhook", webhooks.claim, name)
+        return self._write("claim_webhook", webhooks.claim, name)
 
     def release_webhook(self, name: str, token: int) -> None:
-        self._tx("release_webhook", webhooks.release, name, token)
+        self._write("release_webhook", webhooks.release, name, token)
 
     def webhook_delivered(self, name: str, token: int, position: Position) -> bool:
-        return self._tx("webhook_delivered", webhooks.delivered, name, token, position)
+        return self._write("webhook_delivered", webhooks.delivered, name, token, position)
 
     def webhook_skipped(self, name: str, token: int, position: Position) -> bool:
-        return self._tx("webhook_skipped", webhooks.skipped, name, token, position)
+        return self._write("webhook_skipped", webhooks.skipped, name, token, position)
 
     def webhook_attempt_failed(self, name: str, token: int, error: str) -> bool:
-        return self._tx("webhook_attempt_failed", webhooks.attempt_failed, name, token, error)
+        return self._write("webhook_attempt_failed", webhooks.attempt_failed, name, token, error)
 
     def webhook_dead(self, pending: Pending, name: str, token: int, attempts: int, error: str) -> bool:
-        return self._tx("webhook_dead", webhooks.buried, pending, name, token, attempts, error)
+        return self._write("webhook_dead", webhooks.buried, pending, name, token, attempts, error)
 
     def webhook_pending(self, position: Position, kinds: tuple[str, ...], limit: int) -> tuple[Pending, ...]:
-        return self._read("webhook_pending", webhooks.pending_events, position, kinds, limit)
+        return self._db.read("webhook_pending", webhooks.pending_events, position, kinds, limit)
 
     def webhook_states(self, hooks: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[WebhookState, ...]:
-        return self._read("webhook_states", webhooks.states, hooks)
-
-    def set_fault_hook(self, hook: FaultHook | None) -> None:
-        """Install a fault injector (tests); None removes it."""
-        self.fault_hook = hook
+        return self._db.read("webhook_states", webhooks.states, hooks)

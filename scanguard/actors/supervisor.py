@@ -21,6 +21,7 @@ from scanguard.metrics import Metrics
 from scanguard.processing.scanwork import FileWork
 from scanguard.records import Job, Library
 from scanguard.scanning import FileSystem
+from scanguard.store.seam import Store
 
 log = structlog.get_logger("scanguard.supervisor")
 
@@ -97,17 +98,15 @@ class Supervisor(pykka.ThreadingActor):
     def __init__(
         self,
         config: Config,
-        store: Any,
+        store: Store,
         metrics: Metrics,
         *,
-        reads: Any = None,
         work: FileWork | None = None,
         fs: FileSystem | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.store = store
-        self.reads = reads
         self.metrics = metrics
         self.work = work or FileWork(metrics=metrics)
         self.fs = fs
@@ -171,7 +170,6 @@ class Supervisor(pykka.ThreadingActor):
             ScanSpec(job, library, job.fencing_token),
             config=self.config,
             store=self.store,
-            reads=self.reads,
             supervisor=self.actor_ref,
             cancel=cancel,
             work=self.work,
@@ -217,7 +215,7 @@ class Supervisor(pykka.ThreadingActor):
                 job_id=job_id,
                 after_seconds=self.config.safeguards.force_kill_timeout,
                 reason="scan thread did not stop (stuck in a system call); its writes are fenced",
-            ).get()
+            )
         except ScanguardError as exc:
             log.warning("supervisor.record_failed", job_id=job_id, error=str(exc))
 
@@ -266,7 +264,7 @@ class Supervisor(pykka.ThreadingActor):
         watchdog and validator leave it alone) and try again with backoff."""
         self._store_waits.pop(job_id, None)
         try:
-            self.store.pause_job(job_id, STORE_UNAVAILABLE, error=error).get()
+            self.store.pause_job(job_id, STORE_UNAVAILABLE, error=error)
         except (IllegalTransition, NotFound, Fenced) as exc:
             # paused, deleted, finished or taken over by another instance meanwhile: nothing left to pause
             log.info("supervisor.store_pause_dropped", job_id=job_id, reason=exc.code)
@@ -304,7 +302,7 @@ class Supervisor(pykka.ThreadingActor):
     def _give_up(self, job_id: int, error: str, restarts: int) -> None:
         self._crashes.pop(job_id, None)
         try:
-            self.store.fail_job(job_id, error, restarts).get()
+            self.store.fail_job(job_id, error, restarts)
         except (IllegalTransition, Fenced, NotFound):
             return
         self.metrics.failures.inc()
@@ -312,8 +310,8 @@ class Supervisor(pykka.ThreadingActor):
 
     def _relaunch(self, job_id: int, error: str, delay: float) -> None:
         try:
-            job = self.store.record_restart(job_id, error, delay).get()
-            library = self.store.get_library(job.library_id).get()
+            job = self.store.record_restart(job_id, error, delay)
+            library = self.store.get_library(job.library_id)
         except (IllegalTransition, Fenced, NotFound) as exc:
             # paused, deleted, finished or taken over by another instance meanwhile: nothing to restart
             log.info("supervisor.relaunch_dropped", job_id=job_id, reason=exc.code)

@@ -11,6 +11,7 @@ import pykka
 
 from scanguard.config import Config
 from scanguard.metrics import Metrics
+from scanguard.store.seam import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,12 +20,17 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class Stats:
+    """Ask a safeguard actor for its counters (the status endpoint's view of it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Collaborators:
     """Everything a safeguard actor works with: settings, this instance, the store, the live actors."""
 
     config: Config
     instance: str
-    store: Any
+    store: Store
     supervisor: pykka.ActorRef[Any]
     library: Callable[[int], pykka.ActorRef[Any]]
     metrics: Metrics
@@ -72,3 +78,12 @@ class PeriodicActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._ticker.stop()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Stats):
+            return self.stats()
+        return super().on_receive(message)
+
+    def stats(self) -> dict[str, Any]:
+        """This safeguard's counters, copied."""
+        return {}

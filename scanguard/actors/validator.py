@@ -52,7 +52,7 @@ class StateValidator(PeriodicActor):
         supervised: Supervised = self.supervisor.ask(
             LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
         )
-        running = {j.id: j for j in self.store.list_jobs(("running",), None, 1_000_000).get().items}
+        running = {j.id: j for j in self.store.list_jobs(("running",), None, 1_000_000).items}
         suspects: set[int] = set()
         for job_id, (token, library_id) in supervised.live.items():
             job = running.get(job_id)

@@ -81,7 +81,7 @@ class Watchdog(PeriodicActor):
         stalled: list[int] = []
         orphaned: list[int] = []
         resumed: list[int] = []
-        for job, lease_expires in self.store.running_with_leases().get():
+        for job, lease_expires in self.store.running_with_leases():
             quiet = quiet_seconds(job.heartbeat_at, now)
             if job.owner == self.instance:
                 if job.id in supervised.pending:
@@ -116,7 +116,7 @@ class Watchdog(PeriodicActor):
     def _beat(self) -> None:
         """Renew this instance's row in `instances`: others see it live while it beats."""
         try:
-            self.store.beat_instance().get(timeout=self.config.safeguards.operation_timeout)
+            self.store.beat_instance()
         except (ScanguardError, pykka.Timeout) as exc:
             log.warning("watchdog.heartbeat_failed", instance=self.instance, error=str(exc))
 
@@ -127,7 +127,7 @@ class Watchdog(PeriodicActor):
         when several instances try, the library's transaction lets one resume and refuses the others.
         """
         taken: list[int] = []
-        for job in self.store.list_jobs(("paused",), None, 1_000_000).get().items:
+        for job in self.store.list_jobs(("paused",), None, 1_000_000).items:
             if job.pause_reason != "shutdown":
                 continue
             try:
@@ -145,7 +145,7 @@ class Watchdog(PeriodicActor):
             try:  # recorded once it happened: a resume refused here is tried again next tick, silently
                 self.store.record_event(
                     "watchdog.handover", job.library_id, job.id, previous_owner=job.owner, sweep=reason
-                ).get()
+                )
             except ScanguardError as exc:
                 log.warning("watchdog.record_failed", job_id=job.id, error=str(exc))
         return taken
@@ -159,7 +159,7 @@ class Watchdog(PeriodicActor):
                 heartbeat_age=round(quiet, 3),
                 threshold=self.config.safeguards.stall_threshold,
                 action="pause",
-            ).get()
+            )
             self.library(library_id).ask(
                 PauseScan(job_id, "stalled"), timeout=self.config.safeguards.operation_timeout
             )
@@ -176,7 +176,7 @@ class Watchdog(PeriodicActor):
         try:
             self.store.record_event(
                 "watchdog.orphan_found", library_id, job_id, heartbeat_age=round(quiet, 3), sweep=reason
-            ).get()
+            )
             fix: Fix = self.library(library_id).ask(
                 AdoptOrphan(job_id, "watchdog"), block=True, timeout=self.config.safeguards.operation_timeout
             )
@@ -197,7 +197,7 @@ class Watchdog(PeriodicActor):
         backoff starts over once the job's checkpoint has moved (its batches commit again).
         """
         try:
-            active: tuple[Job, ...] = self.store.active_jobs().get()
+            active: tuple[Job, ...] = self.store.active_jobs()
         except ScanguardError as exc:
             log.warning("watchdog.store_resume_failed", error=str(exc))
             return []

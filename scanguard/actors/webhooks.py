@@ -19,6 +19,7 @@ from scanguard.config import Config, WebhookConfig
 from scanguard.errors import ScanguardError
 from scanguard.metrics import Metrics
 from scanguard.records import Event
+from scanguard.store.seam import Store
 from scanguard.webhooks.records import Lease, Pending, Position
 from scanguard.webhooks.sender import Outcome, Sender
 from scanguard.webhooks.signing import body_of, headers_for
@@ -49,8 +50,7 @@ class DeliveryParts:
     """What every delivery actor works with: settings, the writer and reader stores, the sender, metrics."""
 
     config: Config
-    store: Any
-    reads: Any
+    store: Store
     sender: Sender
     metrics: Metrics
 
@@ -69,7 +69,6 @@ class WebhookDelivery(pykka.ThreadingActor):
         self.key = hook.key
         self.parts = parts
         cfg = parts.config
-        self._timeout = cfg.safeguards.operation_timeout
         self._renew_every = cfg.safeguards.lease_ttl / 3
         self._batch = cfg.webhook_delivery.batch_size
         self._lease: Lease | None = None
@@ -90,7 +89,7 @@ class WebhookDelivery(pykka.ThreadingActor):
             self._inflight = None
         if self._lease is not None:
             with contextlib.suppress(ScanguardError, pykka.Timeout, pykka.ActorDeadError):
-                self.parts.store.release_webhook(self.key, self._lease.token).get(timeout=self._timeout)
+                self.parts.store.release_webhook(self.key, self._lease.token)
             log.info("webhook.released", webhook=self.key, cursor=self._position[1])
 
     def on_receive(self, message: Any) -> Any:
@@ -126,7 +125,7 @@ class WebhookDelivery(pykka.ThreadingActor):
         now = time.monotonic()
         if self._lease is not None and now - self._renewed < self._renew_every:
             return True
-        lease: Lease | None = self.parts.store.claim_webhook(self.key).get(timeout=self._timeout)
+        lease: Lease | None = self.parts.store.claim_webhook(self.key)
         if lease is None:
             if self._lease is not None:
                 log.warning("webhook.lease_lost", webhook=self.key)
@@ -143,20 +142,14 @@ class WebhookDelivery(pykka.ThreadingActor):
         if not self._hold() or self._inflight is not None:
             return
         if not self._ahead:
-            self._ahead.extend(
-                self.parts.reads.webhook_pending(self._position, self.hook.kinds, self._batch).get(
-                    timeout=self._timeout
-                )
-            )
+            self._ahead.extend(self.parts.store.webhook_pending(self._position, self.hook.kinds, self._batch))
         while self._ahead and self._lease is not None:
             pending = self._ahead[0]
             if not self._about_itself(pending.event):
                 self._send(pending)
                 return
             # its own failure alerts would fail the same way, forever: the cursor moves past them
-            if not self.parts.store.webhook_skipped(self.key, self._lease.token, pending.position).get(
-                timeout=self._timeout
-            ):
+            if not self.parts.store.webhook_skipped(self.key, self._lease.token, pending.position):
                 self._fenced(pending.event.id)
                 return
             self._ahead.popleft()
@@ -196,7 +189,7 @@ class WebhookDelivery(pykka.ThreadingActor):
         )
         if self._lease is not None and not self.parts.store.webhook_attempt_failed(
             self.key, self._lease.token, error
-        ).get(timeout=self._timeout):
+        ):
             self._fenced(event_id)
 
     def _settle(self, pending: Pending, outcome: Outcome | None) -> None:
@@ -216,7 +209,7 @@ class WebhookDelivery(pykka.ThreadingActor):
                 attempts=outcome.attempts,
                 status=outcome.status,
             )
-            moved = store.webhook_delivered(self.key, token, pending.position).get(timeout=self._timeout)
+            moved = store.webhook_delivered(self.key, token, pending.position)
         else:
             self.parts.metrics.webhook_deliveries.labels(self.key, "dead").inc()
             self.parts.metrics.alerts.labels("webhook_failing").inc()
@@ -228,9 +221,7 @@ class WebhookDelivery(pykka.ThreadingActor):
                 attempts=outcome.attempts,
                 error=outcome.error,
             )
-            moved = store.webhook_dead(
-                pending, self.key, token, outcome.attempts, outcome.error or "failed"
-            ).get(timeout=self._timeout)
+            moved = store.webhook_dead(pending, self.key, token, outcome.attempts, outcome.error or "failed")
         if not moved:
             self._fenced(event.id)
             return
@@ -260,7 +251,7 @@ class Deliveries:
         """Create each webhook's cursor (at the newest event when new), then start its actor."""
         cfg = parts.config
         for hook in cfg.webhooks:
-            parts.store.ensure_webhook(hook.key).get(timeout=cfg.safeguards.operation_timeout)
+            parts.store.ensure_webhook(hook.key)
         parts.sender.start()
         refs = {hook.key: WebhookDelivery.start(hook, parts) for hook in cfg.webhooks}
         deliveries = cls(refs, parts.sender, bus)

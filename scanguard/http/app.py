@@ -41,10 +41,14 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         slot.owned = True
     slot.progress = ProgressFeed(slot.coalesced("current_jobs"), interval=1.0)
+    database = slot.runtime.database
+    database.open_async()  # the API's reads run on this loop, through the async engine
     try:
         yield
     finally:
         await slot.progress.close()
+        # the async engine's connections belong to this loop: closed on it, before it ends
+        await database.close_async()
         if slot.owned:
             # Runtime.stop pauses this process's running scans with reason "shutdown"
             await loop.run_in_executor(None, slot.runtime.stop)

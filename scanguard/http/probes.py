@@ -25,11 +25,8 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _ping(rt: Runtime, timeout: float) -> bool:
-    ping = getattr(rt, "ping", None)
-    if callable(ping):
-        return bool(ping())
-    return bool(rt.store.ping().get(timeout=timeout))
+def _ping(rt: Runtime, timeout: float) -> float:
+    return rt.store.ping(timeout)
 
 
 @routes.get("/readyz", name="readyz")

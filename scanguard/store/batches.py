@@ -71,7 +71,7 @@ def _work_flags() -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
     return media_files.c.error.is_not(None), sa.and_(media_files.c.error.is_(None), no_meta)
 
 
-async def existing_files(
+def existing_files(
     tx: Tx, library_id: int, after: str | None, upto: str | None, *, work: bool = False
 ) -> dict[str, Existing]:
     """The rows of one library whose path lies in (after, upto]; upto None means to the end.
@@ -92,7 +92,7 @@ async def existing_files(
         query = query.where(media_files.c.path > after)
     if upto is not None:
         query = query.where(media_files.c.path <= upto)
-    rows = (await tx.conn.execute(query)).all()
+    rows = (tx.conn.execute(query)).all()
     # rows unpack as tuples: reading them by attribute name costs more than the query
     return {
         path: Existing(id_, size, mtime, bool(missing), bool(failed_), bool(bare_))
@@ -177,7 +177,7 @@ def _same(value: Any) -> Any:
     return value
 
 
-async def _upsert(tx: Tx, batch: BatchCommit) -> None:
+def _upsert(tx: Tx, batch: BatchCommit) -> None:
     dialect = tx.conn.dialect
     sql = _driver_upsert_sql(dialect)
     now = tx.now
@@ -198,13 +198,13 @@ async def _upsert(tx: Tx, batch: BatchCommit) -> None:
             }
             for f in batch.upserts
         ]
-        await tx.conn.execute(_upsert_statement(tx.dialect), rows)
+        tx.conn.execute(_upsert_statement(tx.dialect), rows)
         return
     library_id, job_id = batch.library_id, batch.job_id
     stamp = _processor(dialect, "first_seen_at")(now)
     meta = _processor(dialect, "meta")
     no_meta = meta(None)
-    await tx.conn.exec_driver_sql(
+    tx.conn.exec_driver_sql(
         sql,
         [
             (
@@ -231,13 +231,13 @@ def _progress(processed: int, total: int | None) -> float:
     return min(99.9, 100.0 * processed / max(total, processed, 1))
 
 
-async def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
+def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
     """One batch, atomically: upserts, vanished marks, counters, checkpoint, heartbeat — or nothing."""
-    job = await fence(tx, batch.job_id, batch.library_id, batch.token)
+    job = fence(tx, batch.job_id, batch.library_id, batch.token)
     if batch.upserts:
-        await _upsert(tx, batch)
+        _upsert(tx, batch)
     if batch.vanished_ids:
-        await tx.conn.execute(
+        tx.conn.execute(
             media_files.update()
             .where(media_files.c.id.in_(batch.vanished_ids), media_files.c.missing_since.is_(None))
             .values(vanished_job_id=batch.job_id)
@@ -262,9 +262,9 @@ async def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
         "heartbeat_at": tx.now,
         "updated_at": tx.now,
     }
-    await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job.id).values(**values))
+    tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job.id).values(**values))
     for path, reason, error in batch.quarantined:
-        await tx.event(
+        tx.event(
             "file.quarantined",
             library_id=batch.library_id,
             job_id=batch.job_id,

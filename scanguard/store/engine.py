@@ -21,8 +21,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x5CA9_0A2D_0001
 
 
-def async_url(url: str) -> sa.URL:
-    """`sqlite:///x.db` → aiosqlite, `postgresql://…` → asyncpg; an explicit driver is kept."""
+def database_url(url: str, *, asynchronous: bool = False) -> sa.URL:
+    """`sqlite:///x.db` → the standard sqlite3 driver (aiosqlite when `asynchronous`), `postgresql://…` →
+    psycopg (asyncpg when `asynchronous`); a SQLite file's folder is made. Anything else is a ConfigError."""
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
@@ -31,9 +32,9 @@ def async_url(url: str) -> sa.URL:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return parsed.set(drivername="sqlite+aiosqlite")
+        return parsed.set(drivername="sqlite+aiosqlite" if asynchronous else "sqlite+pysqlite")
     if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+asyncpg")
+        return parsed.set(drivername="postgresql+asyncpg" if asynchronous else "postgresql+psycopg")
     raise ConfigError(f"database.url must be sqlite or postgresql, got {backend}")
 
 
@@ -59,12 +60,20 @@ class SessionTimeouts:
         )
 
     def server_settings(self) -> dict[str, str]:
-        """asyncpg's `server_settings`: each bound in whole milliseconds (at least 1; 0 would disable it)."""
+        """Each bound in whole milliseconds (at least 1; 0 would disable it), by setting name."""
         return {
             "lock_timeout": _ms(self.lock),
             "statement_timeout": _ms(self.statement),
             "idle_in_transaction_session_timeout": _ms(self.idle_in_transaction),
         }
+
+    def connect_args(self, *, asynchronous: bool) -> dict[str, Any]:
+        """The driver's way of setting them on every new session: asyncpg's `server_settings`, or
+        libpq's `options` for psycopg."""
+        settings = self.server_settings()
+        if asynchronous:
+            return {"server_settings": settings}
+        return {"options": " ".join(f"-c {name}={value}" for name, value in settings.items())}
 
 
 def _ms(seconds: float) -> str:
@@ -77,32 +86,54 @@ def driver_dsn(url: str) -> str:
 
 
 def is_postgresql(url: str) -> bool:
-    return async_url(url).get_backend_name() == "postgresql"
+    return database_url(url).get_backend_name() == "postgresql"
 
 
-def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> AsyncEngine:
-    """An async engine: for SQLite set up for one writer (WAL, synchronous=NORMAL, busy timeout,
-    BEGIN IMMEDIATE); for PostgreSQL with the session timeouts, when given."""
-    url = async_url(cfg.url)
+def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> sa.Engine:
+    """The synchronous engine of the store's writer and of reads on threads: for SQLite set up for one
+    writer (WAL, synchronous=NORMAL, busy timeout, BEGIN IMMEDIATE); for PostgreSQL with the session
+    timeouts, when given. Statements run on the calling thread: no hand-off per statement."""
+    url = database_url(cfg.url)
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
             # one shared connection, or every checkout would see a new, empty database
-            engine = create_async_engine(url, echo=cfg.echo, poolclass=StaticPool)
+            engine = sa.create_engine(
+                url, echo=cfg.echo, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
         else:
-            # every transaction ends in an explicit commit or rollback: no reset round trip on return
-            engine = create_async_engine(url, echo=cfg.echo, pool_reset_on_return=None)
+            # every transaction ends in an explicit commit or rollback: no reset round trip on return;
+            # readers on many threads each take a connection of their own (they are cheap on SQLite)
+            engine = sa.create_engine(
+                url, echo=cfg.echo, pool_reset_on_return=None, pool_size=cfg.pool_size, max_overflow=-1
+            )
         _sqlite_setup(engine, cfg)
         return engine
-    connect_args: dict[str, Any] = {}
-    if timeouts is not None:
-        connect_args["server_settings"] = timeouts.server_settings()
+    connect_args = timeouts.connect_args(asynchronous=False) if timeouts is not None else {}
+    return sa.create_engine(
+        url,
+        echo=cfg.echo,
+        pool_size=cfg.pool_size,
+        max_overflow=2 * cfg.pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def create_async_engine_for_loop(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> AsyncEngine:
+    """The async engine (aiosqlite, asyncpg) for reads on an event loop that already runs (the admin API)."""
+    url = database_url(cfg.url, asynchronous=True)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, echo=cfg.echo, pool_reset_on_return=None)
+        _sqlite_setup(engine.sync_engine, cfg)
+        return engine
+    connect_args = timeouts.connect_args(asynchronous=True) if timeouts is not None else {}
     return create_async_engine(
         url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True, connect_args=connect_args
     )
 
 
-def _sqlite_setup(engine: AsyncEngine, cfg: DatabaseConfig) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_setup(engine: sa.Engine, cfg: DatabaseConfig) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # let us issue BEGIN ourselves (pysqlite's implicit transactions defer the write lock)
         dbapi_conn.isolation_level = None
@@ -113,8 +144,9 @@ def _sqlite_setup(engine: AsyncEngine, cfg: DatabaseConfig) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
+        # a write takes the write lock at BEGIN (IMMEDIATE), a read begins deferred, a migration EXCLUSIVE
         options = conn.get_execution_options()
         if options.get("scanguard_exclusive", False):
             conn.exec_driver_sql("BEGIN EXCLUSIVE")

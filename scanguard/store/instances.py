@@ -11,34 +11,34 @@ from scanguard.store.tables import instances, scan_jobs
 from scanguard.store.tx import Tx
 
 
-async def register_instance(tx: Tx, host: str, pid: int, version: str) -> None:
+def register_instance(tx: Tx, host: str, pid: int, version: str) -> None:
     """This process's row, written at start (its id is the owner it writes on what it runs)."""
-    await tx.conn.execute(
+    tx.conn.execute(
         instances.insert().values(
             id=tx.instance, host=host, pid=pid, version=version, started_at=tx.now, heartbeat_at=tx.now
         )
     )
 
 
-async def beat_instance(tx: Tx, host: str, pid: int, version: str) -> None:
+def beat_instance(tx: Tx, host: str, pid: int, version: str) -> None:
     """Renew this process's heartbeat; a row lost meanwhile (cleanup, a restored database) is written again."""
-    renewed = await tx.conn.execute(
+    renewed = tx.conn.execute(
         instances.update().where(instances.c.id == tx.instance).values(heartbeat_at=tx.now)
     )
     if renewed.rowcount == 0:
-        await register_instance(tx, host, pid, version)
+        register_instance(tx, host, pid, version)
 
 
-async def remove_instance(tx: Tx) -> None:
+def remove_instance(tx: Tx) -> None:
     """A clean shutdown: this process no longer serves."""
-    await tx.conn.execute(instances.delete().where(instances.c.id == tx.instance))
+    tx.conn.execute(instances.delete().where(instances.c.id == tx.instance))
 
 
-async def list_instances(tx: Tx) -> tuple[Instance, ...]:
+def list_instances(tx: Tx) -> tuple[Instance, ...]:
     """Every registered instance, oldest first: live while its heartbeat is younger than the lease TTL."""
-    rows = (await tx.conn.execute(sa.select(instances).order_by(instances.c.started_at))).all()
+    rows = (tx.conn.execute(sa.select(instances).order_by(instances.c.started_at))).all()
     running = (
-        await tx.conn.execute(
+        tx.conn.execute(
             sa.select(scan_jobs.c.owner, scan_jobs.c.id)
             .where(scan_jobs.c.status == "running", scan_jobs.c.owner.is_not(None))
             .order_by(scan_jobs.c.id)
@@ -63,7 +63,7 @@ async def list_instances(tx: Tx) -> tuple[Instance, ...]:
     )
 
 
-async def remove_gone_instances(tx: Tx, before: datetime) -> int:
+def remove_gone_instances(tx: Tx, before: datetime) -> int:
     """Retention: rows of instances whose heartbeat stopped before `before` (killed, never cleanly gone)."""
-    removed = await tx.conn.execute(instances.delete().where(instances.c.heartbeat_at < before))
+    removed = tx.conn.execute(instances.delete().where(instances.c.heartbeat_at < before))
     return int(removed.rowcount or 0)

@@ -14,29 +14,27 @@ from scanguard.store.tables import libraries, media_files, scan_jobs
 from scanguard.store.tx import Tx, load_job
 
 
-async def _job_or_404(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
+def _job_or_404(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
     """The job, locked for this transaction; NotFound if it is gone or belongs to another library."""
-    job = await load_job(tx.conn, job_id, for_update=True)
+    job = load_job(tx.conn, job_id, for_update=True)
     if job is None or (library_id is not None and job.library_id != library_id):
         raise NotFound("job", job_id)
     return job
 
 
-async def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job:
+def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job:
     """Start a scan: pre-flight (library exists, none active), take the lease, insert the running job."""
-    if (
-        await tx.conn.execute(sa.select(libraries.c.id).where(libraries.c.id == library_id))
-    ).scalar() is None:
+    if (tx.conn.execute(sa.select(libraries.c.id).where(libraries.c.id == library_id))).scalar() is None:
         raise NotFound("library", library_id)
-    busy = await active_job_id(tx, library_id)
+    busy = active_job_id(tx, library_id)
     if busy is not None:
         raise LibraryBusy(library_id, busy)
-    token = await acquire_lease(tx, library_id)
-    result = await tx.conn.execute(
+    token = acquire_lease(tx, library_id)
+    result = tx.conn.execute(
         scan_jobs.insert().values(
             library_id=library_id,
             status="running",
-            total_estimate=await last_completed_count(tx, library_id),
+            total_estimate=last_completed_count(tx, library_id),
             fencing_token=token,
             owner=tx.instance,
             created_at=tx.now,
@@ -48,19 +46,17 @@ async def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job
         )
     )
     (job_id,) = result.inserted_primary_key or (0,)
-    await tx.event(
-        "job.started", library_id=library_id, job_id=job_id, token=token, retry_failed=retry_failed
-    )
-    job = await load_job(tx.conn, int(job_id))
+    tx.event("job.started", library_id=library_id, job_id=job_id, token=token, retry_failed=retry_failed)
+    job = load_job(tx.conn, int(job_id))
     assert job is not None
     return job
 
 
-async def last_completed_count(tx: Tx, library_id: int) -> int | None:
+def last_completed_count(tx: Tx, library_id: int) -> int | None:
     """The files the library's latest completed scan found: the only count that may stand in for the
     counting pass (a failed, paused or deleted job stopped part-way, so its count is not the library's)."""
     found: int | None = (
-        await tx.conn.execute(
+        tx.conn.execute(
             sa.select(scan_jobs.c.files_found)
             .where(scan_jobs.c.library_id == library_id, scan_jobs.c.status == "completed")
             .order_by(scan_jobs.c.finished_at.desc(), scan_jobs.c.id.desc())
@@ -74,20 +70,20 @@ def _replace(job: Job, values: dict[str, Any]) -> Job:
     return replace(job, **values)
 
 
-async def finish_job(
+def finish_job(
     tx: Tx, job_id: int, library_id: int, token: int, max_vanished_ratio: float, min_files: int
 ) -> Job:
     """Complete a walked job: mark vanished files missing, unless the library suddenly looks empty."""
-    job = await fence(tx, job_id, library_id, token)
+    job = fence(tx, job_id, library_id, token)
     vanished = (
-        await tx.conn.execute(
+        tx.conn.execute(
             sa.select(sa.func.count()).where(
                 media_files.c.vanished_job_id == job_id, media_files.c.missing_since.is_(None)
             )
         )
     ).scalar_one()
     present = (
-        await tx.conn.execute(
+        tx.conn.execute(
             sa.select(sa.func.count()).where(
                 media_files.c.library_id == library_id, media_files.c.missing_since.is_(None)
             )
@@ -98,7 +94,7 @@ async def finish_job(
             f"{vanished} of {present} files vanished: is the drive unmounted? nothing was marked missing"
         )
         # the walk is void: forget its vanished marks and restart it on resume, or it could never complete
-        await tx.conn.execute(
+        tx.conn.execute(
             media_files.update().where(media_files.c.vanished_job_id == job_id).values(vanished_job_id=None)
         )
         # (what it wrote stays written and counted: changed, bytes, errors; the walk's tallies start over)
@@ -110,10 +106,10 @@ async def finish_job(
             "skip_reasons": {},
             "progress": 0.0,
         }
-        await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**walk_reset))
-        return await _pause(tx, _replace(job, walk_reset), "root_unavailable", message)
+        tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**walk_reset))
+        return _pause(tx, _replace(job, walk_reset), "root_unavailable", message)
     if vanished:
-        await tx.conn.execute(
+        tx.conn.execute(
             media_files.update()
             .where(media_files.c.vanished_job_id == job_id, media_files.c.missing_since.is_(None))
             .values(missing_since=tx.now, vanished_job_id=None)
@@ -127,10 +123,10 @@ async def finish_job(
         "heartbeat_at": tx.now,
         "pause_reason": None,
     }
-    await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**values))
-    await release_lease(tx, library_id)
+    tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**values))
+    release_lease(tx, library_id)
     done = _replace(job, values)
-    await tx.event(
+    tx.event(
         "job.completed",
         library_id=library_id,
         job_id=job_id,
@@ -144,20 +140,20 @@ async def finish_job(
     return done
 
 
-async def _pause(tx: Tx, job: Job, reason: str, error: str | None = None) -> Job:
+def _pause(tx: Tx, job: Job, reason: str, error: str | None = None) -> Job:
     values: dict[str, Any] = {"status": "paused", "pause_reason": reason, "updated_at": tx.now}
     if error is not None:
         values["last_error"] = error
-    await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job.id).values(**values))
-    await release_lease(tx, job.library_id)
+    tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job.id).values(**values))
+    release_lease(tx, job.library_id)
     data: dict[str, Any] = {"reason": reason, "checkpoint": job.checkpoint}
     if error is not None:
         data["error"] = error
-    await tx.event("job.paused", library_id=job.library_id, job_id=job.id, **data)
+    tx.event("job.paused", library_id=job.library_id, job_id=job.id, **data)
     return _replace(job, values)
 
 
-async def pause_job(
+def pause_job(
     tx: Tx,
     job_id: int,
     reason: str,
@@ -167,20 +163,20 @@ async def pause_job(
     library_id: int | None = None,
 ) -> Job:
     """running → paused with a reason; with a token, only if that writer still owns the job."""
-    job = await _job_or_404(tx, job_id, library_id)
+    job = _job_or_404(tx, job_id, library_id)
     if job.status != "running":
         raise IllegalTransition(job_id, job.status, "pause")
     if token is not None and job.fencing_token != token:
         raise Fenced(job_id, token)
-    return await _pause(tx, job, reason, error)
+    return _pause(tx, job, reason, error)
 
 
-async def resume_job(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
+def resume_job(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
     """paused → running under a fresh lease token, from the checkpoint."""
-    job = await _job_or_404(tx, job_id, library_id)
+    job = _job_or_404(tx, job_id, library_id)
     if job.status != "paused":
         raise IllegalTransition(job_id, job.status, "resume")
-    token = await acquire_lease(tx, job.library_id)
+    token = acquire_lease(tx, job.library_id)
     values = {
         "status": "running",
         "pause_reason": None,
@@ -189,21 +185,19 @@ async def resume_job(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
         "heartbeat_at": tx.now,
         "updated_at": tx.now,
     }
-    await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**values))
-    await tx.event(
-        "job.resumed", library_id=job.library_id, job_id=job_id, checkpoint=job.checkpoint, token=token
-    )
+    tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**values))
+    tx.event("job.resumed", library_id=job.library_id, job_id=job_id, checkpoint=job.checkpoint, token=token)
     return _replace(job, values)
 
 
-async def delete_job(tx: Tx, job_id: int, library_id: int | None = None) -> DeletedJob:
+def delete_job(tx: Tx, job_id: int, library_id: int | None = None) -> DeletedJob:
     """Hard delete: the job row and the media files it discovered, fencing any writer still running."""
-    job = await _job_or_404(tx, job_id, library_id)
+    job = _job_or_404(tx, job_id, library_id)
     if job.active:
-        await release_lease(tx, job.library_id)
-    removed = await tx.conn.execute(media_files.delete().where(media_files.c.scan_job_id == job_id))
-    await tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.id == job_id))
-    await tx.event(
+        release_lease(tx, job.library_id)
+    removed = tx.conn.execute(media_files.delete().where(media_files.c.scan_job_id == job_id))
+    tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.id == job_id))
+    tx.event(
         "job.deleted",
         library_id=job.library_id,
         job_id=job_id,
@@ -213,9 +207,9 @@ async def delete_job(tx: Tx, job_id: int, library_id: int | None = None) -> Dele
     return DeletedJob(job_id, job.library_id, removed.rowcount)
 
 
-async def fail_job(tx: Tx, job_id: int, error: str, restarts: int) -> Job:
+def fail_job(tx: Tx, job_id: int, error: str, restarts: int) -> Job:
     """running/paused → failed, with the error and the restart count."""
-    job = await _job_or_404(tx, job_id)
+    job = _job_or_404(tx, job_id)
     if not job.active:
         raise IllegalTransition(job_id, job.status, "fail")
     if job.status == "running" and job.owner != tx.instance:
@@ -227,20 +221,20 @@ async def fail_job(tx: Tx, job_id: int, error: str, restarts: int) -> Job:
         "finished_at": tx.now,
         "updated_at": tx.now,
     }
-    await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**values))
-    await release_lease(tx, job.library_id)
-    await tx.event("job.failed", library_id=job.library_id, job_id=job_id, error=error, restarts=restarts)
+    tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**values))
+    release_lease(tx, job.library_id)
+    tx.event("job.failed", library_id=job.library_id, job_id=job_id, error=error, restarts=restarts)
     return _replace(job, values)
 
 
-async def record_restart(tx: Tx, job_id: int, error: str, delay: float) -> Job:
+def record_restart(tx: Tx, job_id: int, error: str, delay: float) -> Job:
     """Count a supervisor restart and take a fresh token for the restarted writer."""
-    job = await _job_or_404(tx, job_id)
+    job = _job_or_404(tx, job_id)
     if job.status != "running":
         raise IllegalTransition(job_id, job.status, "restart")
     if job.owner != tx.instance:
         raise Fenced(job_id, job.fencing_token)  # another instance took it over while this one was away
-    token = await acquire_lease(tx, job.library_id)
+    token = acquire_lease(tx, job.library_id)
     values = {
         "restarts": job.restarts + 1,
         "last_error": error,
@@ -249,8 +243,8 @@ async def record_restart(tx: Tx, job_id: int, error: str, delay: float) -> Job:
         "heartbeat_at": tx.now,
         "updated_at": tx.now,
     }
-    await tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**values))
-    await tx.event(
+    tx.conn.execute(scan_jobs.update().where(scan_jobs.c.id == job_id).values(**values))
+    tx.event(
         "supervisor.restart",
         library_id=job.library_id,
         job_id=job_id,

@@ -10,9 +10,9 @@ from scanguard.store.tables import library_leases, scan_jobs
 from scanguard.store.tx import Tx, load_job
 
 
-async def active_job_id(tx: Tx, library_id: int) -> int | None:
+def active_job_id(tx: Tx, library_id: int) -> int | None:
     return (
-        await tx.conn.execute(
+        tx.conn.execute(
             sa.select(scan_jobs.c.id).where(
                 scan_jobs.c.library_id == library_id, scan_jobs.c.status.in_(ACTIVE_STATUSES)
             )
@@ -20,14 +20,14 @@ async def active_job_id(tx: Tx, library_id: int) -> int | None:
     ).scalar()
 
 
-async def acquire_lease(tx: Tx, library_id: int) -> int:
+def acquire_lease(tx: Tx, library_id: int) -> int:
     """Take the library's lease for this instance and return its new token (tokens only grow)."""
     query = sa.select(library_leases).where(library_leases.c.library_id == library_id)
     if tx.dialect == "postgresql":
         query = query.with_for_update()
-    row = (await tx.conn.execute(query)).first()
+    row = (tx.conn.execute(query)).first()
     if row is None:
-        await tx.conn.execute(
+        tx.conn.execute(
             library_leases.insert().values(
                 library_id=library_id, owner=tx.instance, token=1, expires_at=tx.lease_expiry
             )
@@ -36,9 +36,9 @@ async def acquire_lease(tx: Tx, library_id: int) -> int:
     lease = row._mapping
     held_by_other = lease["owner"] not in (None, tx.instance)
     if held_by_other and lease["expires_at"] is not None and lease["expires_at"] > tx.now:
-        raise LibraryBusy(library_id, await active_job_id(tx, library_id), lease["owner"])
+        raise LibraryBusy(library_id, active_job_id(tx, library_id), lease["owner"])
     token = int(lease["token"]) + 1
-    await tx.conn.execute(
+    tx.conn.execute(
         library_leases.update()
         .where(library_leases.c.library_id == library_id)
         .values(owner=tx.instance, token=token, expires_at=tx.lease_expiry)
@@ -46,18 +46,18 @@ async def acquire_lease(tx: Tx, library_id: int) -> int:
     return token
 
 
-async def release_lease(tx: Tx, library_id: int) -> None:
+def release_lease(tx: Tx, library_id: int) -> None:
     """Free the lease at once (no wait for expiry) and move the token on, fencing any late writer."""
-    await tx.conn.execute(
+    tx.conn.execute(
         library_leases.update()
         .where(library_leases.c.library_id == library_id)
         .values(owner=None, expires_at=None, token=library_leases.c.token + 1)
     )
 
 
-async def fence(tx: Tx, job_id: int, library_id: int, token: int) -> Job:
+def fence(tx: Tx, job_id: int, library_id: int, token: int) -> Job:
     """Renew the lease and check the job, or raise Fenced: a stale writer commits nothing."""
-    renewed = await tx.conn.execute(
+    renewed = tx.conn.execute(
         library_leases.update()
         .where(
             library_leases.c.library_id == library_id,
@@ -66,7 +66,7 @@ async def fence(tx: Tx, job_id: int, library_id: int, token: int) -> Job:
         )
         .values(expires_at=tx.lease_expiry)
     )
-    job = await load_job(tx.conn, job_id, for_update=True)
+    job = load_job(tx.conn, job_id, for_update=True)
     if renewed.rowcount != 1 or job is None or job.status != "running" or job.fencing_token != token:
         raise Fenced(job_id, token)
     return job

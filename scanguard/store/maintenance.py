@@ -26,11 +26,11 @@ class Removed:
     count: int
 
 
-async def remove_old_jobs(tx: Tx, finished_before: datetime, limit: int) -> Removed:
+def remove_old_jobs(tx: Tx, finished_before: datetime, limit: int) -> Removed:
     """Finished jobs past retention; their media files stay (they belong to the library)."""
     ids = (
         (
-            await tx.conn.execute(
+            tx.conn.execute(
                 sa.select(scan_jobs.c.id)
                 .where(scan_jobs.c.status.in_(FINISHED_STATUSES), scan_jobs.c.finished_at < finished_before)
                 .order_by(scan_jobs.c.id)
@@ -41,20 +41,20 @@ async def remove_old_jobs(tx: Tx, finished_before: datetime, limit: int) -> Remo
         .all()
     )
     if ids:
-        await tx.conn.execute(
+        tx.conn.execute(
             media_files.update().where(media_files.c.scan_job_id.in_(ids)).values(scan_job_id=None)
         )
-        await tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.id.in_(ids)))
-        await tx.event(
+        tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.id.in_(ids)))
+        tx.event(
             "cleanup.jobs_removed", count=len(ids), job_ids=list(ids), before=finished_before.isoformat()
         )
     return Removed("jobs", len(ids))
 
 
-async def remove_old_events(tx: Tx, before: datetime, limit: int) -> Removed:
+def remove_old_events(tx: Tx, before: datetime, limit: int) -> Removed:
     ids = (
         (
-            await tx.conn.execute(
+            tx.conn.execute(
                 sa.select(events.c.id).where(events.c.at < before).order_by(events.c.id).limit(limit)
             )
         )
@@ -62,16 +62,16 @@ async def remove_old_events(tx: Tx, before: datetime, limit: int) -> Removed:
         .all()
     )
     if ids:
-        await tx.conn.execute(events.delete().where(events.c.id.in_(ids)))
-        await tx.event("cleanup.events_removed", count=len(ids), before=before.isoformat())
+        tx.conn.execute(events.delete().where(events.c.id.in_(ids)))
+        tx.event("cleanup.events_removed", count=len(ids), before=before.isoformat())
     return Removed("events", len(ids))
 
 
-async def remove_orphaned_files(tx: Tx, limit: int) -> Removed:
+def remove_orphaned_files(tx: Tx, limit: int) -> Removed:
     """Media files whose library is gone."""
     ids = (
         (
-            await tx.conn.execute(
+            tx.conn.execute(
                 sa.select(media_files.c.id)
                 .where(~sa.exists().where(libraries.c.id == media_files.c.library_id))
                 .limit(limit)
@@ -81,16 +81,16 @@ async def remove_orphaned_files(tx: Tx, limit: int) -> Removed:
         .all()
     )
     if ids:
-        await tx.conn.execute(media_files.delete().where(media_files.c.id.in_(ids)))
-        await tx.event("cleanup.orphaned_files_removed", count=len(ids))
+        tx.conn.execute(media_files.delete().where(media_files.c.id.in_(ids)))
+        tx.event("cleanup.orphaned_files_removed", count=len(ids))
     return Removed("orphaned_files", len(ids))
 
 
-async def remove_orphaned_jobs(tx: Tx) -> Removed:
+def remove_orphaned_jobs(tx: Tx) -> Removed:
     """Job rows whose library is gone."""
     ids = (
         (
-            await tx.conn.execute(
+            tx.conn.execute(
                 sa.select(scan_jobs.c.id).where(~sa.exists().where(libraries.c.id == scan_jobs.c.library_id))
             )
         )
@@ -98,16 +98,16 @@ async def remove_orphaned_jobs(tx: Tx) -> Removed:
         .all()
     )
     if ids:
-        await tx.conn.execute(media_files.delete().where(media_files.c.scan_job_id.in_(ids)))
-        await tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.id.in_(ids)))
-        await tx.event("cleanup.orphaned_jobs_removed", count=len(ids), job_ids=list(ids))
+        tx.conn.execute(media_files.delete().where(media_files.c.scan_job_id.in_(ids)))
+        tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.id.in_(ids)))
+        tx.event("cleanup.orphaned_jobs_removed", count=len(ids), job_ids=list(ids))
     return Removed("orphaned_jobs", len(ids))
 
 
-async def release_stale_leases(tx: Tx) -> Removed:
+def release_stale_leases(tx: Tx) -> Removed:
     """Expired leases of libraries with no running job: free them (the token moves on, never back)."""
     running = sa.select(scan_jobs.c.library_id).where(scan_jobs.c.status == "running")
-    result = await tx.conn.execute(
+    result = tx.conn.execute(
         library_leases.update()
         .where(
             library_leases.c.owner.is_not(None),
@@ -117,15 +117,15 @@ async def release_stale_leases(tx: Tx) -> Removed:
         .values(owner=None, expires_at=None, token=library_leases.c.token + 1)
     )
     if result.rowcount:
-        await tx.event("cleanup.stale_leases_released", count=result.rowcount)
+        tx.event("cleanup.stale_leases_released", count=result.rowcount)
     return Removed("stale_leases", int(result.rowcount))
 
 
-async def invariant_violations(tx: Tx) -> dict[str, list[int]]:
+def invariant_violations(tx: Tx) -> dict[str, list[int]]:
     """Libraries with more than one active job (the index forbids it; checked anyway)."""
     rows = (
         (
-            await tx.conn.execute(
+            tx.conn.execute(
                 sa.select(scan_jobs.c.library_id)
                 .where(scan_jobs.c.status.in_(ACTIVE_STATUSES))
                 .group_by(scan_jobs.c.library_id)

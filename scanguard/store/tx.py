@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scanguard.records import Event, Job, Library, MediaFile
 from scanguard.store.tables import events, scan_jobs
@@ -21,7 +20,7 @@ def utcnow() -> datetime:
 class Tx:
     """The open transaction an operation runs in; events it records commit with it."""
 
-    conn: AsyncConnection
+    conn: sa.Connection
     instance: str
     lease_ttl: float
     now: datetime = field(default_factory=utcnow)
@@ -35,11 +34,11 @@ class Tx:
     def lease_expiry(self) -> datetime:
         return self.now + timedelta(seconds=self.lease_ttl)
 
-    async def event(
+    def event(
         self, kind: str, /, *, library_id: int | None = None, job_id: int | None = None, **data: Any
     ) -> Event:
         """Write one event row in this transaction; it is published after commit."""
-        result = await self.conn.execute(
+        result = self.conn.execute(
             events.insert().values(
                 at=self.now,
                 kind=kind,
@@ -118,9 +117,9 @@ def event_from_row(row: sa.Row[Any]) -> Event:
     )
 
 
-async def load_job(conn: AsyncConnection, job_id: int, *, for_update: bool = False) -> Job | None:
+def load_job(conn: sa.Connection, job_id: int, *, for_update: bool = False) -> Job | None:
     query = sa.select(scan_jobs).where(scan_jobs.c.id == job_id)
     if for_update and conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     return None if row is None else job_from_row(row)

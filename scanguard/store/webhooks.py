@@ -52,33 +52,31 @@ def _order(tx: Tx) -> list[sa.ColumnElement[int]]:
     return [events.c.tx, events.c.id] if tx.dialect == "postgresql" else [events.c.id]
 
 
-async def _newest(tx: Tx) -> Position:
+def _newest(tx: Tx) -> Position:
     order = [c.desc() for c in _order(tx)]
-    row = (await tx.conn.execute(sa.select(events.c.tx, events.c.id).order_by(*order).limit(1))).first()
+    row = (tx.conn.execute(sa.select(events.c.tx, events.c.id).order_by(*order).limit(1))).first()
     if row is None:
         return (0, 0)
     return (int(row.tx or 0) if tx.dialect == "postgresql" else 0, int(row.id))
 
 
-async def ensure_cursor(tx: Tx, name: str) -> None:
+def ensure_cursor(tx: Tx, name: str) -> None:
     """A webhook seen for the first time starts at the newest event: it receives what happens from now on."""
-    if (
-        await tx.conn.execute(sa.select(webhook_cursors.c.name).where(webhook_cursors.c.name == name))
-    ).first():
+    if (tx.conn.execute(sa.select(webhook_cursors.c.name).where(webhook_cursors.c.name == name))).first():
         return
-    tx_id, event_id = await _newest(tx)
+    tx_id, event_id = _newest(tx)
     insert = (postgresql.insert if tx.dialect == "postgresql" else sqlite.insert)(webhook_cursors)
-    await tx.conn.execute(
+    tx.conn.execute(
         insert.values(name=name, cursor=event_id, cursor_tx=tx_id, created_at=tx.now).on_conflict_do_nothing()
     )
 
 
-async def claim(tx: Tx, name: str) -> Lease | None:
+def claim(tx: Tx, name: str) -> Lease | None:
     """Take or renew this instance's lease on the cursor; None while another live instance holds it."""
     query = sa.select(webhook_cursors).where(webhook_cursors.c.name == name)
     if tx.dialect == "postgresql":
         query = query.with_for_update()
-    row = (await tx.conn.execute(query)).first()
+    row = (tx.conn.execute(query)).first()
     if row is None:
         return None
     m = row._mapping
@@ -86,7 +84,7 @@ async def claim(tx: Tx, name: str) -> Lease | None:
     if m["owner"] not in (None, tx.instance) and live:
         return None
     token = int(m["token"]) if m["owner"] == tx.instance and live else int(m["token"]) + 1
-    await tx.conn.execute(
+    tx.conn.execute(
         webhook_cursors.update()
         .where(webhook_cursors.c.name == name)
         .values(owner=tx.instance, token=token, lease_expires_at=tx.lease_expiry)
@@ -102,16 +100,16 @@ def _held(name: str, tx: Tx, token: int) -> sa.ColumnElement[bool]:
     )
 
 
-async def release(tx: Tx, name: str, token: int) -> None:
+def release(tx: Tx, name: str, token: int) -> None:
     """Give the lease up at once, so another instance can go on without waiting for it to expire."""
-    await tx.conn.execute(
+    tx.conn.execute(
         webhook_cursors.update().where(_held(name, tx, token)).values(owner=None, lease_expires_at=None)
     )
 
 
-async def delivered(tx: Tx, name: str, token: int, position: Position) -> bool:
+def delivered(tx: Tx, name: str, token: int, position: Position) -> bool:
     """A 2xx came back: move the cursor (and renew the lease). False when the lease has moved on."""
-    result = await tx.conn.execute(
+    result = tx.conn.execute(
         webhook_cursors.update()
         .where(_held(name, tx, token))
         .values(
@@ -125,9 +123,9 @@ async def delivered(tx: Tx, name: str, token: int, position: Position) -> bool:
     return result.rowcount == 1
 
 
-async def skipped(tx: Tx, name: str, token: int, position: Position) -> bool:
+def skipped(tx: Tx, name: str, token: int, position: Position) -> bool:
     """An event this webhook is never sent (an alert about its own failures): the cursor moves past it."""
-    result = await tx.conn.execute(
+    result = tx.conn.execute(
         webhook_cursors.update()
         .where(_held(name, tx, token))
         .values(cursor_tx=position[0], cursor=position[1], lease_expires_at=tx.lease_expiry)
@@ -135,9 +133,9 @@ async def skipped(tx: Tx, name: str, token: int, position: Position) -> bool:
     return result.rowcount == 1
 
 
-async def attempt_failed(tx: Tx, name: str, token: int, error: str) -> bool:
+def attempt_failed(tx: Tx, name: str, token: int, error: str) -> bool:
     """One attempt failed (it will be retried): counted, and shown as the last failure."""
-    result = await tx.conn.execute(
+    result = tx.conn.execute(
         webhook_cursors.update()
         .where(_held(name, tx, token))
         .values(
@@ -150,10 +148,10 @@ async def attempt_failed(tx: Tx, name: str, token: int, error: str) -> bool:
     return result.rowcount == 1
 
 
-async def buried(tx: Tx, pending: Pending, name: str, token: int, attempts: int, error: str) -> bool:
+def buried(tx: Tx, pending: Pending, name: str, token: int, attempts: int, error: str) -> bool:
     """The last attempt failed: record the dead delivery, raise `alert.webhook_failing`, move the cursor on."""
     event = pending.event
-    result = await tx.conn.execute(
+    result = tx.conn.execute(
         webhook_cursors.update()
         .where(_held(name, tx, token))
         .values(
@@ -165,12 +163,12 @@ async def buried(tx: Tx, pending: Pending, name: str, token: int, attempts: int,
     )
     if result.rowcount != 1:
         return False
-    await tx.conn.execute(
+    tx.conn.execute(
         webhook_dead_letters.insert().values(
             webhook=name, event_id=event.id, kind=event.kind, attempts=attempts, error=error[:2000], at=tx.now
         )
     )
-    await tx.event(
+    tx.event(
         "alert.webhook_failing",
         webhook=name,
         event_id=event.id,
@@ -181,17 +179,15 @@ async def buried(tx: Tx, pending: Pending, name: str, token: int, attempts: int,
     return True
 
 
-async def pending_events(
-    tx: Tx, position: Position, prefixes: Sequence[str], limit: int
-) -> tuple[Pending, ...]:
+def pending_events(tx: Tx, position: Position, prefixes: Sequence[str], limit: int) -> tuple[Pending, ...]:
     """The next events of these kinds after `position`, in delivery order (on PostgreSQL, only those of
     transactions that had ended when this read began: the horizon is read first, the events after it)."""
     settled: list[sa.ColumnElement[bool]] = []
     if tx.dialect == "postgresql":
-        horizon = int((await tx.conn.execute(_HORIZON)).scalar_one())
+        horizon = int((tx.conn.execute(_HORIZON)).scalar_one())
         settled.append(events.c.tx < horizon)
     rows = (
-        await tx.conn.execute(
+        tx.conn.execute(
             sa.select(events)
             .where(*_after(tx, position), *settled, _kinds(prefixes))
             .order_by(*_order(tx))
@@ -204,13 +200,11 @@ async def pending_events(
     )
 
 
-async def states(tx: Tx, hooks: Sequence[tuple[str, Sequence[str]]]) -> tuple[WebhookState, ...]:
+def states(tx: Tx, hooks: Sequence[tuple[str, Sequence[str]]]) -> tuple[WebhookState, ...]:
     """Each webhook's cursor, lease, counters, lag (events of its kinds not yet delivered) and dead letters."""
     out: list[WebhookState] = []
     for name, prefixes in hooks:
-        row = (
-            await tx.conn.execute(sa.select(webhook_cursors).where(webhook_cursors.c.name == name))
-        ).first()
+        row = (tx.conn.execute(sa.select(webhook_cursors).where(webhook_cursors.c.name == name))).first()
         if row is None:
             out.append(WebhookState(name, 0, 0, None, None, 0, 0, 0, None, None, None))
             continue
@@ -218,12 +212,10 @@ async def states(tx: Tx, hooks: Sequence[tuple[str, Sequence[str]]]) -> tuple[We
         tx_id, event_id = int(m["cursor_tx"]), int(m["cursor"])
         after = _after(tx, (tx_id, event_id))
         lag = (
-            await tx.conn.execute(
-                sa.select(sa.func.count()).select_from(events).where(*after, _kinds(prefixes))
-            )
+            tx.conn.execute(sa.select(sa.func.count()).select_from(events).where(*after, _kinds(prefixes)))
         ).scalar_one()
         dead = (
-            await tx.conn.execute(
+            tx.conn.execute(
                 sa.select(webhook_dead_letters)
                 .where(webhook_dead_letters.c.webhook == name)
                 .order_by(webhook_dead_letters.c.id.desc())

@@ -34,7 +34,7 @@ def test_a_second_process_scanning_the_same_folder_is_refused_and_leaves_the_fir
     job = rt.start_scan(rt.add_library(root).id)
     try:
         assert gate.reached.wait(30), "the scan reached the held directory"
-        rt.store.ping().get(timeout=10)  # the writer's queue is drained: no transaction is open
+        rt.store.ping()  # the writer's queue is drained: no transaction is open
         command = [*scanguard_command(), "scan", str(root), "--database", db_url, "--no-progress"]
         second = subprocess.run(
             command, env=child_env(tmp_path), capture_output=True, text=True, timeout=60, check=False

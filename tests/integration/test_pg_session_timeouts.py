@@ -83,7 +83,7 @@ def _held_scan(
     rt = runtime_factory(cfg, fs=gate)
     job = rt.start_scan(rt.add_library(root).id)
     assert gate.reached.wait(30)
-    rt.store.ping().get(timeout=10)  # every batch sent so far has committed
+    rt.store.ping()  # every batch sent so far has committed
     return rt, gate, job.id
 
 

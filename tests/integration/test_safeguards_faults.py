@@ -124,12 +124,12 @@ def test_a_fault_before_or_after_commit_names_the_step_and_leaves_a_valid_databa
         "delete": lambda: rt.delete_job(job_id),
     }
     fault = FaultOnce(OPERATIONS[operation], stage)
-    rt.store.set_fault_hook(fault).get()
+    rt.store.set_fault_hook(fault)
 
     with pytest.raises(OperationFailed) as failed:
         calls[operation]()
 
-    rt.store.set_fault_hook(None).get()
+    rt.store.set_fault_hook(None)
     assert fault.fired.is_set()
     assert failed.value.step == stage
     assert failed.value.rolled_back is (stage == "before_commit")
@@ -211,10 +211,10 @@ def test_events_committed_before_an_after_commit_fault_are_still_delivered_to_su
             adopted.set()
 
     rt.subscribe(on_event)
-    rt.store.set_fault_hook(FaultOnce("create_job", "after_commit")).get()
+    rt.store.set_fault_hook(FaultOnce("create_job", "after_commit"))
     with pytest.raises(OperationFailed):
         rt.start_scan(library.id)
-    rt.store.set_fault_hook(None).get()
+    rt.store.set_fault_hook(None)
 
     # the bus delivers in commit order: once the later orphan.adopted arrived, job.started had its turn
     assert adopted.wait(10)

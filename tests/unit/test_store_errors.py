@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 import scanguard
-from scanguard.actors.store import StoreActor
 from scanguard.errors import OperationFailed, StoreUnavailable
+from scanguard.store.database import translate
 
 
 class _DriverError(Exception):
-    """What SQLAlchemy's asyncpg adapter raises: an error carrying the server's SQLSTATE."""
+    """What a PostgreSQL driver raises (psycopg, asyncpg): an error carrying the server's SQLSTATE."""
 
     def __init__(self, message: str, sqlstate: str) -> None:
         super().__init__(message)
@@ -19,9 +19,8 @@ class _DriverError(Exception):
 
 
 def _translated(sqlstate: str, message: str) -> scanguard.ScanguardError:
-    store = StoreActor(scanguard.load_config(environ={}), "test-instance")
     error = sa_exc.DBAPIError("SELECT 1", None, _DriverError(message, sqlstate))
-    return store._translate("get_job", "read", error)
+    return translate("get_job", "read", error)
 
 
 @pytest.mark.parametrize(

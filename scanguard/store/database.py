@@ -1,0 +1,259 @@
+"""The Database: one URL's engines and the one way a transaction runs on them (retries, translation, outbox).
+
+Statements run on the calling thread through SQLAlchemy's synchronous engine (the standard sqlite3
+driver, psycopg): the store's writer runs every write transaction on its own thread, and readers run
+read-only transactions on theirs, with no hand-off per statement. Where an event loop already runs (the
+admin API), `aread` runs the same query functions on the async engine (aiosqlite, asyncpg) on that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scanguard.config import Config
+from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
+from scanguard.records import ACTIVE_STATUSES, Event
+from scanguard.store import catalog, faults
+from scanguard.store.engine import (
+    SessionTimeouts,
+    create_async_engine_for_loop,
+    create_engine,
+    run_migrations,
+    schema_at_head,
+)
+from scanguard.store.tx import Tx
+
+log = structlog.get_logger("scanguard.store")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FaultHook = Callable[[str, str], None]
+"""Called as hook(operation, stage) with stage 'before_commit' or 'after_commit'; raising simulates a fault."""
+
+_BUSY = (
+    "database is locked",  # SQLite
+    "database is busy",
+    "could not serialize",  # PostgreSQL serialization failure
+    "lock timeout",  # PostgreSQL lock_timeout: "canceling statement due to lock timeout"
+    "deadlock detected",
+)
+
+
+def busy(exc: BaseException) -> bool:
+    """A wait for another writer's lock that gave up: worth retrying with backoff."""
+    text = str(exc).lower()
+    return any(marker in text for marker in _BUSY)
+
+
+def translate(op: str, step: str, exc: Exception) -> ScanguardError:
+    """Driver errors become scanguard errors here, and only here, naming the step that failed.
+
+    A store that cannot serve (full disk, I/O error, lost connection: see store/faults.py) is
+    StoreUnavailable, carrying the driver's own words; anything else is a failure of the operation.
+    """
+    rolled_back = step != "after_commit"
+    log.error("store.operation_failed", operation=op, step=step, error=f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, sa_exc.DBAPIError) and busy(exc):
+        # SQLite's busy error, or PostgreSQL's lock_timeout, still there after every retry
+        return StoreUnavailable(f"{op}: the database stayed busy at step '{step}'", operation=op, step=step)
+    if faults.store_unavailable(exc):
+        return StoreUnavailable(
+            f"{op}: the database is unavailable at step '{step}': {faults.driver_words(exc)}",
+            operation=op,
+            step=step,
+            rolled_back=rolled_back,
+        )
+    return OperationFailed(op, step, exc, rolled_back=rolled_back)
+
+
+class Database:
+    """Owns the engines of one database and runs each transaction on them: one call, one transaction."""
+
+    def __init__(self, config: Config, instance: str) -> None:
+        self.config = config
+        self.instance = instance
+        self._timeouts = SessionTimeouts.from_config(config.safeguards)
+        self.engine = create_engine(config.database, self._timeouts)
+        self.dialect = self.engine.dialect.name
+        # an in-memory SQLite database is one connection: its transactions take turns
+        memory = self.dialect == "sqlite" and self.engine.url.database in (None, "", ":memory:")
+        self._serial: threading.RLock | None = threading.RLock() if memory else None
+        # the async engine and the loop it belongs to (its connections cannot move to another loop)
+        self._async: tuple[AsyncEngine, asyncio.AbstractEventLoop] | None = None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def open_async(self) -> None:
+        """Give the running event loop the async engine (aiosqlite, asyncpg) for its reads (`aread`); the
+        loop's owner closes it with `close_async` before the loop ends (the admin app does both)."""
+        if self._serial is None and self._async is None:
+            engine = create_async_engine_for_loop(self.config.database, self._timeouts)
+            self._async = (engine, asyncio.get_running_loop())
+
+    async def close_async(self) -> None:
+        """Close the async engine's connections, on the loop that used them."""
+        if self._async is not None and self._async[1] is asyncio.get_running_loop():
+            (engine, _loop), self._async = self._async, None
+            await engine.dispose()
+
+    # ---- schema -------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Upgrade the schema; a database already at head is recognised in a read transaction, so a
+        process starting beside another one's long write never waits for the write lock. Otherwise the
+        upgrade runs under the migration lock (an exclusive transaction on SQLite, an advisory lock on
+        PostgreSQL): instances started together on an empty database all come up."""
+
+        def attempt() -> None:
+            with self._connection(scanguard_readonly=True) as conn, conn.begin():
+                if schema_at_head(conn):
+                    return
+            with self._connection(scanguard_exclusive=True) as conn, conn.begin():
+                run_migrations(conn)
+
+        try:
+            self._retrying("migrate", attempt)
+        except ScanguardError:
+            raise
+        except Exception as exc:
+            raise translate("migrate", "migrate", exc) from exc
+
+    # ---- transactions -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connection(self, **options: bool) -> Iterator[sa.Connection]:
+        with self._serial or contextlib.nullcontext(), self.engine.connect() as raw:
+            yield raw.execution_options(**options) if options else raw
+
+    def _retrying(self, op: str, attempt: Callable[[], R]) -> R:
+        """A busy database is retried with backoff (the seed's 'retry with backoff')."""
+        tries = 0
+        while True:
+            try:
+                return attempt()
+            except sa_exc.DBAPIError as exc:
+                if not busy(exc) or tries >= self.config.database.busy_retries:
+                    raise
+                delay = self._backoff(tries)
+                tries += 1
+                log.warning("store.busy_retry", operation=op, attempt=tries, delay=round(delay, 3))
+                time.sleep(delay)
+
+    @staticmethod
+    def _backoff(tries: int) -> float:
+        return min(2.0, 0.02 * 2.0**tries) * (0.5 + random.random())
+
+    def _tx(self, conn: sa.Connection) -> Tx:
+        return Tx(conn, self.instance, self.config.safeguards.lease_ttl)
+
+    def write(
+        self,
+        op: str,
+        fn: Callable[Concatenate[Tx, P], R],
+        publish: Callable[[tuple[Event, ...]], None],
+        fault_hook: FaultHook | None,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """One write transaction on this thread; the events it wrote are published once it committed."""
+        step = "connect"
+        committed: list[Event] = []
+
+        def attempt() -> R:
+            nonlocal step
+            step = "connect"
+            committed.clear()
+            with self._connection() as conn:
+                with conn.begin():
+                    step = "transaction"
+                    tx = self._tx(conn)
+                    result = fn(tx, *args, **kwargs)
+                    step = "before_commit"
+                    if fault_hook is not None:
+                        fault_hook(op, "before_commit")
+                    step = "commit"
+                step = "after_commit"
+                committed.extend(tx.events)
+                if fault_hook is not None:
+                    fault_hook(op, "after_commit")
+                return result
+
+        try:
+            return self._retrying(op, attempt)
+        except ScanguardError:
+            raise
+        except sa_exc.IntegrityError as exc:
+            raise self._integrity(op, exc, args) from exc
+        except Exception as exc:
+            raise translate(op, step, exc) from exc
+        finally:
+            # the events table is the outbox: what committed is delivered, even if a later step failed
+            if committed:
+                publish(tuple(committed))
+
+    def read(self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """One read-only transaction on the calling thread (never behind the writer's queue)."""
+
+        def attempt() -> R:
+            with self._connection(scanguard_readonly=True) as conn, conn.begin():
+                return fn(self._tx(conn), *args, **kwargs)
+
+        try:
+            return self._retrying(op, attempt)
+        except ScanguardError:
+            raise
+        except Exception as exc:
+            raise translate(op, "read", exc) from exc
+
+    async def aread(
+        self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """`read` on the running event loop, through the async engine: the same query functions, run by
+        SQLAlchemy's `run_sync` on aiosqlite or asyncpg, on the loop given it by `open_async`; any other
+        loop (a host's asyncio code) reads on a thread."""
+        if self._async is None or self._async[1] is not asyncio.get_running_loop():
+            return await asyncio.to_thread(functools.partial(self.read, op, fn, *args, **kwargs))
+        engine = self._async[0]
+        tries = 0
+        while True:
+            try:
+                async with engine.connect() as raw:
+                    conn = await raw.execution_options(scanguard_readonly=True)
+                    async with conn.begin():
+                        return await conn.run_sync(lambda sync: fn(self._tx(sync), *args, **kwargs))
+            except ScanguardError:
+                raise
+            except sa_exc.DBAPIError as exc:
+                if not busy(exc) or tries >= self.config.database.busy_retries:
+                    raise translate(op, "read", exc) from exc
+                tries += 1
+                await asyncio.sleep(self._backoff(tries - 1))
+            except Exception as exc:
+                raise translate(op, "read", exc) from exc
+
+    def _integrity(self, op: str, exc: sa_exc.IntegrityError, args: tuple[Any, ...]) -> ScanguardError:
+        """A constraint caught a race the pre-flight could not see: name what is in the way."""
+        if op in ("create_job", "resume_job") and args:
+            library_id = (
+                int(args[0])
+                if op == "create_job"
+                else self.read("get_job", catalog.get_job, int(args[0])).library_id
+            )
+            active = self.read(
+                "active_jobs", catalog.list_jobs, library_id=library_id, statuses=ACTIVE_STATUSES
+            )
+            return LibraryBusy(library_id, active.items[0].id if active.items else None)
+        return OperationFailed(op, "commit", exc.orig or exc)

@@ -1,0 +1,152 @@
+"""The store seam: the one typed interface (a Protocol) through which the Runtime and every actor use the
+database. Each call is one transaction, bounded by `operation_timeout`; writes go through the writer's
+one ordered mailbox, reads run read-only on the caller's thread."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.store.batches import BatchCommit, Existing
+from scanguard.store.database import FaultHook
+from scanguard.store.maintenance import Removed
+from scanguard.webhooks.records import Lease, Pending, Position, WebhookState
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Later(Protocol[T_co]):
+    """A write sent ahead (a scan's batch commits while its walk goes on); `result()` waits for it."""
+
+    def result(self) -> T_co: ...
+
+
+class Store(Protocol):
+    """Every database operation of scanguard, typed; a store error arrives as a ScanguardError."""
+
+    # ---- reads (read-only transactions, never behind the writer's queue) ----------------------
+
+    def get_library(self, library_id: int) -> Library: ...
+
+    def list_libraries(self) -> tuple[Library, ...]: ...
+
+    def list_files(
+        self, library_id: int, limit: int = 100, offset: int = 0, errors: bool = False
+    ) -> Page[MediaFile]: ...
+
+    def get_job(self, job_id: int) -> Job: ...
+
+    def job_with_library(self, job_id: int) -> tuple[Job, Library]:
+        """A job and its library (without its file count), in one read."""
+        ...
+
+    def list_jobs(
+        self, statuses: tuple[str, ...] = (), library_id: int | None = None, limit: int = 100, offset: int = 0
+    ) -> Page[Job]: ...
+
+    def job_counts(self) -> dict[str, int]: ...
+
+    def active_jobs(self) -> tuple[Job, ...]: ...
+
+    def running_with_leases(self) -> tuple[tuple[Job, Any], ...]: ...
+
+    def existing_files(
+        self, library_id: int, after: str | None, upto: str | None, work: bool = False
+    ) -> dict[str, Existing]: ...
+
+    def list_events(
+        self,
+        job_id: int | None = None,
+        library_id: int | None = None,
+        kind: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> tuple[Event, ...]: ...
+
+    def invariant_violations(self) -> dict[str, list[int]]: ...
+
+    def list_instances(self) -> tuple[Instance, ...]: ...
+
+    def webhook_pending(
+        self, position: Position, kinds: tuple[str, ...], limit: int
+    ) -> tuple[Pending, ...]: ...
+
+    def webhook_states(self, hooks: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[WebhookState, ...]: ...
+
+    # ---- writes (one ordered mailbox) ---------------------------------------------------------
+
+    def ping(self, timeout: float | None = None) -> float:
+        """Round-trip a trivial query through the writer's mailbox (within `timeout`, else the operation
+        timeout); its latency in seconds."""
+        ...
+
+    def add_library(self, path: str, name: str, kind: str) -> Library: ...
+
+    def remove_library(self, library_id: int) -> RemovedLibrary: ...
+
+    def create_job(self, library_id: int, retry_failed: bool = False) -> Job: ...
+
+    def commit_batch(self, batch: BatchCommit) -> Later[Job]:
+        """Send a scan's batch to the writer; the scan walks on and confirms it before its next one."""
+        ...
+
+    def finish_job(self, job_id: int, library_id: int, token: int) -> Job: ...
+
+    def pause_job(
+        self,
+        job_id: int,
+        reason: str,
+        error: str | None = None,
+        token: int | None = None,
+        library_id: int | None = None,
+    ) -> Job: ...
+
+    def resume_job(self, job_id: int, library_id: int | None = None) -> Job: ...
+
+    def delete_job(self, job_id: int, library_id: int | None = None) -> DeletedJob: ...
+
+    def fail_job(self, job_id: int, error: str, restarts: int) -> Job: ...
+
+    def record_restart(self, job_id: int, error: str, delay: float) -> Job: ...
+
+    def record_event(
+        self, kind: str, library_id: int | None = None, job_id: int | None = None, **data: Any
+    ) -> Event: ...
+
+    def remove_old_jobs(self, finished_before: datetime, limit: int) -> Removed: ...
+
+    def remove_old_events(self, before: datetime, limit: int) -> Removed: ...
+
+    def remove_orphaned_files(self, limit: int) -> Removed: ...
+
+    def remove_orphaned_jobs(self) -> Removed: ...
+
+    def release_stale_leases(self) -> Removed: ...
+
+    def register_instance(self) -> None: ...
+
+    def beat_instance(self) -> None: ...
+
+    def remove_instance(self) -> None: ...
+
+    def remove_gone_instances(self, before: datetime) -> Removed: ...
+
+    def ensure_webhook(self, name: str) -> None: ...
+
+    def claim_webhook(self, name: str) -> Lease | None: ...
+
+    def release_webhook(self, name: str, token: int) -> None: ...
+
+    def webhook_delivered(self, name: str, token: int, position: Position) -> bool: ...
+
+    def webhook_skipped(self, name: str, token: int, position: Position) -> bool: ...
+
+    def webhook_attempt_failed(self, name: str, token: int, error: str) -> bool: ...
+
+    def webhook_dead(self, pending: Pending, name: str, token: int, attempts: int, error: str) -> bool: ...
+
+    def set_fault_hook(self, hook: FaultHook | None) -> None:
+        """Install a fault injector on the writer (tests); None removes it."""
+        ...
