@@ -262,6 +262,69 @@ def report(stats: Stats, seconds: float, poller: ActiveJobPoller, exit_code: int
     return not stats.server_errors and not stats.transport_errors and not poller.violations and exit_code == 0
 
 
+def critical_paths(workdir: Path) -> list[str]:
+    """What start, pause, resume and delete cost on their critical path, counted through the real app in
+    this process (tests/support/budget.py): actor asks, transactions and SQL statements."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import scanguard
+    from scanguard.http import create_app
+    from tests.support.budget import CALLER, Budget
+    from tests.support.inprocess import InProcessServer
+    from tests.support.waiting import QUIET_SAFEGUARDS, GatedFileSystem
+
+    root = build_trees(workdir / "paths", 1, 50)[0]
+    gate = GatedFileSystem(root)  # the scans wait at their root: nothing else writes meanwhile
+    config = scanguard.load_config(
+        environ={},
+        database={"url": f"sqlite:///{workdir / 'paths.db'}"},
+        safeguards=QUIET_SAFEGUARDS,
+        http={"admin_token": TOKEN},
+        log={"level": "error"},
+    )
+    rt = scanguard.Runtime.start(config, fs=gate)
+    server = InProcessServer(create_app(rt))
+    lines = []
+
+    async def run() -> None:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(server.url, headers=headers) as http:
+            async with http.post("/api/admin/libraries", json={"path": str(root)}) as reply:
+                library = (await reply.json())["library"]["id"]
+            budget = Budget()
+            job = 0
+            steps = [
+                ("start", "StartScan", "POST", f"/api/admin/scanner/safe/start/{library}"),
+                ("pause", "PauseScan", "POST", "/api/admin/scanner/safe/pause/{job}"),
+                ("resume", "ResumeScan", "POST", "/api/admin/scanner/safe/resume/{job}"),
+                ("delete", "DeleteJob", "DELETE", "/api/admin/scanner/safe/jobs/{job}"),
+            ]
+            with budget.active(rt.database):
+                for name, phase, method, path in steps:
+                    gate.reached.clear()
+                    budget.reset()
+                    async with http.request(method, path.format(job=job)) as reply:
+                        body = await reply.json()
+                        job = job or body["job"]["id"]
+                    caller, library_turn = budget.cost(CALLER), budget.cost(phase)
+                    statements = caller.statement_total() + library_turn.statement_total()
+                    lines.append(
+                        f"{name:<7} {len(caller.asks) + len(library_turn.asks)} asks, "
+                        f"{len(caller.writes) + len(library_turn.writes)} write + "
+                        f"{len(caller.reads) + len(library_turn.reads)} read transactions, "
+                        f"{statements} statements"
+                    )
+                    if name in ("start", "resume"):
+                        await asyncio.to_thread(gate.reached.wait, 30)
+
+    try:
+        asyncio.run(run())
+    finally:
+        gate.release.set()
+        server.stop()
+        rt.stop()
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -289,6 +352,9 @@ def main() -> int:
             poller.join(timeout=5)
             exit_code = server.stop()
         ok = report(stats, args.seconds, poller, exit_code)
+        print("\ncritical path per operation (counted in this process, through the real app, SQLite):")
+        for line in critical_paths(workdir):
+            print(f"  {line}")
         if not ok:
             print(f"\nFAILED (server log: {server.log_path})")
             args.keep = True

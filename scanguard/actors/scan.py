@@ -122,6 +122,9 @@ class ScanActor(pykka.ThreadingActor):
         self._walk: Iterator[WalkItem] | None = None
         self._walked_to = spec.job.checkpoint  # the last path walked (committed or in the window)
         self._walk_done = False
+        # no rows past the checkpoint when the walk begins: none appear but this scan's own, behind its
+        # walk (one active job per library), so no stretch needs a range read
+        self._rows_ahead = True
         self._window = Window()
         # with per-file work the walk runs ahead of the commits, to keep every worker busy
         pool = self.work.work.pool
@@ -189,6 +192,7 @@ class ScanActor(pykka.ThreadingActor):
         if self.total is None and self.checkpoint is None:
             # a new job with no completed predecessor (create_job sets that count): count now
             self.total = count_media(root, self.rule, follow_symlinks=self.config.scan.follow_symlinks)
+        self._rows_ahead = self.store.has_files_after(self.spec.library.id, self.checkpoint)
         self.work.start()
         self._walk = iter(
             Walk(
@@ -261,7 +265,11 @@ class ScanActor(pykka.ThreadingActor):
             return False
         after = self._walked_to
         upto = None if done or not items else items[-1].path
-        existing = self.store.existing_files(self.spec.library.id, after, upto, self.work.active)
+        existing = (
+            self.store.existing_files(self.spec.library.id, after, upto, self.work.active)
+            if self._rows_ahead
+            else {}
+        )
         entries = [self._entry(item, existing) for item in items]
         self.work.dispatch(entries)
         vanished = sorted((path, e.id) for path, e in existing.items() if not e.missing)

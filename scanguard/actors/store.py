@@ -226,6 +226,9 @@ class StoreClient(Store):
     def running_with_leases(self) -> tuple[tuple[Job, Any], ...]:
         return self._db.read("running_with_leases", catalog.running_with_leases)
 
+    def has_files_after(self, library_id: int, after: str | None) -> bool:
+        return self._db.read("has_files_after", batches.has_files_after, library_id, after)
+
     def existing_files(
         self, library_id: int, after: str | None, upto: str | None, work: bool = False
     ) -> dict[str, Existing]:

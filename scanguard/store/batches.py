@@ -71,6 +71,14 @@ def _work_flags() -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
     return media_files.c.error.is_not(None), sa.and_(media_files.c.error.is_(None), no_meta)
 
 
+def has_files_after(tx: Tx, library_id: int, after: str | None) -> bool:
+    """Whether the library has any row past `after` (a scan that finds none reads no range at all)."""
+    query = sa.select(media_files.c.id).where(media_files.c.library_id == library_id)
+    if after:
+        query = query.where(media_files.c.path > after)
+    return tx.conn.execute(query.limit(1)).first() is not None
+
+
 def existing_files(
     tx: Tx, library_id: int, after: str | None, upto: str | None, *, work: bool = False
 ) -> dict[str, Existing]:

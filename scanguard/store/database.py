@@ -96,6 +96,11 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    @property
+    def async_engine(self) -> AsyncEngine | None:
+        """The async engine an event loop reads through, once `open_async` gave it one."""
+        return None if self._async is None else self._async[0]
+
     def open_async(self) -> None:
         """Give the running event loop the async engine (aiosqlite, asyncpg) for its reads (`aread`); the
         loop's owner closes it with `close_async` before the loop ends (the admin app does both)."""

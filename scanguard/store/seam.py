@@ -51,6 +51,10 @@ class Store(Protocol):
 
     def running_with_leases(self) -> tuple[tuple[Job, Any], ...]: ...
 
+    def has_files_after(self, library_id: int, after: str | None) -> bool:
+        """Whether the library has rows past `after` (else a scan's range reads are skipped)."""
+        ...
+
     def existing_files(
         self, library_id: int, after: str | None, upto: str | None, work: bool = False
     ) -> dict[str, Existing]: ...

@@ -6,10 +6,8 @@ import asyncio
 import shutil
 import stat
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -18,36 +16,9 @@ import scanguard
 from scanguard.http import RUNTIME, create_app
 from scanguard.http.coalesce import Coalesced
 from tests.http.conftest import TOKEN, Api, ServerProcess
+from tests.support.inprocess import InProcessServer
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class InProcessServer:
-    """An aiohttp app on 127.0.0.1:<free port>, run by an event loop on a background thread."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="test-http", daemon=True)
-        self.thread.start()
-        self.runner = web.AppRunner(app, access_log=None)
-        self.url = self._call(self._start())
-
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    async def _start(self) -> str:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self.runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self._call(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture
@@ -115,10 +86,10 @@ def test_an_unexpected_failure_is_a_500_internal_with_no_detail_or_trace_for_the
     api_for: Callable[..., Api],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken() -> None:
+    async def broken() -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(runtime, "list_libraries", broken)
+    monkeypatch.setattr(runtime.aio, "list_libraries", broken)
     api = api_for(serve_app(create_app(runtime)).url)
     reply = api.get("/api/admin/libraries")
     assert reply.status == 500

@@ -1,0 +1,164 @@
+"""DESIGN §11: the store seam is short. Through the real admin app, a control operation costs one write
+transaction, at most one read and at most two actor asks on its critical path; a scan batch costs one
+write transaction and at most one range read (none on a library that has no rows yet). The statement
+counts are pinned too: a path that grows fails here, with what it now costs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import scanguard
+from scanguard.http import create_app
+from tests.http.conftest import TOKEN, Api
+from tests.support.budget import CALLER, SCAN, Budget, Cost
+from tests.support.inprocess import InProcessServer
+from tests.support.trees import build_tree
+from tests.support.waiting import QUIET_SAFEGUARDS, GatedFileSystem
+
+pytestmark = pytest.mark.timeout(120)
+
+MAX_ASKS = 2
+# statements per operation (SQLite counts its explicit BEGIN; the larger of the two backends), as
+# measured when the budget was set: a path that grows past these fails; one that shrinks should lower them
+STATEMENTS = {"start": 11, "pause": 7, "resume": 8, "delete": 8, "batch": 5}
+
+
+@pytest.fixture
+def serve(
+    make_config: Callable[..., scanguard.Config], db_url: str
+) -> Iterator[Callable[..., tuple[scanguard.Runtime, InProcessServer]]]:
+    """serve(fs=None) → a Runtime on the test's database (both backends) and its admin app, served here."""
+    del db_url
+    made: list[tuple[scanguard.Runtime, InProcessServer]] = []
+
+    def start(fs: GatedFileSystem | None = None) -> tuple[scanguard.Runtime, InProcessServer]:
+        config = make_config(
+            http={"admin_token": TOKEN}, safeguards=QUIET_SAFEGUARDS, scan={"batch_size": 25}
+        )
+        rt = scanguard.Runtime.start(config, fs=fs)
+        made.append((rt, InProcessServer(create_app(rt))))
+        return made[-1]
+
+    yield start
+    for rt, server in reversed(made):
+        server.stop()
+        rt.stop()
+
+
+def _operation(budget: Budget, phase: str) -> Cost:
+    """The critical path of one operation: what its caller did, plus what the library actor did in the
+    turn that handled it (post-validation runs in the next turn, and is not on the path)."""
+    caller, library = budget.cost(CALLER), budget.cost(phase)
+    return Cost(
+        asks=caller.asks + library.asks,
+        writes=caller.writes + library.writes,
+        reads=caller.reads + library.reads,
+        statements=caller.statements + library.statements,
+    )
+
+
+def _check(name: str, cost: Cost, write: str) -> None:
+    print(f"{name}: {cost.line()}")
+    assert len(cost.asks) <= MAX_ASKS, f"{name}: asks {cost.asks}"
+    assert cost.writes == [write], f"{name}: write transactions {cost.writes}"
+    assert len(cost.reads) <= 1, f"{name}: reads {cost.reads}"
+    assert cost.statement_total() <= STATEMENTS[name], f"{name}: statements {dict(cost.statements)}"
+
+
+def test_start_pause_resume_and_delete_stay_within_the_budget(
+    serve: Callable[..., tuple[scanguard.Runtime, InProcessServer]],
+    api_for: Callable[..., Api],
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "lib"
+    build_tree(root, 30, 0)
+    gate = GatedFileSystem(root)  # every walk of this library waits at its root: the scans stay silent
+    rt, server = serve(gate)
+    api = api_for(server.url)
+    library = api.post("/api/admin/libraries", json={"path": str(root)}).json["library"]
+    database = rt.database
+    budget = Budget()
+    try:
+        with budget.active(database):
+            started = api.post(f"/api/admin/scanner/safe/start/{library['id']}")
+            assert started.status == 201, started.text
+            _check("start", _operation(budget, "StartScan"), "create_job")
+            job_id = started.json["job"]["id"]
+            assert gate.reached.wait(30), "the scan reached its walk"
+            budget.reset()
+
+            assert api.post(f"/api/admin/scanner/safe/pause/{job_id}").status == 200
+            _check("pause", _operation(budget, "PauseScan"), "pause_job")
+            budget.reset()
+
+            gate.reached.clear()
+            assert api.post(f"/api/admin/scanner/safe/resume/{job_id}").status == 200
+            _check("resume", _operation(budget, "ResumeScan"), "resume_job")
+            assert gate.reached.wait(30), "the resumed scan reached its walk"
+            budget.reset()
+
+            assert api.delete(f"/api/admin/scanner/safe/jobs/{job_id}").status == 200
+            _check("delete", _operation(budget, "DeleteJob"), "delete_job")
+    finally:
+        gate.release.set()
+
+
+def test_a_batch_is_one_write_and_a_first_scan_reads_no_ranges(
+    serve: Callable[..., tuple[scanguard.Runtime, InProcessServer]],
+    api_for: Callable[..., Api],
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "lib"
+    build_tree(root, 120, 0)
+    rt, server = serve()
+    api = api_for(server.url)
+    library = api.post("/api/admin/libraries", json={"path": str(root)}).json["library"]
+    budget = Budget()
+    with budget.active(rt.database):
+        first = rt.start_scan(library["id"])
+        assert rt.wait_for_job(first.id, ("completed",), 60).files_found == 120
+        scan = budget.cost(SCAN)
+        batches = scan.writes.count("commit_batch")
+        assert batches >= 2, f"the library was scanned in several batches: {scan.writes}"
+        assert "existing_files" not in scan.reads, "a library with no rows reads no ranges"
+        per_batch = scan.statements["commit_batch"] / batches
+        print(f"batch (first scan): {batches} batches, {per_batch:.1f} statements each")
+        assert per_batch <= STATEMENTS["batch"], f"statements per batch {per_batch}"
+
+        budget.reset()
+        for path in root.rglob("*"):
+            if path.is_file():
+                os.utime(path, ns=(1, 1))  # every file changed: the rescan writes them all again
+        second = rt.start_scan(library["id"])
+        assert rt.wait_for_job(second.id, ("completed",), 60).files_changed == 120
+        scan = budget.cost(SCAN)
+        batches = scan.writes.count("commit_batch")
+        ranges = scan.reads.count("existing_files")
+        print(f"batch (rescan): {batches} batches, {ranges} range reads")
+        assert 1 <= ranges <= batches, "a rescan reads at most one range per batch"
+
+
+def test_the_budget_counts_what_it_claims(
+    tmp_path: Path, make_config: Callable[..., scanguard.Config]
+) -> None:
+    """Control: the counter sees an extra read and an extra ask when a path makes them."""
+    rt = scanguard.Runtime.start(make_config(safeguards=QUIET_SAFEGUARDS))
+    try:
+        root = tmp_path / "lib"
+        root.mkdir()
+        library = rt.add_library(root)
+        budget = Budget()
+        with budget.active(rt.database):
+            rt.get_library(library.id)
+            rt.get_library(library.id)
+            rt.sweep()
+        cost = budget.cost(CALLER)
+        assert cost.reads == ["get_library", "get_library"]
+        assert cost.asks == ["Sweep"]
+        assert cost.statements["get_library"] >= 2
+    finally:
+        rt.stop()
