@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from scanguard.control import Request, job_request, start_request
 from scanguard.errors import RuntimeStopped
 from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.store import catalog, instances
@@ -29,7 +30,7 @@ class AsyncRuntime:
     """Owns the way from asyncio code to a Runtime; one awaitable method per Runtime call."""
 
     # control operations block on actor asks (each bounded by operation_timeout): a few threads carry them
-    _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scanguard-aio")
+    _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="scanguard-aio")
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
@@ -67,17 +68,37 @@ class AsyncRuntime:
             errors=errors,
         )
 
+    async def _operate(self, request: Request) -> Any:
+        """The operation after its pre-flight read (made on this loop): a refusal is answered here, at
+        once; anything else waits for the library's mailbox on a bridge thread."""
+        if request[3] is not None:
+            return self._rt._operate(*request)
+        return await self._run(self._rt._operate, *request)
+
+    async def _job_request(self, op: str, job_id: int, *extra: str) -> Request:
+        job, library = await self._db().aread(
+            "job_with_library", catalog.job_with_library, check_id("job_id", job_id)
+        )
+        return job_request(op, job, library, *extra)
+
     async def start_scan(self, library_id: int, *, retry_failed: bool = False) -> Job:
-        return await self._run(self._rt.start_scan, library_id, retry_failed=retry_failed)
+        library, busy = await self._db().aread(
+            "library_for_start", catalog.library_for_start, check_id("library_id", library_id)
+        )
+        job: Job = await self._operate(start_request(library, busy, retry_failed))
+        return job
 
     async def pause_scan(self, job_id: int, reason: str = "user") -> Job:
-        return await self._run(self._rt.pause_scan, job_id, reason)
+        job: Job = await self._operate(await self._job_request("pause_scan", job_id, reason))
+        return job
 
     async def resume_scan(self, job_id: int) -> Job:
-        return await self._run(self._rt.resume_scan, job_id)
+        job: Job = await self._operate(await self._job_request("resume_scan", job_id))
+        return job
 
     async def delete_job(self, job_id: int) -> DeletedJob:
-        return await self._run(self._rt.delete_job, job_id)
+        deleted: DeletedJob = await self._operate(await self._job_request("delete_job", job_id))
+        return deleted
 
     async def get_job(self, job_id: int) -> Job:
         return await self._db().aread("get_job", catalog.get_job, check_id("job_id", job_id))

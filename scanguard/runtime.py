@@ -17,7 +17,7 @@ import structlog
 from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunCleanup
 from scanguard.actors.events import EventBus, Publish, Subscribe, Unsubscribe
 from scanguard.actors.health import Check, HealthChecker
-from scanguard.actors.library import DeleteJob, LibraryActor, PauseScan, RemoveLibrary, ResumeScan, StartScan
+from scanguard.actors.library import LibraryActor, PauseScan, RemoveLibrary
 from scanguard.actors.store import StoreActor, StoreClient
 from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
 from scanguard.actors.ticking import Collaborators, Stats
@@ -26,6 +26,7 @@ from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.actors.workers import WorkerPoolActor
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
+from scanguard.control import job_request, start_request
 from scanguard.errors import OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
@@ -328,11 +329,14 @@ class Runtime:
         except pykka.ActorDeadError as exc:
             raise RuntimeStopped(f"{op}: the runtime is stopping") from exc
 
-    def _operate(self, op: str, library_id: int, message: Any) -> Any:
-        """A safeguarded operation through its library's mailbox, counted and timed for health and metrics."""
+    def _operate(self, op: str, library_id: int, message: Any, refused: ScanguardError | None = None) -> Any:
+        """A safeguarded operation through its library's mailbox, counted and timed for health and metrics;
+        one its pre-flight read `refused` is answered at once (without a write, never blocking)."""
         started = time.perf_counter()
         outcome = "failed"
         try:
+            if refused is not None:
+                raise refused
             result = self._ask(self._library(library_id), message, op)
         except OperationTimeout:
             self.metrics.operation_timeouts.labels(op).inc()
@@ -380,11 +384,6 @@ class Runtime:
                 self._libraries[library_id] = ref
             return ref
 
-    def _job_library(self, job_id: int) -> tuple[int, Library]:
-        """The library a job belongs to (routing a control operation costs this one read)."""
-        job, library = self._read().job_with_library(job_id)
-        return job.library_id, library
-
     # ---- libraries ---------------------------------------------------------------------------
 
     def add_library(
@@ -429,24 +428,27 @@ class Runtime:
         A rescan does not process unchanged files whose per-file work failed before, unless
         `retry_failed` is set.
         """
-        library = self.get_library(library_id)
-        job: Job = self._operate("start_scan", library.id, StartScan(bool(retry_failed), library))
+        library, busy = self._read().library_for_start(check_id("library_id", library_id))
+        job: Job = self._operate(*start_request(library, busy, retry_failed))
         return job
 
     def pause_scan(self, job_id: int, reason: str = "user") -> Job:
-        library_id, _ = self._job_library(check_id("job_id", job_id))
-        job: Job = self._operate("pause_scan", library_id, PauseScan(job_id, reason))
+        job: Job = self._operate(
+            *job_request("pause_scan", *self._read().job_with_library(check_id("job_id", job_id)), reason)
+        )
         return job
 
     def resume_scan(self, job_id: int) -> Job:
-        library_id, library = self._job_library(check_id("job_id", job_id))
-        job: Job = self._operate("resume_scan", library_id, ResumeScan(job_id, library))
+        job: Job = self._operate(
+            *job_request("resume_scan", *self._read().job_with_library(check_id("job_id", job_id)))
+        )
         return job
 
     def delete_job(self, job_id: int) -> DeletedJob:
         """Hard delete: stop it if it runs, remove it and the media files it discovered."""
-        library_id, _ = self._job_library(check_id("job_id", job_id))
-        deleted: DeletedJob = self._operate("delete_job", library_id, DeleteJob(job_id))
+        deleted: DeletedJob = self._operate(
+            *job_request("delete_job", *self._read().job_with_library(check_id("job_id", job_id)))
+        )
         return deleted
 
     def get_job(self, job_id: int) -> Job:

@@ -172,6 +172,9 @@ class StoreClient(Store):
     def get_library(self, library_id: int) -> Library:
         return self._db.read("get_library", catalog.get_library, library_id)
 
+    def library_for_start(self, library_id: int) -> tuple[Library, int | None]:
+        return self._db.read("library_for_start", catalog.library_for_start, library_id)
+
     def list_libraries(self) -> tuple[Library, ...]:
         return self._db.read("list_libraries", catalog.list_libraries)
 

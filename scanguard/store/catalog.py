@@ -38,6 +38,24 @@ def get_library(tx: Tx, library_id: int) -> Library:
     return library_from_row(row, row.n)
 
 
+def library_for_start(tx: Tx, library_id: int) -> tuple[Library, int | None]:
+    """A library and its active job, if any: a start's pre-flight, in one query."""
+    active = (
+        sa.select(scan_jobs.c.id)
+        .where(scan_jobs.c.library_id == libraries.c.id, scan_jobs.c.status.in_(ACTIVE_STATUSES))
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = tx.conn.execute(
+        sa.select(libraries, _present_count().label("n"), active.label("active")).where(
+            libraries.c.id == library_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound("library", library_id)
+    return library_from_row(row, row.n), row.active
+
+
 def list_libraries(tx: Tx) -> tuple[Library, ...]:
     rows = (tx.conn.execute(sa.select(libraries, _present_count().label("n")).order_by(libraries.c.id))).all()
     return tuple(library_from_row(r, r.n) for r in rows)

@@ -13,6 +13,17 @@ from scanguard.store.leases import acquire_lease, active_job_id, fence, release_
 from scanguard.store.tables import libraries, media_files, scan_jobs
 from scanguard.store.tx import Tx, load_job
 
+_FROM = {"pause": "running", "resume": "paused"}
+"""The status a job must be in for a user's pause or resume."""
+
+
+def refusal(job: Job, action: str) -> IllegalTransition | None:
+    """Why a user's `action` (pause, resume) cannot apply to the job as read, or None: the one check the
+    transaction makes under its lock, and the pre-flight makes on a read to answer 409 without a write."""
+    if job.status != _FROM[action]:
+        return IllegalTransition(job.id, job.status, action)
+    return None
+
 
 def _job_or_404(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
     """The job, locked for this transaction; NotFound if it is gone or belongs to another library."""
@@ -164,8 +175,8 @@ def pause_job(
 ) -> Job:
     """running → paused with a reason; with a token, only if that writer still owns the job."""
     job = _job_or_404(tx, job_id, library_id)
-    if job.status != "running":
-        raise IllegalTransition(job_id, job.status, "pause")
+    if (refused := refusal(job, "pause")) is not None:
+        raise refused
     if token is not None and job.fencing_token != token:
         raise Fenced(job_id, token)
     return _pause(tx, job, reason, error)
@@ -174,8 +185,8 @@ def pause_job(
 def resume_job(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
     """paused → running under a fresh lease token, from the checkpoint."""
     job = _job_or_404(tx, job_id, library_id)
-    if job.status != "paused":
-        raise IllegalTransition(job_id, job.status, "resume")
+    if (refused := refusal(job, "resume")) is not None:
+        raise refused
     token = acquire_lease(tx, job.library_id)
     values = {
         "status": "running",

@@ -29,6 +29,10 @@ class Store(Protocol):
 
     def get_library(self, library_id: int) -> Library: ...
 
+    def library_for_start(self, library_id: int) -> tuple[Library, int | None]:
+        """A library and its active job (None when it has none), in one read."""
+        ...
+
     def list_libraries(self) -> tuple[Library, ...]: ...
 
     def list_files(

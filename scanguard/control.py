@@ -1,0 +1,36 @@
+"""Control operations (start, pause, resume, delete) as their pre-flight read leaves them.
+
+The Runtime and its awaitable twin read the job (or library) first — one read, on the caller's thread or
+event loop — to route the operation to its library's mailbox; the same read answers a refusal (a busy
+library, a pause of a job that is not running) at once, without a write. The transaction checks the
+same under its lock, for whatever changed since the read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scanguard.actors.library import DeleteJob, PauseScan, ResumeScan, StartScan
+from scanguard.errors import LibraryBusy, ScanguardError
+from scanguard.records import Job, Library
+from scanguard.store.jobs import refusal
+
+Request = tuple[str, int, Any, ScanguardError | None]
+"""A control operation as its pre-flight read left it: (operation, library id, message, refusal or None)."""
+
+
+def start_request(library: Library, busy: int | None, retry_failed: bool) -> Request:
+    """Start a scan of `library`, read with its active job `busy` (a LibraryBusy refusal if there is one)."""
+    refused = None if busy is None else LibraryBusy(library.id, busy)
+    return "start_scan", library.id, StartScan(bool(retry_failed), library), refused
+
+
+def job_request(op: str, job: Job, library: Library, reason: str = "user") -> Request:
+    """Pause, resume or delete `job` as read with its library; a pause or resume its status forbids is
+    refused here (the transaction checks the same, under its lock, if the job changed since)."""
+    match op:
+        case "pause_scan":
+            return op, library.id, PauseScan(job.id, reason), refusal(job, "pause")
+        case "resume_scan":
+            return op, library.id, ResumeScan(job.id, library), refusal(job, "resume")
+    return op, library.id, DeleteJob(job.id), None
