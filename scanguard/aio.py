@@ -7,6 +7,7 @@ pykka's own `await future` calls the blocking `get()` inside the event loop; the
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -29,8 +30,11 @@ R = TypeVar("R")
 class AsyncRuntime:
     """Owns the way from asyncio code to a Runtime; one awaitable method per Runtime call."""
 
-    # control operations block on actor asks (each bounded by operation_timeout): a few threads carry them
-    _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="scanguard-aio")
+    # operations that wait for a library's mailbox and the writer (each bounded by operation_timeout)
+    _control = ThreadPoolExecutor(max_workers=32, thread_name_prefix="scanguard-aio")
+    # the safeguards' answers (status, health, cleanup, subscriptions): quick asks of idle actors, on
+    # threads of their own so that they never queue behind control operations waiting for the writer
+    _service = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scanguard-aio-service")
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
@@ -42,13 +46,24 @@ class AsyncRuntime:
 
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._control, partial(fn, *args, **kwargs))
+
+    async def _ask(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._service, partial(fn, *args, **kwargs))
 
     async def add_library(self, path: str, name: str | None = None, kind: str = "mixed") -> Library:
         return await self._run(self._rt.add_library, path, name, kind)
 
     async def get_library(self, library_id: int) -> Library:
         return await self._db().aread("get_library", catalog.get_library, check_id("library_id", library_id))
+
+    async def active_job_id(self, library_id: int) -> int | None:
+        """The library's job in pending, running or paused, if it has one (NotFound for no library)."""
+        _library, busy = await self._db().aread(
+            "library_for_start", catalog.library_for_start, check_id("library_id", library_id)
+        )
+        return busy
 
     async def list_libraries(self) -> tuple[Library, ...]:
         return await self._db().aread("list_libraries", catalog.list_libraries)
@@ -76,16 +91,18 @@ class AsyncRuntime:
         return await self._run(self._rt._operate, *request)
 
     async def _job_request(self, op: str, job_id: int, *extra: str) -> Request:
+        read_at = time.monotonic()
         job, library = await self._db().aread(
             "job_with_library", catalog.job_with_library, check_id("job_id", job_id)
         )
-        return job_request(op, job, library, *extra)
+        return job_request(op, read_at, job, library, *extra)
 
     async def start_scan(self, library_id: int, *, retry_failed: bool = False) -> Job:
+        read_at = time.monotonic()
         library, busy = await self._db().aread(
             "library_for_start", catalog.library_for_start, check_id("library_id", library_id)
         )
-        job: Job = await self._operate(start_request(library, busy, retry_failed))
+        job: Job = await self._operate(start_request(read_at, library, busy, retry_failed))
         return job
 
     async def pause_scan(self, job_id: int, reason: str = "user") -> Job:
@@ -151,28 +168,28 @@ class AsyncRuntime:
         )
 
     async def subscribe(self, callback: Callable[[Event], None]) -> int:
-        return await self._run(self._rt.subscribe, callback)
+        return await self._ask(self._rt.subscribe, callback)
 
     async def unsubscribe(self, subscription: int) -> None:
-        await self._run(self._rt.unsubscribe, subscription)
+        await self._ask(self._rt.unsubscribe, subscription)
 
     async def emergency_cleanup(self, requested_by: str = "api") -> dict[str, Any]:
-        return await self._run(self._rt.emergency_cleanup, requested_by)
+        return await self._ask(self._rt.emergency_cleanup, requested_by)
 
     async def safeguard_status(self) -> dict[str, Any]:
-        return await self._run(self._rt.safeguard_status)
+        return await self._ask(self._rt.safeguard_status)
 
     async def check_health(self) -> dict[str, Any]:
-        return await self._run(self._rt.check_health)
+        return await self._ask(self._rt.check_health)
 
     async def run_cleanup(self) -> dict[str, int]:
-        return await self._run(self._rt.run_cleanup)
+        return await self._ask(self._rt.run_cleanup)
 
     async def ping(self) -> float:
-        return await self._run(self._rt.ping)
+        return await self._ask(self._rt.ping)
 
     async def webhooks(self) -> list[dict[str, Any]]:
-        return await self._run(self._rt.webhooks)
+        return await self._ask(self._rt.webhooks)
 
     async def live_scans(self) -> dict[int, int]:
-        return await self._run(self._rt.live_scans)
+        return await self._ask(self._rt.live_scans)

@@ -19,18 +19,20 @@ Request = tuple[str, int, Any, ScanguardError | None]
 """A control operation as its pre-flight read left it: (operation, library id, message, refusal or None)."""
 
 
-def start_request(library: Library, busy: int | None, retry_failed: bool) -> Request:
-    """Start a scan of `library`, read with its active job `busy` (a LibraryBusy refusal if there is one)."""
+def start_request(read_at: float, library: Library, busy: int | None, retry_failed: bool) -> Request:
+    """Start a scan of `library`, read (from `read_at`, time.monotonic()) with its active job `busy`: a
+    LibraryBusy refusal if there is one."""
     refused = None if busy is None else LibraryBusy(library.id, busy)
-    return "start_scan", library.id, StartScan(bool(retry_failed), library), refused
+    return "start_scan", library.id, StartScan(bool(retry_failed), library, read_at), refused
 
 
-def job_request(op: str, job: Job, library: Library, reason: str = "user") -> Request:
-    """Pause, resume or delete `job` as read with its library; a pause or resume its status forbids is
-    refused here (the transaction checks the same, under its lock, if the job changed since)."""
+def job_request(op: str, read_at: float, job: Job, library: Library, reason: str = "user") -> Request:
+    """Pause, resume or delete `job` as read (from `read_at`) with its library; a pause or resume its
+    status forbids is refused here. The library's mailbox checks the request again against its own writes
+    since the read, and the transaction checks it under its lock."""
     match op:
         case "pause_scan":
-            return op, library.id, PauseScan(job.id, reason), refusal(job, "pause")
+            return op, library.id, PauseScan(job.id, reason, read_at), refusal(job, "pause")
         case "resume_scan":
-            return op, library.id, ResumeScan(job.id, library), refusal(job, "resume")
-    return op, library.id, DeleteJob(job.id), None
+            return op, library.id, ResumeScan(job.id, library, read_at), refusal(job, "resume")
+    return op, library.id, DeleteJob(job.id, read_at), None

@@ -428,28 +428,28 @@ class Runtime:
         A rescan does not process unchanged files whose per-file work failed before, unless
         `retry_failed` is set.
         """
+        read_at = time.monotonic()
         library, busy = self._read().library_for_start(check_id("library_id", library_id))
-        job: Job = self._operate(*start_request(library, busy, retry_failed))
+        job: Job = self._operate(*start_request(read_at, library, busy, retry_failed))
         return job
 
     def pause_scan(self, job_id: int, reason: str = "user") -> Job:
-        job: Job = self._operate(
-            *job_request("pause_scan", *self._read().job_with_library(check_id("job_id", job_id)), reason)
-        )
+        job: Job = self._operate(*job_request("pause_scan", *self._job_read(job_id), reason))
         return job
 
     def resume_scan(self, job_id: int) -> Job:
-        job: Job = self._operate(
-            *job_request("resume_scan", *self._read().job_with_library(check_id("job_id", job_id)))
-        )
+        job: Job = self._operate(*job_request("resume_scan", *self._job_read(job_id)))
         return job
 
     def delete_job(self, job_id: int) -> DeletedJob:
         """Hard delete: stop it if it runs, remove it and the media files it discovered."""
-        deleted: DeletedJob = self._operate(
-            *job_request("delete_job", *self._read().job_with_library(check_id("job_id", job_id)))
-        )
+        deleted: DeletedJob = self._operate(*job_request("delete_job", *self._job_read(job_id)))
         return deleted
+
+    def _job_read(self, job_id: int) -> tuple[float, Job, Library]:
+        """A control operation's pre-flight read: when it began, the job, its library."""
+        read_at = time.monotonic()
+        return (read_at, *self._read().job_with_library(check_id("job_id", job_id)))
 
     def get_job(self, job_id: int) -> Job:
         return self._read().get_job(check_id("job_id", job_id))

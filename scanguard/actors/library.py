@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from scanguard.actors.supervisor import Launch, LiveDetail, Stop, Supervised
 from scanguard.config import Config
 from scanguard.errors import (
     Conflict,
+    LibraryBusy,
     LibraryRootUnavailable,
     NotFound,
     OperationFailed,
@@ -22,6 +24,7 @@ from scanguard.errors import (
     StoreUnavailable,
 )
 from scanguard.records import ACTIVE_STATUSES, DeletedJob, Job, Library, RemovedLibrary
+from scanguard.store.jobs import refusal
 from scanguard.store.seam import Store
 
 log = structlog.get_logger("scanguard.library")
@@ -35,6 +38,7 @@ class StartScan:
 
     retry_failed: bool = False
     library: Library | None = None
+    read_at: float | None = None  # time.monotonic() before the caller's pre-flight read
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class PauseScan:
 
     job_id: int
     reason: str = "user"
+    read_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class ResumeScan:
 
     job_id: int
     library: Library | None = None
+    read_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class DeleteJob:
     """Stop a job if it runs and remove it and the files it discovered."""
 
     job_id: int
+    read_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +116,25 @@ class LibraryActor(pykka.ThreadingActor):
         self.store = store
         self.supervisor = supervisor
         self._library: Library | None = None
+        # what this mailbox last wrote of each job, and when: {job_id: (monotonic time, job, or None once
+        # deleted)}. A request whose pre-flight read is older than such a write is checked against it.
+        self._wrote: dict[int, tuple[float, Job | None]] = {}
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case StartScan(retry_failed, library):
+            case StartScan(retry_failed, library, read_at):
                 self._know(library)
+                self._still_free(read_at)
                 return self._safeguarded("start_scan", lambda: self._start_scan(retry_failed))
-            case PauseScan(job_id, reason):
+            case PauseScan(job_id, reason, read_at):
+                self._still_allowed(job_id, "pause", read_at)
                 return self._safeguarded("pause_scan", lambda: self._pause(job_id, reason))
-            case ResumeScan(job_id, library):
+            case ResumeScan(job_id, library, read_at):
                 self._know(library)
+                self._still_allowed(job_id, "resume", read_at)
                 return self._safeguarded("resume_scan", lambda: self._resume(job_id))
-            case DeleteJob(job_id):
+            case DeleteJob(job_id, read_at):
+                self._still_allowed(job_id, "delete", read_at)
                 return self._safeguarded("delete_job", lambda: self._delete(job_id))
             case RemoveLibrary():
                 return self._safeguarded("remove_library", self._remove)
@@ -141,6 +155,40 @@ class LibraryActor(pykka.ThreadingActor):
     def _know(self, library: Library | None) -> None:
         if library is not None and library.id == self.library_id:
             self._library = library
+
+    # ---- pre-flight, in the lock: the caller's read against this mailbox's own later writes ------------
+
+    def _wrote_job(self, job_id: int, job: Job | None) -> None:
+        now = time.monotonic()
+        self._wrote[job_id] = (now, job)
+        horizon = now - 2 * self.config.safeguards.operation_timeout  # no request waits longer than that
+        for stale in [k for k, (at, _) in self._wrote.items() if at < horizon]:
+            del self._wrote[stale]
+
+    def _since(self, read_at: float | None) -> dict[int, Job | None]:
+        """The jobs this mailbox wrote after the caller's read began (its read may not show them)."""
+        if read_at is None:
+            return {}
+        return {job_id: job for job_id, (at, job) in self._wrote.items() if at > read_at}
+
+    def _still_free(self, read_at: float | None) -> None:
+        """A start whose read found the library free, refused if a start or resume here took it since:
+        the request is answered as of that write, a moment within its own lifetime (so linearizable)."""
+        for job in self._since(read_at).values():
+            if job is not None and job.active:
+                raise LibraryBusy(self.library_id, job.id)
+
+    def _still_allowed(self, job_id: int, action: str, read_at: float | None) -> None:
+        """A pause, resume or delete whose read is older than this mailbox's last write of the job is
+        checked against that write instead: a second click on pause is refused here, without a write."""
+        since = self._since(read_at)
+        if job_id not in since:
+            return
+        job = since[job_id]
+        if job is None:
+            raise NotFound("job", job_id)
+        if action != "delete" and (refused := refusal(job, action)) is not None:
+            raise refused
 
     def _safeguarded(self, op: str, body: Callable[[], R]) -> R:
         """Run one operation; whatever happens, memory and database agree for this library afterwards.
@@ -209,7 +257,7 @@ class LibraryActor(pykka.ThreadingActor):
             self.supervisor.tell(Launch(job, library))
         except pykka.ActorDeadError as exc:
             try:
-                self.store.pause_job(job.id, "launch_failed", error=str(exc))
+                self._wrote_job(job.id, self.store.pause_job(job.id, "launch_failed", error=str(exc)))
             except ScanguardError as undo:
                 log.error("library.launch_undo_failed", job_id=job.id, error=str(undo))
             raise RuntimeStopped(f"{op}: the supervisor is stopped; the job is paused launch_failed") from exc
@@ -221,6 +269,7 @@ class LibraryActor(pykka.ThreadingActor):
             "transaction",
             lambda: self.store.create_job(self.library_id, retry_failed),
         )
+        self._wrote_job(job.id, job)
         self._launch("start_scan", job, library)
         return job
 
@@ -231,6 +280,7 @@ class LibraryActor(pykka.ThreadingActor):
             "transaction",
             lambda: self.store.pause_job(job_id, reason, library_id=self.library_id),
         )
+        self._wrote_job(job_id, job)
         self.supervisor.tell(Stop(job_id))
         return job
 
@@ -239,6 +289,7 @@ class LibraryActor(pykka.ThreadingActor):
         job: Job = self._step(
             "resume_scan", "transaction", lambda: self.store.resume_job(job_id, self.library_id)
         )
+        self._wrote_job(job_id, job)
         self._launch("resume_scan", job, library)
         return job
 
@@ -246,6 +297,7 @@ class LibraryActor(pykka.ThreadingActor):
         deleted: DeletedJob = self._step(
             "delete_job", "transaction", lambda: self.store.delete_job(job_id, self.library_id)
         )
+        self._wrote_job(job_id, None)
         self.supervisor.tell(Stop(job_id))
         return deleted
 
@@ -254,6 +306,8 @@ class LibraryActor(pykka.ThreadingActor):
         removed: RemovedLibrary = self._step(
             "remove_library", "transaction", lambda: self.store.remove_library(self.library_id)
         )
+        for job in active.items:
+            self._wrote_job(job.id, None)
         for job in active.items:
             self.supervisor.tell(Stop(job.id))
         return removed
@@ -300,7 +354,7 @@ class LibraryActor(pykka.ThreadingActor):
     def _adopt_orphan(self, job: Job, detected_by: str) -> Fix:
         """The one way an orphan is handled: paused as orphaned, then resumed here if auto_resume_orphans."""
         try:
-            self.store.pause_job(job.id, "orphaned")
+            self._wrote_job(job.id, self.store.pause_job(job.id, "orphaned"))
         except Conflict:
             return Fix(job.id, "db_running_no_actor", "left")  # it moved on meanwhile
         action = "paused"
@@ -308,6 +362,7 @@ class LibraryActor(pykka.ThreadingActor):
             try:
                 library = self._root("adopt_orphan")
                 resumed: Job = self.store.resume_job(job.id)
+                self._wrote_job(job.id, resumed)
                 self._launch("adopt_orphan", resumed, library)
                 action = "resumed"
             except ScanguardError as exc:

@@ -385,6 +385,13 @@ class ScanActor(pykka.ThreadingActor):
         if self._pending is None:
             return True
         pending, self._pending = self._pending, None
+        deadline = time.monotonic() + self.config.safeguards.operation_timeout
+        while not pending.done(0.1) and time.monotonic() < deadline:
+            if self.cancel.is_set():
+                # stopped (paused, deleted, shutting down): the database already says so, and the batch
+                # commits or is fenced without this scan waiting behind the writer's queue for it
+                self._finish_as("cancelled")
+                return False
         try:
             pending.result()
         except Fenced:

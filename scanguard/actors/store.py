@@ -7,13 +7,15 @@ read-only transactions on the caller's own thread. The client is the one place t
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 import pykka
 import structlog
@@ -29,6 +31,9 @@ from scanguard.store.database import Database, FaultHook
 from scanguard.store.seam import Later, Store
 from scanguard.store.tx import Tx
 from scanguard.webhooks.records import Lease, Pending, Position, WebhookState
+
+if TYPE_CHECKING:
+    from pykka._envelope import Envelope  # what pykka puts in an actor's inbox (its ActorInbox protocol)
 
 log = structlog.get_logger("scanguard.store")
 P = ParamSpec("P")
@@ -53,12 +58,43 @@ def fault_hook_from_environment() -> FaultHook | None:
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Run one write transaction: `fn(tx, *args, **kwargs)`, named `op` in logs and errors."""
+    """Run one write transaction: `fn(tx, *args, **kwargs)`, named `op` in logs and errors; a `bulk` one
+    (a scan's batch) waits behind the writes of control operations already queued."""
 
     op: str
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    bulk: bool = False
+
+
+class WriterInbox:
+    """Owns the writer's mailbox: one queue with two lanes, each in order. A control operation's write
+    (pause, resume, start, delete, the safeguards' writes) goes ahead of scans' queued batch commits, so
+    an operator never waits behind twenty scans; a batch it overtakes is fenced by the token, as any batch
+    that arrives after a pause is. Everything else (batches, pings, stop) keeps its order in the bulk lane.
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._control: collections.deque[Envelope[Any]] = collections.deque()
+        self._bulk: collections.deque[Envelope[Any]] = collections.deque()
+
+    def put(self, envelope: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
+        message = envelope.message
+        urgent = isinstance(message, Write) and not message.bulk
+        with self._ready:
+            (self._control if urgent else self._bulk).append(envelope)
+            self._ready.notify()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+        with self._ready:
+            self._ready.wait_for(lambda: self._control or self._bulk)
+            return (self._control or self._bulk).popleft()
+
+    def empty(self) -> bool:
+        with self._ready:
+            return not (self._control or self._bulk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +111,10 @@ class SetFaultHook:
 
 class StoreActor(pykka.ThreadingActor):
     """Owns the order of the process's writes: each message is one write transaction, on this thread."""
+
+    @staticmethod
+    def _create_actor_inbox() -> WriterInbox:  # pykka's hook for an actor type's own mailbox
+        return WriterInbox()
 
     def __init__(self, database: Database, bus: pykka.ActorRef[Any] | None = None) -> None:
         super().__init__()
@@ -120,6 +160,15 @@ class _Sent(Generic[R]):
     def result(self) -> R:
         return cast(R, self._client.wait(self._op, self._future))
 
+    def done(self, timeout: float) -> bool:
+        try:
+            self._future.get(timeout=timeout)  # pykka keeps the value (or error) for result()
+        except pykka.Timeout:
+            return False
+        except Exception:  # noqa: BLE001 - finished, with an error that result() raises
+            return True
+        return True
+
 
 class StoreClient(Store):
     """Owns the way to the store: writes to the writer's mailbox, reads on this thread, each bounded."""
@@ -153,7 +202,7 @@ class StoreClient(Store):
     def _send(
         self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs
     ) -> Later[R]:
-        return _Sent(self, op, self._ask(op, Write(op, fn, args, kwargs)))
+        return _Sent(self, op, self._ask(op, Write(op, fn, args, kwargs, bulk=True)))
 
     def _write(self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
         return cast(R, self.wait(op, self._ask(op, Write(op, fn, args, kwargs))))

@@ -10,33 +10,54 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class Coalesced(Generic[T]):
-    """Wraps an async read; `await coalesced()` runs it or shares the next run of it."""
+    """Wraps an async read; `await coalesced()` runs it or shares the next run of it.
+
+    Every request that arrives while a run is in flight waits for the one run that starts after it ends;
+    all of them wake together when it is done (one future), not one after another.
+    """
 
     def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
         self._read = read
-        self._lock = asyncio.Lock()
-        self._started = 0
-        self._result: T | None = None
-        self._error: BaseException | None = None
+        self._running = False
+        self._next: asyncio.Future[T] | None = None  # the run that starts when the current one ends
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self) -> T:
-        arrival = self._started
-        async with self._lock:  # FIFO: one call at a time
-            if self._started > arrival:
-                # a call started after we arrived, and (we hold the lock) it has finished: share it
-                if self._error is not None:
-                    raise self._error
-                return self._result  # type: ignore[return-value]
-            self._started += 1
-            try:
-                self._result, self._error = await self._read(), None
-            except Exception as exc:
-                self._result, self._error = None, exc
-                raise
-            return self._result
+        answer = self._next
+        if answer is None:
+            answer = self._next = asyncio.get_running_loop().create_future()
+            answer.add_done_callback(_retrieved)
+            if not self._running:
+                self._start()
+        # shielded: a request that gives up (its client went away) never cancels the others' run
+        return await asyncio.shield(answer)
+
+    def _start(self) -> None:
+        assert self._next is not None
+        answer, self._next = self._next, None
+        self._running = True
+        task = asyncio.ensure_future(self._run(answer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, answer: asyncio.Future[T]) -> None:
+        try:
+            answer.set_result(await self._read())
+        except Exception as exc:  # noqa: BLE001 - handed to every request that waits for this run
+            answer.set_exception(exc)
+        finally:
+            self._running = False
+            if self._next is not None:
+                self._start()
+
+
+def _retrieved(answer: asyncio.Future[Any]) -> None:
+    """Mark the run's error as seen even when every request waiting for it has gone."""
+    if not answer.cancelled():
+        answer.exception()

@@ -65,12 +65,12 @@ async def safe_delete_job(request: web.Request) -> web.Response:
 # ---- the seed's older paths: aliases of the safe operations, by library id ----------------
 
 
-async def _active_job_id(request: web.Request, rt: Runtime, library_id: int) -> int:
-    for job in await slot_of(request).coalesced("current_jobs")():  # started after this request arrived
-        if job.library_id == library_id:
-            return int(job.id)
-    await rt.aio.get_library(library_id)  # 404 for an unknown library, else 409: nothing to act on
-    raise NoActiveJob(library_id)
+async def _active_job_id(rt: Runtime, library_id: int) -> int:
+    """The library's active job, read now: 404 for an unknown library, 409 when it has none."""
+    job_id = await rt.aio.active_job_id(library_id)
+    if job_id is None:
+        raise NoActiveJob(library_id)
+    return job_id
 
 
 @routes.post(BASE + "/start/{library_id}", name="start_alias")
@@ -81,14 +81,14 @@ async def start_alias(request: web.Request) -> web.StreamResponse:
 @routes.post(BASE + "/pause/{library_id}", name="pause_alias")
 async def pause_alias(request: web.Request) -> web.Response:
     rt = runtime_of(request)
-    job_id = await _active_job_id(request, rt, path_id(request, "library_id"))
+    job_id = await _active_job_id(rt, path_id(request, "library_id"))
     return _job(await rt.aio.pause_scan(job_id))
 
 
 @routes.post(BASE + "/resume/{library_id}", name="resume_alias")
 async def resume_alias(request: web.Request) -> web.Response:
     rt = runtime_of(request)
-    job_id = await _active_job_id(request, rt, path_id(request, "library_id"))
+    job_id = await _active_job_id(rt, path_id(request, "library_id"))
     return _job(await rt.aio.resume_scan(job_id))
 
 

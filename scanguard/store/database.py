@@ -3,12 +3,14 @@
 Statements run on the calling thread through SQLAlchemy's synchronous engine (the standard sqlite3
 driver, psycopg): the store's writer runs every write transaction on its own thread, and readers run
 read-only transactions on theirs, with no hand-off per statement. Where an event loop already runs (the
-admin API), `aread` runs the same query functions on the async engine (aiosqlite, asyncpg) on that loop.
+admin API), `aread` runs the same query functions on the async engine (asyncpg) on that loop, or on
+reader threads for SQLite (see `open_async` for what was measured).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import random
@@ -36,6 +38,7 @@ from scanguard.store.engine import (
 from scanguard.store.tx import Tx
 
 log = structlog.get_logger("scanguard.store")
+READER_THREADS = 16
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -92,8 +95,13 @@ class Database:
         self._serial: threading.RLock | None = threading.RLock() if memory else None
         # the async engine and the loop it belongs to (its connections cannot move to another loop)
         self._async: tuple[AsyncEngine, asyncio.AbstractEventLoop] | None = None
+        # an event loop's reads on SQLite (and on an in-memory database): a few threads of their own
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            READER_THREADS, thread_name_prefix="scanguard-read"
+        )
 
     def dispose(self) -> None:
+        self._readers.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
 
     @property
@@ -102,9 +110,14 @@ class Database:
         return None if self._async is None else self._async[0]
 
     def open_async(self) -> None:
-        """Give the running event loop the async engine (aiosqlite, asyncpg) for its reads (`aread`); the
-        loop's owner closes it with `close_async` before the loop ends (the admin app does both)."""
-        if self._serial is None and self._async is None:
+        """On PostgreSQL, give the running event loop the async engine (asyncpg) for its reads (`aread`);
+        the loop's owner closes it with `close_async` before the loop ends (the admin app does both).
+
+        On SQLite the loop's reads run on reader threads instead: aiosqlite hands every statement to a
+        thread of its own and back through the loop, which under load costs more than the read (measured
+        with bench/http_load.py, 200 clients: 411 requests/s through aiosqlite, 715-750 on reader threads).
+        """
+        if self.dialect == "postgresql" and self._async is None:
             engine = create_async_engine_for_loop(self.config.database, self._timeouts)
             self._async = (engine, asyncio.get_running_loop())
 
@@ -226,11 +239,13 @@ class Database:
     async def aread(
         self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs
     ) -> R:
-        """`read` on the running event loop, through the async engine: the same query functions, run by
-        SQLAlchemy's `run_sync` on aiosqlite or asyncpg, on the loop given it by `open_async`; any other
-        loop (a host's asyncio code) reads on a thread."""
-        if self._async is None or self._async[1] is not asyncio.get_running_loop():
-            return await asyncio.to_thread(functools.partial(self.read, op, fn, *args, **kwargs))
+        """`read` for the running event loop, never blocking it: on the loop given the async engine by
+        `open_async` (PostgreSQL), the same query functions run by SQLAlchemy's `run_sync` on asyncpg;
+        anywhere else (SQLite, a host's own loop), `read` on one of the reader threads."""
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[1] is not loop:
+            call = functools.partial(self.read, op, fn, *args, **kwargs)
+            return await loop.run_in_executor(self._readers, call)
         engine = self._async[0]
         tries = 0
         while True:

@@ -19,7 +19,13 @@ T_co = TypeVar("T_co", covariant=True)
 class Later(Protocol[T_co]):
     """A write sent ahead (a scan's batch commits while its walk goes on); `result()` waits for it."""
 
-    def result(self) -> T_co: ...
+    def result(self) -> T_co:
+        """Wait for the write (within the operation timeout) and return its result or raise its error."""
+        ...
+
+    def done(self, timeout: float) -> bool:
+        """Whether the write has finished, waiting at most `timeout` seconds for it."""
+        ...
 
 
 class Store(Protocol):
