@@ -5,16 +5,18 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from scanguard.config import DatabaseConfig, SafeguardConfig
 from scanguard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # the advisory lock every instance takes before migrating a PostgreSQL database (any fixed 64-bit key)
@@ -120,7 +122,12 @@ def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) 
 
 
 def create_async_engine_for_loop(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> AsyncEngine:
-    """The async engine (aiosqlite, asyncpg) for reads on an event loop that already runs (the admin API)."""
+    """The async engine (aiosqlite, asyncpg) for reads on an event loop that already runs (the admin API).
+
+    SQLAlchemy's asyncio extension is imported here, when first needed: a command-line scan never loads
+    it (it costs a tenth of a second of start-up)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     url = database_url(cfg.url, asynchronous=True)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, echo=cfg.echo, pool_reset_on_return=None)
