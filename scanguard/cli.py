@@ -14,11 +14,9 @@ from typing import Any
 
 from scanguard.config import Config, load_config
 from scanguard.errors import ScanguardError
+from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_PAUSED = 3  # `scan`: the job paused itself (e.g. its root vanished)
-EXIT_INTERRUPTED = 130  # `scan`: Ctrl-C or SIGTERM paused it; run again to resume
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PAUSED", "main"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scanguard.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED
 from scanguard.config import Config
+from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED
 from scanguard.records import Job
 from scanguard.runtime import Runtime
 

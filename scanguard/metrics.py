@@ -53,9 +53,6 @@ class Metrics:
             "Timeouts waiting for a library's mailbox (the library lock)",
             registry=r,
         )
-        self.lock_wait_seconds = Histogram(
-            "scanguard_lock_wait_seconds", "Time an operation waited for its library's mailbox", registry=r
-        )
         self.active_scans = Gauge("scanguard_active_scans", "Live scan actors in this process", registry=r)
         self.db_running_jobs = Gauge(
             "scanguard_db_running_jobs", "Jobs the database says are running", registry=r

@@ -58,6 +58,24 @@ def nobody_runs(
     return owner_is_dead(owner, lease_expired=lease_expired) or (lease_expired and quiet > threshold)
 
 
+def abandoned(
+    owner: str | None,
+    here: str,
+    supervised: bool,
+    lease_expires: datetime | None,
+    quiet: float,
+    threshold: float,
+    now: datetime,
+) -> bool:
+    """The one orphan rule (the watchdog's sweep, the emergency cleanup): a running job is an orphan when
+    it is owned by this instance `here` with no live scan or restart pending (`supervised` False) and
+    quiet past the threshold (a younger one is still being launched), or owned elsewhere and nobody runs
+    it there (see nobody_runs)."""
+    if owner == here:
+        return not supervised and quiet > threshold
+    return nobody_runs(owner, lease_expires, quiet, threshold, now)
+
+
 def owner_is_dead(owner: str | None, *, lease_expired: bool) -> bool:
     """A local owner is dead when its process is; a remote one when its lease has expired."""
     parsed = Owner.parse(owner)

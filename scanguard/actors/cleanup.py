@@ -10,9 +10,10 @@ from typing import Any
 import structlog
 
 from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, Reconcile
+from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import Conflict, EmergencyCleanupDisabled, NotFound, ScanguardError
-from scanguard.ownership import nobody_runs, quiet_seconds
+from scanguard.ownership import abandoned, quiet_seconds
 from scanguard.store.maintenance import Removed
 
 log = structlog.get_logger("scanguard.cleanup")
@@ -116,10 +117,17 @@ class CleanupScheduler(PeriodicActor):
         now = datetime.now(UTC)
         paused: list[int] = []
         orphans: list[int] = []
+        supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=sg.operation_timeout)
         for job, lease_expires in self.store.running_with_leases():
             quiet = quiet_seconds(job.heartbeat_at, now)
-            dead = job.owner != self.instance and nobody_runs(
-                job.owner, lease_expires, quiet, sg.orphaned_job_threshold, now
+            dead = abandoned(
+                job.owner,
+                self.instance,
+                job.id in supervised,
+                lease_expires,
+                quiet,
+                sg.orphaned_job_threshold,
+                now,
             )
             try:
                 if dead:

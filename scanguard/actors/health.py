@@ -133,7 +133,7 @@ class HealthChecker(PeriodicActor):
         out.update(
             db_running=len(running), db_running_owned=len(owned), db_active=len(active), stuck_jobs=stuck
         )
-        out["mismatched"] = sorted(set(owned) ^ set(supervised.live) - supervised.pending)
+        out["mismatched"] = supervised.against(running, self.instance).job_ids
         return out
 
     def _operations(self) -> dict[str, Any]:

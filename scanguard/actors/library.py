@@ -319,23 +319,17 @@ class LibraryActor(pykka.ThreadingActor):
         supervised: Supervised = self.supervisor.ask(
             LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
         )
-        live = supervised.live
         try:
-            jobs = self.store.list_jobs(ACTIVE_STATUSES, self.library_id).items
+            jobs = self.store.list_jobs(("running",), self.library_id).items
         except NotFound:
             jobs = ()
-        running = {j.id: j for j in jobs if j.status == "running"}
+        mismatch = supervised.against(jobs, self.instance)
         fixes: list[Fix] = []
-        for job_id, (token, library_id) in live.items():
-            if library_id != self.library_id:
-                continue
-            job = running.get(job_id)
-            if job is None or job.fencing_token != token:
+        for job_id, library_id in mismatch.strays.items():
+            if library_id == self.library_id:
                 self.supervisor.tell(Stop(job_id))
                 fixes.append(Fix(job_id, "actor_not_running_in_db", "stopped"))
-        for job in running.values():
-            if job.owner != self.instance or job.id in live or job.id in supervised.pending:
-                continue
+        for job in mismatch.orphans:
             fixes.append(self._adopt_orphan(job, source))
         for fix in (f for f in fixes if f.direction == "actor_not_running_in_db"):
             try:

@@ -7,6 +7,7 @@ import contextlib
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,36 @@ class Supervised:
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self.live or job_id in self.pending
+
+    def against(self, running: Iterable[Job], instance: str) -> Mismatch:
+        """The one memory-vs-database comparison (the validator, the post-operation check, health):
+        `running` is what the database says runs."""
+        by_id = {job.id: job for job in running}
+        strays = {
+            job_id: library_id
+            for job_id, (token, library_id) in self.live.items()
+            if (job := by_id.get(job_id)) is None or job.fencing_token != token
+        }
+        orphans = tuple(job for job in by_id.values() if job.owner == instance and job.id not in self)
+        return Mismatch(strays, orphans)
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """Where memory and database disagree, both directions: live scans the database does not run under
+    their token {job_id: library_id}, and jobs the database runs here with no live scan or pending restart.
+    """
+
+    strays: dict[int, int]
+    orphans: tuple[Job, ...]
+
+    @property
+    def libraries(self) -> set[int]:
+        return {*self.strays.values(), *(job.library_id for job in self.orphans)}
+
+    @property
+    def job_ids(self) -> list[int]:
+        return sorted({*self.strays, *(job.id for job in self.orphans)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,16 +52,8 @@ class StateValidator(PeriodicActor):
         supervised: Supervised = self.supervisor.ask(
             LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
         )
-        running = {j.id: j for j in self.store.list_jobs(("running",), None, 1_000_000).items}
-        suspects: set[int] = set()
-        for job_id, (token, library_id) in supervised.live.items():
-            job = running.get(job_id)
-            if job is None or job.fencing_token != token:
-                suspects.add(library_id)
-        for job in running.values():
-            if job.owner == self.instance and job.id not in supervised:
-                suspects.add(job.library_id)
-        return suspects
+        running = self.store.list_jobs(("running",), None, 1_000_000).items
+        return supervised.against(running, self.instance).libraries
 
     def _validate(self, source: str) -> ValidationReport:
         self.passes += 1

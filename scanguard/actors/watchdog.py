@@ -15,7 +15,7 @@ from scanguard.actors.supervisor import STORE_UNAVAILABLE, LiveDetail, Supervise
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.backoff import backoff_delay
 from scanguard.errors import Conflict, NotFound, ScanguardError
-from scanguard.ownership import nobody_runs, quiet_seconds
+from scanguard.ownership import abandoned, quiet_seconds
 from scanguard.records import Job
 
 log = structlog.get_logger("scanguard.watchdog")
@@ -83,16 +83,14 @@ class Watchdog(PeriodicActor):
         resumed: list[int] = []
         for job, lease_expires in self.store.running_with_leases():
             quiet = quiet_seconds(job.heartbeat_at, now)
-            if job.owner == self.instance:
-                if job.id in supervised.pending:
-                    continue  # waiting for a supervised restart
-                if job.id in supervised.live:
-                    if quiet > sg.stall_threshold and self._stalled(job.id, job.library_id, quiet):
-                        stalled.append(job.id)
-                    continue
-                if quiet <= sg.orphaned_job_threshold:
-                    continue  # just created: its actor is being launched
-            elif not nobody_runs(job.owner, lease_expires, quiet, sg.orphaned_job_threshold, now):
+            if job.owner == self.instance and job.id in supervised.live:
+                if quiet > sg.stall_threshold and self._stalled(job.id, job.library_id, quiet):
+                    stalled.append(job.id)
+                continue
+            here = job.id in supervised  # a live scan, or a supervised restart pending
+            if not abandoned(
+                job.owner, self.instance, here, lease_expires, quiet, sg.orphaned_job_threshold, now
+            ):
                 continue
             fix = self._orphan(job.id, job.library_id, quiet, reason)
             if fix is not None and fix.action != "left":

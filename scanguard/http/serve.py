@@ -20,11 +20,10 @@ from aiohttp import web
 
 from scanguard.config import Config, default_data_dir
 from scanguard.errors import ConfigError, ScanguardError
+from scanguard.exit_codes import EXIT_ERROR, EXIT_OK
 from scanguard.http.app import create_app
 
 log = structlog.get_logger("scanguard.http.serve")
-EXIT_OK = 0
-EXIT_ERROR = 1
 STOP_POLL = 0.1
 SHUTDOWN_GRACE = 5.0
 

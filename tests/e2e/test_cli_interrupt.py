@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scanguard.exit_codes import EXIT_INTERRUPTED
 from tests.e2e.test_cli_kill import _tail, child_env, committed_count, scanguard_command
 from tests.support.db import db_rows
 from tests.support.trees import build_tree, expected_media
@@ -18,7 +19,6 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 N_MEDIA = 2000
 BATCH = 5
-EXIT_INTERRUPTED = 130
 
 
 def test_ctrl_c_pauses_a_cli_scan_at_its_checkpoint_and_the_same_command_resumes_it(

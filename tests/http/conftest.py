@@ -19,6 +19,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from tests.conftest import TEST_SAFEGUARDS
+from tests.support.waiting import wait_for
 
 SCANGUARD = str(Path(sys.executable).with_name("scanguard"))
 TOKEN = "test-token-0123456789"
@@ -108,16 +109,7 @@ class Api:
         self.loop.close()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Return the first truthy value of `predicate()` within `timeout` seconds, or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+wait_until = wait_for  # the one wait helper (tests/support/waiting.py), under the name these tests use
 
 
 class ServerProcess:

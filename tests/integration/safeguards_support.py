@@ -32,19 +32,6 @@ QUIET_SAFEGUARDS: dict[str, Any] = {
 }
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
-    """Poll `predicate` until it returns something truthy, or fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        pause.wait(interval)
-
-
 def stays_false(predicate: Callable[[], object], duration: float, interval: float = 0.02) -> bool:
     """True when `predicate` stays falsy for the whole `duration` (a deadline poll, not a sleep)."""
     deadline = time.monotonic() + duration

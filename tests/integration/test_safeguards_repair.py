@@ -24,9 +24,9 @@ from tests.integration.safeguards_support import (
     release_hung_walks,  # noqa: F401 - a fixture, used through pytestmark
     settle_commits,
     trail,
-    wait_for,
 )
 from tests.support.db import db_exec, db_rows, snapshot
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
 

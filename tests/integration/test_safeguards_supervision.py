@@ -23,8 +23,8 @@ from tests.integration.safeguards_support import (
     job_row,
     release_hung_walks,  # noqa: F401 - a fixture, used through pytestmark
     stays_false,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import scanguard
-from scanguard.cli import EXIT_PAUSED
+from scanguard.exit_codes import EXIT_PAUSED
 from tests.integration.safeguards_support import (
     QUIET_SAFEGUARDS,
     assert_database_valid,
@@ -29,10 +29,9 @@ from tests.integration.safeguards_support import (
     scanguard_command,
     stays_false,
     trail,
-    wait_for,
 )
 from tests.support import postgres
-from tests.support.waiting import ProcessorGate
+from tests.support.waiting import ProcessorGate, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
