@@ -1,5 +1,6 @@
-"""The awaitable twin of Runtime: reads run on the caller's event loop through the async engine
-(aiosqlite, asyncpg); operations that wait on actors run on a few bridge threads, so the loop never blocks.
+"""The awaitable twin of Runtime: reads run on the admin app's event loop through the async engine on
+PostgreSQL (asyncpg), else on reader threads; operations that wait on actors run on bridge threads, so the
+loop never blocks.
 
 pykka's own `await future` calls the blocking `get()` inside the event loop; these methods never do.
 """

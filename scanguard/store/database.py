@@ -115,7 +115,7 @@ class Database:
         """On PostgreSQL, give the running event loop the async engine (asyncpg) for its reads (`aread`);
         the loop's owner closes it with `close_async` before the loop ends (the admin app does both).
 
-        On SQLite the loop's reads run on reader threads instead: aiosqlite hands every statement to a
+        On SQLite the loop's reads run on reader threads instead: aiosqlite would hand every statement to a
         thread of its own and back through the loop, which under load costs more than the read (measured
         with bench/http_load.py, 200 clients: 411 requests/s through aiosqlite, 715-750 on reader threads).
         """

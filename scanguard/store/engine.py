@@ -24,8 +24,8 @@ MIGRATION_LOCK_KEY = 0x5CA9_0A2D_0001
 
 
 def database_url(url: str, *, asynchronous: bool = False) -> sa.URL:
-    """`sqlite:///x.db` → the standard sqlite3 driver (aiosqlite when `asynchronous`), `postgresql://…` →
-    psycopg (asyncpg when `asynchronous`); a SQLite file's folder is made. Anything else is a ConfigError."""
+    """`sqlite:///x.db` → the standard sqlite3 driver, `postgresql://…` → psycopg (asyncpg when
+    `asynchronous`); a SQLite file's folder is made. Anything else is a ConfigError."""
     try:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
@@ -34,7 +34,7 @@ def database_url(url: str, *, asynchronous: bool = False) -> sa.URL:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return parsed.set(drivername="sqlite+aiosqlite" if asynchronous else "sqlite+pysqlite")
+        return parsed.set(drivername="sqlite+pysqlite")
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg" if asynchronous else "postgresql+psycopg")
     raise ConfigError(f"database.url must be sqlite or postgresql, got {backend}")
@@ -122,17 +122,13 @@ def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) 
 
 
 def create_async_engine_for_loop(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> AsyncEngine:
-    """The async engine (aiosqlite, asyncpg) for reads on an event loop that already runs (the admin API).
+    """PostgreSQL's async engine (asyncpg), for reads on an event loop that already runs (the admin API).
 
     SQLAlchemy's asyncio extension is imported here, when first needed: a command-line scan never loads
-    it (it costs a tenth of a second of start-up)."""
+    it (it costs a tenth of a second of start-up). SQLite has none: see Database.open_async."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     url = database_url(cfg.url, asynchronous=True)
-    if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, echo=cfg.echo, pool_reset_on_return=None)
-        _sqlite_setup(engine.sync_engine, cfg)
-        return engine
     connect_args = timeouts.connect_args(asynchronous=True) if timeouts is not None else {}
     return create_async_engine(
         url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True, connect_args=connect_args
