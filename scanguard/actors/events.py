@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pykka
 import structlog
 
+from scanguard.actors.liveness import Answering
 from scanguard.records import Event
 
 log = structlog.get_logger("scanguard.events")
@@ -39,7 +39,7 @@ class Unsubscribe:
     subscription: int
 
 
-class EventBus(pykka.ThreadingActor):
+class EventBus(Answering):
     """Owns the subscriber list; publishing happens after commit (the events table is the outbox)."""
 
     def __init__(self) -> None:

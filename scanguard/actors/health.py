@@ -14,14 +14,14 @@ from typing import Any
 import psutil
 import pykka
 import structlog
-from pykka.messages import ProxyGetAttr
-from sqlalchemy.engine import make_url
 
+from scanguard.actors.liveness import AreYouThere
 from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import ScanguardError
 from scanguard.metrics import Metrics
 from scanguard.ownership import quiet_seconds
+from scanguard.store.engine import sqlite_file
 
 log = structlog.get_logger("scanguard.health")
 
@@ -82,7 +82,7 @@ class HealthChecker(PeriodicActor):
         alive: dict[str, bool] = {}
         for name, ref in self.actors().items():
             try:
-                ref.ask(ProxyGetAttr(attr_path=("actor_urn",)), timeout=timeout)
+                ref.ask(AreYouThere(), timeout=timeout)
                 alive[name] = True
             except (pykka.Timeout, pykka.ActorDeadError):
                 alive[name] = False
@@ -100,12 +100,8 @@ class HealthChecker(PeriodicActor):
         proc = psutil.Process()
         rss = proc.memory_info().rss
         fds = proc.num_fds() if hasattr(proc, "num_fds") else len(proc.open_files())
-        url = make_url(self.config.database.url)
-        where = (
-            Path(url.database).expanduser().parent
-            if url.get_backend_name() == "sqlite" and url.database
-            else Path.cwd()
-        )
+        database = sqlite_file(self.config.database.url)
+        where = database.parent if database is not None else Path.cwd()
         disk_free = shutil.disk_usage(where if where.exists() else Path(os.sep)).free
         self.metrics.rss.set(rss)
         self.metrics.open_fds.set(fds)

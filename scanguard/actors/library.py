@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import pykka
 import structlog
 
+from scanguard.actors.liveness import Answering
 from scanguard.actors.supervisor import Launch, LiveDetail, Stop, Supervised
 from scanguard.config import Config
 from scanguard.errors import (
@@ -103,7 +104,7 @@ class Fix:
     action: str
 
 
-class LibraryActor(pykka.ThreadingActor):
+class LibraryActor(Answering):
     """Owns the operations of one library: its mailbox is the in-process lock."""
 
     def __init__(

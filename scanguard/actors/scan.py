@@ -13,6 +13,7 @@ from typing import Any
 import pykka
 import structlog
 
+from scanguard.actors.liveness import Answering
 from scanguard.config import Config
 from scanguard.errors import Fenced, IllegalTransition, ScanguardError
 from scanguard.processing.scanwork import Failure, FileWork, ScanWork
@@ -90,7 +91,7 @@ class _Tally:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
-class ScanActor(pykka.ThreadingActor):
+class ScanActor(Answering):
     """Owns the walk of one job; every batch commits atomically under its fencing token."""
 
     use_daemon_thread = True  # a walk stuck in a system call is abandoned (fenced), never waited for at exit

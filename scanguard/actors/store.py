@@ -21,6 +21,7 @@ import pykka
 import structlog
 
 from scanguard.actors.events import Publish
+from scanguard.actors.liveness import Answering
 from scanguard.config import Config
 from scanguard.errors import OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.ownership import scanguard_version
@@ -109,7 +110,7 @@ class SetFaultHook:
     hook: FaultHook | None
 
 
-class StoreActor(pykka.ThreadingActor):
+class StoreActor(Answering):
     """Owns the order of the process's writes: each message is one write transaction, on this thread."""
 
     @staticmethod

@@ -14,6 +14,7 @@ from typing import Any
 import pykka
 import structlog
 
+from scanguard.actors.liveness import Answering
 from scanguard.actors.scan import ScanActor, ScanCrashed, ScanEnded, ScanSpec
 from scanguard.backoff import backoff_delay
 from scanguard.config import Config
@@ -123,7 +124,7 @@ class _Child:
     library_id: int
 
 
-class Supervisor(pykka.ThreadingActor):
+class Supervisor(Answering):
     """Owns the live ScanActors: spawns them, stops them, restarts crashed ones within an intensity limit."""
 
     def __init__(

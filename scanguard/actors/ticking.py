@@ -9,6 +9,7 @@ from typing import Any
 
 import pykka
 
+from scanguard.actors.liveness import Answering
 from scanguard.config import Config
 from scanguard.metrics import Metrics
 from scanguard.store.seam import Store
@@ -60,7 +61,7 @@ class Ticker:
                 return
 
 
-class PeriodicActor(pykka.ThreadingActor):
+class PeriodicActor(Answering):
     """Owns a safeguard's collaborators and its ticker: started with the actor, stopped with it."""
 
     def __init__(self, parts: Collaborators, interval: float, name: str) -> None:

@@ -14,6 +14,7 @@ import pykka
 import structlog
 
 from scanguard.actors.events import Subscribe, Unsubscribe
+from scanguard.actors.liveness import Answering
 from scanguard.actors.ticking import Tick, Ticker
 from scanguard.config import Config, WebhookConfig
 from scanguard.errors import ScanguardError
@@ -55,7 +56,7 @@ class DeliveryParts:
     metrics: Metrics
 
 
-class WebhookDelivery(pykka.ThreadingActor):
+class WebhookDelivery(Answering):
     """Owns one webhook's delivery: its lease on the cursor, the events read ahead, the one in flight.
 
     The cursor moves only after a 2xx (or after the last attempt, recorded as dead), one event at a time,

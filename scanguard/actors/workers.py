@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import pykka
 import structlog
 
+from scanguard.actors.liveness import Answering
 from scanguard.processing.pool import FilePool
 
 log = structlog.get_logger("scanguard.workers")
 
 
-class WorkerPoolActor(pykka.ThreadingActor):
+class WorkerPoolActor(Answering):
     """Owns the FilePool's lifetime: started before the supervisor's scans, stopped (workers killed) after them."""
 
     def __init__(self, pool: FilePool, stop_timeout: float) -> None:

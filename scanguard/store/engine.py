@@ -82,6 +82,14 @@ def _ms(seconds: float) -> str:
     return str(max(1, round(seconds * 1000)))
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = database_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
 def driver_dsn(url: str) -> str:
     """The plain `postgresql://…` DSN of a database URL, for a raw driver connection (the listener)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
