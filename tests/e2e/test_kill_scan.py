@@ -21,9 +21,9 @@ from tests.integration.safeguards_support import (
     job_events,
     job_row,
     scanguard_command,
-    wait_for,
 )
 from tests.support.db import db_rows
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 

@@ -12,12 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.safeguards_support import (
-    child_env,
-    job_row,
-    trail,
-    wait_for,
-)
+from tests.integration.safeguards_support import child_env, job_row, trail
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.slow]
 

@@ -23,8 +23,8 @@ from tests.integration.safeguards_support import (
     job_row,
     scanguard_command,
     trail,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 

@@ -95,6 +95,14 @@ def test_start_pause_resume_and_delete_stay_within_the_budget(
             _check("pause", _operation(budget, "PauseScan"), "pause_job")
             budget.reset()
 
+            again = api.post(f"/api/admin/scanner/safe/pause/{job_id}")
+            assert again.status == 409
+            assert again.json["error"]["code"] == "illegal_transition"
+            refused = _operation(budget, "PauseScan")
+            print(f"pause refused: {refused.line()}")
+            assert (refused.asks, refused.writes, refused.reads) == ([], [], ["job_with_library"])
+            budget.reset()
+
             gate.reached.clear()
             assert api.post(f"/api/admin/scanner/safe/resume/{job_id}").status == 200
             _check("resume", _operation(budget, "ResumeScan"), "resume_job")

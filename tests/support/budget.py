@@ -26,6 +26,7 @@ from scanguard.actors.store import Write
 from scanguard.store.database import Database
 
 CALLER = "caller"
+READER_THREADS = "scanguard-read"  # the Database's threads for an event loop's reads on SQLite
 SCAN = "scan"
 
 
@@ -123,12 +124,19 @@ class Budget:
                 budget._local.phase = None
 
         def counted_read(db: Database, op: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-            budget._record("reads", op)
+            # an event loop's read on SQLite runs here on a reader thread: counted once, by `aread`,
+            # and its statements belong to the loop's caller
+            on_reader = threading.current_thread().name.startswith(READER_THREADS)
+            if not on_reader:
+                budget._record("reads", op)
             budget._local.op = op
+            if on_reader:
+                budget._local.phase = CALLER
             try:
                 return read(db, op, fn, *args, **kwargs)
             finally:
                 budget._local.op = None
+                budget._local.phase = None
 
         async def counted_aread(db: Database, op: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
             budget._record("reads", op)
