@@ -22,9 +22,9 @@ from tests.integration.safeguards_support import (
     job_events,
     job_row,
     release_hung_walks,  # noqa: F401 - a fixture, used through pytestmark
-    wait_for,
 )
 from tests.support.db import install_write_counter, media_writes
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
 
