@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 # the advisory lock every instance takes before migrating a PostgreSQL database (any fixed 64-bit key)
 MIGRATION_LOCK_KEY = 0x5CA9_0A2D_0001
+# SQLite connections kept open by the pool: the writer, the readers of the event loop, the actors' reads
+SQLITE_POOL = 64
 
 
 def database_url(url: str, *, asynchronous: bool = False) -> sa.URL:
@@ -112,9 +114,14 @@ def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) 
             )
         else:
             # every transaction ends in an explicit commit or rollback: no reset round trip on return;
-            # readers on many threads each take a connection of their own (they are cheap on SQLite)
+            # readers on many threads each take a connection of their own, kept open (a new one costs its
+            # pragmas, and SQLite connections are cheap to hold)
             engine = sa.create_engine(
-                url, echo=cfg.echo, pool_reset_on_return=None, pool_size=cfg.pool_size, max_overflow=-1
+                url,
+                echo=cfg.echo,
+                pool_reset_on_return=None,
+                pool_size=max(cfg.pool_size, SQLITE_POOL),
+                max_overflow=-1,
             )
         _sqlite_setup(engine, cfg)
         return engine
