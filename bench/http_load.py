@@ -268,7 +268,7 @@ def critical_paths(workdir: Path) -> list[str]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import scanguard
     from scanguard.http import create_app
-    from tests.support.budget import CALLER, Budget
+    from tests.support.budget import Budget
     from tests.support.inprocess import InProcessServer
     from tests.support.waiting import QUIET_SAFEGUARDS, GatedFileSystem
 
@@ -305,14 +305,7 @@ def critical_paths(workdir: Path) -> list[str]:
                     async with http.request(method, path.format(job=job)) as reply:
                         body = await reply.json()
                         job = job or body["job"]["id"]
-                    caller, library_turn = budget.cost(CALLER), budget.cost(phase)
-                    statements = caller.statement_total() + library_turn.statement_total()
-                    lines.append(
-                        f"{name:<7} {len(caller.asks) + len(library_turn.asks)} asks, "
-                        f"{len(caller.writes) + len(library_turn.writes)} write + "
-                        f"{len(caller.reads) + len(library_turn.reads)} read transactions, "
-                        f"{statements} statements"
-                    )
+                    lines.append(f"{name:<7} {budget.operation(phase).line()}")
                     if name in ("start", "resume"):
                         await asyncio.to_thread(gate.reached.wait, 30)
 

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from scanguard.control import Request, job_request, start_request
 from scanguard.errors import RuntimeStopped
-from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import (
+    DeletedJob,
+    Event,
+    EventQuery,
+    Instance,
+    Job,
+    Library,
+    MediaFile,
+    Page,
+    RemovedLibrary,
+)
 from scanguard.store import catalog, instances
 from scanguard.store.database import Database
 from scanguard.validation import check_id, job_statuses
@@ -157,16 +167,8 @@ class AsyncRuntime:
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        return await self._db().aread(
-            "events",
-            catalog.list_events,
-            job_id=job_id,
-            library_id=library_id,
-            kind=kind,
-            after_id=after_id,
-            limit=limit,
-            newest_first=newest_first,
-        )
+        query = EventQuery(job_id, library_id, kind, after_id, limit, newest_first)
+        return await self._db().aread("events", catalog.list_events, query)
 
     async def subscribe(self, callback: Callable[[Event], None]) -> int:
         return await self._ask(self._rt.subscribe, callback)

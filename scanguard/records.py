@@ -156,6 +156,19 @@ class MediaFile:
 
 
 @dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events to read: by job, library and kind (a family when it ends with '.'), after an id,
+    oldest first unless `newest_first`."""
+
+    job_id: int | None = None
+    library_id: int | None = None
+    kind: str | None = None
+    after_id: int = 0
+    limit: int = 100
+    newest_first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One recorded decision or state change."""
 

@@ -35,7 +35,7 @@ from scanguard.processing.context import QUARANTINE_REASONS, Processor
 from scanguard.processing.pool import FilePool
 from scanguard.processing.registry import resolve
 from scanguard.processing.scanwork import FileWork
-from scanguard.records import DeletedJob, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import DeletedJob, Event, EventQuery, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
 from scanguard.store.database import Database
 from scanguard.store.engine import is_postgresql
@@ -507,7 +507,8 @@ class Runtime:
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        return self._read().list_events(job_id, library_id, kind, after_id, limit, newest_first)
+        query = EventQuery(job_id, library_id, kind, after_id, limit, newest_first)
+        return self._read().list_events(query)
 
     def subscribe(self, callback: Callable[[Event], None]) -> int:
         """Call `callback(event)` for every committed event, on the event bus's thread."""

@@ -25,7 +25,17 @@ from scanguard.actors.liveness import Answering
 from scanguard.config import Config
 from scanguard.errors import OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.ownership import scanguard_version
-from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import (
+    DeletedJob,
+    Event,
+    EventQuery,
+    Instance,
+    Job,
+    Library,
+    MediaFile,
+    Page,
+    RemovedLibrary,
+)
 from scanguard.store import batches, catalog, instances, jobs, maintenance, webhooks
 from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.database import Database, FaultHook
@@ -333,25 +343,8 @@ class StoreClient(Store):
     ) -> Event:
         return self._write("record_event", catalog.record_event, kind, library_id, job_id, data)
 
-    def list_events(
-        self,
-        job_id: int | None = None,
-        library_id: int | None = None,
-        kind: str | None = None,
-        after_id: int = 0,
-        limit: int = 100,
-        newest_first: bool = False,
-    ) -> tuple[Event, ...]:
-        return self._db.read(
-            "list_events",
-            catalog.list_events,
-            job_id=job_id,
-            library_id=library_id,
-            kind=kind,
-            after_id=after_id,
-            limit=limit,
-            newest_first=newest_first,
-        )
+    def list_events(self, query: EventQuery) -> tuple[Event, ...]:
+        return self._db.read("list_events", catalog.list_events, query)
 
     # ---- maintenance ------------------------------------------------------------------------
 

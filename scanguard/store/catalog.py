@@ -5,7 +5,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from scanguard.errors import LibraryExists, NotFound
-from scanguard.records import ACTIVE_STATUSES, STATUSES, Event, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import (
+    ACTIVE_STATUSES,
+    STATUSES,
+    Event,
+    EventQuery,
+    Job,
+    Library,
+    MediaFile,
+    Page,
+    RemovedLibrary,
+)
 from scanguard.store.leases import release_lease
 from scanguard.store.tables import events, libraries, library_leases, media_files, scan_jobs
 from scanguard.store.tx import Tx, event_from_row, file_from_row, job_from_row, library_from_row
@@ -156,25 +166,16 @@ def list_files(
     return Page(tuple(file_from_row(r) for r in rows), total, limit, offset)
 
 
-def list_events(
-    tx: Tx,
-    *,
-    job_id: int | None = None,
-    library_id: int | None = None,
-    kind: str | None = None,
-    after_id: int = 0,
-    limit: int = 100,
-    newest_first: bool = False,
-) -> tuple[Event, ...]:
-    where: list[sa.ColumnElement[bool]] = [events.c.id > after_id]
-    if job_id is not None:
-        where.append(events.c.job_id == job_id)
-    if library_id is not None:
-        where.append(events.c.library_id == library_id)
-    if kind:
+def list_events(tx: Tx, query: EventQuery) -> tuple[Event, ...]:
+    where: list[sa.ColumnElement[bool]] = [events.c.id > query.after_id]
+    if query.job_id is not None:
+        where.append(events.c.job_id == query.job_id)
+    if query.library_id is not None:
+        where.append(events.c.library_id == query.library_id)
+    if kind := query.kind:
         where.append(events.c.kind.startswith(kind) if kind.endswith(".") else events.c.kind == kind)
-    order = events.c.id.desc() if newest_first else events.c.id
-    rows = (tx.conn.execute(sa.select(events).where(*where).order_by(order).limit(limit))).all()
+    order = events.c.id.desc() if query.newest_first else events.c.id
+    rows = (tx.conn.execute(sa.select(events).where(*where).order_by(order).limit(query.limit))).all()
     return tuple(event_from_row(r) for r in rows)
 
 

@@ -7,7 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from scanguard.records import DeletedJob, Event, Instance, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.records import (
+    DeletedJob,
+    Event,
+    EventQuery,
+    Instance,
+    Job,
+    Library,
+    MediaFile,
+    Page,
+    RemovedLibrary,
+)
 from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.database import FaultHook
 from scanguard.store.maintenance import Removed
@@ -69,15 +79,7 @@ class Store(Protocol):
         self, library_id: int, after: str | None, upto: str | None, work: bool = False
     ) -> dict[str, Existing]: ...
 
-    def list_events(
-        self,
-        job_id: int | None = None,
-        library_id: int | None = None,
-        kind: str | None = None,
-        after_id: int = 0,
-        limit: int = 100,
-        newest_first: bool = False,
-    ) -> tuple[Event, ...]: ...
+    def list_events(self, query: EventQuery) -> tuple[Event, ...]: ...
 
     def invariant_violations(self) -> dict[str, list[int]]: ...
 

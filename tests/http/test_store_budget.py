@@ -27,38 +27,41 @@ MAX_ASKS = 2
 STATEMENTS = {"start": 11, "pause": 7, "resume": 8, "delete": 8, "batch": 5}
 
 
+Served = tuple[scanguard.Runtime, Api, int, GatedFileSystem]
+
+
 @pytest.fixture
 def serve(
-    make_config: Callable[..., scanguard.Config], db_url: str
-) -> Iterator[Callable[..., tuple[scanguard.Runtime, InProcessServer]]]:
-    """serve(fs=None) → a Runtime on the test's database (both backends) and its admin app, served here."""
+    make_config: Callable[..., scanguard.Config],
+    db_url: str,
+    api_for: Callable[..., Api],
+    tmp_path: Path,
+) -> Iterator[Callable[..., Served]]:
+    """serve(files, gated=False) → a Runtime on the test's database (both backends), its admin app served
+    here, a client, and a library of `files` media files added through it; with `gated`, every walk of
+    the library waits at its root until the gate is released (so its scans stay silent)."""
     del db_url
-    made: list[tuple[scanguard.Runtime, InProcessServer]] = []
+    made: list[tuple[scanguard.Runtime, InProcessServer, GatedFileSystem]] = []
 
-    def start(fs: GatedFileSystem | None = None) -> tuple[scanguard.Runtime, InProcessServer]:
+    def start(files: int, gated: bool = False) -> Served:
+        root = tmp_path / "lib"
+        build_tree(root, files, 0)
+        gate = GatedFileSystem(root)
         config = make_config(
             http={"admin_token": TOKEN}, safeguards=QUIET_SAFEGUARDS, scan={"batch_size": 25}
         )
-        rt = scanguard.Runtime.start(config, fs=fs)
-        made.append((rt, InProcessServer(create_app(rt))))
-        return made[-1]
+        rt = scanguard.Runtime.start(config, fs=gate if gated else None)
+        server = InProcessServer(create_app(rt))
+        made.append((rt, server, gate))
+        api = api_for(server.url)
+        library = api.post("/api/admin/libraries", json={"path": str(root)}).json["library"]
+        return rt, api, library["id"], gate
 
     yield start
-    for rt, server in reversed(made):
+    for rt, server, gate in reversed(made):
+        gate.release.set()
         server.stop()
         rt.stop()
-
-
-def _operation(budget: Budget, phase: str) -> Cost:
-    """The critical path of one operation: what its caller did, plus what the library actor did in the
-    turn that handled it (post-validation runs in the next turn, and is not on the path)."""
-    caller, library = budget.cost(CALLER), budget.cost(phase)
-    return Cost(
-        asks=caller.asks + library.asks,
-        writes=caller.writes + library.writes,
-        reads=caller.reads + library.reads,
-        statements=caller.statements + library.statements,
-    )
 
 
 def _check(name: str, cost: Cost, write: str) -> None:
@@ -69,65 +72,47 @@ def _check(name: str, cost: Cost, write: str) -> None:
     assert cost.statement_total() <= STATEMENTS[name], f"{name}: statements {dict(cost.statements)}"
 
 
-def test_start_pause_resume_and_delete_stay_within_the_budget(
-    serve: Callable[..., tuple[scanguard.Runtime, InProcessServer]],
-    api_for: Callable[..., Api],
-    tmp_path: Path,
-) -> None:
-    root = tmp_path / "lib"
-    build_tree(root, 30, 0)
-    gate = GatedFileSystem(root)  # every walk of this library waits at its root: the scans stay silent
-    rt, server = serve(gate)
-    api = api_for(server.url)
-    library = api.post("/api/admin/libraries", json={"path": str(root)}).json["library"]
-    database = rt.database
+def test_start_pause_resume_and_delete_stay_within_the_budget(serve: Callable[..., Served]) -> None:
+    rt, api, library_id, gate = serve(30, gated=True)
     budget = Budget()
-    try:
-        with budget.active(database):
-            started = api.post(f"/api/admin/scanner/safe/start/{library['id']}")
-            assert started.status == 201, started.text
-            _check("start", _operation(budget, "StartScan"), "create_job")
-            job_id = started.json["job"]["id"]
-            assert gate.reached.wait(30), "the scan reached its walk"
-            budget.reset()
+    with budget.active(rt.database):
+        started = api.post(f"/api/admin/scanner/safe/start/{library_id}")
+        assert started.status == 201, started.text
+        _check("start", budget.operation("StartScan"), "create_job")
+        job_id = started.json["job"]["id"]
+        assert gate.reached.wait(30), "the scan reached its walk"
+        budget.reset()
 
-            assert api.post(f"/api/admin/scanner/safe/pause/{job_id}").status == 200
-            _check("pause", _operation(budget, "PauseScan"), "pause_job")
-            budget.reset()
+        assert api.post(f"/api/admin/scanner/safe/pause/{job_id}").status == 200
+        _check("pause", budget.operation("PauseScan"), "pause_job")
+        budget.reset()
 
-            again = api.post(f"/api/admin/scanner/safe/pause/{job_id}")
-            assert again.status == 409
-            assert again.json["error"]["code"] == "illegal_transition"
-            refused = _operation(budget, "PauseScan")
-            print(f"pause refused: {refused.line()}")
-            assert (refused.asks, refused.writes, refused.reads) == ([], [], ["job_with_library"])
-            budget.reset()
+        again = api.post(f"/api/admin/scanner/safe/pause/{job_id}")
+        assert again.status == 409
+        assert again.json["error"]["code"] == "illegal_transition"
+        refused = budget.operation("PauseScan")
+        print(f"pause refused: {refused.line()}")
+        assert (refused.asks, refused.writes, refused.reads) == ([], [], ["job_with_library"])
+        budget.reset()
 
-            gate.reached.clear()
-            assert api.post(f"/api/admin/scanner/safe/resume/{job_id}").status == 200
-            _check("resume", _operation(budget, "ResumeScan"), "resume_job")
-            assert gate.reached.wait(30), "the resumed scan reached its walk"
-            budget.reset()
+        gate.reached.clear()
+        assert api.post(f"/api/admin/scanner/safe/resume/{job_id}").status == 200
+        _check("resume", budget.operation("ResumeScan"), "resume_job")
+        assert gate.reached.wait(30), "the resumed scan reached its walk"
+        budget.reset()
 
-            assert api.delete(f"/api/admin/scanner/safe/jobs/{job_id}").status == 200
-            _check("delete", _operation(budget, "DeleteJob"), "delete_job")
-    finally:
-        gate.release.set()
+        assert api.delete(f"/api/admin/scanner/safe/jobs/{job_id}").status == 200
+        _check("delete", budget.operation("DeleteJob"), "delete_job")
 
 
 def test_a_batch_is_one_write_and_a_first_scan_reads_no_ranges(
-    serve: Callable[..., tuple[scanguard.Runtime, InProcessServer]],
-    api_for: Callable[..., Api],
-    tmp_path: Path,
+    serve: Callable[..., Served], tmp_path: Path
 ) -> None:
+    rt, _api, library_id, _gate = serve(120)
     root = tmp_path / "lib"
-    build_tree(root, 120, 0)
-    rt, server = serve()
-    api = api_for(server.url)
-    library = api.post("/api/admin/libraries", json={"path": str(root)}).json["library"]
     budget = Budget()
     with budget.active(rt.database):
-        first = rt.start_scan(library["id"])
+        first = rt.start_scan(library_id)
         assert rt.wait_for_job(first.id, ("completed",), 60).files_found == 120
         scan = budget.cost(SCAN)
         batches = scan.writes.count("commit_batch")
@@ -141,7 +126,7 @@ def test_a_batch_is_one_write_and_a_first_scan_reads_no_ranges(
         for path in root.rglob("*"):
             if path.is_file():
                 os.utime(path, ns=(1, 1))  # every file changed: the rescan writes them all again
-        second = rt.start_scan(library["id"])
+        second = rt.start_scan(library_id)
         assert rt.wait_for_job(second.id, ("completed",), 60).files_changed == 120
         scan = budget.cost(SCAN)
         batches = scan.writes.count("commit_batch")

@@ -80,6 +80,18 @@ class Budget:
         with self._lock:
             return self.costs.setdefault(phase, Cost())
 
+    def operation(self, phase: str) -> Cost:
+        """The critical path of one operation: what its caller did, plus what the library actor did in
+        the turn that handled it (`phase`: StartScan, PauseScan, ...; the post-validation runs in the
+        next turn, and is not on the path)."""
+        caller, library = self.cost(CALLER), self.cost(phase)
+        return Cost(
+            asks=caller.asks + library.asks,
+            writes=caller.writes + library.writes,
+            reads=caller.reads + library.reads,
+            statements=caller.statements + library.statements,
+        )
+
     def reset(self) -> None:
         with self._lock:
             self.costs.clear()
