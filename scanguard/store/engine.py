@@ -146,7 +146,12 @@ def create_async_engine_for_loop(cfg: DatabaseConfig, timeouts: SessionTimeouts 
     url = database_url(cfg.url, asynchronous=True)
     connect_args = timeouts.connect_args(asynchronous=True) if timeouts is not None else {}
     return create_async_engine(
-        url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True, connect_args=connect_args
+        url,
+        echo=cfg.echo,
+        pool_size=cfg.pool_size,
+        max_overflow=2 * cfg.pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
     )
 
 
