@@ -8,7 +8,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -31,12 +30,13 @@ from scanguard.errors import OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
-from scanguard.processing.context import QUARANTINE_REASONS, Processor
+from scanguard.processing.context import Processor
 from scanguard.processing.pool import FilePool
 from scanguard.processing.registry import resolve
 from scanguard.processing.scanwork import FileWork
 from scanguard.records import DeletedJob, Event, EventQuery, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.scanning import FileSystem
+from scanguard.status import StatusParts, status_report
 from scanguard.store.database import Database
 from scanguard.store.engine import is_postgresql
 from scanguard.store.seam import Store
@@ -60,14 +60,6 @@ REMOTE_CHANGES = frozenset(
         "library.removed",
     }
 )
-
-
-def _age_seconds(at: object) -> float | None:
-    """Seconds since an ISO 8601 UTC stamp (the health snapshot's `at`); None when there is none."""
-    if not isinstance(at, str):
-        return None
-    taken = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    return round(max(0.0, (datetime.now(UTC) - taken).total_seconds()), 1)
 
 
 class Runtime:
@@ -562,57 +554,20 @@ class Runtime:
         health: dict[str, Any] = self._ask(self._health, Stats(), "status")
         if health.get("at") is None:
             health = self.check_health()
-        counts = self._read().job_counts()
-        libraries = counts.pop("libraries")
-        supervised: Supervised = self._ask(self._supervisor, LiveDetail(), "status")
-        return {
-            "instance": self.instance,
-            "healthy": health.get("healthy"),
-            "health": health,
-            "health_age_seconds": _age_seconds(health.get("at")),
-            "jobs": counts,
-            # read now, like `jobs`: what runs here, beside what the database says runs (one moment)
-            "scans": {
-                "live": len(supervised.live),
-                "restarting": len(supervised.pending),
-                "store_waiting": sorted(supervised.store_waits),
-                "db_running": counts.get("running", 0),
-            },
-            "libraries": libraries,
-            "watchdog": {
-                "orphans_found": self._metric("scanguard_orphans_found_total"),
-                "orphans_fixed": self._metric("scanguard_orphans_fixed_total"),
-                "stalled_paused": self._metric("scanguard_stalled_jobs_total"),
-                "interval_seconds": self.config.safeguards.watchdog_interval,
-            },
-            "supervisor": {
-                "restarts": self._metric("scanguard_supervisor_restarts_total"),
-                "jobs_failed": self._metric("scanguard_jobs_failed_total"),
-                "live_scans": len(supervised.live),
-            },
-            "workers": self._workers_status(),
-            "validator": self._ask(self._validator, Stats(), "status"),
-            "cleanup": self._ask(self._cleanup, Stats(), "status"),
-            "config": self.config.as_dict(),
-            "events_listener": None if self._listener is None else self._listener.status(),
-        }
-
-    def _workers_status(self) -> dict[str, Any]:
-        scan = self.config.scan
-        return {
-            "processors": list(scan.processors),
-            "workers": scan.worker_count if scan.processors else 0,
-            "alive": self._workers is not None and self._workers.is_alive(),
-            "file_timeout_seconds": scan.file_timeout,
-            "files_quarantined": {
-                reason: self._metric("scanguard_files_quarantined_total", reason=reason)
-                for reason in QUARANTINE_REASONS
-            },
-            "processor_threads_abandoned": self._metric("scanguard_processor_threads_abandoned_total"),
-        }
-
-    def _metric(self, name: str, **labels: str) -> float:
-        return self.metrics.registry.get_sample_value(name, labels or None) or 0.0
+        return status_report(
+            StatusParts(
+                config=self.config,
+                instance=self.instance,
+                metrics=self.metrics,
+                health=health,
+                counts=self._read().job_counts(),
+                supervised=self._ask(self._supervisor, LiveDetail(), "status"),
+                workers_alive=self._workers is not None and self._workers.is_alive(),
+                validator=self._ask(self._validator, Stats(), "status"),
+                cleanup=self._ask(self._cleanup, Stats(), "status"),
+                events_listener=None if self._listener is None else self._listener.status(),
+            )
+        )
 
     def ping(self) -> float:
         """Round-trip the database through the store actor; seconds, or StoreUnavailable."""
