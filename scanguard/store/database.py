@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import exc as sa_exc
 
 from scanguard.config import Config
-from scanguard.errors import LibraryBusy, OperationFailed, ScanguardError, StoreUnavailable
+from scanguard.errors import LibraryBusy, OperationFailed, RuntimeStopped, ScanguardError, StoreUnavailable
 from scanguard.records import ACTIVE_STATUSES, Event
 from scanguard.store import catalog, faults
 from scanguard.store.engine import (
@@ -247,7 +247,11 @@ class Database:
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[1] is not loop:
             call = functools.partial(self.read, op, fn, *args, **kwargs)
-            return await loop.run_in_executor(self._readers, call)
+            try:
+                future = loop.run_in_executor(self._readers, call)
+            except RuntimeError as exc:  # the readers were shut down with the runtime
+                raise RuntimeStopped(f"{op}: the database is closed") from exc
+            return await future
         engine = self._async[0]
         tries = 0
         while True:
