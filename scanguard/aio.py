@@ -97,9 +97,9 @@ class AsyncRuntime:
     async def _operate(self, request: Request) -> Any:
         """The operation after its pre-flight read (made on this loop): a refusal is answered here, at
         once; anything else waits for the library's mailbox on a bridge thread."""
-        if request[3] is not None:
-            return self._rt._operate(*request)
-        return await self._run(self._rt._operate, *request)
+        if request.refused is not None:
+            return self._rt._operate(request)
+        return await self._run(self._rt._operate, request)
 
     async def _job_request(self, op: str, job_id: int, *extra: str) -> Request:
         read_at = time.monotonic()

@@ -8,6 +8,7 @@ same under its lock, for whatever changed since the read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from scanguard.actors.library import DeleteJob, PauseScan, ResumeScan, StartScan
@@ -15,15 +16,23 @@ from scanguard.errors import LibraryBusy, ScanguardError
 from scanguard.records import Job, Library
 from scanguard.store.jobs import refusal
 
-Request = tuple[str, int, Any, ScanguardError | None]
-"""A control operation as its pre-flight read left it: (operation, library id, message, refusal or None)."""
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A control operation as its pre-flight read left it: the message for its library's mailbox, or the
+    refusal that answers it at once."""
+
+    op: str
+    library_id: int
+    message: Any
+    refused: ScanguardError | None = None
 
 
 def start_request(read_at: float, library: Library, busy: int | None, retry_failed: bool) -> Request:
     """Start a scan of `library`, read (from `read_at`, time.monotonic()) with its active job `busy`: a
     LibraryBusy refusal if there is one."""
     refused = None if busy is None else LibraryBusy(library.id, busy)
-    return "start_scan", library.id, StartScan(bool(retry_failed), library, read_at), refused
+    return Request("start_scan", library.id, StartScan(bool(retry_failed), library, read_at), refused)
 
 
 def job_request(op: str, read_at: float, job: Job, library: Library, reason: str = "user") -> Request:
@@ -32,7 +41,7 @@ def job_request(op: str, read_at: float, job: Job, library: Library, reason: str
     since the read, and the transaction checks it under its lock."""
     match op:
         case "pause_scan":
-            return op, library.id, PauseScan(job.id, reason, read_at), refusal(job, "pause")
+            return Request(op, library.id, PauseScan(job.id, reason, read_at), refusal(job, "pause"))
         case "resume_scan":
-            return op, library.id, ResumeScan(job.id, library, read_at), refusal(job, "resume")
-    return op, library.id, DeleteJob(job.id, read_at), None
+            return Request(op, library.id, ResumeScan(job.id, library, read_at), refusal(job, "resume"))
+    return Request(op, library.id, DeleteJob(job.id, read_at))

@@ -25,7 +25,7 @@ from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.actors.workers import WorkerPoolActor
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
-from scanguard.control import job_request, start_request
+from scanguard.control import Request, job_request, start_request
 from scanguard.errors import OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
@@ -321,15 +321,16 @@ class Runtime:
         except pykka.ActorDeadError as exc:
             raise RuntimeStopped(f"{op}: the runtime is stopping") from exc
 
-    def _operate(self, op: str, library_id: int, message: Any, refused: ScanguardError | None = None) -> Any:
+    def _operate(self, request: Request) -> Any:
         """A safeguarded operation through its library's mailbox, counted and timed for health and metrics;
-        one its pre-flight read `refused` is answered at once (without a write, never blocking)."""
+        one its pre-flight read refused is answered at once (without a write, never blocking)."""
+        op = request.op
         started = time.perf_counter()
         outcome = "failed"
         try:
-            if refused is not None:
-                raise refused
-            result = self._ask(self._library(library_id), message, op)
+            if request.refused is not None:
+                raise request.refused
+            result = self._ask(self._library(request.library_id), request.message, op)
         except OperationTimeout:
             self.metrics.operation_timeouts.labels(op).inc()
             self.metrics.lock_timeouts.inc()
@@ -399,7 +400,7 @@ class Runtime:
         """Stop its scan and remove the library, its jobs and its files in one transaction."""
         library_id = check_id("library_id", library_id)
         self.get_library(library_id)
-        removed: RemovedLibrary = self._operate("remove_library", library_id, RemoveLibrary())
+        removed: RemovedLibrary = self._operate(Request("remove_library", library_id, RemoveLibrary()))
         with self._lock:
             ref = self._libraries.pop(library_id, None)
         if ref is not None:
@@ -422,20 +423,20 @@ class Runtime:
         """
         read_at = time.monotonic()
         library, busy = self._read().library_for_start(check_id("library_id", library_id))
-        job: Job = self._operate(*start_request(read_at, library, busy, retry_failed))
+        job: Job = self._operate(start_request(read_at, library, busy, retry_failed))
         return job
 
     def pause_scan(self, job_id: int, reason: str = "user") -> Job:
-        job: Job = self._operate(*job_request("pause_scan", *self._job_read(job_id), reason))
+        job: Job = self._operate(job_request("pause_scan", *self._job_read(job_id), reason))
         return job
 
     def resume_scan(self, job_id: int) -> Job:
-        job: Job = self._operate(*job_request("resume_scan", *self._job_read(job_id)))
+        job: Job = self._operate(job_request("resume_scan", *self._job_read(job_id)))
         return job
 
     def delete_job(self, job_id: int) -> DeletedJob:
         """Hard delete: stop it if it runs, remove it and the media files it discovered."""
-        deleted: DeletedJob = self._operate(*job_request("delete_job", *self._job_read(job_id)))
+        deleted: DeletedJob = self._operate(job_request("delete_job", *self._job_read(job_id)))
         return deleted
 
     def _job_read(self, job_id: int) -> tuple[float, Job, Library]:
