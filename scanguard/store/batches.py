@@ -63,6 +63,7 @@ class Existing:
 
 
 _NO_WORK = (sa.false(), sa.false())
+PG_ROWS_PER_STATEMENT = 1000  # 11 parameters a row: well under PostgreSQL's 65,535 per statement
 
 
 def _work_flags() -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
@@ -108,7 +109,8 @@ def existing_files(
     }
 
 
-def _upsert_statement(dialect: str) -> Any:
+def _upsert_statement(dialect: str, rows: list[dict[str, Any]] | None = None) -> Any:
+    """The upsert of media rows; with `rows`, one statement carrying them all (multi-row VALUES)."""
     # each dialect's insert is imported when first used: a SQLite process never loads the PostgreSQL one
     stmt: Any
     if dialect == "postgresql":
@@ -119,6 +121,8 @@ def _upsert_statement(dialect: str) -> Any:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
 
         stmt = sqlite_insert(media_files)
+    if rows is not None:
+        stmt = stmt.values(rows)
     return stmt.on_conflict_do_update(
         index_elements=[media_files.c.library_id, media_files.c.path],
         set_={
@@ -206,7 +210,14 @@ def _upsert(tx: Tx, batch: BatchCommit) -> None:
             }
             for f in batch.upserts
         ]
-        tx.conn.execute(_upsert_statement(tx.dialect), rows)
+        if tx.dialect != "postgresql":
+            tx.conn.execute(_upsert_statement(tx.dialect), rows)
+            return
+        # PostgreSQL: multi-row statements, never psycopg's executemany — that runs in libpq's pipeline
+        # mode, and a session a frozen process leaves inside a pipeline is never ended by
+        # idle_in_transaction_session_timeout, so its row locks would outlive any lease (the freeze test)
+        for start in range(0, len(rows), PG_ROWS_PER_STATEMENT):
+            tx.conn.execute(_upsert_statement(tx.dialect, rows[start : start + PG_ROWS_PER_STATEMENT]))
         return
     library_id, job_id = batch.library_id, batch.job_id
     stamp = _processor(dialect, "first_seen_at")(now)
