@@ -366,34 +366,33 @@ def _event_paths() -> dict[str, Any]:
     }
 
 
+def _listing(path: str, op_id: str, summary: str, schema: str, description: str, tag: str) -> dict[str, Any]:
+    """A GET route that takes no parameters and answers one listing."""
+    return {path: {"get": _op(op_id, summary, (200, _ok(schema, description)), (), tags=(tag,))}}
+
+
 def _instance_paths() -> dict[str, Any]:
-    return {
-        "/api/admin/instances": {
-            "get": _op(
-                "listInstances",
-                "Every instance serving this database: live or gone (heartbeat older than the lease), "
-                "and the jobs each runs",
-                (200, _ok("InstanceList", "The instances")),
-                (),
-                tags=("instances",),
-            )
-        }
-    }
+    return _listing(
+        "/api/admin/instances",
+        "listInstances",
+        "Every instance serving this database: live or gone (heartbeat older than the lease), "
+        "and the jobs each runs",
+        "InstanceList",
+        "The instances",
+        "instances",
+    )
 
 
 def _webhook_paths() -> dict[str, Any]:
-    return {
-        "/api/admin/webhooks": {
-            "get": _op(
-                "listWebhooks",
-                "Each webhook's delivery: URL and kinds (never the secret), cursor, lag, last success and "
-                "failure, dead deliveries",
-                (200, _ok("WebhookList", "The configured webhooks")),
-                (),
-                tags=("webhooks",),
-            )
-        }
-    }
+    return _listing(
+        "/api/admin/webhooks",
+        "listWebhooks",
+        "Each webhook's delivery: URL and kinds (never the secret), cursor, lag, last success and "
+        "failure, dead deliveries",
+        "WebhookList",
+        "The configured webhooks",
+        "webhooks",
+    )
 
 
 def _public_paths() -> dict[str, Any]:
