@@ -394,7 +394,7 @@ class ScanActor(Answering):
                 self._finish_as("cancelled")
                 return False
         try:
-            pending.result()
+            pending.result(max(0.0, deadline - time.monotonic()))  # one bound for the whole wait
         except Fenced:
             log.info("scan.fenced", job_id=self.job_id, token=self.spec.token)
             self._finish_as("fenced")

@@ -91,14 +91,14 @@ class WriterInbox:
         self._control: collections.deque[Envelope[Any]] = collections.deque()
         self._bulk: collections.deque[Envelope[Any]] = collections.deque()
 
-    def put(self, envelope: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
+    def put(self, envelope: Envelope[Any], /) -> None:
         message = envelope.message
         urgent = isinstance(message, Write) and not message.bulk
         with self._ready:
             (self._control if urgent else self._bulk).append(envelope)
             self._ready.notify()
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+    def get(self) -> Envelope[Any]:
         with self._ready:
             self._ready.wait_for(lambda: self._control or self._bulk)
             return (self._control or self._bulk).popleft()
@@ -168,8 +168,8 @@ class _Sent(Generic[R]):
         self._op = op
         self._future = future
 
-    def result(self) -> R:
-        return cast(R, self._client.wait(self._op, self._future))
+    def result(self, timeout: float | None = None) -> R:
+        return cast(R, self._client.wait(self._op, self._future, timeout))
 
     def done(self, timeout: float) -> bool:
         try:

@@ -165,16 +165,20 @@ class Database:
             try:
                 return attempt()
             except sa_exc.DBAPIError as exc:
-                if not busy(exc) or tries >= self.config.database.busy_retries:
+                delay = self._retry_delay(op, exc, tries)
+                if delay is None:
                     raise
-                delay = self._backoff(tries)
                 tries += 1
-                log.warning("store.busy_retry", operation=op, attempt=tries, delay=round(delay, 3))
                 time.sleep(delay)
 
-    @staticmethod
-    def _backoff(tries: int) -> float:
-        return min(2.0, 0.02 * 2.0**tries) * (0.5 + random.random())
+    def _retry_delay(self, op: str, exc: sa_exc.DBAPIError, tries: int) -> float | None:
+        """How long to wait before trying a busy database again (logged), or None: not busy, or no retries
+        left. The one rule for the threads' transactions and the event loop's reads."""
+        if not busy(exc) or tries >= self.config.database.busy_retries:
+            return None
+        delay = min(2.0, 0.02 * 2.0**tries) * (0.5 + random.random())
+        log.warning("store.busy_retry", operation=op, attempt=tries + 1, delay=round(delay, 3))
+        return delay
 
     def _tx(self, conn: sa.Connection) -> Tx:
         return Tx(conn, self.instance, self.config.safeguards.lease_ttl)
@@ -263,10 +267,11 @@ class Database:
             except ScanguardError:
                 raise
             except sa_exc.DBAPIError as exc:
-                if not busy(exc) or tries >= self.config.database.busy_retries:
+                delay = self._retry_delay(op, exc, tries)
+                if delay is None:
                     raise translate(op, "read", exc) from exc
                 tries += 1
-                await asyncio.sleep(self._backoff(tries - 1))
+                await asyncio.sleep(delay)
             except Exception as exc:
                 raise translate(op, "read", exc) from exc
 

@@ -29,8 +29,9 @@ T_co = TypeVar("T_co", covariant=True)
 class Later(Protocol[T_co]):
     """A write sent ahead (a scan's batch commits while its walk goes on); `result()` waits for it."""
 
-    def result(self) -> T_co:
-        """Wait for the write (within the operation timeout) and return its result or raise its error."""
+    def result(self, timeout: float | None = None) -> T_co:
+        """Wait for the write (within `timeout`, else the operation timeout) and return its result or raise
+        its error."""
         ...
 
     def done(self, timeout: float) -> bool:
