@@ -125,15 +125,7 @@ def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) 
             )
         _sqlite_setup(engine, cfg)
         return engine
-    connect_args = timeouts.connect_args(asynchronous=False) if timeouts is not None else {}
-    return sa.create_engine(
-        url,
-        echo=cfg.echo,
-        pool_size=cfg.pool_size,
-        max_overflow=2 * cfg.pool_size,
-        pool_pre_ping=True,
-        connect_args=connect_args,
-    )
+    return sa.create_engine(url, **_postgresql_options(cfg, timeouts, asynchronous=False))
 
 
 def create_async_engine_for_loop(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) -> AsyncEngine:
@@ -144,15 +136,21 @@ def create_async_engine_for_loop(cfg: DatabaseConfig, timeouts: SessionTimeouts 
     from sqlalchemy.ext.asyncio import create_async_engine
 
     url = database_url(cfg.url, asynchronous=True)
-    connect_args = timeouts.connect_args(asynchronous=True) if timeouts is not None else {}
-    return create_async_engine(
-        url,
-        echo=cfg.echo,
-        pool_size=cfg.pool_size,
-        max_overflow=2 * cfg.pool_size,
-        pool_pre_ping=True,
-        connect_args=connect_args,
-    )
+    return create_async_engine(url, **_postgresql_options(cfg, timeouts, asynchronous=True))
+
+
+def _postgresql_options(
+    cfg: DatabaseConfig, timeouts: SessionTimeouts | None, *, asynchronous: bool
+) -> dict[str, Any]:
+    """A PostgreSQL pool's settings, the same for both engines: pool_size kept, twice as many more under
+    load, a ping before reuse, and the session timeouts in the driver's own form."""
+    return {
+        "echo": cfg.echo,
+        "pool_size": cfg.pool_size,
+        "max_overflow": 2 * cfg.pool_size,
+        "pool_pre_ping": True,
+        "connect_args": {} if timeouts is None else timeouts.connect_args(asynchronous=asynchronous),
+    }
 
 
 def _sqlite_setup(engine: sa.Engine, cfg: DatabaseConfig) -> None:
