@@ -52,7 +52,7 @@ def served(
 def test_a_start_with_paths_scans_only_them_and_the_job_shows_its_scope(
     db_url: str, served: tuple[scanguard.Runtime, Api, int, Path, GatedFileSystem]
 ) -> None:
-    rt, api, library_id, root, _fs = served
+    _rt, api, library_id, root, _fs = served
     shutil.rmtree(root / "Artist 000" / "Album 03")
     shutil.rmtree(root / "Artist 001" / "Album 04")  # outside the scope: stays indexed
     (root / "Artist 000" / "Album 03b").mkdir()
