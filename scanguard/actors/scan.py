@@ -16,6 +16,7 @@ import structlog
 from scanguard.actors.liveness import Answering
 from scanguard.config import Config
 from scanguard.errors import Fenced, IllegalTransition, ScanguardError
+from scanguard.moves import MoveFinder
 from scanguard.processing.scanwork import Failure, FileWork, ScanWork
 from scanguard.processing.window import Entry, Ready, Segment, Window
 from scanguard.records import Job, Library
@@ -32,7 +33,7 @@ from scanguard.scanning import (
     quick_hash,
 )
 from scanguard.store.batches import BatchCommit, Existing, FileRow
-from scanguard.store.moves import Identity, Moved, MoveSource, signed64
+from scanguard.store.moves import Identity, Moved, signed64
 from scanguard.store.seam import Later, Store
 
 log = structlog.get_logger("scanguard.scan")
@@ -131,7 +132,9 @@ class ScanActor(Answering):
         self._rows_ahead = True
         # rows a new path may be (moved): none in a library that had no rows when the walk began
         self._may_move = True
-        self._claimed: set[int] = set()  # ids of rows this scan moved (committed or in the window)
+        self._mover = MoveFinder(
+            spec.library.path, lambda inodes: store.move_sources(spec.library.id, inodes)
+        )
         self._window = Window()
         # with per-file work the walk runs ahead of the commits, to keep every worker busy
         pool = self.work.work.pool
@@ -281,7 +284,7 @@ class ScanActor(Answering):
         moved = self._moves(items, existing)
         entries = [self._entry(item, existing, moved) for item in items]
         self.work.dispatch(entries)
-        claimed = self._claimed
+        claimed = self._mover.claimed
         vanished = sorted(
             (path, e.id) for path, e in existing.items() if not e.missing and e.id not in claimed
         )
@@ -295,7 +298,7 @@ class ScanActor(Answering):
         if isinstance(item, Skipped):
             return Entry(item)
         known = existing.pop(item.path, None)
-        if known is not None and known.id in self._claimed:
+        if known is not None and known.id in self._mover.claimed:
             known = None  # its row moved away (a new file took its old path): this path is new
         if known is None and item.path in moved:
             return Entry(item, moved=moved[item.path])  # a known row, moved here: no work, no new row
@@ -322,56 +325,16 @@ class ScanActor(Answering):
         digest = quick_hash(abs_path, item.size, self.config.scan.quick_hash_bytes)
         return FileRow(item.path, item.size, item.mtime, item.media_type, digest, device=device, inode=inode)
 
-    # ---- moves --------------------------------------------------------------------------------
-
     def _moves(self, items: list[WalkItem], existing: dict[str, Existing]) -> dict[str, Moved]:
-        """The stretch's new paths that are known rows moved: one indexed read for the whole stretch.
-
-        A row moves to a new path with its (device, inode, size, mtime) when its own path holds nothing
-        any more (one lstat); a path that still holds a file keeps the row (a hard link, or a file
-        replaced in place, is a new file). A row moves once per scan: later stretches see it claimed.
-        """
+        """The stretch's new paths that are known rows moved: one indexed read for the whole stretch."""
         if not self._may_move:
             return {}
-        fresh = [
+        claimed = self._mover.claimed
+        return self._mover.find(
             i
             for i in items
-            if isinstance(i, Found) and (i.path not in existing or existing[i.path].id in self._claimed)
-        ]
-        if not fresh:
-            return {}
-        sources: dict[tuple[int, int], list[MoveSource]] = {}
-        inodes = tuple(sorted({signed64(i.inode) for i in fresh}))
-        for source in self.store.move_sources(self.spec.library.id, inodes):
-            sources.setdefault((source.device, source.inode), []).append(source)
-        moved: dict[str, Moved] = {}
-        for item in fresh:
-            device, inode = signed64(item.device), signed64(item.inode)
-            for source in sources.get((device, inode), ()):
-                if (
-                    source.id in self._claimed
-                    or source.path == item.path
-                    or source.size != item.size
-                    or source.mtime != item.mtime
-                    or not self._vacated(source.path)
-                ):
-                    continue
-                self._claimed.add(source.id)
-                moved[item.path] = Moved(
-                    source.id, source.path, item.path, item.size, item.mtime, device, inode
-                )
-                break
-        return moved
-
-    def _vacated(self, rel: str) -> bool:
-        """Whether a row's path holds nothing on disk now (one lstat); an unreadable one is not known to."""
-        try:
-            os.lstat(os.path.join(self.spec.library.path, rel))
-        except (FileNotFoundError, NotADirectoryError):
-            return True
-        except OSError:
-            return False
-        return False
+            if isinstance(i, Found) and (i.path not in existing or existing[i.path].id in claimed)
+        )
 
     def _wait_for_head(self) -> None:
         """Wait (at most until the next commit is due) for the oldest stretch's work, watching for a pause."""
