@@ -124,6 +124,18 @@ def test_kill_9_of_a_scoped_scan_then_the_same_command_resumes_it_exactly(
     assert status == "running", "killed mid-scan, the row still says running"
     assert 0 < processed < 1500
 
+    status = subprocess.run(
+        [*scanguard_command(), "status", "--database", sqlite_url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == EXIT_OK, status.stderr
+    assert f"job {job_id} library 1: running" in status.stdout
+    assert "user scan of Big" in status.stdout, status.stdout
+
     rerun = _scan(sqlite_url, env, str(root / "Big"))
 
     assert rerun.returncode == EXIT_OK, rerun.stderr
