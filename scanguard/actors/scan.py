@@ -31,6 +31,7 @@ from scanguard.scanning import (
     quick_hash,
 )
 from scanguard.store.batches import BatchCommit, Existing, FileRow
+from scanguard.store.reads import ExistingFiles, HasFilesAfter
 from scanguard.store.seam import Later, Store
 
 log = structlog.get_logger("scanguard.scan")
@@ -193,7 +194,7 @@ class ScanActor(Answering):
         if self.total is None and self.checkpoint is None:
             # a new job with no completed predecessor (create_job sets that count): count now
             self.total = count_media(root, self.rule, follow_symlinks=self.config.scan.follow_symlinks)
-        self._rows_ahead = self.store.has_files_after(self.spec.library.id, self.checkpoint)
+        self._rows_ahead = self.store.read(HasFilesAfter(self.spec.library.id, self.checkpoint))
         self.work.start()
         self._walk = iter(
             Walk(
@@ -267,7 +268,7 @@ class ScanActor(Answering):
         after = self._walked_to
         upto = None if done or not items else items[-1].path
         existing = (
-            self.store.existing_files(self.spec.library.id, after, upto, self.work.active)
+            self.store.read(ExistingFiles(self.spec.library.id, after, upto, self.work.active))
             if self._rows_ahead
             else {}
         )
