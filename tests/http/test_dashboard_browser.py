@@ -543,10 +543,15 @@ def test_jobs_show_trigger_and_scope_libraries_their_watch_state_and_new_events_
     row = f'#jobs tr[data-job-id="{listed.job_id}"]'
     assert _cell(page, row, "trigger").text == job.get("trigger", "\N{EN DASH}")
     assert _cell(page, row, "scope").text == ("whole library" if job.get("scope") == [] else "\N{EN DASH}")
-    library = api.get(f"/api/admin/libraries/{listed.libraries[0]}").json["library"]
-    watch = _cell(page, f'#libraries tr[data-library-id="{listed.libraries[0]}"]', "watch")
-    shown = "unknown" if "watch" not in library else ("off" if not library["watch"]["enabled"] else None)
-    assert watch.get_attribute("data-watch-state") == (shown or library["watch"]["state"])
+
+    def watch_agrees() -> bool:  # a watcher may move on (starting → watching): wait for the next refresh
+        library = api.get(f"/api/admin/libraries/{listed.libraries[0]}").json["library"]
+        watch = library.get("watch")
+        expected = "unknown" if watch is None else ("off" if not watch["enabled"] else watch["state"])
+        cell = _cell(page, f'#libraries tr[data-library-id="{listed.libraries[0]}"]', "watch")
+        return bool(cell.get_attribute("data-watch-state") == expected)
+
+    page.wait(watch_agrees, "the watch column to show what the API says", timeout=25)
 
     _render_fixtures(listed)
     scope = _cell(page, '#jobs tr[data-job-id="9001"]', "scope")
