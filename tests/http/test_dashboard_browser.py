@@ -329,6 +329,10 @@ def test_the_dashboard_shows_each_webhook_with_its_lag_and_dead_deliveries_but_n
     assert "dash-secret-42" not in browser.page_source
 
 
+# no catch-up scan when a library is added (DESIGN §12, `[watch] default`): these tests start their scans
+NO_WATCH = {"SCANGUARD_WATCH_DEFAULT": "false"}
+
+
 def _job_family(kind: str) -> bool:
     return kind.startswith(("job.", "supervisor.", "watchdog.", "orphan.", "validator."))
 
@@ -355,7 +359,8 @@ def test_thousands_of_per_file_events_never_bury_the_job_events_in_the_panel(
     events are one click away."""
     build_tree(tmp_path / "lib", 5000, 0, hidden=False, symlinks=False)  # fake audio: mutagen reads none
     server = start_server(
-        sqlite_url, env={"SCANGUARD_SCAN_PROCESSORS": "audio_tags", "SCANGUARD_SCAN_WORKERS": "1"}
+        sqlite_url,
+        env={"SCANGUARD_SCAN_PROCESSORS": "audio_tags", "SCANGUARD_SCAN_WORKERS": "1", **NO_WATCH},
     )
     api = api_for(server)
     library = api.post("/api/admin/libraries", json={"path": str(tmp_path / "lib")}).json["library"]["id"]
@@ -475,7 +480,7 @@ def listed(
     start_server: Callable[..., ServerProcess],
     api_for: Callable[..., Api],
 ) -> Listed:
-    server = start_server(sqlite_url)
+    server = start_server(sqlite_url, env=NO_WATCH)
     api = api_for(server)
     libraries = []
     for n in range(3):

@@ -285,7 +285,12 @@ def test_a_family_keeps_per_file_events_out_of_the_job_events_in_the_list_and_th
     build_tree(tmp_path / "lib", 60, 0, hidden=False, symlinks=False)  # fake audio: mutagen reads none
     server = start_server(
         f"sqlite:///{tmp_path / 'scanguard.db'}",
-        env={"SCANGUARD_SCAN_PROCESSORS": "audio_tags", "SCANGUARD_SCAN_WORKERS": "1"},
+        # no catch-up scan when the library is added (DESIGN §12, `[watch] default`): the test starts its scans
+        env={
+            "SCANGUARD_SCAN_PROCESSORS": "audio_tags",
+            "SCANGUARD_SCAN_WORKERS": "1",
+            "SCANGUARD_WATCH_DEFAULT": "false",
+        },
     )
     api = api_for(server)
     library = api.post("/api/admin/libraries", json={"path": str(tmp_path / "lib")}).json["library"]["id"]
