@@ -1,6 +1,7 @@
 """Event routes: the events table, paged and filtered, and the same as a Server-Sent Events stream.
 
-The stream subscribes to the Runtime's event bus first, then replays from the table what the client
+A `family` groups the kinds an operator reads together (`job`: a job's life and every safeguard decision
+about it), so thousands of per-file events never bury the rest. The stream subscribes to the Runtime's event bus first, then replays from the table what the client
 missed (`Last-Event-ID`, or `after_id`), so nothing falls between the two; a reader too slow for the
 live queue is caught up from the table again. Progress snapshots (no id) ride along as `event: progress`.
 """
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -32,33 +36,80 @@ REPLAY_PAGE = 500
 SENT_REMEMBERED = 10_000
 
 
-def _filters(request: web.Request) -> dict[str, Any]:
-    return {
-        "job_id": query_id(request, "job_id"),
-        "library_id": query_id(request, "library_id"),
-        "kind": query_str(request, "kind"),
-    }
+EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "job": ("job.", "supervisor.", "watchdog.", "orphan.", "validator."),
+    "watch": ("watch.",),
+    "file": ("file.",),
+    "library": ("library.",),
+    "system": ("alert.", "emergency.", "cleanup."),
+}
+"""The kind prefixes of each `family`: `job` is a job's life and every decision the safeguards took about it
+(restarts, stalls, hand-overs, adopted orphans, validator fixes); `file` the per-file events. Each prefix is
+one word and a dot, and no two families share one."""
+
+
+def _kind_matches(kind: str, wanted: str) -> bool:
+    return kind.startswith(wanted) if wanted.endswith(".") else kind == wanted
+
+
+def _narrow(kind: str | None, family: str | None) -> tuple[str, ...] | None:
+    """The kind filters whose union is both `kind` and `family`; None for every kind."""
+    if family is None:
+        return None if kind is None else (kind,)
+    prefixes = EVENT_FAMILIES[family]
+    if kind is None:
+        return prefixes
+    # each prefix is one word and a dot, so no kind filter is broader than a prefix: it lies inside or outside
+    return (kind,) if any(kind.startswith(prefix) for prefix in prefixes) else ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events a request wants: one job's, one library's, and of which kinds (None: every kind)."""
+
+    job_id: int | None
+    library_id: int | None
+    kinds: tuple[str, ...] | None
+
+    @classmethod
+    def of(cls, request: web.Request) -> EventFilter:
+        kind = query_str(request, "kind")
+        family = query_str(request, "family", choices=tuple(EVENT_FAMILIES))
+        return cls(query_id(request, "job_id"), query_id(request, "library_id"), _narrow(kind, family))
+
+    def matches(self, event: Event) -> bool:
+        return (
+            (self.job_id is None or event.job_id == self.job_id)
+            and (self.library_id is None or event.library_id == self.library_id)
+            and (self.kinds is None or any(_kind_matches(event.kind, k) for k in self.kinds))
+        )
+
+    async def read(self, rt: Runtime, *, after_id: int, limit: int, newest_first: bool) -> list[Event]:
+        """A page of the events table: one read per kind filter, merged in id order."""
+        kinds: tuple[str | None, ...] = (None,) if self.kinds is None else self.kinds
+        pages = [
+            await rt.aio.events(
+                job_id=self.job_id,
+                library_id=self.library_id,
+                kind=kind,
+                after_id=after_id,
+                limit=limit,
+                newest_first=newest_first,
+            )
+            for kind in kinds
+        ]
+        merged = heapq.merge(*pages, key=lambda e: e.id, reverse=newest_first)
+        return list(itertools.islice(merged, limit))  # the filters are disjoint: no row comes twice
 
 
 @routes.get("/api/admin/events", name="list_events")
 async def list_events(request: web.Request) -> web.Response:
-    filters = _filters(request)
+    wanted = EventFilter.of(request)
     after_id = query_int(request, "after_id", default=0, minimum=0, maximum=MAX_ID) or 0
     limit = query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT) or 100
     newest_first = query_str(request, "newest_first", choices=("true", "false")) == "true"
-    events = await runtime_of(request).aio.events(
-        after_id=after_id, limit=limit, newest_first=newest_first, **filters
-    )
+    events = await wanted.read(runtime_of(request), after_id=after_id, limit=limit, newest_first=newest_first)
     return web.json_response({"events": [e.to_dict() for e in events]})
-
-
-def _matches(event: Event, filters: dict[str, Any]) -> bool:
-    kind = filters["kind"]
-    return (
-        (filters["job_id"] is None or event.job_id == filters["job_id"])
-        and (filters["library_id"] is None or event.library_id == filters["library_id"])
-        and (kind is None or (event.kind.startswith(kind) if kind.endswith(".") else event.kind == kind))
-    )
 
 
 def _frame(event: Event) -> bytes:
@@ -100,13 +151,13 @@ class _Live:
 async def _replay(
     rt: Runtime,
     response: web.StreamResponse,
-    filters: dict[str, Any],
+    wanted: EventFilter,
     after: int,
     sent: Callable[[int], None] | None = None,
 ) -> int:
     """Send every stored event after `after`; return the last id sent."""
     while True:
-        batch = await rt.aio.events(after_id=after, limit=REPLAY_PAGE, **filters)
+        batch = await wanted.read(rt, after_id=after, limit=REPLAY_PAGE, newest_first=False)
         for event in batch:
             await response.write(_frame(event))
             after = event.id
@@ -124,10 +175,10 @@ async def _newest_id(rt: Runtime) -> int:
 class _Stream:
     """One SSE connection: live events from the bus, progress snapshots, heartbeats, until the client goes."""
 
-    def __init__(self, request: web.Request, filters: dict[str, Any]) -> None:
+    def __init__(self, request: web.Request, wanted: EventFilter) -> None:
         self.rt = runtime_of(request)
         self.slot = slot_of(request)
-        self.filters = filters
+        self.wanted = wanted
         self.live = _Live(asyncio.get_running_loop())
         self.progress = self.slot.progress.subscribe() if self.slot.progress is not None else None
         self.last = 0
@@ -149,7 +200,7 @@ class _Stream:
 
     async def run(self, response: web.StreamResponse, resume_from: int | None) -> None:
         if resume_from is not None:
-            self.last = await _replay(self.rt, response, self.filters, resume_from, self._mark)
+            self.last = await _replay(self.rt, response, self.wanted, resume_from, self._mark)
         else:
             self.last = await _newest_id(self.rt)
         self.floor = self.last
@@ -165,10 +216,10 @@ class _Stream:
             live.overflowed = False
             while not live.queue.empty():
                 live.queue.get_nowait()
-            self.last = await _replay(self.rt, response, self.filters, self.last, self._mark)
+            self.last = await _replay(self.rt, response, self.wanted, self.last, self._mark)
         while not live.queue.empty():
             event = live.queue.get_nowait()
-            if self._fresh(event) and _matches(event, self.filters):
+            if self._fresh(event) and self.wanted.matches(event):
                 await response.write(_frame(event))
                 self._mark(event.id)
             if event.kind.startswith("job.") and self.slot.progress is not None:
@@ -204,9 +255,9 @@ class _Stream:
 
 @routes.get("/api/admin/events/stream", name=STREAM_ROUTE)
 async def events_stream(request: web.Request) -> web.StreamResponse:
-    filters = _filters(request)
+    wanted = EventFilter.of(request)
     resume_from = _last_event_id(request)
-    stream = _Stream(request, filters)
+    stream = _Stream(request, wanted)
     subscription = await stream.rt.aio.subscribe(stream.live.on_event)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
