@@ -39,8 +39,9 @@ from scanguard.store.reads import (
     ListInstances,
     ListJobs,
     ListLibraries,
+    Read,
 )
-from scanguard.validation import job_statuses
+from scanguard.validation import event_family, job_statuses
 
 if TYPE_CHECKING:
     from scanguard.runtime import Runtime
@@ -73,6 +74,10 @@ class AsyncRuntime:
     async def _ask(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._service, partial(fn, *args, **kwargs))
+
+    async def read(self, query: Read[R]) -> R:
+        """Any declared read (scanguard.store.reads) on this event loop, never blocking it."""
+        return await self._db().aread(query)
 
     async def add_library(self, path: str, name: str | None = None, kind: str = "mixed") -> Library:
         return await self._run(self._rt.add_library, path, name, kind)
@@ -154,11 +159,14 @@ class AsyncRuntime:
         job_id: int | None = None,
         library_id: int | None = None,
         kind: str | None = None,
+        family: str | None = None,
         after_id: int = 0,
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        query = EventQuery(job_id, library_id, kind, after_id, limit, newest_first)
+        """Recorded events, oldest first: of one job or library, of a `kind` (a prefix when it ends with
+        '.') and of a `family` (job, watch, file, library, system); both given, events matching both."""
+        query = EventQuery(job_id, library_id, event_family(kind, family), after_id, limit, newest_first)
         return await self._db().aread(ListEvents(query))
 
     async def subscribe(self, callback: Callable[[Event], None]) -> int:

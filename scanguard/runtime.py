@@ -54,7 +54,14 @@ from scanguard.store.reads import (
     WebhookStates,
 )
 from scanguard.store.seam import Store
-from scanguard.validation import check_id, job_statuses, library_kind, library_name, library_path
+from scanguard.validation import (
+    check_id,
+    event_family,
+    job_statuses,
+    library_kind,
+    library_name,
+    library_path,
+)
 
 if TYPE_CHECKING:
     from scanguard.actors.webhooks import Deliveries
@@ -507,11 +514,14 @@ class Runtime:
         job_id: int | None = None,
         library_id: int | None = None,
         kind: str | None = None,
+        family: str | None = None,
         after_id: int = 0,
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        query = EventQuery(job_id, library_id, kind, after_id, limit, newest_first)
+        """Recorded events, oldest first: of one job or library, of a `kind` (a prefix when it ends with
+        '.') and of a `family` (job, watch, file, library, system); both given, events matching both."""
+        query = EventQuery(job_id, library_id, event_family(kind, family), after_id, limit, newest_first)
         return self._read().read(ListEvents(query))
 
     def subscribe(self, callback: Callable[[Event], None]) -> int:

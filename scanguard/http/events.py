@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
+import dataclasses
 import json
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -25,8 +23,9 @@ from scanguard.errors import BadRequest, ScanguardError
 from scanguard.http.middlewares import STREAM_ROUTE
 from scanguard.http.params import MAX_LIMIT, query_id, query_int, query_str
 from scanguard.http.state import runtime_of, slot_of
-from scanguard.records import Event
+from scanguard.records import EVENT_FAMILIES, Event, EventQuery, event_kinds
 from scanguard.runtime import Runtime
+from scanguard.store.reads import ListEvents
 from scanguard.validation import MAX_ID
 
 log = structlog.get_logger("scanguard.http.events")
@@ -36,79 +35,30 @@ REPLAY_PAGE = 500
 SENT_REMEMBERED = 10_000
 
 
-EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
-    "job": ("job.", "supervisor.", "watchdog.", "orphan.", "validator."),
-    "watch": ("watch.",),
-    "file": ("file.",),
-    "library": ("library.",),
-    "system": ("alert.", "emergency.", "cleanup."),
-}
-"""The kind prefixes of each `family`: `job` is a job's life and every decision the safeguards took about it
-(restarts, stalls, hand-overs, adopted orphans, validator fixes); `file` the per-file events. Each prefix is
-one word and a dot, and no two families share one."""
+def _filter(request: web.Request) -> EventQuery:
+    """The events a request wants (one job's, one library's, of a kind and a family), without its page."""
+    kind = query_str(request, "kind")
+    family = query_str(request, "family", choices=tuple(EVENT_FAMILIES))
+    return EventQuery(query_id(request, "job_id"), query_id(request, "library_id"), event_kinds(kind, family))
 
 
-def _kind_matches(kind: str, wanted: str) -> bool:
-    return kind.startswith(wanted) if wanted.endswith(".") else kind == wanted
-
-
-def _narrow(kind: str | None, family: str | None) -> tuple[str, ...] | None:
-    """The kind filters whose union is both `kind` and `family`; None for every kind."""
-    if family is None:
-        return None if kind is None else (kind,)
-    prefixes = EVENT_FAMILIES[family]
-    if kind is None:
-        return prefixes
-    # each prefix is one word and a dot, so no kind filter is broader than a prefix: it lies inside or outside
-    return (kind,) if any(kind.startswith(prefix) for prefix in prefixes) else ()
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """Which events a request wants: one job's, one library's, and of which kinds (None: every kind)."""
-
-    job_id: int | None
-    library_id: int | None
-    kinds: tuple[str, ...] | None
-
-    @classmethod
-    def of(cls, request: web.Request) -> EventFilter:
-        kind = query_str(request, "kind")
-        family = query_str(request, "family", choices=tuple(EVENT_FAMILIES))
-        return cls(query_id(request, "job_id"), query_id(request, "library_id"), _narrow(kind, family))
-
-    def matches(self, event: Event) -> bool:
-        return (
-            (self.job_id is None or event.job_id == self.job_id)
-            and (self.library_id is None or event.library_id == self.library_id)
-            and (self.kinds is None or any(_kind_matches(event.kind, k) for k in self.kinds))
-        )
-
-    async def read(self, rt: Runtime, *, after_id: int, limit: int, newest_first: bool) -> list[Event]:
-        """A page of the events table: one read per kind filter, merged in id order."""
-        kinds: tuple[str | None, ...] = (None,) if self.kinds is None else self.kinds
-        pages = [
-            await rt.aio.events(
-                job_id=self.job_id,
-                library_id=self.library_id,
-                kind=kind,
-                after_id=after_id,
-                limit=limit,
-                newest_first=newest_first,
-            )
-            for kind in kinds
-        ]
-        merged = heapq.merge(*pages, key=lambda e: e.id, reverse=newest_first)
-        return list(itertools.islice(merged, limit))  # the filters are disjoint: no row comes twice
+async def _read(
+    rt: Runtime, wanted: EventQuery, *, after_id: int, limit: int, newest_first: bool
+) -> list[Event]:
+    """A page of the events table for the request's filter: one read."""
+    query = dataclasses.replace(wanted, after_id=after_id, limit=limit, newest_first=newest_first)
+    return list(await rt.aio.read(ListEvents(query)))
 
 
 @routes.get("/api/admin/events", name="list_events")
 async def list_events(request: web.Request) -> web.Response:
-    wanted = EventFilter.of(request)
+    wanted = _filter(request)
     after_id = query_int(request, "after_id", default=0, minimum=0, maximum=MAX_ID) or 0
     limit = query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT) or 100
     newest_first = query_str(request, "newest_first", choices=("true", "false")) == "true"
-    events = await wanted.read(runtime_of(request), after_id=after_id, limit=limit, newest_first=newest_first)
+    events = await _read(
+        runtime_of(request), wanted, after_id=after_id, limit=limit, newest_first=newest_first
+    )
     return web.json_response({"events": [e.to_dict() for e in events]})
 
 
@@ -151,13 +101,13 @@ class _Live:
 async def _replay(
     rt: Runtime,
     response: web.StreamResponse,
-    wanted: EventFilter,
+    wanted: EventQuery,
     after: int,
     sent: Callable[[int], None] | None = None,
 ) -> int:
     """Send every stored event after `after`; return the last id sent."""
     while True:
-        batch = await wanted.read(rt, after_id=after, limit=REPLAY_PAGE, newest_first=False)
+        batch = await _read(rt, wanted, after_id=after, limit=REPLAY_PAGE, newest_first=False)
         for event in batch:
             await response.write(_frame(event))
             after = event.id
@@ -175,7 +125,7 @@ async def _newest_id(rt: Runtime) -> int:
 class _Stream:
     """One SSE connection: live events from the bus, progress snapshots, heartbeats, until the client goes."""
 
-    def __init__(self, request: web.Request, wanted: EventFilter) -> None:
+    def __init__(self, request: web.Request, wanted: EventQuery) -> None:
         self.rt = runtime_of(request)
         self.slot = slot_of(request)
         self.wanted = wanted
@@ -255,7 +205,7 @@ class _Stream:
 
 @routes.get("/api/admin/events/stream", name=STREAM_ROUTE)
 async def events_stream(request: web.Request) -> web.StreamResponse:
-    wanted = EventFilter.of(request)
+    wanted = _filter(request)
     resume_from = _last_event_id(request)
     stream = _Stream(request, wanted)
     subscription = await stream.rt.aio.subscribe(stream.live.on_event)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from scanguard.http.events import EVENT_FAMILIES
 from scanguard.http.params import EVENT_KIND
 from scanguard.http.schemas import ID, SCHEMAS, STR, obj, ref
-from scanguard.records import STATUSES
+from scanguard.records import EVENT_FAMILIES, STATUSES
 from scanguard.validation import MAX_ID
 
 JSON = "application/json"
