@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from scanguard.control import Request, job_request, start_request
+from scanguard.control import JobOperation, Request, job_request, start_request
 from scanguard.errors import RuntimeStopped
 from scanguard.records import (
     DeletedJob,
@@ -101,7 +101,7 @@ class AsyncRuntime:
             return self._rt._operate(request)
         return await self._run(self._rt._operate, request)
 
-    async def _job_request(self, op: str, job_id: int, *extra: str) -> Request:
+    async def _job_request(self, op: JobOperation, job_id: int, *extra: str) -> Request:
         read_at = time.monotonic()
         job, library = await self._db().aread(
             "job_with_library", catalog.job_with_library, check_id("job_id", job_id)

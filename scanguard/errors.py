@@ -190,6 +190,16 @@ class WorkersUnavailable(ScanguardError):
     code = "workers_unavailable"
 
 
+class UnknownOperation(ScanguardError):
+    """No such control operation."""
+
+    status = 500
+    code = "unknown_operation"
+
+    def __init__(self, operation: object) -> None:
+        super().__init__(f"no such control operation: {operation!r}", operation=str(operation))
+
+
 class RuntimeStopped(ScanguardError):
     """The runtime is not running."""
 
