@@ -509,8 +509,18 @@ class Runtime:
         return subscription
 
     def unsubscribe(self, subscription: int) -> None:
-        if self._bus is not None and self._bus.is_alive():
-            self._bus.ask(Unsubscribe(subscription), timeout=self.config.safeguards.operation_timeout)
+        """Stop calling that subscription's callback. A subscription ends with the event bus, so on a
+        runtime stopped or stopping this has nothing left to do; a bus too busy to answer within
+        operation_timeout is OperationTimeout."""
+        bus, limit = self._bus, self.config.safeguards.operation_timeout
+        if bus is None:
+            return
+        try:
+            bus.ask(Unsubscribe(subscription), timeout=limit)
+        except pykka.ActorDeadError:
+            return  # the bus stopped meanwhile, and its subscriptions with it
+        except pykka.Timeout as exc:
+            raise OperationTimeout("unsubscribe", limit) from exc
 
     def webhooks(self) -> list[dict[str, Any]]:
         """Each configured webhook: URL and kinds (never the secret), cursor, lag, lease, last success and
