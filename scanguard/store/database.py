@@ -47,40 +47,28 @@ R = TypeVar("R")
 FaultHook = Callable[[str, str], None]
 """Called as hook(operation, stage) with stage 'before_commit' or 'after_commit'; raising simulates a fault."""
 
-_BUSY = (
-    "database is locked",  # SQLite
-    "database is busy",
-    "could not serialize",  # PostgreSQL serialization failure
-    "lock timeout",  # PostgreSQL lock_timeout: "canceling statement due to lock timeout"
-    "deadlock detected",
-)
-
-
-def busy(exc: BaseException) -> bool:
-    """A wait for another writer's lock that gave up: worth retrying with backoff."""
-    text = str(exc).lower()
-    return any(marker in text for marker in _BUSY)
-
 
 def translate(op: str, step: str, exc: Exception) -> ScanguardError:
     """Driver errors become scanguard errors here, and only here, naming the step that failed.
 
     A store that cannot serve (full disk, I/O error, lost connection: see store/faults.py) is
-    StoreUnavailable, carrying the driver's own words; anything else is a failure of the operation.
+    StoreUnavailable; anything else is a failure of the operation. The error says what failed in fixed
+    words (the driver's code and its meaning); the driver's own text, which may hold the statement, its
+    parameters and the server's paths, goes to the log only.
     """
     rolled_back = step != "after_commit"
     log.error("store.operation_failed", operation=op, step=step, error=f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, sa_exc.DBAPIError) and busy(exc):
+    if faults.busy(exc):
         # SQLite's busy error, or PostgreSQL's lock_timeout, still there after every retry
         return StoreUnavailable(f"{op}: the database stayed busy at step '{step}'", operation=op, step=step)
     if faults.store_unavailable(exc):
         return StoreUnavailable(
-            f"{op}: the database is unavailable at step '{step}': {faults.driver_words(exc)}",
+            f"{op}: the database is unavailable at step '{step}': {faults.described(exc)}",
             operation=op,
             step=step,
             rolled_back=rolled_back,
         )
-    return OperationFailed(op, step, exc, rolled_back=rolled_back)
+    return OperationFailed(op, step, faults.described(exc), rolled_back=rolled_back)
 
 
 class Database:
@@ -174,7 +162,7 @@ class Database:
     def _retry_delay(self, op: str, exc: sa_exc.DBAPIError, tries: int) -> float | None:
         """How long to wait before trying a busy database again (logged), or None: not busy, or no retries
         left. The one rule for the threads' transactions and the event loop's reads."""
-        if not busy(exc) or tries >= self.config.database.busy_retries:
+        if not faults.busy(exc) or tries >= self.config.database.busy_retries:
             return None
         delay = min(2.0, 0.02 * 2.0**tries) * (0.5 + random.random())
         log.warning("store.busy_retry", operation=op, attempt=tries + 1, delay=round(delay, 3))
@@ -287,4 +275,5 @@ class Database:
                 "active_jobs", catalog.list_jobs, library_id=library_id, statuses=ACTIVE_STATUSES
             )
             return LibraryBusy(library_id, active.items[0].id if active.items else None)
-        return OperationFailed(op, "commit", exc.orig or exc)
+        log.error("store.operation_failed", operation=op, step="commit", error=f"{type(exc).__name__}: {exc}")
+        return OperationFailed(op, "commit", faults.described(exc))
