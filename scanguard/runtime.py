@@ -227,6 +227,7 @@ class Runtime:
                 self._leave(max(0.1, deadline - time.monotonic()))
         finally:
             self._stop_actors()
+            self.aio.close()
         log.info("runtime.stopped", instance=self.instance)
 
     def _join(self) -> None:
