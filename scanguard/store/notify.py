@@ -78,7 +78,8 @@ class EventListener:
         if loop is not None and stopping is not None:
             with contextlib.suppress(RuntimeError):  # the loop already ended
                 loop.call_soon_threadsafe(stopping.set)
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # it started (a start that failed half-way may not have)
+            self._thread.join(timeout)
 
     # ---- the listening thread ---------------------------------------------------------------------
 
