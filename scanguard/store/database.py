@@ -13,16 +13,16 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import exc as sa_exc
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from scanguard.backoff import BUSY_DATABASE
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, RuntimeStopped, ScanguardError, StoreUnavailable
 from scanguard.records import ACTIVE_STATUSES, Event
@@ -148,25 +148,27 @@ class Database:
 
     def _retrying(self, op: str, attempt: Callable[[], R]) -> R:
         """A busy database is retried with backoff (the seed's 'retry with backoff')."""
-        tries = 0
-        while True:
-            try:
+        for attempt_state in Retrying(**self._busy_policy(op)):
+            with attempt_state:
                 return attempt()
-            except sa_exc.DBAPIError as exc:
-                delay = self._retry_delay(op, exc, tries)
-                if delay is None:
-                    raise
-                tries += 1
-                time.sleep(delay)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    def _retry_delay(self, op: str, exc: sa_exc.DBAPIError, tries: int) -> float | None:
-        """How long to wait before trying a busy database again (logged), or None: not busy, or no retries
-        left. The one rule for the threads' transactions and the event loop's reads."""
-        if not faults.busy(exc) or tries >= self.config.database.busy_retries:
-            return None
-        delay = min(2.0, 0.02 * 2.0**tries) * (0.5 + random.random())
-        log.warning("store.busy_retry", operation=op, attempt=tries + 1, delay=round(delay, 3))
-        return delay
+    def _busy_policy(self, op: str) -> dict[str, Any]:
+        """The one rule for retrying a busy database, for the threads' transactions and the event loop's
+        reads: busy errors only (store/faults.py), at most busy_retries more times, BUSY_DATABASE's
+        backoff, each retry logged; then the last error is raised as it was."""
+
+        def logged(state: RetryCallState) -> None:
+            delay = state.upcoming_sleep
+            log.warning("store.busy_retry", operation=op, attempt=state.attempt_number, delay=round(delay, 3))
+
+        return {
+            "retry": retry_if_exception(faults.busy),
+            "stop": stop_after_attempt(self.config.database.busy_retries + 1),
+            "wait": BUSY_DATABASE,
+            "before_sleep": logged,
+            "reraise": True,
+        }
 
     def _tx(self, conn: sa.Connection) -> Tx:
         return Tx(conn, self.instance, self.config.safeguards.lease_ttl)
@@ -245,23 +247,18 @@ class Database:
                 raise RuntimeStopped(f"{op}: the database is closed") from exc
             return await future
         engine = self._async[0]
-        tries = 0
-        while True:
-            try:
-                async with engine.connect() as raw:
-                    conn = await raw.execution_options(scanguard_readonly=True)
-                    async with conn.begin():
-                        return await conn.run_sync(lambda sync: fn(self._tx(sync), *args, **kwargs))
-            except ScanguardError:
-                raise
-            except sa_exc.DBAPIError as exc:
-                delay = self._retry_delay(op, exc, tries)
-                if delay is None:
-                    raise translate(op, "read", exc) from exc
-                tries += 1
-                await asyncio.sleep(delay)
-            except Exception as exc:
-                raise translate(op, "read", exc) from exc
+        try:
+            async for attempt_state in AsyncRetrying(**self._busy_policy(op)):
+                with attempt_state:
+                    async with engine.connect() as raw:
+                        conn = await raw.execution_options(scanguard_readonly=True)
+                        async with conn.begin():
+                            return await conn.run_sync(lambda sync: fn(self._tx(sync), *args, **kwargs))
+        except ScanguardError:
+            raise
+        except Exception as exc:
+            raise translate(op, "read", exc) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def _integrity(self, op: str, exc: sa_exc.IntegrityError, args: tuple[Any, ...]) -> ScanguardError:
         """A constraint caught a race the pre-flight could not see: name what is in the way."""

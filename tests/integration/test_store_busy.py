@@ -15,7 +15,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import create_async_engine
+from structlog.testing import capture_logs
 
+import scanguard
+from scanguard.errors import StoreUnavailable
+from scanguard.store.database import Database
 from scanguard.store.engine import database_url
 from scanguard.store.faults import busy
 
@@ -184,3 +188,30 @@ def test_a_postgresql_error_raised_with_lock_words_is_not_busy(pg_engine: sa.Eng
         error = _raised(lambda: conn.exec_driver_sql(raising))
     assert error.orig.sqlstate == "P0001", error.orig  # type: ignore[union-attr]
     assert not busy(error)
+
+
+# ---- the store's retry of a busy database --------------------------------------------------------
+
+
+def test_a_write_busy_beyond_its_retries_is_tried_busy_retries_more_times_then_store_unavailable(
+    tmp_path: Path, make_config: Callable[..., scanguard.Config]
+) -> None:
+    path = tmp_path / "retried.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    config = make_config(database={"url": f"sqlite:///{path}", "busy_retries": 4, "busy_timeout": 0})
+    database = Database(config, "me")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock throughout
+    try:
+        with capture_logs() as logs, pytest.raises(StoreUnavailable, match="stayed busy"):
+            database.write(
+                "touch", lambda tx: tx.conn.exec_driver_sql("INSERT INTO t (v) VALUES ('x')"), print, None
+            )
+    finally:
+        holder.close()
+        database.dispose()
+    retries = [entry for entry in logs if entry["event"] == "store.busy_retry"]
+    assert [r["attempt"] for r in retries] == [1, 2, 3, 4]
+    for n, retry in enumerate(retries):  # BUSY_DATABASE: 20 ms doubling, ±50%, at most 2 s
+        assert min(0.02 * 2**n * 0.5, 2.0) - 1e-3 <= retry["delay"] <= min(0.02 * 2**n * 1.5, 2.0) + 1e-3
