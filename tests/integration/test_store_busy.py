@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -215,3 +216,33 @@ def test_a_write_busy_beyond_its_retries_is_tried_busy_retries_more_times_then_s
     assert [r["attempt"] for r in retries] == [1, 2, 3, 4]
     for n, retry in enumerate(retries):  # BUSY_DATABASE: 20 ms doubling, ±50%, at most 2 s
         assert min(0.02 * 2**n * 0.5, 2.0) - 1e-3 <= retry["delay"] <= min(0.02 * 2**n * 1.5, 2.0) + 1e-3
+
+
+@pytest.mark.postgres
+def test_an_event_loop_read_behind_a_held_lock_is_retried_by_the_same_rule_then_store_unavailable(
+    pg_url: str, pg_engine: sa.Engine, make_config: Callable[..., scanguard.Config]
+) -> None:
+    """The admin API's reads (asyncpg, on the loop) give up each lock wait after lock_timeout, are retried
+    busy_retries times, and then answer store_unavailable instead of hanging."""
+    # lock_timeout = min(operation_timeout, lease_ttl) / 4 = 0.1 s
+    config = make_config(safeguards={"operation_timeout": 0.4}, database={"busy_retries": 2})
+    database = Database(config, "me")
+
+    def read_t(tx: Any) -> list[Any]:
+        return list(tx.conn.exec_driver_sql("SELECT * FROM t").all())
+
+    async def read() -> None:
+        database.open_async()
+        try:
+            await database.aread("read_t", read_t)
+        finally:
+            await database.close_async()
+
+    try:
+        with pg_engine.connect() as holder, holder.begin():
+            holder.exec_driver_sql("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+            with capture_logs() as logs, pytest.raises(StoreUnavailable, match="stayed busy"):
+                asyncio.run(read())
+    finally:
+        database.dispose()
+    assert [e["attempt"] for e in logs if e["event"] == "store.busy_retry"] == [1, 2]
