@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import pykka
 import pytest
 
@@ -76,20 +78,34 @@ STAGES: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], type[BaseException
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What ran before the start: its threads and child processes."""
+
+    threads: set[threading.Thread]
+    children: set[int]
+
+
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
 @pytest.fixture
-def baseline() -> Iterator[set[threading.Thread]]:
-    """The threads alive before the start; no actor may be running yet."""
+def baseline() -> Iterator[Baseline]:
+    """What runs before the start; no actor may be running yet."""
     _Kept.made.clear()
     _ClosedPool.closed.clear()
     assert pykka.ActorRegistry.get_all() == []
-    yield set(threading.enumerate())
+    yield Baseline(set(threading.enumerate()), _children())
     pykka.ActorRegistry.stop_all()  # a failing test must not leak its actors into the next one
 
 
-def _nothing_left(url: str, before: set[threading.Thread], db_query: Callable[..., Any]) -> None:
+def _nothing_left(url: str, baseline: Baseline, db_query: Callable[..., Any]) -> None:
     rt = _Kept.made[-1]
+    before = baseline.threads
     assert rt.running is False
     assert pykka.ActorRegistry.get_all() == [], "every actor the start began is stopped"
+    assert _children() <= baseline.children, "no process the start began is left"
     wait_for(
         lambda: not [t for t in set(threading.enumerate()) - before if t.is_alive()],
         10,
@@ -110,7 +126,7 @@ def test_a_start_failing_at_any_step_leaves_no_actor_thread_pool_connection_or_i
     db_url: str,
     make_config: Callable[..., scanguard.Config],
     monkeypatch: pytest.MonkeyPatch,
-    baseline: set[threading.Thread],
+    baseline: Baseline,
     db_query: Callable[..., Any],
 ) -> None:
     patch, raised = STAGES[stage]
@@ -130,7 +146,7 @@ def test_a_start_whose_event_listener_fails_leaves_nothing_behind(
     pg_url: str,
     make_config: Callable[..., scanguard.Config],
     monkeypatch: pytest.MonkeyPatch,
-    baseline: set[threading.Thread],
+    baseline: Baseline,
     db_query: Callable[..., Any],
 ) -> None:
     scanguard.Runtime.start(make_config()).stop()
@@ -143,7 +159,7 @@ def test_a_start_whose_event_listener_fails_leaves_nothing_behind(
 def test_a_webhook_config_that_fails_only_when_deliveries_start_leaves_nothing_behind(
     db_url: str,
     make_config: Callable[..., scanguard.Config],
-    baseline: set[threading.Thread],
+    baseline: Baseline,
     db_query: Callable[..., Any],
 ) -> None:
     """Deliveries on a host loop that does not run: found only once the deliveries start."""
