@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from scanguard.errors import StoreUnavailable
 from scanguard.store.database import Database
 from scanguard.store.engine import database_url
 from scanguard.store.faults import busy
+from scanguard.store.reads import Read
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -228,13 +230,15 @@ def test_an_event_loop_read_behind_a_held_lock_is_retried_by_the_same_rule_then_
     config = make_config(safeguards={"operation_timeout": 0.4}, database={"busy_retries": 2})
     database = Database(config, "me")
 
-    def read_t(tx: Any) -> list[Any]:
-        return list(tx.conn.exec_driver_sql("SELECT * FROM t").all())
+    @dataclass(frozen=True, slots=True)
+    class ReadT(Read[list[Any]]):
+        def run(self, tx: Any) -> list[Any]:
+            return list(tx.conn.exec_driver_sql("SELECT * FROM t").all())
 
     async def read() -> None:
         database.open_async()
         try:
-            await database.aread("read_t", read_t)
+            await database.aread(ReadT())
         finally:
             await database.close_async()
 
