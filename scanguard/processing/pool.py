@@ -184,7 +184,8 @@ class FilePool:
         """Queue files for processing; each future resolves to the file's outcome, never to an exception."""
         self._renew_if_broken()
         sub = Submission([Future() for _ in contexts])
-        self._submissions.add(sub)
+        with self._lock:  # _break walks the set on pebble's callback thread
+            self._submissions.add(sub)
         files = [_File(ctx, fut) for ctx, fut in zip(contexts, sub.futures, strict=True)]
         for start in range(0, len(files), CHUNK_FILES):
             self._schedule(sub, files[start : start + CHUNK_FILES])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -108,3 +111,38 @@ def test_a_pool_whose_workers_cannot_start_fails_its_files_work_at_once_and_is_r
     finally:
         pool.close(5)
     assert all(o.meta is not None for o in again), "a renewed pool reads the files"
+
+
+@pytest.mark.timeout(30)
+def test_scans_submitting_while_the_pool_breaks_down_never_upset_the_thread_that_fails_their_files() -> None:
+    """A breakdown is handled on pebble's callback thread, which walks every submission to fail its files,
+    while scans keep submitting on their own threads. The walk and the additions share one lock: without
+    it the walk dies with "Set changed size during iteration" (this fails within a few tries unfixed, the
+    thread switch interval shrunk so that the threads interleave inside the walk)."""
+    pool = _pool(workers=1)
+    held = [pool.submit([]) for _ in range(3000)]  # a long walk; submissions of no files start no worker
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def submit_until_stopped() -> None:
+        while not stop.is_set():
+            held.append(pool.submit([]))
+            del held[6000:]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    scanner = threading.Thread(target=submit_until_stopped, name="scan")
+    scanner.start()
+    try:
+        for _ in range(300):
+            try:
+                pool._break(BrokenProcessPool("the test breaks it"))  # what pebble's callback thread does
+            except RuntimeError as exc:
+                failures.append(exc)
+                break
+    finally:
+        stop.set()
+        scanner.join(10)
+        sys.setswitchinterval(interval)
+        pool.close(5)
+    assert failures == []
