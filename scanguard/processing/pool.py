@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import mmap
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
 import os
 import signal
 import tempfile
@@ -22,6 +24,7 @@ from concurrent.futures import CancelledError, Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import pebble
@@ -64,9 +67,12 @@ class _Marks:
         self._view = memoryview(self._map).cast(worker.MARK)
         self._free = list(range(SLOTS - 2, -1, -1))  # the last slot is scratch, for when all are taken
         self._lock = threading.Lock()
+        self._closed = False
 
     def take(self) -> int:
         with self._lock:
+            if self._closed:
+                return SLOTS - 1
             slot = self._free.pop() if self._free else SLOTS - 1
             self._view[slot] = 0
             return slot
@@ -74,15 +80,20 @@ class _Marks:
     def give(self, slot: int) -> int:
         """Free a task's slot; returns its mark (1 + the index of the file it was on; 0: none, or unknown)."""
         with self._lock:
-            if slot == SLOTS - 1:
+            if slot == SLOTS - 1 or self._closed:
                 return 0
             mark = int(self._view[slot])
             self._free.append(slot)
             return mark
 
     def close(self) -> None:
-        self._view.release()
-        self._map.close()
+        """Unmap and remove the file; an abandoned pool's late callbacks then read nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._view.release()
+            self._map.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
@@ -148,7 +159,8 @@ class FilePool:
         return marks, pool
 
     def _renew_if_broken(self) -> None:
-        """A pool that broke down (its workers could not start, say) is replaced before new work goes in."""
+        """A pool that broke down (its workers could not start, say) is replaced before new work goes in;
+        the old one is stopped on a thread of its own, so the scan that found it broken does not wait."""
         with self._lock:
             if self._broken is None or self._closed:
                 return
@@ -157,9 +169,12 @@ class FilePool:
             self._started = False
             log.warning("workers.renewed", after=f"{type(self._broken).__name__}: {self._broken}")
             self._broken = None
-        old_pool.stop()  # type: ignore[no-untyped-call] # pebble's stop() has no annotations
-        old_pool.join(timeout=self.file_timeout)
-        old_marks.close()
+        threading.Thread(
+            target=_retire,
+            args=(old_pool, old_marks, self.file_timeout),
+            name="scanguard-pool-retire",
+            daemon=True,
+        ).start()
 
     def check(self) -> None:
         """Notice a pool that broke down without telling its tasks (pebble leaves queued tasks pending when
@@ -258,15 +273,53 @@ class FilePool:
         log.warning("workers.gave_up", job_id=ctx.job_id, path=ctx.path, reason=reason, error=error)
         return FileOutcome.failed(reason, f"{error} (tried twice, the second time on its own)")
 
-    def close(self, timeout: float) -> None:
-        """Stop every worker: running tasks are abandoned (their scans are stopping too)."""
+    def close(self, timeout: float) -> tuple[int, ...]:
+        """Stop every worker within `timeout`: running tasks are dropped (their scans are stopping too).
+
+        Returns the pids of the workers it gave up waiting for (empty when every worker is gone).
+        """
         with self._lock:
             if self._closed:
-                return
+                return ()
             self._closed = True
-        self._pool.stop()  # type: ignore[no-untyped-call] # pebble's stop() has no annotations
-        self._pool.join(timeout=timeout)
-        self._marks.close()
+        return _retire(self._pool, self._marks, timeout)
+
+
+def _workers(pool: pebble.ProcessPool) -> dict[int, BaseProcess]:
+    """The pool's worker processes by pid. pebble keeps them private (and stable since 4.x): reading them is
+    the only way to know whom a stop left behind. A C-level copy, so safe against pebble's own threads."""
+    return dict(pool._pool_manager.worker_manager.workers)
+
+
+def _retire(pool: pebble.ProcessPool, marks: _Marks, timeout: float) -> tuple[int, ...]:
+    """Stop a pebble pool within `timeout`, whatever its workers do; returns the pids of those abandoned.
+
+    pebble's stop()+join() stops the workers one after another (SIGTERM, 3 s, SIGKILL) and then waits for
+    each without a bound, whatever join's timeout says: a worker stuck in uninterruptible I/O (a dead NFS
+    mount) holds it for ever. So join runs on a daemon thread that is waited for up to `timeout`; the
+    workers not known to be gone by then are sent SIGKILL, reported, and left to the kernel. They are also
+    struck from multiprocessing's list of children, whose exit hooks (pebble's and its own) would otherwise
+    wait for them without a bound when the service exits.
+    """
+    known = _workers(pool)
+    pool.stop()  # type: ignore[no-untyped-call] # pebble's stop() has no annotations
+    stopper = threading.Thread(target=pool.join, name="scanguard-pool-stop", daemon=True)
+    stopper.start()
+    stopper.join(timeout)
+    if not stopper.is_alive():
+        marks.close()
+        return ()
+    known |= _workers(pool)
+    # a worker is gone once its exit is known (the forkserver reports it on the sentinel): a poll, no read
+    stuck = [proc for proc in known.values() if not multiprocessing.connection.wait([proc.sentinel], 0)]
+    for proc in stuck:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type] # a started process has its pid
+        multiprocessing.process._children.discard(proc)  # type: ignore[attr-defined]
+    abandoned = tuple(sorted(proc.pid for proc in stuck if proc.pid is not None))
+    log.error("workers.abandoned", pids=list(abandoned), after=timeout)
+    marks.close()
+    return abandoned
 
 
 def _settle(fut: Future[FileOutcome], outcome: FileOutcome | BaseException) -> None:

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
+import structlog
 
 import scanguard
+from scanguard.actors.workers import WorkerPoolActor
 from scanguard.processing.context import FileContext, FileOutcome
 from scanguard.processing.pool import CHUNK_FILES, FilePool
 from tests.support.hostproc import NAME as HOST
-from tests.support.hostproc import read_calls
+from tests.support.hostproc import alive, pids, read_calls
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -146,3 +151,88 @@ def test_scans_submitting_while_the_pool_breaks_down_never_upset_the_thread_that
         sys.setswitchinterval(interval)
         pool.close(5)
     assert failures == []
+
+
+@pytest.fixture
+def strays() -> Iterator[set[int]]:
+    """Worker pids a test left behind on purpose: killed (-9) at teardown, whatever happened."""
+    left: set[int] = set()
+    yield left
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _stubborn_workers(pool: FilePool, lib: Path, count: int) -> set[int]:
+    """`count` workers each inside a file that has SIGTERM blocked (one submission each: one worker each)."""
+    for ctx in _contexts(lib, [f"stubborn-{i}.flac" for i in range(count)]):
+        pool.submit([ctx])
+    return wait_for(lambda: len(pids(lib)) == count and pids(lib), 30, f"{count} workers inside their files")
+
+
+@pytest.mark.timeout(30)
+def test_a_stop_that_its_workers_hold_up_returns_within_its_bound_and_names_the_workers_it_abandoned(
+    tmp_path: Path, strays: set[int]
+) -> None:
+    """pebble stops workers one after another (SIGTERM, 3 s, SIGKILL) and then waits for each without a
+    bound; two workers that ignore SIGTERM held the unfixed stop for over 6 s, one in uninterruptible I/O for
+    ever. The stop keeps its bound, kills what is left, and says which workers it gave up waiting for."""
+    pool = _pool(workers=2, file_timeout=60)
+    lib = tmp_path / "lib"
+    workers = _stubborn_workers(pool, lib, 2)
+    strays |= workers
+    bound = 0.5
+    with structlog.testing.capture_logs() as logs:
+        started = time.monotonic()
+        abandoned = pool.close(bound)
+        took = time.monotonic() - started
+
+    assert took < bound + 1.0, f"the stop took {took:.2f} s with a bound of {bound} s"
+    assert set(abandoned) == workers
+    said = [e for e in logs if e["event"] == "workers.abandoned"]
+    assert [sorted(e["pids"]) for e in said] == [sorted(workers)]
+    assert wait_for(lambda: not alive(workers), 10, "the abandoned workers to be killed")
+
+
+@pytest.mark.timeout(30)
+def test_a_stop_with_nothing_stuck_abandons_nothing(tmp_path: Path) -> None:
+    pool = _pool(workers=2)
+    outcomes = _outcomes(pool.submit(_contexts(tmp_path / "lib", ["a.flac", "b.flac"])).futures, 30)
+    assert all(o.meta is not None for o in outcomes)
+    assert pool.close(10) == ()
+
+
+@pytest.mark.timeout(30)
+def test_renewing_a_broken_pool_does_not_hold_the_scan_while_the_old_workers_stop(
+    tmp_path: Path, strays: set[int]
+) -> None:
+    """The old pool is stopped on its own thread: the scan that found it broken goes on in a new one."""
+    pool = _pool(workers=1, file_timeout=60)
+    try:
+        strays |= _stubborn_workers(pool, tmp_path / "old", 1)
+        pool._break(BrokenProcessPool("the test breaks it"))  # what pebble's callback thread does
+        started = time.monotonic()
+        sub = pool.submit(_contexts(tmp_path / "new", ["fine.flac"]))
+        took = time.monotonic() - started
+        outcomes = _outcomes(sub.futures, 30)
+    finally:
+        pool.close(5)
+    assert took < 1.0, f"the submission waited {took:.2f} s for the broken pool to stop"
+    assert outcomes[0].meta is not None
+
+
+@pytest.mark.timeout(30)
+def test_the_worker_pool_actor_stops_within_its_timeout_when_a_worker_will_not(
+    tmp_path: Path, strays: set[int]
+) -> None:
+    """The runtime's shutdown waits on this actor's stop: a worker that ignores SIGTERM cannot hold it."""
+    pool = _pool(workers=1, file_timeout=60)
+    strays |= _stubborn_workers(pool, tmp_path / "lib", 1)
+    actor = WorkerPoolActor.start(pool, 0.5)
+    with structlog.testing.capture_logs() as logs:
+        started = time.monotonic()
+        actor.stop(timeout=10)
+        took = time.monotonic() - started
+    assert took < 1.5, f"the actor's stop took {took:.2f} s with a stop timeout of 0.5 s"
+    stopped = [e for e in logs if e["event"] == "workers.stopped"]
+    assert [e["abandoned"] for e in stopped] == [sorted(strays)]

@@ -1,7 +1,8 @@
 """A host's processor for tests, run in scanguard's worker processes: it misbehaves on files named for it.
 
 Files whose name starts with `hang`, `exit`, `segv`, `raise` or `memory` make it hang, `os._exit(3)`,
-segfault (ctypes), raise, or allocate 4 GiB. Every call is appended to `calls.log` beside the library
+segfault (ctypes), raise, or allocate 4 GiB; `stubborn` blocks SIGTERM and hangs (a worker that a stop
+cannot end in time, as one stuck in uninterruptible I/O); `slow` takes SLOW_SECONDS. Every call is appended to `calls.log` beside the library
 root (one line per call: path, pid), so a test can count how often each file was processed.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from scanguard import FileContext
 
 NAME = "tests.support.hostproc:misbehave"
 CALLS = "calls.log"
+SLOW_SECONDS = 0.6  # a `slow` file's work: 0.6 of the tests' 1 s file_timeout
 # the poison files (copies of a real audio file), the quarantine reason each gets, and what its error says
 POISON = {
     "Bad/hang.flac": ("timeout", "timeout"),
@@ -74,14 +77,18 @@ def read_calls(root: str | os.PathLike[str]) -> list[str]:
 
 def misbehave(ctx: FileContext) -> dict[str, Any]:
     """Log the call; then hang, exit, crash, raise or blow the memory cap as the file's name says."""
+    name = os.path.basename(ctx.path)
+    if name.startswith("stubborn"):  # before the call is logged: a test that saw the call may stop at once
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     fd = os.open(calls_log(ctx.root), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, f"{ctx.path}\t{os.getpid()}\n".encode())
     finally:
         os.close(fd)
-    name = os.path.basename(ctx.path)
-    if name.startswith("hang"):
+    if name.startswith(("hang", "stubborn")):
         time.sleep(3600)
+    elif name.startswith("slow"):
+        time.sleep(SLOW_SECONDS)
     elif name.startswith("exit"):
         os._exit(3)
     elif name.startswith("segv"):
