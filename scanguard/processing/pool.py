@@ -1,10 +1,12 @@
 """The worker pool of named processors: chunks out, one outcome per file back; a hung or dead worker is replaced.
 
-pebble's ProcessPool does the process work: a task past its timeout has its worker killed, a worker that
-dies is replaced, workers are recycled after `max_tasks` tasks. This module adds the per-file policy on
-top: a worker marks which file of its chunk it is on, so when a chunk times out or loses its worker the
-file at fault is known; it is tried once more on its own (a new task, so in a worker that did not just
-fail) and quarantined if that fails too; the other files of the chunk go again, unharmed.
+pebble's ProcessPool does the process work: a worker that dies is replaced, workers are recycled after
+`max_tasks` tasks, a task past its timeout (here only a backstop: the chunk's files' deadlines summed) has
+its worker killed. This module adds the per-file policy on top: a worker arms each file's deadline itself
+(the worker is ended when a file passes it) and marks which file of its chunk it is on, so when a chunk
+loses its worker the file at fault is known; it is tried once more on its own (a new task, so in a worker
+that did not just fail) and quarantined if that fails too; the other files of the chunk go again, unharmed.
+A worker killed while an external tool runs for its file takes the tool's process group with it.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ import structlog
 
 from scanguard.config import ScanConfig
 from scanguard.errors import WorkersUnavailable
-from scanguard.processing import builtins, worker
+from scanguard.processing import builtins, tools, worker
 from scanguard.processing.context import FileContext, FileOutcome
 
 log = structlog.get_logger("scanguard.workers")
-CHUNK_FILES = 16  # a chunk's IPC is small next to 16 files' reading; the deadline covers the whole chunk
+CHUNK_FILES = 16  # a chunk's IPC is small next to 16 files' reading; each file has its own deadline
+CHUNK_GRACE = 5.0  # the backstop past a chunk's summed deadlines, for a worker whose own deadline failed
 SLOTS = 1 << 16  # tasks in flight at once, each with its progress mark
 MARK_BYTES = 4
+SLOT_BYTES = MARK_BYTES * worker.MARK_FIELDS
 
 
 def _preload(names: Sequence[str]) -> list[str]:
@@ -60,31 +64,49 @@ class _Marks:
     def __init__(self) -> None:
         fd, self.path = tempfile.mkstemp(prefix="scanguard-marks-")
         try:
-            os.ftruncate(fd, SLOTS * MARK_BYTES)
-            self._map = mmap.mmap(fd, SLOTS * MARK_BYTES)
+            os.ftruncate(fd, SLOTS * SLOT_BYTES)
+            self._map = mmap.mmap(fd, SLOTS * SLOT_BYTES)
         finally:
             os.close(fd)
         self._view = memoryview(self._map).cast(worker.MARK)
         self._free = list(range(SLOTS - 2, -1, -1))  # the last slot is scratch, for when all are taken
+        self._taken: set[int] = set()
         self._lock = threading.Lock()
         self._closed = False
+
+    def _field(self, slot: int, field: int) -> int:
+        return slot * worker.MARK_FIELDS + field
 
     def take(self) -> int:
         with self._lock:
             if self._closed:
                 return SLOTS - 1
             slot = self._free.pop() if self._free else SLOTS - 1
-            self._view[slot] = 0
+            self._view[self._field(slot, worker.FILE)] = 0
+            self._view[self._field(slot, worker.TOOL)] = 0
+            if slot != SLOTS - 1:
+                self._taken.add(slot)
             return slot
 
-    def give(self, slot: int) -> int:
-        """Free a task's slot; returns its mark (1 + the index of the file it was on; 0: none, or unknown)."""
+    def give(self, slot: int) -> tuple[int, int]:
+        """Free a task's slot; returns its mark (1 + the index of the file it was on; 0: none, or unknown)
+        and the process group of the tool that was running for that file (0: none, or unknown)."""
         with self._lock:
             if slot == SLOTS - 1 or self._closed:
-                return 0
-            mark = int(self._view[slot])
+                return 0, 0
+            mark = int(self._view[self._field(slot, worker.FILE)])
+            tool = int(self._view[self._field(slot, worker.TOOL)])
+            self._taken.discard(slot)
             self._free.append(slot)
-            return mark
+            return mark, tool
+
+    def tools(self) -> list[int]:
+        """The process groups of the tools running for the tasks in flight."""
+        with self._lock:
+            if self._closed:
+                return []
+            found = (int(self._view[self._field(slot, worker.TOOL)]) for slot in self._taken)
+            return [pgid for pgid in found if pgid > 0]
 
     def close(self) -> None:
         """Unmap and remove the file; an abandoned pool's late callbacks then read nothing."""
@@ -153,7 +175,7 @@ class FilePool:
             max_workers=self.workers,
             max_tasks=max(1, self.config.worker_max_files // CHUNK_FILES),
             initializer=worker.initialize,
-            initargs=(self.config.worker_memory_limit, marks.path),
+            initargs=(self.config.worker_memory_limit, marks.path, self.file_timeout),
             context=context,
         )
         return marks, pool
@@ -217,7 +239,7 @@ class FilePool:
                 task = self._pool.schedule(
                     worker.process_chunk,
                     args=(self.names, [f.ctx for f in files], slot),
-                    timeout=self.file_timeout,
+                    timeout=self.file_timeout * len(files) + CHUNK_GRACE,
                 )
             except RuntimeError as exc:  # closed (the service is stopping) or broken down
                 self._marks.give(slot)
@@ -233,15 +255,18 @@ class FilePool:
     def _done(self, sub: Submission, task: Future[Any], files: list[_File], slot: int) -> None:
         with sub._lock:
             sub._tasks.discard(task)
-        mark = self._marks.give(slot)
+        mark, tool = self._marks.give(slot)
         try:
             results = task.result()
         except CancelledError:
+            tools.kill_group(tool)
             return
         except BrokenProcessPool as exc:
+            tools.kill_group(tool)
             self._break(exc)
             return
         except (FutureTimeout, pebble.ProcessExpired) as exc:
+            tools.kill_group(tool)  # the worker is gone; the tool's children would outlive it
             # the file it was on is the suspect: tried once more, on its own; the files before it lost
             # their results and go again, those after it never ran
             at = max(mark, 1) - 1
@@ -262,7 +287,7 @@ class FilePool:
             _settle(f.future, FileOutcome(meta, error, "error" if error else None))
 
     def _quarantine(self, ctx: FileContext, exc: BaseException) -> FileOutcome:
-        if isinstance(exc, pebble.ProcessExpired):
+        if isinstance(exc, pebble.ProcessExpired) and exc.exitcode != -worker.DEADLINE_SIGNAL:
             code = exc.exitcode
             if code < 0:
                 reason, error = "signal", f"worker killed by signal {-code} ({_signal_name(-code)})"
@@ -306,6 +331,8 @@ def _retire(pool: pebble.ProcessPool, marks: _Marks, timeout: float) -> tuple[in
     stopper = threading.Thread(target=pool.join, name="scanguard-pool-stop", daemon=True)
     stopper.start()
     stopper.join(timeout)
+    for pgid in marks.tools():  # the tasks in flight never report back: their tools go here
+        tools.kill_group(pgid)
     if not stopper.is_alive():
         marks.close()
         return ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from scanguard.processing.context import FileContext, FileOutcome
 from scanguard.processing.pool import CHUNK_FILES, FilePool
 from tests.support.hostproc import NAME as HOST
 from tests.support.hostproc import alive, pids, read_calls
+from tests.support.probing import read_outcome
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -236,3 +238,66 @@ def test_the_worker_pool_actor_stops_within_its_timeout_when_a_worker_will_not(
     assert took < 1.5, f"the actor's stop took {took:.2f} s with a stop timeout of 0.5 s"
     stopped = [e for e in logs if e["event"] == "workers.stopped"]
     assert [e["abandoned"] for e in stopped] == [sorted(strays)]
+
+
+def test_every_file_of_a_chunk_has_its_own_deadline(tmp_path: Path) -> None:
+    """Files that each take 0.6 of file_timeout share a chunk: each is read once and keeps its result (the
+    unfixed pool gave the whole chunk one file_timeout and tried its files again); a file that passes the
+    deadline is quarantined for a timeout all the same."""
+    pool = _pool(workers=1)
+    try:
+        # the late file first: files before a killed one lose their results and go again (by design)
+        names = ["hang-0.flac"] + [f"slow-{i}.flac" for i in range(1, 5)]
+        outcomes = _outcomes(pool.submit(_contexts(tmp_path / "lib", names)).futures, 30)
+    finally:
+        pool.close(5)
+    assert [o.meta is not None for o in outcomes] == [False] + [True] * 4
+    assert outcomes[0].reason == "timeout"
+    assert outcomes[0].error is not None
+    assert outcomes[0].error.startswith(f"timeout: no result within {TIMEOUT:g} s")
+    calls = Counter(read_calls(tmp_path / "lib"))
+    assert [calls[n] for n in names] == [2, 1, 1, 1, 1], "the late file once more alone; each slow one once"
+
+
+FAKE_FFPROBE = """#!/bin/sh
+# stands in for an ffprobe stuck on a file: a process group of two (this shell and its sleep)
+sleep 3600 &
+echo "$$ $!" >> {pids}
+wait
+"""
+
+
+@pytest.mark.timeout(60)
+def test_an_ffprobe_that_hangs_dies_with_the_worker_killed_for_its_deadline(tmp_path: Path) -> None:
+    """video_probe's ffprobe runs in its own process group, which goes when its worker is killed for the
+    file's deadline (the unfixed tool outlived its worker, with a fixed 25 s timeout of its own)."""
+    bindir, recorded = tmp_path / "bin", tmp_path / "ffprobe.pids"
+    bindir.mkdir()
+    (bindir / "ffprobe").write_text(FAKE_FFPROBE.format(pids=recorded))
+    (bindir / "ffprobe").chmod(0o755)
+    video = tmp_path / "lib" / "clip.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"not really a video")
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    service = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.probing", str(TIMEOUT), str(video)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    tools: set[int] = set()
+    try:
+        assert service.stdout is not None
+        outcome = read_outcome(service.stdout)
+        tools = {int(pid) for line in recorded.read_text().splitlines() for pid in line.split()}
+        assert outcome["reason"] == "timeout", outcome
+        assert len(tools) == 4, "two tries, each a shell and its sleep"
+        # the service and its pool are still running: nothing but the deadline's kill ended the tools
+        wait_for(lambda: not alive(tools), 5, f"ffprobe's processes {sorted(alive(tools))} to be gone")
+        assert service.poll() is None
+    finally:
+        for pid in tools:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        service.communicate(timeout=30)
