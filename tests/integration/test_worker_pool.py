@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import psutil
 import pytest
 import structlog
 
@@ -301,3 +303,27 @@ def test_an_ffprobe_that_hangs_dies_with_the_worker_killed_for_its_deadline(tmp_
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         service.communicate(timeout=30)
+
+
+@pytest.mark.timeout(30)
+def test_a_stop_whose_workers_never_report_their_end_returns_within_its_bound(tmp_path: Path) -> None:
+    """The worst case, a worker that no signal ends (uninterruptible I/O), as pebble sees it: a join that
+    never returns. Made here by stopping the forkserver, which reaps the workers and reports their exit:
+    until it runs again no worker's end is known. The stop keeps its bound, names the worker, and strikes it
+    from multiprocessing's children, whose exit hooks would otherwise wait for it when the service exits."""
+    pool = _pool(workers=1)
+    lib = tmp_path / "lib"
+    assert _outcomes(pool.submit(_contexts(lib, ["a.flac"])).futures, 30)[0].meta is not None
+    (worker,) = pids(lib)
+    forkserver = psutil.Process(worker).ppid()
+    os.kill(forkserver, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        abandoned = pool.close(0.5)
+        took = time.monotonic() - started
+    finally:
+        os.kill(forkserver, signal.SIGCONT)
+    assert took < 1.5, f"the stop took {took:.2f} s with a bound of 0.5 s"
+    assert abandoned == (worker,)
+    assert worker not in {p.pid for p in multiprocessing.active_children()}
+    wait_for(lambda: not alive({worker}), 10, "the worker to be gone once its end can be reported")
