@@ -266,7 +266,8 @@ class FilePool:
             self._break(exc)
             return
         except (FutureTimeout, pebble.ProcessExpired) as exc:
-            tools.kill_group(tool)  # the worker is gone; the tool's children would outlive it
+            # the worker is gone; its tool had the parent-death signal, not the tool's own children
+            tools.kill_group(tool)
             # the file it was on is the suspect: tried once more, on its own; the files before it lost
             # their results and go again, those after it never ran
             at = max(mark, 1) - 1

@@ -1,12 +1,14 @@
 """Runs an external tool (ffprobe) for the file a worker is on: in a process group of its own, which dies
-with the worker and never outlives the file's deadline."""
+with the worker and never outlives the file."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
+import tempfile
 from collections.abc import Sequence
 
 from scanguard.processing import worker
@@ -16,11 +18,22 @@ GRACE = 1.0  # past the file's deadline: the worker's deadline ends it (and the 
 
 
 def kill_group(pgid: int) -> None:
-    """SIGKILL a tool's process group; one already gone is no error. Its pgid cannot have been reused:
-    Linux keeps a pid out of use while any process still has it as its group."""
+    """SIGKILL a tool's process group; one already gone is no error (Linux hands out pids in a cycle, so
+    the id of a group that just emptied is not another group's moments later)."""
     if pgid > 0:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+
+
+def _exited(pid: int, timeout: float) -> bool:
+    """Wait up to `timeout` for the process to exit, without reaping it: while its zombie stands, its pid
+    (the group's id) cannot be reused, so killing the group afterwards hits only what the tool left."""
+    fd = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return bool(ready)
 
 
 def run(args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
@@ -29,24 +42,30 @@ def run(args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
     The tool leads a new process group and has the parent-death signal (it dies when the worker does,
     however the worker ends); the worker records the group in its task's slot, so the pool kills the
     group, the tool's own children with it, when it kills the worker. Whatever is left in the group when
-    the tool ends goes too: nothing a tool starts for a file outlives that file.
+    the tool ends goes too, and its output goes to files, not pipes, so a child it left holding them does
+    not keep the worker waiting: nothing a tool starts for a file outlives that file.
     """
     left = worker.time_left()
     timeout = UNBOUNDED_TIMEOUT if left is None else left + GRACE
     parent = os.getpid()
-    with subprocess.Popen(
-        list(args),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        process_group=0,
-        preexec_fn=lambda: worker.die_with_parent(parent),  # noqa: PLW1509 - a worker has no other threads
-    ) as proc:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            process_group=0,
+            preexec_fn=lambda: worker.die_with_parent(parent),  # noqa: PLW1509 - a worker has no other threads
+        )
         worker.tool_started(proc.pid)
         try:
-            out, err = proc.communicate(timeout=timeout)
+            ended = _exited(proc.pid, timeout)
         finally:
             kill_group(proc.pid)
             proc.wait()
             worker.tool_ended()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        if not ended:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())

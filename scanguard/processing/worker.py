@@ -29,14 +29,15 @@ _marks: memoryview | None = None
 _slot: int | None = None  # the slot of the task being worked on
 _file_timeout = 0.0
 _deadline: float | None = None  # time.monotonic() by which the current file must be done
+# loaded here, once: die_with_parent also runs between fork and exec, where as little as possible should
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 def die_with_parent(parent: int | None = None) -> None:
     """Linux: SIGKILL this process when the thread that started it is gone. With `parent` (its pid as the
     parent saw it), a parent that died before this call ends this process at once."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if parent is not None and os.getppid() != parent:
         os._exit(1)
 
@@ -119,8 +120,8 @@ def process_chunk(
     try:
         for index, ctx in enumerate(contexts):
             _mark(FILE, index + 1)
-            _deadline = time.monotonic() + _file_timeout
             if _file_timeout > 0:
+                _deadline = time.monotonic() + _file_timeout
                 signal.setitimer(signal.ITIMER_REAL, _file_timeout)
             results.append(apply(processors, ctx))
     finally:

@@ -22,6 +22,7 @@ import structlog
 
 import scanguard
 from scanguard.actors.workers import WorkerPoolActor
+from scanguard.processing import tools
 from scanguard.processing.context import FileContext, FileOutcome
 from scanguard.processing.pool import CHUNK_FILES, FilePool
 from tests.support.hostproc import NAME as HOST
@@ -327,3 +328,23 @@ def test_a_stop_whose_workers_never_report_their_end_returns_within_its_bound(tm
     assert abandoned == (worker,)
     assert worker not in {p.pid for p in multiprocessing.active_children()}
     wait_for(lambda: not alive({worker}), 10, "the worker to be gone once its end can be reported")
+
+
+LEAVER = """#!/bin/sh
+# a tool that answers and leaves a child of its own behind
+sleep 3600 &
+echo $! > {pid}
+echo answered
+"""
+
+
+@pytest.mark.timeout(30)
+def test_a_tool_that_leaves_a_child_behind_takes_it_along_when_it_ends(tmp_path: Path) -> None:
+    """Nothing a tool starts for a file outlives it: its process group goes when it ends."""
+    script, recorded = tmp_path / "leaver", tmp_path / "leaver.pid"
+    script.write_text(LEAVER.format(pid=recorded))
+    script.chmod(0o755)
+    done = tools.run([str(script)])
+    assert (done.returncode, done.stdout) == (0, b"answered\n")
+    child = int(recorded.read_text())
+    wait_for(lambda: not alive({child}), 5, "the tool's child to be gone")
