@@ -127,6 +127,16 @@ class _File:
     strikes: int = 0  # failures while it was the file being worked on
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Generation:
+    """One pebble pool and its marks: made, renewed and retired together. A task's callback names the
+    generation it ran in, so a retired pool's late news (pebble aborts its tasks as it stops) can neither
+    break its successor nor free a slot in its successor's marks."""
+
+    pool: pebble.ProcessPool
+    marks: _Marks
+
+
 @dataclass(slots=True, eq=False, weakref_slot=True)
 class Submission:
     """One scan's files in the pool: a future per file, and the pool tasks still working for them."""
@@ -163,9 +173,9 @@ class FilePool:
         self._closed = False
         self._broken: BaseException | None = None
         self._started = False  # pebble starts a pool (and its workers) on the first task
-        self._marks, self._pool = self._new_pool()
+        self._current = self._new_generation()
 
-    def _new_pool(self) -> tuple[_Marks, pebble.ProcessPool]:
+    def _new_generation(self) -> _Generation:
         marks = _Marks()
         context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
         context.set_forkserver_preload(
@@ -178,7 +188,7 @@ class FilePool:
             initargs=(self.config.worker_memory_limit, marks.path, self.file_timeout),
             context=context,
         )
-        return marks, pool
+        return _Generation(pool, marks)
 
     def _renew_if_broken(self) -> None:
         """A pool that broke down (its workers could not start, say) is replaced before new work goes in;
@@ -186,14 +196,14 @@ class FilePool:
         with self._lock:
             if self._broken is None or self._closed:
                 return
-            old_marks, old_pool = self._marks, self._pool
-            self._marks, self._pool = self._new_pool()
+            old = self._current
+            self._current = self._new_generation()
             self._started = False
             log.warning("workers.renewed", after=f"{type(self._broken).__name__}: {self._broken}")
             self._broken = None
         threading.Thread(
             target=_retire,
-            args=(old_pool, old_marks, self.file_timeout),
+            args=(old, self.file_timeout),
             name="scanguard-pool-retire",
             daemon=True,
         ).start()
@@ -201,13 +211,15 @@ class FilePool:
     def check(self) -> None:
         """Notice a pool that broke down without telling its tasks (pebble leaves queued tasks pending when
         its workers die outside any task, e.g. in their initializer); called by scans while they wait."""
-        if self._started and not self._closed and self._broken is None and not self._pool.active:
-            self._break(RuntimeError("the pool stopped working (its workers expired)"))
+        current = self._current
+        if self._started and not self._closed and self._broken is None and not current.pool.active:
+            self._break(RuntimeError("the pool stopped working (its workers expired)"), current)
 
-    def _break(self, error: BaseException) -> None:
-        """The pool broke down: every unfinished file of every submission fails the scan it belongs to."""
+    def _break(self, error: BaseException, generation: _Generation) -> None:
+        """The pool broke down: every unfinished file of every submission fails the scan it belongs to.
+        News from a pool already retired is old: its files failed when it broke."""
         with self._lock:
-            if self._closed:
+            if self._closed or generation is not self._current:
                 return
             self._broken = error
             submissions = list(self._submissions)
@@ -234,28 +246,38 @@ class FilePool:
         with sub._lock:
             if sub._cancelled:
                 return
-            slot = self._marks.take()
-            try:
-                task = self._pool.schedule(
-                    worker.process_chunk,
-                    args=(self.names, [f.ctx for f in files], slot),
-                    timeout=self.file_timeout * len(files) + CHUNK_GRACE,
-                )
-            except RuntimeError as exc:  # closed (the service is stopping) or broken down
-                self._marks.give(slot)
-                if not self._closed:
-                    self._break(exc)
-                for f in files:
-                    _settle(f.future, FileOutcome.failed("error", f"worker pool stopped: {exc}"))
-                return
+            while True:
+                generation = self._current
+                slot = generation.marks.take()
+                try:
+                    task = generation.pool.schedule(
+                        worker.process_chunk,
+                        args=(self.names, [f.ctx for f in files], slot),
+                        timeout=self.file_timeout * len(files) + CHUNK_GRACE,
+                    )
+                    break
+                except RuntimeError as exc:  # closed (the service is stopping) or broken down
+                    generation.marks.give(slot)
+                    if generation is not self._current:
+                        continue  # renewed by another scan meanwhile: the new pool takes them
+                    if not self._closed:
+                        self._break(exc, generation)
+                    for f in files:
+                        _settle(f.future, FileOutcome.failed("error", f"worker pool stopped: {exc}"))
+                    return
             sub._tasks.add(task)
             self._started = True
-        task.add_done_callback(lambda done: self._done(sub, done, files, slot))
+        task.add_done_callback(lambda done: self._done(sub, done, files, slot, generation))
 
-    def _done(self, sub: Submission, task: Future[Any], files: list[_File], slot: int) -> None:
+    def _done(
+        self, sub: Submission, task: Future[Any], files: list[_File], slot: int, generation: _Generation
+    ) -> None:
         with sub._lock:
             sub._tasks.discard(task)
-        mark, tool = self._marks.give(slot)
+        mark, tool = generation.marks.give(slot)
+        if generation is not self._current:  # a retired pool's: its files failed when it broke down
+            tools.kill_group(tool)
+            return
         try:
             results = task.result()
         except CancelledError:
@@ -263,7 +285,7 @@ class FilePool:
             return
         except BrokenProcessPool as exc:
             tools.kill_group(tool)
-            self._break(exc)
+            self._break(exc, generation)
             return
         except (FutureTimeout, pebble.ProcessExpired) as exc:
             # the worker is gone; its tool had the parent-death signal, not the tool's own children
@@ -308,7 +330,7 @@ class FilePool:
             if self._closed:
                 return ()
             self._closed = True
-        return _retire(self._pool, self._marks, timeout)
+        return _retire(self._current, timeout)
 
 
 def _workers(pool: pebble.ProcessPool) -> dict[int, BaseProcess]:
@@ -317,7 +339,7 @@ def _workers(pool: pebble.ProcessPool) -> dict[int, BaseProcess]:
     return dict(pool._pool_manager.worker_manager.workers)
 
 
-def _retire(pool: pebble.ProcessPool, marks: _Marks, timeout: float) -> tuple[int, ...]:
+def _retire(generation: _Generation, timeout: float) -> tuple[int, ...]:
     """Stop a pebble pool within `timeout`, whatever its workers do; returns the pids of those abandoned.
 
     pebble's stop()+join() stops the workers one after another (SIGTERM, 3 s, SIGKILL) and then waits for
@@ -327,6 +349,7 @@ def _retire(pool: pebble.ProcessPool, marks: _Marks, timeout: float) -> tuple[in
     struck from multiprocessing's list of children, whose exit hooks (pebble's and its own) would otherwise
     wait for them without a bound when the service exits.
     """
+    pool, marks = generation.pool, generation.marks
     known = _workers(pool)
     pool.stop()  # type: ignore[no-untyped-call] # pebble's stop() has no annotations
     stopper = threading.Thread(target=pool.join, name="scanguard-pool-stop", daemon=True)

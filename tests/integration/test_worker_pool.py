@@ -110,7 +110,7 @@ def test_a_pool_whose_workers_cannot_start_fails_its_files_work_at_once_and_is_r
     with WorkersUnavailable instead of waiting forever, and the next submission gets a fresh pool."""
     pool = _pool(workers=1)
     try:
-        os.unlink(pool._marks.path)  # the workers start lazily: their initializer will not find it
+        os.unlink(pool._current.marks.path)  # the workers start lazily: their initializer will not find it
         ctxs = _contexts(tmp_path / "lib", [f"{i:02d}.flac" for i in range(20)])
         futures = pool.submit(ctxs).futures
         wait_for(lambda: (pool.check(), all(f.done() for f in futures))[1], 30, "the files to fail")
@@ -146,7 +146,9 @@ def test_scans_submitting_while_the_pool_breaks_down_never_upset_the_thread_that
     try:
         for _ in range(300):
             try:
-                pool._break(BrokenProcessPool("the test breaks it"))  # what pebble's callback thread does
+                pool._break(
+                    BrokenProcessPool("the test breaks it"), pool._current
+                )  # what pebble's callback thread does
             except RuntimeError as exc:
                 failures.append(exc)
                 break
@@ -211,11 +213,15 @@ def test_a_stop_with_nothing_stuck_abandons_nothing(tmp_path: Path) -> None:
 def test_renewing_a_broken_pool_does_not_hold_the_scan_while_the_old_workers_stop(
     tmp_path: Path, strays: set[int]
 ) -> None:
-    """The old pool is stopped on its own thread: the scan that found it broken goes on in a new one."""
+    """The old pool is stopped on its own thread: the scan that found it broken goes on in a new one, and
+    the old pool's late news (pebble aborts its tasks as it stops) neither breaks the new one nor touches
+    its marks."""
     pool = _pool(workers=1, file_timeout=60)
     try:
         strays |= _stubborn_workers(pool, tmp_path / "old", 1)
-        pool._break(BrokenProcessPool("the test breaks it"))  # what pebble's callback thread does
+        pool._break(
+            BrokenProcessPool("the test breaks it"), pool._current
+        )  # what pebble's callback thread does
         started = time.monotonic()
         sub = pool.submit(_contexts(tmp_path / "new", ["fine.flac"]))
         took = time.monotonic() - started
