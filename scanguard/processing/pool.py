@@ -334,8 +334,8 @@ class FilePool:
 
 
 def _workers(pool: pebble.ProcessPool) -> dict[int, BaseProcess]:
-    """The pool's worker processes by pid. pebble keeps them private (and stable since 4.x): reading them is
-    the only way to know whom a stop left behind. A C-level copy, so safe against pebble's own threads."""
+    """The pool's worker processes by pid. pebble keeps them private (this reads pebble 5's layout): it is
+    the only way to know whom a stop left behind. dict() copies in C, so pebble's threads cannot upset it."""
     return dict(pool._pool_manager.worker_manager.workers)
 
 
