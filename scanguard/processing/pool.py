@@ -355,7 +355,9 @@ def _retire(generation: _Generation, timeout: float) -> tuple[int, ...]:
     stopper = threading.Thread(target=pool.join, name="scanguard-pool-stop", daemon=True)
     stopper.start()
     stopper.join(timeout)
-    for pgid in marks.tools():  # the tasks in flight never report back: their tools go here
+    # pebble may abort the tasks in flight as it stops (their callbacks kill their tools) or, its message
+    # loop gone first, drop them without a word: their tools go here either way
+    for pgid in marks.tools():
         tools.kill_group(pgid)
     if not stopper.is_alive():
         marks.close()

@@ -26,7 +26,7 @@ from scanguard.processing import tools
 from scanguard.processing.context import FileContext, FileOutcome
 from scanguard.processing.pool import CHUNK_FILES, FilePool
 from tests.support.hostproc import NAME as HOST
-from tests.support.hostproc import alive, pids, read_calls
+from tests.support.hostproc import TOOL, alive, pids, read_calls
 from tests.support.probing import read_outcome
 from tests.support.waiting import wait_for
 
@@ -354,3 +354,30 @@ def test_a_tool_that_leaves_a_child_behind_takes_it_along_when_it_ends(tmp_path:
     assert (done.returncode, done.stdout) == (0, b"answered\n")
     child = int(recorded.read_text())
     wait_for(lambda: not alive({child}), 5, "the tool's child to be gone")
+
+
+def _both(recorded: Path) -> set[int]:
+    """The shell's and its child's pids once the fake tool has written both ({} until then)."""
+    found = {int(pid) for pid in recorded.read_text().split()} if recorded.exists() else set()
+    return found if len(found) == 2 else set()
+
+
+@pytest.mark.timeout(30)
+def test_a_tool_running_when_the_pool_stops_goes_with_its_worker(tmp_path: Path) -> None:
+    """A stop ends the worker; the tool's group goes too, the tool's own child included (pebble reports the
+    dropped task or, when its message loop ended first, does not: the stop kills the group either way)."""
+    recorded = tmp_path / "tool.pids"
+    (tmp_path / TOOL).write_text(FAKE_FFPROBE.format(pids=recorded))
+    (tmp_path / TOOL).chmod(0o755)
+    pool = _pool(workers=1, file_timeout=60)
+    tool: set[int] = set()
+    try:
+        pool.submit(_contexts(tmp_path / "lib", ["tool-0.flac"]))
+        tool = wait_for(lambda: _both(recorded), 30, "the tool and its child to start")
+        assert pool.close(5) == ()
+        wait_for(lambda: not alive(tool), 5, f"the tool's processes {sorted(alive(tool))} to be gone")
+    finally:
+        pool.close(5)
+        for pid in tool:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

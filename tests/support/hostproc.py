@@ -2,7 +2,8 @@
 
 Files whose name starts with `hang`, `exit`, `segv`, `raise` or `memory` make it hang, `os._exit(3)`,
 segfault (ctypes), raise, or allocate 4 GiB; `stubborn` blocks SIGTERM and hangs (a worker that a stop
-cannot end in time, as one stuck in uninterruptible I/O); `slow` takes SLOW_SECONDS. Every call is appended to `calls.log` beside the library
+cannot end in time, as one stuck in uninterruptible I/O); `slow` takes SLOW_SECONDS; `tool` runs the
+external tool TOOL (a script the test writes beside the library root) and returns its output. Every call is appended to `calls.log` beside the library
 root (one line per call: path, pid), so a test can count how often each file was processed.
 """
 
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from scanguard import FileContext
+from scanguard.processing import tools
 
 NAME = "tests.support.hostproc:misbehave"
 CALLS = "calls.log"
 SLOW_SECONDS = 0.6  # a `slow` file's work: 0.6 of the tests' 1 s file_timeout
+TOOL = "tool.sh"
 # the poison files (copies of a real audio file), the quarantine reason each gets, and what its error says
 POISON = {
     "Bad/hang.flac": ("timeout", "timeout"),
@@ -89,6 +92,9 @@ def misbehave(ctx: FileContext) -> dict[str, Any]:
         time.sleep(3600)
     elif name.startswith("slow"):
         time.sleep(SLOW_SECONDS)
+    elif name.startswith("tool"):
+        done = tools.run([os.path.join(os.path.dirname(os.path.abspath(ctx.root)), TOOL)])
+        return {"size": ctx.size, "tool": done.stdout.decode()}
     elif name.startswith("exit"):
         os._exit(3)
     elif name.startswith("segv"):
