@@ -25,10 +25,16 @@ def kill_group(pgid: int) -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
-def _exited(pid: int, timeout: float) -> bool:
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     """Wait up to `timeout` for the process to exit, without reaping it: while its zombie stands, its pid
     (the group's id) cannot be reused, so killing the group afterwards hits only what the tool left."""
-    fd = os.pidfd_open(pid)
+    if not hasattr(os, "pidfd_open"):  # not Linux: a wait that reaps it
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    fd = os.pidfd_open(proc.pid)
     try:
         ready, _, _ = select.select([fd], [], [], timeout)
     finally:
@@ -59,7 +65,7 @@ def run(args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
         )
         worker.tool_started(proc.pid)
         try:
-            ended = _exited(proc.pid, timeout)
+            ended = _exited(proc, timeout)
         finally:
             kill_group(proc.pid)
             proc.wait()
