@@ -5,19 +5,23 @@ An event's reference time is the first moment anyone knew it committed: its firs
 stream (its writer's own stream publishes it right after the commit), or, for a probe, the moment the API
 call that wrote it answered, whichever is earlier. A slot counts as live while the soak says so (from the
 moment it is back after a fault — ready, its listener connected, our stream to it open — until the next
-fault that takes it away) and its stream is open. An event must reach a slot by the end of the slot's
-first live stretch that starts at or after the reference time and lasts BOUND seconds: within BOUND of the
-reference when the slot was live then (that is the lag), within BOUND of its return otherwise (the catch-up
-by Last-Event-ID replay). Not required of a slot, and counted: events whose transaction began before that
-slot's stream first opened or within GRACE of a reconnect (in flight while the stream's starting point was
-read), and events with an id below the Last-Event-ID of a resumed stream that committed only after the
-previous connection ended (ids are handed out before commit, so they can commit out of order; a resume
-after the highest id seen cannot replay them).
+fault that takes it away) and its stream is open. An event must reach a slot within BOUND of the
+start of the slot's first live stretch, at or after the reference time, that lasts BOUND: within BOUND of
+the reference when the slot was live then (that is the lag), within BOUND of its return otherwise (the
+catch-up by Last-Event-ID replay). A late or missing event is a Miss, which fails the soak.
+
+Not required of a slot, and counted as exempt, only if missing: events whose transaction began before that
+slot's stream first opened or within GRACE of a reconnect and that committed after it (in flight while the
+server read the stream's starting point), and events with an id below the Last-Event-ID of a resumed
+stream that committed as the previous connection ended or after (ids are handed out before commit, so they
+commit out of order, and a resume after the highest id seen cannot replay them). Both are limits of the
+stream's id-based resume, not of the propagation: the soak reports how often it met them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import statistics
 import threading
 from collections import defaultdict
@@ -267,13 +271,16 @@ def _exemption(
     """Why a slot could not have had this event by the stream's contract, or None (then it is a miss).
 
     Only a reconnect before the deadline counts: a slot that was live for a whole bound before it should
-    have had the event on its earlier connection."""
+    have had the event on its earlier connection. An id below the resume point is excused only for an
+    event that committed as the earlier connection ended (within GRACE) or after: the earlier stream, open
+    and live, owed it otherwise."""
     if not segments or seen.at < segments[0].start + GRACE:
         return "before_stream"
-    for segment in segments[1:]:
+    for previous, segment in itertools.pairwise(segments):
         if segment.start > deadline:
             break
-        if segment.resumed_after is not None and event_id <= segment.resumed_after:
+        resumed, ended = segment.resumed_after, previous.end
+        if resumed is not None and event_id <= resumed and ended is not None and reference >= ended - GRACE:
             return "below_resume_id"
         if seen.at < segment.start + GRACE and reference >= segment.start:
             return "in_flight_at_reconnect"

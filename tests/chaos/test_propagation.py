@@ -84,6 +84,14 @@ def test_a_slot_that_returns_and_never_replays_the_event_misses_it() -> None:
     assert [(m.what, m.slot) for m in misses] == [("missed", "i1")]
 
 
+def test_an_event_below_the_resume_id_that_the_earlier_open_stream_owed_is_still_a_miss() -> None:
+    judge, _ = _judge({}, [Segment("b", T0, None, end=T0 + 11.5), Segment("b2", T0 + 14, 8)])
+    judge.away(1, T0 + 11.5)
+    judge.back(1, T0 + 15)
+    misses, _ = judge.check(T0 + 20)
+    assert [(m.what, m.slot) for m in misses] == [("missed", "i1")]
+
+
 def test_an_event_below_the_resume_id_or_in_flight_at_a_reconnect_is_exempt_and_counted() -> None:
     below, _ = _judge({}, [Segment("b", T0, None, end=T0 + 9), Segment("b2", T0 + 14, 8)])
     below.away(1, T0 + 9)
