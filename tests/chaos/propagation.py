@@ -8,7 +8,8 @@ moment it is back after a fault — ready, its listener connected, our stream to
 fault that takes it away) and its stream is open. An event must reach a slot within BOUND of the
 start of the slot's first live stretch, at or after the reference time, that lasts BOUND: within BOUND of
 the reference when the slot was live then (that is the lag), within BOUND of its return otherwise (the
-catch-up by Last-Event-ID replay). A late or missing event is a Miss, which fails the soak.
+catch-up by Last-Event-ID replay). One that comes after its deadline is late (with its lag); one still
+absent LATE_WINDOW after it is missed; either is a Miss, which fails the soak.
 
 Not required of a slot, and counted as exempt, only if missing: events whose transaction began before that
 slot's stream first opened or within GRACE of a reconnect and that committed after it (in flight while the
@@ -33,6 +34,7 @@ from tests.chaos.taps import Seen, Segment, TapRecord
 
 BOUND = 2.0
 GRACE = 1.0
+LATE_WINDOW = 5.0  # past its deadline, an event still absent is awaited this long more: late, or missed
 FAULT_CONTEXT = 10.0  # an event within this many seconds after a fault is counted under that fault's kind
 STEADY = "steady"
 
@@ -55,6 +57,7 @@ class Miss:
     slot: str
     fault: str
     lag: float | None
+    detail: str = ""  # the event's and the slot's times, in seconds since the slot's first connection
 
 
 @dataclass(slots=True)
@@ -214,7 +217,8 @@ class Propagation:
                 elif what == "catch_up":
                     self.tally.catch_ups += 1
                 elif what in ("late", "late_catch_up", "missed"):
-                    new.append(Miss(what, event_id, seen.kind, name, fault, value))
+                    detail = _detail(seen, reference, record.segments[slot], live[slot])
+                    new.append(Miss(what, event_id, seen.kind, name, fault, value, detail))
                 else:
                     self.tally.exempt[what] += 1
         self.tally.misses.extend(new)
@@ -248,20 +252,23 @@ class Propagation:
             if deadline is not None and arrived > deadline:
                 return ("late" if live_then else "late_catch_up", arrived - reference)
             return ("lag", arrived - reference) if live_then else ("catch_up", None)
-        if deadline is None or now < deadline:
+        if deadline is None or now < deadline + LATE_WINDOW:
             return None
         exemption = _exemption(event_id, seen, reference, deadline, segments)
         return (exemption, None) if exemption else ("missed", None)
 
     def summary(self) -> str:
         t = self.tally
+        record = self.taps.read()
+        connections = {name: len(record.segments[slot]) for slot, name in enumerate(self.names)}
         by_fault = "; ".join(f"{k}: {_quantiles(v)}" for k, v in sorted(t.lags.items()))
         probes = "; ".join(f"{k}: {_quantiles(v)}" for k, v in sorted(t.probe_lags.items()))
         every = [v for vs in t.lags.values() for v in vs] + [v for vs in t.probe_lags.values() for v in vs]
         return (
             f"propagation bound={self.bound:g}s events lag {_quantiles(every)} | by fault before it: {by_fault} "
             f"| probes after each fault: {probes} | catch-ups={t.catch_ups} exempt={dict(t.exempt)} "
-            f"unattributed={len(t.unattributed)} misses={len(t.misses)}"
+            f"unattributed={len(t.unattributed)} misses={len(t.misses)} | stream connections={connections} "
+            f"error frames={record.errors}"
         )
 
 
@@ -285,6 +292,21 @@ def _exemption(
         if seen.at < segment.start + GRACE and reference >= segment.start:
             return "in_flight_at_reconnect"
     return None
+
+
+def _detail(
+    seen: Seen, reference: float, segments: list[Segment], live: list[tuple[float, float | None]]
+) -> str:
+    zero = segments[0].start if segments else reference
+
+    def t(value: float | None) -> str:
+        return "open" if value is None else f"{value - zero:+.2f}"
+
+    return (
+        f"writer={seen.instance} began={t(seen.at)} reference={t(reference)} "
+        f"live={[(t(a), t(b)) for a, b in live]} "
+        f"connections={[(t(s.start), t(s.end), s.resumed_after) for s in segments]}"
+    )
 
 
 def _pid_of(instance: str) -> int:

@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -122,7 +122,8 @@ class Soak:
 
     # ---- instances ------------------------------------------------------------------------------
 
-    def _base_of(self, slot: int) -> Any:
+    def _base_of(self, slot: int) -> Callable[[], str]:
+        """Where the slot's current process listens ("" while it has none), for its stream tap."""
         return lambda: self.nodes[slot].server.base if slot < len(self.nodes) else ""
 
     def start_all(self) -> None:
