@@ -391,6 +391,10 @@ class Soak:
                 self.violations.server_errors.append((method, path, status, exc.body))
         except OSError:
             status = 0  # the instance went away meanwhile (a concurrent fault): not an answer
+        except ValueError:
+            if node.server.base:  # an answer that is not JSON: a real fault, not a restart's empty address
+                raise
+            status = 0  # a concurrent fault restarted it: no address yet
         with self._lock:
             self.statuses[status] += 1
 
