@@ -397,7 +397,9 @@ class ScanActor(Answering):
     def _total(self) -> int | None:
         """The progress total: the job's, or the counting pass's once it is done (None until then)."""
         if self.total is None and self._count is not None:
-            self.total = self._count.result()
+            # the count lists less than the walk: once the walk is done it is about done too, and the
+            # job's last commits carry it (waiting no longer than a commit's interval, for the heartbeat)
+            self.total = self._count.wait(self._commit_every) if self._walk_done else self._count.result()
         return self.total
 
     def _confirm_pending(self) -> bool:
