@@ -89,14 +89,13 @@ _QUEUED, _RUNNING, _DONE = "queued", "running", "done"
 class _Task:
     """One directory to list: its result, or the error the walk will meet when it asks for it."""
 
-    __slots__ = ("ancestors", "done", "error", "ident", "ident_error", "path", "rel", "rows", "state")
+    __slots__ = ("ancestors", "error", "ident", "ident_error", "path", "rel", "rows", "state")
 
     def __init__(self, rel: str, path: str, ancestors: frozenset[Ident]) -> None:
         self.rel = rel
         self.path = path
         self.ancestors = ancestors  # the (dev, inode) of the directories above it: a loop is not listed
-        self.state = _QUEUED
-        self.done = threading.Event()
+        self.state = _QUEUED  # changed under the prefetcher's lock, which is notified when one is done
         self.ident: Ident | None = None
         self.ident_error: OSError | None = None
         self.rows: list[Row] | None = None
@@ -182,7 +181,8 @@ class Prefetcher:
             with self._cond:
                 self._finish(task)
         else:
-            task.done.wait()
+            with self._cond:
+                self._cond.wait_for(lambda: task.state == _DONE)
         self._last = task
         return task
 
@@ -247,7 +247,7 @@ class Prefetcher:
     def _finish(self, task: _Task) -> None:
         """Queue the directories under a listed one (called with the lock held)."""
         task.state = _DONE
-        task.done.set()
+        self._cond.notify_all()
         if self._closed or task.rows is None or task.rel < self._taken:
             return  # dropped meanwhile: everything under it lies before the walk too
         ancestors = task.ancestors

@@ -74,9 +74,7 @@ def test_the_validator_pauses_as_orphaned_a_running_row_that_no_live_actor_owns(
     """Database says running, memory has no actor: paused as orphaned, counted, published, resumable."""
     root, expected = _tree(tmp_path, media_tree, "library")
     fs = HangingFileSystem(hang_on=[_hang_dir(root)])
-    rt = runtime_factory(
-        make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs
-    )
+    rt = runtime_factory(make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs)
     library = rt.add_library(root)
     job = rt.start_scan(library.id)
     assert fs.entered.wait(10)
@@ -143,9 +141,7 @@ def test_the_validator_stops_a_live_scan_whose_row_says_paused_failed_or_deleted
     """Memory has an actor, the database says it is not running: the actor is stopped, counted, published."""
     root, expected = _tree(tmp_path, media_tree, "library")
     fs = HangingFileSystem(hang_on=[_hang_dir(root)])
-    rt = runtime_factory(
-        make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs
-    )
+    rt = runtime_factory(make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs)
     library = rt.add_library(root)
     job = rt.start_scan(library.id)
     assert fs.entered.wait(10)
@@ -269,9 +265,7 @@ def test_emergency_cleanup_reports_exactly_what_the_database_shows_afterwards(
     old_root, _ = _tree(tmp_path, media_tree, "old", 10)
     ghost_root, _ = _tree(tmp_path, media_tree, "ghost", 10)
     fs = HangingFileSystem(hang_on=[_hang_dir(root) for root, _ in roots])
-    rt = runtime_factory(
-        make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs
-    )
+    rt = runtime_factory(make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs)
     old_lib = rt.add_library(old_root)
     old_job = _completed(rt, old_lib.id)
     db_exec(

@@ -154,7 +154,7 @@ def test_closing_a_parallel_walk_ends_its_lister_threads(varied: Path) -> None:
     next(walk)
     listers = [t for t in threading.enumerate() if t not in before and t.name.startswith("scanguard-lister")]
     assert len(listers) == 6
-    walk.close()  # type: ignore[attr-defined]
+    walk.close()
     for thread in listers:
         thread.join(timeout=10)
     assert not [t.name for t in listers if t.is_alive()]
@@ -167,3 +167,40 @@ def test_the_background_count_equals_the_serial_counting_pass(varied: Path, foll
         assert count.wait(timeout=30) == count_media(str(varied), RULE, follow_symlinks=follow)
     finally:
         count.close()
+
+
+class CountingFileSystem(OsFileSystem):
+    """The real filesystem; says when the n-th listing starts, and when one more than that does."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.count = 0
+        self.reached = threading.Event()
+        self.overflow = threading.Event()
+        self._lock = threading.Lock()
+
+    def scandir(self, path: str) -> list[os.DirEntry[str]]:
+        with self._lock:
+            self.count += 1
+            if self.count >= self.bound:
+                self.reached.set()
+            if self.count > self.bound:
+                self.overflow.set()
+        return super().scandir(path)  # type: ignore[return-value]
+
+
+def test_the_listers_run_ahead_of_a_stopped_walk_by_at_most_their_lookahead(tmp_path: Path) -> None:
+    """Bounded memory: with the walk stopped after the root, 2 walkers list 4 x 2 directories and no more."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=600)  # 60 album directories
+    fs = CountingFileSystem(bound=1 + 4 * 2)  # the root (the walk's own), then the lookahead
+    walk = iter(Walk(str(root), RULE, fs=fs, walkers=2))
+    try:
+        first = next(walk)
+        assert first.path == ".DS_Store", "the walk stopped right after listing the root"
+        assert fs.reached.wait(10), f"the listers went ahead of the walk: {fs.count} listings"
+        assert not fs.overflow.wait(0.5), f"{fs.count} listings: more than the lookahead"
+        rest = [first, *walk]
+    finally:
+        walk.close()
+    assert rest == list(Walk(str(root), RULE))
