@@ -47,7 +47,7 @@ class RefusingFileSystem(OsFileSystem):
 @pytest.fixture(scope="module")
 def varied(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Albums, hidden files and dirs, non-media, a loop to the root, a link to a sibling, deep nesting,
-    an empty dir, a dangling media link, a name that is not UTF-8, and dirs the fake refuses."""
+    an empty dir, a flat dir, dangling media links, a name that is not UTF-8, and dirs the fake refuses."""
     root = tmp_path_factory.mktemp("varied") / "lib"
     build_tree(root, n_media=400, n_other=60)
     deep = root / "Deep"
@@ -57,6 +57,12 @@ def varied(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (deep / f"{level:02d}.mp3").write_bytes(b"x" * level)
         (deep / "notes.txt").write_bytes(b"n")
     (root / "Empty").mkdir()
+    flat = root / "Flat"  # more media files than one thread stats (STAT_CHUNK): chunks of it go in parallel
+    flat.mkdir()
+    for i in range(150):
+        (flat / (f"IMG_{i:04d}.jpg" if i % 5 else f"IMG_{i:04d}.xmp")).write_bytes(b"p" * i)
+    for i in (7, 77):
+        (flat / f"IMG_{i:04d}b.jpg").symlink_to(f"gone-{i}.jpg")
     (root / "Artist 001" / "again").symlink_to("../Artist 002", target_is_directory=True)
     (root / "Artist 001" / "dangling.flac").symlink_to("nowhere.flac")
     odd = os.fsencode(root / "Odd")
