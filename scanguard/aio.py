@@ -27,9 +27,21 @@ from scanguard.records import (
     Page,
     RemovedLibrary,
 )
-from scanguard.store import catalog, instances
 from scanguard.store.database import Database
-from scanguard.validation import check_id, job_statuses
+from scanguard.store.reads import (
+    ActiveJobs,
+    GetJob,
+    GetLibrary,
+    JobWithLibrary,
+    LibraryForStart,
+    ListEvents,
+    ListFiles,
+    ListInstances,
+    ListJobs,
+    ListLibraries,
+    Read,
+)
+from scanguard.validation import event_family, job_statuses
 
 if TYPE_CHECKING:
     from scanguard.runtime import Runtime
@@ -63,21 +75,23 @@ class AsyncRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._service, partial(fn, *args, **kwargs))
 
+    async def read(self, query: Read[R]) -> R:
+        """Any declared read (scanguard.store.reads) on this event loop, never blocking it."""
+        return await self._db().aread(query)
+
     async def add_library(self, path: str, name: str | None = None, kind: str = "mixed") -> Library:
         return await self._run(self._rt.add_library, path, name, kind)
 
     async def get_library(self, library_id: int) -> Library:
-        return await self._db().aread("get_library", catalog.get_library, check_id("library_id", library_id))
+        return await self._db().aread(GetLibrary(library_id))
 
     async def active_job_id(self, library_id: int) -> int | None:
         """The library's job in pending, running or paused, if it has one (NotFound for no library)."""
-        _library, busy = await self._db().aread(
-            "library_for_start", catalog.library_for_start, check_id("library_id", library_id)
-        )
+        _library, busy = await self._db().aread(LibraryForStart(library_id))
         return busy
 
     async def list_libraries(self) -> tuple[Library, ...]:
-        return await self._db().aread("list_libraries", catalog.list_libraries)
+        return await self._db().aread(ListLibraries())
 
     async def remove_library(self, library_id: int) -> RemovedLibrary:
         return await self._run(self._rt.remove_library, library_id)
@@ -85,14 +99,7 @@ class AsyncRuntime:
     async def list_files(
         self, library_id: int, *, limit: int = 100, offset: int = 0, errors: bool = False
     ) -> Page[MediaFile]:
-        return await self._db().aread(
-            "list_files",
-            catalog.list_files,
-            check_id("library_id", library_id),
-            limit=limit,
-            offset=offset,
-            errors=errors,
-        )
+        return await self._db().aread(ListFiles(library_id, limit, offset, errors))
 
     async def _operate(self, request: Request) -> Any:
         """The operation after its pre-flight read (made on this loop): a refusal is answered here, at
@@ -103,16 +110,12 @@ class AsyncRuntime:
 
     async def _job_request(self, op: str, job_id: int, *extra: str) -> Request:
         read_at = time.monotonic()
-        job, library = await self._db().aread(
-            "job_with_library", catalog.job_with_library, check_id("job_id", job_id)
-        )
+        job, library = await self._db().aread(JobWithLibrary(job_id))
         return job_request(op, read_at, job, library, *extra)
 
     async def start_scan(self, library_id: int, *, retry_failed: bool = False) -> Job:
         read_at = time.monotonic()
-        library, busy = await self._db().aread(
-            "library_for_start", catalog.library_for_start, check_id("library_id", library_id)
-        )
+        library, busy = await self._db().aread(LibraryForStart(library_id))
         job: Job = await self._operate(start_request(read_at, library, busy, retry_failed))
         return job
 
@@ -129,25 +132,18 @@ class AsyncRuntime:
         return deleted
 
     async def get_job(self, job_id: int) -> Job:
-        return await self._db().aread("get_job", catalog.get_job, check_id("job_id", job_id))
+        return await self._db().aread(GetJob(job_id))
 
     async def list_jobs(
         self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> Page[Job]:
-        return await self._db().aread(
-            "list_jobs",
-            catalog.list_jobs,
-            statuses=job_statuses(status),
-            library_id=None if library_id is None else check_id("library_id", library_id),
-            limit=limit,
-            offset=offset,
-        )
+        return await self._db().aread(ListJobs(job_statuses(status), library_id, limit, offset))
 
     async def current_jobs(self) -> tuple[Job, ...]:
-        return await self._db().aread("current_jobs", catalog.active_jobs)
+        return await self._db().aread(ActiveJobs())
 
     async def instances(self) -> tuple[Instance, ...]:
-        return await self._db().aread("instances", instances.list_instances)
+        return await self._db().aread(ListInstances())
 
     async def wait_for_job(
         self,
@@ -163,12 +159,15 @@ class AsyncRuntime:
         job_id: int | None = None,
         library_id: int | None = None,
         kind: str | None = None,
+        family: str | None = None,
         after_id: int = 0,
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        query = EventQuery(job_id, library_id, kind, after_id, limit, newest_first)
-        return await self._db().aread("events", catalog.list_events, query)
+        """Recorded events, oldest first: of one job or library, of a `kind` (a prefix when it ends with
+        '.') and of a `family` (job, watch, file, library, system); both given, events matching both."""
+        query = EventQuery(job_id, library_id, event_family(kind, family), after_id, limit, newest_first)
+        return await self._db().aread(ListEvents(query))
 
     async def subscribe(self, callback: Callable[[Event], None]) -> int:
         return await self._ask(self._rt.subscribe, callback)

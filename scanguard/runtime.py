@@ -39,8 +39,29 @@ from scanguard.scanning import FileSystem
 from scanguard.status import StatusParts, status_report
 from scanguard.store.database import Database
 from scanguard.store.engine import is_postgresql
+from scanguard.store.reads import (
+    ActiveJobs,
+    GetJob,
+    GetLibrary,
+    JobCounts,
+    JobWithLibrary,
+    LibraryForStart,
+    ListEvents,
+    ListFiles,
+    ListInstances,
+    ListJobs,
+    ListLibraries,
+    WebhookStates,
+)
 from scanguard.store.seam import Store
-from scanguard.validation import check_id, job_statuses, library_kind, library_name, library_path
+from scanguard.validation import (
+    check_id,
+    event_family,
+    job_statuses,
+    library_kind,
+    library_name,
+    library_path,
+)
 
 if TYPE_CHECKING:
     from scanguard.actors.webhooks import Deliveries
@@ -217,7 +238,7 @@ class Runtime:
             for job_id in sorted({*supervised.live, *supervised.pending}) if supervised else ():
                 remaining = max(0.1, deadline - time.monotonic())
                 try:
-                    job = self.store.get_job(job_id)
+                    job = self.store.read(GetJob(job_id))
                     self._ask(
                         self._library(job.library_id), PauseScan(job_id, "shutdown"), "shutdown", remaining
                     )
@@ -391,10 +412,10 @@ class Runtime:
         return self.store.add_library(str(resolved), label, kind)
 
     def get_library(self, library_id: int) -> Library:
-        return self._read().get_library(check_id("library_id", library_id))
+        return self._read().read(GetLibrary(library_id))
 
     def list_libraries(self) -> tuple[Library, ...]:
-        return self._read().list_libraries()
+        return self._read().read(ListLibraries())
 
     def remove_library(self, library_id: int) -> RemovedLibrary:
         """Stop its scan and remove the library, its jobs and its files in one transaction."""
@@ -411,7 +432,7 @@ class Runtime:
         self, library_id: int, *, limit: int = 100, offset: int = 0, errors: bool = False
     ) -> Page[MediaFile]:
         """A library's files, by path; `errors=True`: only those whose per-file work failed."""
-        return self._read().list_files(check_id("library_id", library_id), limit, offset, errors=errors)
+        return self._read().read(ListFiles(library_id, limit, offset, errors))
 
     # ---- scans -------------------------------------------------------------------------------
 
@@ -422,7 +443,7 @@ class Runtime:
         `retry_failed` is set.
         """
         read_at = time.monotonic()
-        library, busy = self._read().library_for_start(check_id("library_id", library_id))
+        library, busy = self._read().read(LibraryForStart(library_id))
         job: Job = self._operate(start_request(read_at, library, busy, retry_failed))
         return job
 
@@ -442,26 +463,23 @@ class Runtime:
     def _job_read(self, job_id: int) -> tuple[float, Job, Library]:
         """A control operation's pre-flight read: when it began, the job, its library."""
         read_at = time.monotonic()
-        return (read_at, *self._read().job_with_library(check_id("job_id", job_id)))
+        return (read_at, *self._read().read(JobWithLibrary(job_id)))
 
     def get_job(self, job_id: int) -> Job:
-        return self._read().get_job(check_id("job_id", job_id))
+        return self._read().read(GetJob(job_id))
 
     def list_jobs(
         self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> Page[Job]:
-        statuses = job_statuses(status)
-        if library_id is not None:
-            check_id("library_id", library_id)
-        return self._read().list_jobs(statuses, library_id, limit, offset)
+        return self._read().read(ListJobs(job_statuses(status), library_id, limit, offset))
 
     def current_jobs(self) -> tuple[Job, ...]:
         """Every job in pending, running or paused."""
-        return self._read().active_jobs()
+        return self._read().read(ActiveJobs())
 
     def instances(self) -> tuple[Instance, ...]:
         """Every instance registered on this database, live or gone, with the jobs each runs."""
-        return self._read().list_instances()
+        return self._read().read(ListInstances())
 
     def wait_for_job(
         self,
@@ -496,12 +514,15 @@ class Runtime:
         job_id: int | None = None,
         library_id: int | None = None,
         kind: str | None = None,
+        family: str | None = None,
         after_id: int = 0,
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        query = EventQuery(job_id, library_id, kind, after_id, limit, newest_first)
-        return self._read().list_events(query)
+        """Recorded events, oldest first: of one job or library, of a `kind` (a prefix when it ends with
+        '.') and of a `family` (job, watch, file, library, system); both given, events matching both."""
+        query = EventQuery(job_id, library_id, event_family(kind, family), after_id, limit, newest_first)
+        return self._read().read(ListEvents(query))
 
     def subscribe(self, callback: Callable[[Event], None]) -> int:
         """Call `callback(event)` for every committed event, on the event bus's thread."""
@@ -516,7 +537,7 @@ class Runtime:
         """Each configured webhook: URL and kinds (never the secret), cursor, lag, lease, last success and
         failure, and its latest dead deliveries."""
         hooks = self.config.webhooks
-        states = self._read().webhook_states(tuple((h.key, h.kinds) for h in hooks))
+        states = self._read().read(WebhookStates(tuple((h.key, h.kinds) for h in hooks)))
         return [
             {"url": hook.url, "kinds": list(hook.kinds), **state.to_dict()}
             for hook, state in zip(hooks, states, strict=True)
@@ -561,7 +582,7 @@ class Runtime:
                 instance=self.instance,
                 metrics=self.metrics,
                 health=health,
-                counts=self._read().job_counts(),
+                counts=self._read().read(JobCounts()),
                 supervised=self._ask(self._supervisor, LiveDetail(), "status"),
                 workers_alive=self._workers is not None and self._workers.is_alive(),
                 validator=self._ask(self._validator, Stats(), "status"),

@@ -31,6 +31,7 @@ from scanguard.scanning import (
     quick_hash,
 )
 from scanguard.store.batches import BatchCommit, Existing, FileRow
+from scanguard.store.reads import ExistingFiles, HasFilesAfter
 from scanguard.store.seam import Later, Store
 
 log = structlog.get_logger("scanguard.scan")
@@ -206,7 +207,7 @@ class ScanActor(Answering):
             self._count = BackgroundCount(
                 root, self.rule.media_type, follow_symlinks=cfg.follow_symlinks, walkers=cfg.walkers
             )
-        self._rows_ahead = self.store.has_files_after(self.spec.library.id, self.checkpoint)
+        self._rows_ahead = self.store.read(HasFilesAfter(self.spec.library.id, self.checkpoint))
         self.work.start()
         walk = Walk(
             root,
@@ -280,7 +281,7 @@ class ScanActor(Answering):
         after = self._walked_to
         upto = None if done or not items else items[-1].path
         existing = (
-            self.store.existing_files(self.spec.library.id, after, upto, self.work.active)
+            self.store.read(ExistingFiles(self.spec.library.id, after, upto, self.work.active))
             if self._rows_ahead
             else {}
         )

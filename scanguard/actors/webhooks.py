@@ -20,6 +20,7 @@ from scanguard.config import Config, WebhookConfig
 from scanguard.errors import ScanguardError
 from scanguard.metrics import Metrics
 from scanguard.records import Event
+from scanguard.store.reads import WebhookPending
 from scanguard.store.seam import Store
 from scanguard.webhooks.records import Lease, Pending, Position
 from scanguard.webhooks.sender import Outcome, Sender
@@ -143,7 +144,9 @@ class WebhookDelivery(Answering):
         if not self._hold() or self._inflight is not None:
             return
         if not self._ahead:
-            self._ahead.extend(self.parts.store.webhook_pending(self._position, self.hook.kinds, self._batch))
+            self._ahead.extend(
+                self.parts.store.read(WebhookPending(self._position, self.hook.kinds, self._batch))
+            )
         while self._ahead and self._lease is not None:
             pending = self._ahead[0]
             if not self._about_itself(pending.event):

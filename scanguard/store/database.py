@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, RuntimeStopped, ScanguardError, StoreUnavailable
 from scanguard.records import ACTIVE_STATUSES, Event
-from scanguard.store import catalog, faults
+from scanguard.store import faults
 from scanguard.store.engine import (
     SessionTimeouts,
     create_async_engine_for_loop,
@@ -34,6 +34,7 @@ from scanguard.store.engine import (
     run_migrations,
     schema_at_head,
 )
+from scanguard.store.reads import GetJob, ListJobs, Read
 from scanguard.store.tx import Tx
 
 if TYPE_CHECKING:
@@ -228,12 +229,13 @@ class Database:
             if committed:
                 publish(tuple(committed))
 
-    def read(self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+    def read(self, query: Read[R]) -> R:
         """One read-only transaction on the calling thread (never behind the writer's queue)."""
+        op = query.op
 
         def attempt() -> R:
             with self._connection(scanguard_readonly=True) as conn, conn.begin():
-                return fn(self._tx(conn), *args, **kwargs)
+                return query.run(self._tx(conn))
 
         try:
             return self._retrying(op, attempt)
@@ -242,15 +244,14 @@ class Database:
         except Exception as exc:
             raise translate(op, "read", exc) from exc
 
-    async def aread(
-        self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def aread(self, query: Read[R]) -> R:
         """`read` for the running event loop, never blocking it: on the loop given the async engine by
-        `open_async` (PostgreSQL), the same query functions run by SQLAlchemy's `run_sync` on asyncpg;
+        `open_async` (PostgreSQL), the same declared read run by SQLAlchemy's `run_sync` on asyncpg;
         anywhere else (SQLite, a host's own loop), `read` on one of the reader threads."""
+        op = query.op
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[1] is not loop:
-            call = functools.partial(self.read, op, fn, *args, **kwargs)
+            call = functools.partial(self.read, query)
             try:
                 future = loop.run_in_executor(self._readers, call)
             except RuntimeError as exc:  # the readers were shut down with the runtime
@@ -263,7 +264,7 @@ class Database:
                 async with engine.connect() as raw:
                     conn = await raw.execution_options(scanguard_readonly=True)
                     async with conn.begin():
-                        return await conn.run_sync(lambda sync: fn(self._tx(sync), *args, **kwargs))
+                        return await conn.run_sync(lambda sync: query.run(self._tx(sync)))
             except ScanguardError:
                 raise
             except sa_exc.DBAPIError as exc:
@@ -278,13 +279,7 @@ class Database:
     def _integrity(self, op: str, exc: sa_exc.IntegrityError, args: tuple[Any, ...]) -> ScanguardError:
         """A constraint caught a race the pre-flight could not see: name what is in the way."""
         if op in ("create_job", "resume_job") and args:
-            library_id = (
-                int(args[0])
-                if op == "create_job"
-                else self.read("get_job", catalog.get_job, int(args[0])).library_id
-            )
-            active = self.read(
-                "active_jobs", catalog.list_jobs, library_id=library_id, statuses=ACTIVE_STATUSES
-            )
+            library_id = int(args[0]) if op == "create_job" else self.read(GetJob(int(args[0]))).library_id
+            active = self.read(ListJobs(ACTIVE_STATUSES, library_id))
             return LibraryBusy(library_id, active.items[0].id if active.items else None)
         return OperationFailed(op, "commit", exc.orig or exc)
