@@ -8,14 +8,15 @@ pykka's own `await future` calls the blocking `get()` inside the event loop; the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from scanguard.control import Request, job_request, start_request
-from scanguard.errors import RuntimeStopped
+from scanguard.control import JobOperation, Request, job_request, start_request
+from scanguard.errors import OperationTimeout, RuntimeStopped
 from scanguard.records import (
     DeletedJob,
     Event,
@@ -51,16 +52,22 @@ R = TypeVar("R")
 
 
 class AsyncRuntime:
-    """Owns the way from asyncio code to a Runtime; one awaitable method per Runtime call."""
-
-    # operations that wait for a library's mailbox and the writer (each bounded by operation_timeout)
-    _control = ThreadPoolExecutor(max_workers=32, thread_name_prefix="scanguard-aio")
-    # the safeguards' answers (status, health, cleanup, subscriptions): quick asks of idle actors, on
-    # threads of their own so that they never queue behind control operations waiting for the writer
-    _service = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scanguard-aio-service")
+    """Owns the way from asyncio code to one Runtime — one awaitable method per Runtime call — and the
+    bridge threads that way needs, which the Runtime shuts down (`close`) when it stops."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
+        # operations that wait for a library's mailbox and the writer (each bounded by operation_timeout)
+        self._control = ThreadPoolExecutor(max_workers=32, thread_name_prefix="scanguard-aio")
+        # the safeguards' answers (status, health, cleanup, subscriptions): quick asks of idle actors, on
+        # threads of their own so that they never queue behind control operations waiting for the writer
+        self._service = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scanguard-aio-service")
+
+    def close(self) -> None:
+        """Shut the bridge threads down: what is queued is cancelled, what runs (bounded by
+        operation_timeout, its actors already stopped) is waited for."""
+        for executor in (self._control, self._service):
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def _db(self) -> Database:
         if not self._rt.running:
@@ -68,12 +75,18 @@ class AsyncRuntime:
         return self._rt.database
 
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._control, partial(fn, *args, **kwargs))
+        return await self._bridge(self._control, partial(fn, *args, **kwargs))
 
     async def _ask(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self._bridge(self._service, partial(fn, *args, **kwargs))
+
+    async def _bridge(self, executor: ThreadPoolExecutor, call: Callable[[], R]) -> R:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._service, partial(fn, *args, **kwargs))
+        try:
+            future = loop.run_in_executor(executor, call)
+        except RuntimeError as exc:  # shut down with the runtime
+            raise RuntimeStopped() from exc
+        return await future
 
     async def read(self, query: Read[R]) -> R:
         """Any declared read (scanguard.store.reads) on this event loop, never blocking it."""
@@ -108,7 +121,7 @@ class AsyncRuntime:
             return self._rt._operate(request)
         return await self._run(self._rt._operate, request)
 
-    async def _job_request(self, op: str, job_id: int, *extra: str) -> Request:
+    async def _job_request(self, op: JobOperation, job_id: int, *extra: str) -> Request:
         read_at = time.monotonic()
         job, library = await self._db().aread(JobWithLibrary(job_id))
         return job_request(op, read_at, job, library, *extra)
@@ -151,7 +164,33 @@ class AsyncRuntime:
         statuses: tuple[str, ...] = ("completed", "failed", "paused"),
         timeout: float = 60.0,
     ) -> Job:
-        return await self._run(self._rt.wait_for_job, job_id, statuses, timeout)
+        """Wait on this loop until the job reaches one of `statuses`, woken by its events and re-read from
+        the database: no bridge thread is held meanwhile, however many wait."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake(event: Event) -> None:  # on the event bus's thread
+            if event.job_id == job_id:
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                    loop.call_soon_threadsafe(changed.set)
+
+        subscription = await self.subscribe(wake)
+        try:
+            deadline = loop.time() + timeout
+            while True:
+                job = await self.get_job(job_id)
+                if job.status in statuses:
+                    return job
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise OperationTimeout(
+                        f"waiting for job {job_id} to become {'/'.join(statuses)}", timeout
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, 0.5))
+                changed.clear()
+        finally:
+            await self.unsubscribe(subscription)
 
     async def events(
         self,
@@ -173,7 +212,8 @@ class AsyncRuntime:
         return await self._ask(self._rt.subscribe, callback)
 
     async def unsubscribe(self, subscription: int) -> None:
-        await self._ask(self._rt.unsubscribe, subscription)
+        with contextlib.suppress(RuntimeStopped):  # the subscription ended with the runtime
+            await self._ask(self._rt.unsubscribe, subscription)
 
     async def emergency_cleanup(self, requested_by: str = "api") -> dict[str, Any]:
         return await self._ask(self._rt.emergency_cleanup, requested_by)

@@ -64,7 +64,7 @@ class Watchdog(PeriodicActor):
         match message:
             case Tick():
                 # a tick has no caller to tell: a failed sweep (the store unreachable, say) is logged and the
-                # next tick tries again; raising here would stop this actor for good
+                # next tick tries again
                 try:
                     return self._sweep("tick")
                 except (ScanguardError, pykka.Timeout) as exc:
