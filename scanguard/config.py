@@ -100,6 +100,7 @@ class ScanConfig:
     batch_size: AtLeastOne = 1000
     batch_seconds: Interval = 1.0
     follow_symlinks: Flag = False
+    walkers: AtLeastOne = 8  # directories listed (and their files stat'ed) at once; 1: the serial walk
     quick_hash_bytes: Count = 0
     empty_root_ratio: Ratio = 0.5
     empty_root_min_files: Count = 20
