@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-runtime run scan test lint bench soak clean
+.PHONY: install install-runtime run scan test test-fast lint bench soak clean
 
 # Two stamps: `run` and `scan` need only the service's own dependencies; `test`, `lint` and `bench` add the
 # development extras (pytest, ruff, mypy, schemathesis, selenium) on top.
@@ -29,6 +29,10 @@ scan: install-runtime
 
 test: install
 	$(BIN)/python -m pytest $(ARGS)
+
+# the edit-test loop: the unit and integration tiers on SQLite only (under a minute); `make test` is the suite
+test-fast: install
+	$(BIN)/python -m pytest tests/unit tests/integration -m "not postgres and not slow" -q $(ARGS)
 
 lint: install
 	$(BIN)/ruff check scanguard tests bench

@@ -8,14 +8,15 @@ pykka's own `await future` calls the blocking `get()` inside the event loop; the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from scanguard.control import Request, job_request, start_request
-from scanguard.errors import RuntimeStopped
+from scanguard.control import JobOperation, Request, job_request, start_request
+from scanguard.errors import OperationTimeout, RuntimeStopped
 from scanguard.records import (
     DeletedJob,
     Event,
@@ -27,9 +28,21 @@ from scanguard.records import (
     Page,
     RemovedLibrary,
 )
-from scanguard.store import catalog, instances
 from scanguard.store.database import Database
-from scanguard.validation import check_id, job_statuses
+from scanguard.store.reads import (
+    ActiveJobs,
+    GetJob,
+    GetLibrary,
+    JobWithLibrary,
+    LibraryForStart,
+    ListEvents,
+    ListFiles,
+    ListInstances,
+    ListJobs,
+    ListLibraries,
+    Read,
+)
+from scanguard.validation import event_family, job_statuses
 
 if TYPE_CHECKING:
     import os
@@ -42,16 +55,22 @@ R = TypeVar("R")
 
 
 class AsyncRuntime:
-    """Owns the way from asyncio code to a Runtime; one awaitable method per Runtime call."""
-
-    # operations that wait for a library's mailbox and the writer (each bounded by operation_timeout)
-    _control = ThreadPoolExecutor(max_workers=32, thread_name_prefix="scanguard-aio")
-    # the safeguards' answers (status, health, cleanup, subscriptions): quick asks of idle actors, on
-    # threads of their own so that they never queue behind control operations waiting for the writer
-    _service = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scanguard-aio-service")
+    """Owns the way from asyncio code to one Runtime — one awaitable method per Runtime call — and the
+    bridge threads that way needs, which the Runtime shuts down (`close`) when it stops."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
+        # operations that wait for a library's mailbox and the writer (each bounded by operation_timeout)
+        self._control = ThreadPoolExecutor(max_workers=32, thread_name_prefix="scanguard-aio")
+        # the safeguards' answers (status, health, cleanup, subscriptions): quick asks of idle actors, on
+        # threads of their own so that they never queue behind control operations waiting for the writer
+        self._service = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scanguard-aio-service")
+
+    def close(self) -> None:
+        """Shut the bridge threads down: what is queued is cancelled, what runs (bounded by
+        operation_timeout, its actors already stopped) is waited for."""
+        for executor in (self._control, self._service):
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def _db(self) -> Database:
         if not self._rt.running:
@@ -59,28 +78,36 @@ class AsyncRuntime:
         return self._rt.database
 
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._control, partial(fn, *args, **kwargs))
+        return await self._bridge(self._control, partial(fn, *args, **kwargs))
 
     async def _ask(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self._bridge(self._service, partial(fn, *args, **kwargs))
+
+    async def _bridge(self, executor: ThreadPoolExecutor, call: Callable[[], R]) -> R:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._service, partial(fn, *args, **kwargs))
+        try:
+            future = loop.run_in_executor(executor, call)
+        except RuntimeError as exc:  # shut down with the runtime
+            raise RuntimeStopped() from exc
+        return await future
+
+    async def read(self, query: Read[R]) -> R:
+        """Any declared read (scanguard.store.reads) on this event loop, never blocking it."""
+        return await self._db().aread(query)
 
     async def add_library(self, path: str, name: str | None = None, kind: str = "mixed") -> Library:
         return await self._run(self._rt.add_library, path, name, kind)
 
     async def get_library(self, library_id: int) -> Library:
-        return await self._db().aread("get_library", catalog.get_library, check_id("library_id", library_id))
+        return await self._db().aread(GetLibrary(library_id))
 
     async def active_job_id(self, library_id: int) -> int | None:
         """The library's job in pending, running or paused, if it has one (NotFound for no library)."""
-        _library, busy = await self._db().aread(
-            "library_for_start", catalog.library_for_start, check_id("library_id", library_id)
-        )
+        _library, busy = await self._db().aread(LibraryForStart(library_id))
         return busy
 
     async def list_libraries(self) -> tuple[Library, ...]:
-        return await self._db().aread("list_libraries", catalog.list_libraries)
+        return await self._db().aread(ListLibraries())
 
     async def remove_library(self, library_id: int) -> RemovedLibrary:
         return await self._run(self._rt.remove_library, library_id)
@@ -88,14 +115,7 @@ class AsyncRuntime:
     async def list_files(
         self, library_id: int, *, limit: int = 100, offset: int = 0, errors: bool = False
     ) -> Page[MediaFile]:
-        return await self._db().aread(
-            "list_files",
-            catalog.list_files,
-            check_id("library_id", library_id),
-            limit=limit,
-            offset=offset,
-            errors=errors,
-        )
+        return await self._db().aread(ListFiles(library_id, limit, offset, errors))
 
     async def _operate(self, request: Request) -> Any:
         """The operation after its pre-flight read (made on this loop): a refusal is answered here, at
@@ -104,11 +124,9 @@ class AsyncRuntime:
             return self._rt._operate(request)
         return await self._run(self._rt._operate, request)
 
-    async def _job_request(self, op: str, job_id: int, *extra: str) -> Request:
+    async def _job_request(self, op: JobOperation, job_id: int, *extra: str) -> Request:
         read_at = time.monotonic()
-        job, library = await self._db().aread(
-            "job_with_library", catalog.job_with_library, check_id("job_id", job_id)
-        )
+        job, library = await self._db().aread(JobWithLibrary(job_id))
         return job_request(op, read_at, job, library, *extra)
 
     async def start_scan(
@@ -120,9 +138,7 @@ class AsyncRuntime:
         trigger: str = "user",
     ) -> Job:
         read_at = time.monotonic()
-        library, busy = await self._db().aread(
-            "library_for_start", catalog.library_for_start, check_id("library_id", library_id)
-        )
+        library, busy = await self._db().aread(LibraryForStart(library_id))
         request = start_request(read_at, library, busy, retry_failed, paths, trigger)
         job: Job = await self._operate(request)
         return job
@@ -140,25 +156,18 @@ class AsyncRuntime:
         return deleted
 
     async def get_job(self, job_id: int) -> Job:
-        return await self._db().aread("get_job", catalog.get_job, check_id("job_id", job_id))
+        return await self._db().aread(GetJob(job_id))
 
     async def list_jobs(
         self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> Page[Job]:
-        return await self._db().aread(
-            "list_jobs",
-            catalog.list_jobs,
-            statuses=job_statuses(status),
-            library_id=None if library_id is None else check_id("library_id", library_id),
-            limit=limit,
-            offset=offset,
-        )
+        return await self._db().aread(ListJobs(job_statuses(status), library_id, limit, offset))
 
     async def current_jobs(self) -> tuple[Job, ...]:
-        return await self._db().aread("current_jobs", catalog.active_jobs)
+        return await self._db().aread(ActiveJobs())
 
     async def instances(self) -> tuple[Instance, ...]:
-        return await self._db().aread("instances", instances.list_instances)
+        return await self._db().aread(ListInstances())
 
     async def wait_for_job(
         self,
@@ -166,7 +175,33 @@ class AsyncRuntime:
         statuses: tuple[str, ...] = ("completed", "failed", "paused"),
         timeout: float = 60.0,
     ) -> Job:
-        return await self._run(self._rt.wait_for_job, job_id, statuses, timeout)
+        """Wait on this loop until the job reaches one of `statuses`, woken by its events and re-read from
+        the database: no bridge thread is held meanwhile, however many wait."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake(event: Event) -> None:  # on the event bus's thread
+            if event.job_id == job_id:
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                    loop.call_soon_threadsafe(changed.set)
+
+        subscription = await self.subscribe(wake)
+        try:
+            deadline = loop.time() + timeout
+            while True:
+                job = await self.get_job(job_id)
+                if job.status in statuses:
+                    return job
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise OperationTimeout(
+                        f"waiting for job {job_id} to become {'/'.join(statuses)}", timeout
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, 0.5))
+                changed.clear()
+        finally:
+            await self.unsubscribe(subscription)
 
     async def events(
         self,
@@ -174,18 +209,22 @@ class AsyncRuntime:
         job_id: int | None = None,
         library_id: int | None = None,
         kind: str | None = None,
+        family: str | None = None,
         after_id: int = 0,
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        query = EventQuery(job_id, library_id, kind, after_id, limit, newest_first)
-        return await self._db().aread("events", catalog.list_events, query)
+        """Recorded events, oldest first: of one job or library, of a `kind` (a prefix when it ends with
+        '.') and of a `family` (job, watch, file, library, system); both given, events matching both."""
+        query = EventQuery(job_id, library_id, event_family(kind, family), after_id, limit, newest_first)
+        return await self._db().aread(ListEvents(query))
 
     async def subscribe(self, callback: Callable[[Event], None]) -> int:
         return await self._ask(self._rt.subscribe, callback)
 
     async def unsubscribe(self, subscription: int) -> None:
-        await self._ask(self._rt.unsubscribe, subscription)
+        with contextlib.suppress(RuntimeStopped):  # the subscription ended with the runtime
+            await self._ask(self._rt.unsubscribe, subscription)
 
     async def emergency_cleanup(self, requested_by: str = "api") -> dict[str, Any]:
         return await self._ask(self._rt.emergency_cleanup, requested_by)

@@ -15,6 +15,7 @@ from typing import Any
 from scanguard.config import Config, load_config
 from scanguard.errors import InvalidScope, ScanguardError
 from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, EXIT_USAGE
+from scanguard.records import EVENT_FAMILIES
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PAUSED", "EXIT_USAGE", "main"]
 
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--library", type=int, help="only this library's events")
     events.add_argument(
         "--kind", help="only this kind (a prefix ending with '.' matches a family, e.g. job.)"
+    )
+    events.add_argument(
+        "--family",
+        choices=tuple(EVENT_FAMILIES),
+        help="only this family: job (a job's life and the safeguards' decisions), watch, file, library, system",
     )
     events.add_argument("--limit", type=int, default=100)
     events.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
@@ -206,7 +212,12 @@ def cmd_events(args: argparse.Namespace) -> int:
         after = 0
         while True:
             batch = rt.events(
-                job_id=args.job, library_id=args.library, kind=args.kind, after_id=after, limit=args.limit
+                job_id=args.job,
+                library_id=args.library,
+                kind=args.kind,
+                family=args.family,
+                after_id=after,
+                limit=args.limit,
             )
             for event in batch:
                 print(json.dumps(event.to_dict()), flush=True)

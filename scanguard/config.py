@@ -10,17 +10,30 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, get_type_hints
 
 from scanguard.errors import ConfigError
-from scanguard.processing.registry import check_names
+from scanguard.processor_names import check_names
+from scanguard.setting_types import (
+    AtLeastOne,
+    Count,
+    DatabaseUrl,
+    Duration,
+    Flag,
+    Interval,
+    LogFormat,
+    LogLevel,
+    Names,
+    Port,
+    Ratio,
+    Rule,
+    Text,
+    rule_of,
+)
 
 AUDIO_EXTENSIONS = ("flac", "mp3", "m4a", "aac", "ogg", "opus", "wav", "wma", "aiff", "alac")
 VIDEO_EXTENSIONS = ("mkv", "mp4", "m4v", "avi", "mov", "wmv", "webm", "ts", "mpg", "mpeg")
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "webp", "heic", "tif", "tiff", "bmp")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def default_data_dir() -> Path:
@@ -37,67 +50,68 @@ def _default_database_url() -> str:
 class SafeguardConfig:
     """The seed's SafeguardConfig: intervals, timeouts and retry policy, all in seconds."""
 
-    health_check_interval: float = 30.0
-    state_validation_interval: float = 60.0
-    cleanup_interval: float = 300.0
-    operation_timeout: float = 30.0
-    shutdown_timeout: float = 60.0
-    max_retries: int = 3
-    retry_interval: float = 5.0
-    retry_window: float = 600.0
-    orphaned_job_threshold: float = 300.0
-    stall_threshold: float = 120.0
-    watchdog_interval: float = 15.0
-    old_completed_job_retention: float = 30 * 86400.0
-    event_retention: float = 30 * 86400.0
-    emergency_cleanup_enabled: bool = True
-    force_kill_timeout: float = 10.0
-    lease_ttl: float = 60.0
-    auto_resume_orphans: bool = False
-    actor_ping_timeout: float = 5.0
-    cleanup_batch_size: int = 500
+    health_check_interval: Duration = 30.0  # the three periodic checks: 0 turns one off
+    state_validation_interval: Duration = 60.0
+    cleanup_interval: Duration = 300.0
+    operation_timeout: Interval = 30.0
+    shutdown_timeout: Duration = 60.0
+    max_retries: Count = 3
+    retry_interval: Interval = 5.0
+    retry_window: Duration = 600.0
+    orphaned_job_threshold: Duration = 300.0
+    stall_threshold: Duration = 120.0
+    watchdog_interval: Interval = 15.0
+    old_completed_job_retention: Duration = 30 * 86400.0
+    event_retention: Duration = 30 * 86400.0
+    emergency_cleanup_enabled: Flag = True
+    force_kill_timeout: Duration = 10.0
+    lease_ttl: Interval = 60.0
+    auto_resume_orphans: Flag = False
+    actor_ping_timeout: Interval = 5.0
+    cleanup_batch_size: AtLeastOne = 500
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     """Where the data lives: a SQLAlchemy URL (SQLite by default, PostgreSQL for several instances)."""
 
-    url: str = field(default_factory=_default_database_url)
-    busy_timeout: float = 5.0
-    busy_retries: int = 8
-    pool_size: int = 5
-    echo: bool = False
+    url: DatabaseUrl = field(default_factory=_default_database_url)
+    busy_timeout: Duration = 5.0
+    busy_retries: Count = 8
+    pool_size: AtLeastOne = 5
+    echo: Flag = False
 
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
     """The admin HTTP surface: bind address, bearer token, limits."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    admin_token: str = ""
-    allowed_roots: tuple[str, ...] = ()
-    max_body_bytes: int = 64 * 1024
+    host: Text = "127.0.0.1"
+    port: Port = 8080
+    admin_token: Text = ""
+    allowed_roots: Names = ()
+    max_body_bytes: AtLeastOne = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class ScanConfig:
     """How a library is walked and written."""
 
-    batch_size: int = 1000
-    batch_seconds: float = 1.0
-    follow_symlinks: bool = False
-    quick_hash_bytes: int = 0
-    empty_root_ratio: float = 0.5
-    empty_root_min_files: int = 20
-    audio_extensions: tuple[str, ...] = AUDIO_EXTENSIONS
-    video_extensions: tuple[str, ...] = VIDEO_EXTENSIONS
-    image_extensions: tuple[str, ...] = IMAGE_EXTENSIONS
-    processors: tuple[str, ...] = ()
-    workers: int = 0
-    file_timeout: float = 30.0
-    worker_max_files: int = 5000
-    worker_memory_limit: int = 2048
+    batch_size: AtLeastOne = 1000
+    batch_seconds: Interval = 1.0
+    follow_symlinks: Flag = False
+    walkers: AtLeastOne = 8  # directories listed (and their files stat'ed) at once; 1: the serial walk
+    quick_hash_bytes: Count = 0
+    empty_root_ratio: Ratio = 0.5
+    empty_root_min_files: Count = 20
+    audio_extensions: Names = AUDIO_EXTENSIONS
+    video_extensions: Names = VIDEO_EXTENSIONS
+    image_extensions: Names = IMAGE_EXTENSIONS
+    processors: Names = ()
+    workers: Count = 0  # 0: one per CPU
+    file_timeout: Interval = 30.0
+    worker_max_files: AtLeastOne = 5000
+    worker_memory_limit: Count = 2048  # MiB; 0: no cap
 
     @property
     def worker_count(self) -> int:
@@ -109,8 +123,8 @@ class ScanConfig:
 class LogConfig:
     """Structured logging: level, and json/console/auto (JSON when stderr is not a terminal)."""
 
-    level: str = "info"
-    format: str = "auto"
+    level: LogLevel = "info"
+    format: LogFormat = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +151,12 @@ class WebhookConfig:
 class WebhookDeliveryConfig:
     """How webhooks are delivered: how often the outbox is polled, the request timeout, the retry policy."""
 
-    poll_interval: float = 1.0
-    timeout: float = 10.0
-    max_attempts: int = 8
-    retry_interval: float = 1.0
-    max_retry_interval: float = 300.0
-    batch_size: int = 100
+    poll_interval: Interval = 1.0
+    timeout: Interval = 10.0
+    max_attempts: AtLeastOne = 8
+    retry_interval: Interval = 1.0
+    max_retry_interval: Duration = 300.0
+    batch_size: AtLeastOne = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,96 +210,28 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
-def _parse_duration(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{key} must be a duration, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ConfigError(f"{key} must be a duration like 30, '30s', '5m' or '30d', got {value!r}")
+def _section_rules(cls: type[Any]) -> dict[str, Rule]:
+    """Each setting of a section and the Rule its type carries."""
+    hints = get_type_hints(cls, include_extras=True)
+    return {f.name: rule_of(hints[f.name]) for f in dataclasses.fields(cls)}
 
 
-def _coerce(key: str, annotation: str, value: Any) -> Any:
-    """Turn a TOML or environment value into the field's type, or say which key is wrong."""
-    if annotation == "float":
-        return _parse_duration(key, value)
-    if annotation == "int":
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
-    if annotation == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-            return value.lower() in {"1", "true", "yes", "on"}
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if annotation == "str":
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key} must be a string, got {value!r}")
-    if annotation.startswith("tuple"):
-        if isinstance(value, str):
-            value = [v for v in (p.strip() for p in value.split(",")) if v]
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        raise ConfigError(f"{key} must be a list of strings, got {value!r}")
-    raise ConfigError(f"{key}: unsupported setting type {annotation}")  # pragma: no cover
+_RULES: dict[type[Any], dict[str, Rule]] = {cls: _section_rules(cls) for cls in _SECTIONS.values()}
+"""Read from the annotations once, at import: a section whose field has no setting type fails here."""
 
 
 def _build(cls: type[Any], section: str, values: Mapping[str, Any]) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    """A section from raw values (TOML, environment strings, keywords), each read by its field's type."""
+    rules = _RULES[cls]
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
-        if name not in fields:
+        if name not in rules:
             raise ConfigError(f"unknown setting {section}.{name}")
-        kwargs[name] = _coerce(f"{section}.{name}", str(fields[name].type), value)
+        kwargs[name] = rules[name].read(f"{section}.{name}", value)
     obj = cls(**kwargs)
-    _validate(section, obj)
-    return obj
-
-
-def _validate(section: str, obj: Any) -> None:  # noqa: PLR0912 - one check per rule, in one place
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        key = f"{section}.{f.name}"
-        if str(f.type) == "float" and value < 0:
-            raise ConfigError(f"{key} must be >= 0, got {value:g}")
-        if str(f.type) == "int" and not isinstance(value, bool) and value < 0:
-            raise ConfigError(f"{key} must be >= 0, got {value}")
-    if isinstance(obj, SafeguardConfig):
-        for name in ("retry_interval", "lease_ttl", "operation_timeout", "watchdog_interval"):
-            if getattr(obj, name) <= 0:
-                raise ConfigError(f"safeguards.{name} must be > 0, got {getattr(obj, name):g}")
     if isinstance(obj, ScanConfig):
-        if obj.batch_size < 1:
-            raise ConfigError(f"scan.batch_size must be >= 1, got {obj.batch_size}")
-        if not 0 <= obj.empty_root_ratio <= 1:
-            raise ConfigError(f"scan.empty_root_ratio must be within 0..1, got {obj.empty_root_ratio:g}")
-        if obj.file_timeout <= 0:
-            raise ConfigError(f"scan.file_timeout must be > 0, got {obj.file_timeout:g}")
-        if obj.worker_max_files < 1:
-            raise ConfigError(f"scan.worker_max_files must be >= 1, got {obj.worker_max_files}")
         check_names(obj.processors)
-    if isinstance(obj, DatabaseConfig) and not obj.url.startswith(("sqlite", "postgresql", "postgres")):
-        raise ConfigError(f"database.url must be a sqlite:// or postgresql:// URL, got {obj.url!r}")
-    if isinstance(obj, HttpConfig) and not 0 <= obj.port <= 65535:
-        raise ConfigError(f"http.port must be within 0..65535, got {obj.port}")
-    if isinstance(obj, WebhookDeliveryConfig):
-        for name in ("poll_interval", "timeout", "retry_interval"):
-            if getattr(obj, name) <= 0:
-                raise ConfigError(f"webhook_delivery.{name} must be > 0, got {getattr(obj, name):g}")
-        if obj.max_attempts < 1 or obj.batch_size < 1:
-            raise ConfigError("webhook_delivery.max_attempts and webhook_delivery.batch_size must be >= 1")
-    if isinstance(obj, LogConfig):
-        if obj.format not in {"auto", "json", "console"}:
-            raise ConfigError(f"log.format must be auto, json or console, got {obj.format!r}")
-        if obj.level.lower() not in {"debug", "info", "warning", "error"}:
-            raise ConfigError(f"log.level must be debug, info, warning or error, got {obj.level!r}")
+    return obj
 
 
 _WEBHOOK_KEYS = frozenset(f.name for f in dataclasses.fields(WebhookConfig))

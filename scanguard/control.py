@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Never
 
 from scanguard.actors.library import DeleteJob, PauseScan, ResumeScan, StartScan
-from scanguard.errors import BadRequest, LibraryBusy, ScanguardError
+from scanguard.errors import BadRequest, LibraryBusy, ScanguardError, UnknownOperation
 from scanguard.records import TRIGGERS, Job, Library
 from scanguard.scope import normalize_scope
 from scanguard.store.jobs import refusal
+
+JobOperation = Literal["pause_scan", "resume_scan", "delete_job"]
+"""The control operations on one job."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +53,24 @@ def start_request(
     return Request("start_scan", library.id, message, refused)
 
 
-def job_request(op: str, read_at: float, job: Job, library: Library, reason: str = "user") -> Request:
+def job_request(
+    op: JobOperation, read_at: float, job: Job, library: Library, reason: str = "user"
+) -> Request:
     """Pause, resume or delete `job` as read (from `read_at`) with its library; a pause or resume its
     status forbids is refused here. The library's mailbox checks the request again against its own writes
-    since the read, and the transaction checks it under its lock."""
+    since the read, and the transaction checks it under its lock. Any other `op` is UnknownOperation."""
     match op:
         case "pause_scan":
             return Request(op, library.id, PauseScan(job.id, reason, read_at), refusal(job, "pause"))
         case "resume_scan":
             return Request(op, library.id, ResumeScan(job.id, library, read_at), refusal(job, "resume"))
-    return Request(op, library.id, DeleteJob(job.id, read_at))
+        case "delete_job":
+            return Request(op, library.id, DeleteJob(job.id, read_at))
+        case _:
+            raise _unknown(op)
+
+
+def _unknown(op: Never) -> UnknownOperation:
+    """typing.assert_never with a typed error: mypy proves every JobOperation is matched above (only
+    Never may be passed here), and a caller that bypasses the types gets UnknownOperation, not a delete."""
+    return UnknownOperation(op)

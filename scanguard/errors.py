@@ -162,12 +162,15 @@ class OperationFailed(ScanguardError):
     def __init__(
         self, operation: str, step: str, cause: BaseException | str, *, rolled_back: bool = True
     ) -> None:
+        """`cause`: a description safe to show a client (fixed words), or the exception, named by its type
+        only — its text may hold SQL, parameters or paths, and stays in the log and in `__cause__`."""
         self.operation = operation
         self.step = step
         self.rolled_back = rolled_back
         outcome = "was rolled back" if rolled_back else "had already committed; the state was reconciled"
+        reason = cause if isinstance(cause, str) else type(cause).__name__
         super().__init__(
-            f"{operation} failed at step '{step}' and {outcome}: {cause}",
+            f"{operation} failed at step '{step}' and {outcome}: {reason}",
             operation=operation,
             step=step,
             rolled_back=rolled_back,
@@ -198,6 +201,16 @@ class WorkersUnavailable(ScanguardError):
 
     status = 503
     code = "workers_unavailable"
+
+
+class UnknownOperation(ScanguardError):
+    """No such control operation."""
+
+    status = 500
+    code = "unknown_operation"
+
+    def __init__(self, operation: object) -> None:
+        super().__init__(f"no such control operation: {operation!r}", operation=str(operation))
 
 
 class RuntimeStopped(ScanguardError):

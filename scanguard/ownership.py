@@ -76,6 +76,16 @@ def abandoned(
     return nobody_runs(owner, lease_expires, quiet, threshold, now)
 
 
+def lease_held_by_another(owner: str | None, expires_at: datetime | None, here: str, now: datetime) -> bool:
+    """Whether a lease (a library's scan, a webhook cursor, a watcher) is held by another live owner: the
+    one orphan rule for every lease. A local owner whose process is gone holds nothing, at once; any other
+    owner holds its lease until it expires (a frozen process on this host included)."""
+    if owner is None or owner == here or expires_at is None or expires_at <= now:
+        return False
+    parsed = Owner.parse(owner)  # an owner that cannot be read cannot be proven dead: its lease decides
+    return not (parsed is not None and parsed.is_local() and parsed.process_gone())
+
+
 def owner_is_dead(owner: str | None, *, lease_expired: bool) -> bool:
     """A local owner is dead when its process is; a remote one when its lease has expired."""
     parsed = Owner.parse(owner)

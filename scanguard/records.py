@@ -165,17 +165,53 @@ class MediaFile:
         }
 
 
+EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "job": ("job.", "supervisor.", "watchdog.", "orphan.", "validator."),
+    "watch": ("watch.",),
+    "file": ("file.",),
+    "library": ("library.",),
+    "system": ("alert.", "emergency.", "cleanup."),
+}
+"""The kind prefixes of each event family: `job` is a job's life and every decision the safeguards took
+about it (restarts, stalls, hand-overs, adopted orphans, validator fixes); `file` the per-file events. Each
+prefix is one word and a dot, and no two families share one."""
+
+
+def kind_matches(kind: str, wanted: str) -> bool:
+    """An event kind against one filter: a family prefix when it ends with '.', else the exact kind."""
+    return kind.startswith(wanted) if wanted.endswith(".") else kind == wanted
+
+
+def event_kinds(kind: str | None, family: str | None) -> tuple[str, ...] | None:
+    """The kind filters whose union is both `kind` and `family` (a key of EVENT_FAMILIES); None: every kind."""
+    if family is None:
+        return None if kind is None else (kind,)
+    prefixes = EVENT_FAMILIES[family]
+    if kind is None:
+        return prefixes
+    # each prefix is one word and a dot, so no kind filter is broader than a prefix: it lies inside or outside
+    return (kind,) if any(kind.startswith(prefix) for prefix in prefixes) else ()
+
+
 @dataclass(frozen=True, slots=True)
 class EventQuery:
-    """Which events to read: by job, library and kind (a family when it ends with '.'), after an id,
-    oldest first unless `newest_first`."""
+    """Which events to read: by job, library and kinds (any of them; a family when one ends with '.';
+    None: every kind), after an id, oldest first unless `newest_first`."""
 
     job_id: int | None = None
     library_id: int | None = None
-    kind: str | None = None
+    kinds: tuple[str, ...] | None = None
     after_id: int = 0
     limit: int = 100
     newest_first: bool = False
+
+    def matches(self, event: Event) -> bool:
+        """Whether a live event passes the filters (the id and the limit aside)."""
+        return (
+            (self.job_id is None or event.job_id == self.job_id)
+            and (self.library_id is None or event.library_id == self.library_id)
+            and (self.kinds is None or any(kind_matches(event.kind, k) for k in self.kinds))
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,8 +39,29 @@ from scanguard.scanning import FileSystem
 from scanguard.status import StatusParts, status_report
 from scanguard.store.database import Database
 from scanguard.store.engine import is_postgresql
+from scanguard.store.reads import (
+    ActiveJobs,
+    GetJob,
+    GetLibrary,
+    JobCounts,
+    JobWithLibrary,
+    LibraryForStart,
+    ListEvents,
+    ListFiles,
+    ListInstances,
+    ListJobs,
+    ListLibraries,
+    WebhookStates,
+)
 from scanguard.store.seam import Store
-from scanguard.validation import check_id, job_statuses, library_kind, library_name, library_path
+from scanguard.validation import (
+    check_id,
+    event_family,
+    job_statuses,
+    library_kind,
+    library_name,
+    library_path,
+)
 
 if TYPE_CHECKING:
     from scanguard.actors.webhooks import Deliveries
@@ -93,6 +114,8 @@ class Runtime:
         self._cleanup: pykka.ActorRef[Any] | None = None
         self._health: pykka.ActorRef[Any] | None = None
         self._workers: pykka.ActorRef[Any] | None = None
+        self._pool: FilePool | None = None
+        self._registered = False  # this process's row in `instances`
         self.metrics = Metrics()
         self.aio = AsyncRuntime(self)
 
@@ -132,46 +155,38 @@ class Runtime:
 
     def _start(self, passive: bool) -> None:
         configure_logging(self.config.log)
-        self._bus = EventBus.start()
         try:
-            self._database = Database(self.config, self.instance)
-            self._store_ref = StoreActor.start(self._database, self._bus)
-            self._store = StoreClient(self.config, self._database, self._store_ref)
-            self._store.ping()  # the writer migrated the schema, or says why it could not
-        except Exception:
-            self._stop_actors()
+            self._start_parts(passive)
+        except BaseException as exc:
+            # one way down for a start that failed at any step: what was started is stopped, in reverse
+            log.error("runtime.start_failed", instance=self.instance, error=f"{type(exc).__name__}: {exc}")
+            self._running = False
+            self._teardown()
             raise
+
+    def _start_parts(self, passive: bool) -> None:
+        self._bus = EventBus.start()
+        self._database = Database(self.config, self.instance)
+        self._store_ref = StoreActor.start(self._database, self._bus)
+        self._store = StoreClient(self.config, self._database, self._store_ref)
+        self._store.ping()  # the writer migrated the schema, or says why it could not
         self._running = True
         if passive:
             return
-        try:
-            self._join()
-        except BaseException:
-            self._running = False
-            self._stop_actors()
-            raise
+        self._join()
         cfg, store = self.config, self.store
-        pool = None
         if cfg.scan.processors:
-            pool = FilePool(cfg.scan.processors, cfg.scan)
-            self._workers = WorkerPoolActor.start(pool, cfg.safeguards.force_kill_timeout)
-        work = FileWork(pool, self._processor, self.metrics)
+            self._pool = FilePool(cfg.scan.processors, cfg.scan)
+            self._workers = WorkerPoolActor.start(self._pool, cfg.safeguards.force_kill_timeout)
+        work = FileWork(self._pool, self._processor, self.metrics)
         self._supervisor = Supervisor.start(cfg, store, self.metrics, work=work, fs=self._fs)
         if cfg.webhooks:
             # imported only when webhooks are configured: aiohttp's client costs a CLI scan's start-up time
             from scanguard.actors.webhooks import Deliveries, DeliveryParts  # noqa: PLC0415
             from scanguard.webhooks.sender import Sender  # noqa: PLC0415
 
-            sender = Sender(cfg.webhook_delivery, self._loop)
-            try:
-                self._deliveries = Deliveries.start(
-                    DeliveryParts(cfg, store, sender, self.metrics), self._bus
-                )
-            except Exception:
-                sender.close(cfg.safeguards.force_kill_timeout)
-                self._running = False
-                self._stop_actors()
-                raise
+            sender = Sender(cfg.webhook_delivery, self._loop)  # Deliveries owns it from here, even failing
+            self._deliveries = Deliveries.start(DeliveryParts(cfg, store, sender, self.metrics), self._bus)
         parts = Collaborators(cfg, self.instance, store, self._supervisor, self._library, self.metrics)
         self._watchdog = Watchdog.start(parts)
         # boot recovery: running jobs left by a dead process are handled as orphans before start returns
@@ -217,22 +232,21 @@ class Runtime:
             for job_id in sorted({*supervised.live, *supervised.pending}) if supervised else ():
                 remaining = max(0.1, deadline - time.monotonic())
                 try:
-                    job = self.store.get_job(job_id)
+                    job = self.store.read(GetJob(job_id))
                     self._ask(
                         self._library(job.library_id), PauseScan(job_id, "shutdown"), "shutdown", remaining
                     )
                 except ScanguardError as exc:
                     log.warning("runtime.shutdown_pause_failed", job_id=job_id, error=str(exc))
-            if supervised is not None:  # a passive runtime never registered
-                self._leave(max(0.1, deadline - time.monotonic()))
         finally:
-            self._stop_actors()
+            self._teardown()
         log.info("runtime.stopped", instance=self.instance)
 
     def _join(self) -> None:
         """Register this process in `instances` and, on PostgreSQL, hear the other instances' committed
         events and publish them on this bus."""
         self.store.register_instance()
+        self._registered = True
         if not is_postgresql(self.config.database.url):
             return
         bus = self._bus
@@ -255,7 +269,7 @@ class Runtime:
         self._listener = EventListener(self.config.database.url, self.instance, deliver)
         self._listener.start()
 
-    def _leave(self, timeout: float) -> None:
+    def _leave(self) -> None:
         """Remove this process's row from `instances`: a clean shutdown is not a dead instance."""
         try:
             self.store.remove_instance()
@@ -263,42 +277,44 @@ class Runtime:
             log.warning("runtime.leave_failed", instance=self.instance, error=str(exc))
 
     def _stop_periodic(self) -> None:
-        for ref in (self._health, self._cleanup, self._validator, self._watchdog):
-            if ref is not None and ref.is_alive():
-                try:
-                    ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
-                except pykka.Timeout:
-                    log.error("runtime.actor_stop_timeout", actor=str(ref))
+        self._stop_refs([self._health, self._cleanup, self._validator, self._watchdog])
 
-    def _stop_actors(self) -> None:
-        if self._deliveries is not None:
-            self._deliveries.stop(self.config.safeguards.force_kill_timeout)
-            self._deliveries = None
-        if self._listener is not None:
-            self._listener.stop(self.config.safeguards.force_kill_timeout)
-            self._listener = None
+    def _teardown(self) -> None:
+        """The one way down, for stop() and for a start that failed half-way: everything started is
+        stopped in the reverse order of starting (what never started is None, and skipped)."""
+        timeout = self.config.safeguards.force_kill_timeout
+        if self._registered:
+            self._registered = False
+            self._leave()
         with self._lock:
             libraries = list(self._libraries.values())
             self._libraries.clear()
-        order = [
-            self._health,
-            self._cleanup,
-            self._validator,
-            self._watchdog,
-            self._supervisor,
-            self._workers,
-        ]
-        for ref in [*order, *libraries, self._store_ref, self._bus]:
-            if ref is not None and ref.is_alive():
-                try:
-                    ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
-                except pykka.Timeout:
-                    log.error("runtime.actor_stop_timeout", actor=str(ref))
+        self._stop_periodic()
+        if self._deliveries is not None:
+            self._deliveries.stop(timeout)
+            self._deliveries = None
+        self._stop_refs([*libraries, self._supervisor, self._workers])
+        if self._pool is not None:
+            self._pool.close(timeout)  # the workers' actor closed it, unless it never started
+            self._pool = None
+        if self._listener is not None:
+            self._listener.stop(timeout)
+            self._listener = None
+        self._stop_refs([self._store_ref, self._bus])
         self._health = self._cleanup = self._validator = self._watchdog = self._workers = None
         self._supervisor = self._store_ref = self._bus = self._store = None
         if self._database is not None:
             self._database.dispose()
             self._database = None
+        self.aio.close()
+
+    def _stop_refs(self, refs: list[pykka.ActorRef[Any] | None]) -> None:
+        for ref in refs:
+            if ref is not None and ref.is_alive():
+                try:
+                    ref.stop(block=True, timeout=self.config.safeguards.force_kill_timeout)
+                except pykka.Timeout:
+                    log.error("runtime.actor_stop_timeout", actor=str(ref))
 
     def __enter__(self) -> Runtime:
         return self
@@ -391,10 +407,10 @@ class Runtime:
         return self.store.add_library(str(resolved), label, kind)
 
     def get_library(self, library_id: int) -> Library:
-        return self._read().get_library(check_id("library_id", library_id))
+        return self._read().read(GetLibrary(library_id))
 
     def list_libraries(self) -> tuple[Library, ...]:
-        return self._read().list_libraries()
+        return self._read().read(ListLibraries())
 
     def remove_library(self, library_id: int) -> RemovedLibrary:
         """Stop its scan and remove the library, its jobs and its files in one transaction."""
@@ -411,7 +427,7 @@ class Runtime:
         self, library_id: int, *, limit: int = 100, offset: int = 0, errors: bool = False
     ) -> Page[MediaFile]:
         """A library's files, by path; `errors=True`: only those whose per-file work failed."""
-        return self._read().list_files(check_id("library_id", library_id), limit, offset, errors=errors)
+        return self._read().read(ListFiles(library_id, limit, offset, errors))
 
     # ---- scans -------------------------------------------------------------------------------
 
@@ -431,7 +447,7 @@ class Runtime:
         `trigger` says what asked for it (one of scanguard.TRIGGERS).
         """
         read_at = time.monotonic()
-        library, busy = self._read().library_for_start(check_id("library_id", library_id))
+        library, busy = self._read().read(LibraryForStart(library_id))
         request = start_request(read_at, library, busy, retry_failed, paths, trigger)
         job: Job = self._operate(request)
         return job
@@ -452,26 +468,23 @@ class Runtime:
     def _job_read(self, job_id: int) -> tuple[float, Job, Library]:
         """A control operation's pre-flight read: when it began, the job, its library."""
         read_at = time.monotonic()
-        return (read_at, *self._read().job_with_library(check_id("job_id", job_id)))
+        return (read_at, *self._read().read(JobWithLibrary(job_id)))
 
     def get_job(self, job_id: int) -> Job:
-        return self._read().get_job(check_id("job_id", job_id))
+        return self._read().read(GetJob(job_id))
 
     def list_jobs(
         self, *, status: str | None = None, library_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> Page[Job]:
-        statuses = job_statuses(status)
-        if library_id is not None:
-            check_id("library_id", library_id)
-        return self._read().list_jobs(statuses, library_id, limit, offset)
+        return self._read().read(ListJobs(job_statuses(status), library_id, limit, offset))
 
     def current_jobs(self) -> tuple[Job, ...]:
         """Every job in pending, running or paused."""
-        return self._read().active_jobs()
+        return self._read().read(ActiveJobs())
 
     def instances(self) -> tuple[Instance, ...]:
         """Every instance registered on this database, live or gone, with the jobs each runs."""
-        return self._read().list_instances()
+        return self._read().read(ListInstances())
 
     def wait_for_job(
         self,
@@ -506,12 +519,15 @@ class Runtime:
         job_id: int | None = None,
         library_id: int | None = None,
         kind: str | None = None,
+        family: str | None = None,
         after_id: int = 0,
         limit: int = 100,
         newest_first: bool = False,
     ) -> tuple[Event, ...]:
-        query = EventQuery(job_id, library_id, kind, after_id, limit, newest_first)
-        return self._read().list_events(query)
+        """Recorded events, oldest first: of one job or library, of a `kind` (a prefix when it ends with
+        '.') and of a `family` (job, watch, file, library, system); both given, events matching both."""
+        query = EventQuery(job_id, library_id, event_family(kind, family), after_id, limit, newest_first)
+        return self._read().read(ListEvents(query))
 
     def subscribe(self, callback: Callable[[Event], None]) -> int:
         """Call `callback(event)` for every committed event, on the event bus's thread."""
@@ -519,14 +535,24 @@ class Runtime:
         return subscription
 
     def unsubscribe(self, subscription: int) -> None:
-        if self._bus is not None and self._bus.is_alive():
-            self._bus.ask(Unsubscribe(subscription), timeout=self.config.safeguards.operation_timeout)
+        """Stop calling that subscription's callback. A subscription ends with the event bus, so on a
+        runtime stopped or stopping this has nothing left to do; a bus too busy to answer within
+        operation_timeout is OperationTimeout."""
+        bus, limit = self._bus, self.config.safeguards.operation_timeout
+        if bus is None:
+            return
+        try:
+            bus.ask(Unsubscribe(subscription), timeout=limit)
+        except pykka.ActorDeadError:
+            return  # the bus stopped meanwhile, and its subscriptions with it
+        except pykka.Timeout as exc:
+            raise OperationTimeout("unsubscribe", limit) from exc
 
     def webhooks(self) -> list[dict[str, Any]]:
         """Each configured webhook: URL and kinds (never the secret), cursor, lag, lease, last success and
         failure, and its latest dead deliveries."""
         hooks = self.config.webhooks
-        states = self._read().webhook_states(tuple((h.key, h.kinds) for h in hooks))
+        states = self._read().read(WebhookStates(tuple((h.key, h.kinds) for h in hooks)))
         return [
             {"url": hook.url, "kinds": list(hook.kinds), **state.to_dict()}
             for hook, state in zip(hooks, states, strict=True)
@@ -571,7 +597,7 @@ class Runtime:
                 instance=self.instance,
                 metrics=self.metrics,
                 health=health,
-                counts=self._read().job_counts(),
+                counts=self._read().read(JobCounts()),
                 supervised=self._ask(self._supervisor, LiveDetail(), "status"),
                 workers_alive=self._workers is not None and self._workers.is_alive(),
                 validator=self._ask(self._validator, Stats(), "status"),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from stat import S_ISREG
 from typing import Protocol
 
 from scanguard.config import ScanConfig
+from scanguard.listing import Lister, Plan, Row, make_lister
 from scanguard.scope import covers, leads_to
 
 
@@ -115,6 +116,7 @@ class Walk:
         after: str | None = None,
         follow_symlinks: bool = False,
         fs: FileSystem | None = None,
+        walkers: int = 1,
         scope: tuple[str, ...] = (),
     ) -> None:
         self.root = root
@@ -123,33 +125,44 @@ class Walk:
         self.after = after or ""
         self.follow_symlinks = follow_symlinks
         self.fs = fs or OsFileSystem()
+        self.walkers = walkers  # directories listed at once (scanguard.listing); 1 is the serial walk
 
-    def __iter__(self) -> Iterator[WalkItem]:
+    def __iter__(self) -> Generator[WalkItem]:
+        lister = make_lister(self.fs, Plan(self.follow_symlinks, self._enters, self._stats), self.walkers)
         try:
-            root_entries = self._list(self.root)
-        except OSError as exc:
-            raise RootUnavailable(f"{self.root}: {exc.strerror or exc}") from exc
-        seen: set[tuple[int, int]] = set()
-        if self.follow_symlinks:
-            st = os.stat(self.root)
-            seen.add((st.st_dev, st.st_ino))
-        yield from self._walk(root_entries, seen)
-
-    def _list(self, path: str) -> list[tuple[str, os.DirEntry[str], bool]]:
-        """Entries of one directory with their sort key; a directory sorts as `name/`."""
-        follow = self.follow_symlinks
-        out = []
-        for entry in self.fs.scandir(path):
             try:
-                is_dir = entry.is_dir(follow_symlinks=follow)
-            except OSError:
-                is_dir = False
-            out.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
-        out.sort(key=_first)
-        return out
+                root_entries = lister.rows("", self.root)
+            except OSError as exc:
+                raise RootUnavailable(f"{self.root}: {exc.strerror or exc}") from exc
+            seen: set[tuple[int, int]] = set()
+            if self.follow_symlinks:
+                st = os.stat(self.root)
+                seen.add((st.st_dev, st.st_ino))
+            yield from self._walk(root_entries, seen, lister)
+        finally:
+            lister.close()
+
+    def _enters(self, rel: str, name: str) -> bool:
+        """The walk opens this directory (`rel` as `name/`), unless it is a loop: what a lister may list ahead."""
+        after = self.after
+        if after and rel <= after and (rel == after or not after.startswith(rel)):
+            return False
+        scope = self.scope
+        if scope and not (covers(scope, rel[:-1]) or leads_to(scope, rel)):
+            return False
+        return not name.startswith(".") and (name.isascii() or _decodable(name))
+
+    def _stats(self, rel: str, name: str) -> bool:
+        """The walk stats this file: what a lister may stat ahead."""
+        return (
+            not (self.after and rel <= self.after)
+            and not name.startswith(".")
+            and self.rule.media_type(name) is not None
+            and (not self.scope or covers(self.scope, rel))
+        )
 
     def _walk(  # noqa: PLR0912 - the per-file path is inlined on purpose
-        self, root_entries: list[tuple[str, os.DirEntry[str], bool]], seen: set[tuple[int, int]]
+        self, root_entries: list[Row], seen: set[tuple[int, int]], lister: Lister
     ) -> Iterator[WalkItem]:
         """Depth first in key order, with an explicit stack: one generator frame however deep the tree.
 
@@ -160,9 +173,9 @@ class Walk:
         follow = self.follow_symlinks
         types = self.rule.types
         scope = self.scope
-        stack: list[
-            tuple[str, Iterator[tuple[str, os.DirEntry[str], bool]], tuple[int, int] | None, bool]
-        ] = [("", iter(root_entries), None, not scope)]
+        stack: list[tuple[str, Iterator[Row], tuple[int, int] | None, bool]] = [
+            ("", iter(root_entries), None, not scope)
+        ]
         while stack:
             prefix, entries, ident, inside = stack[-1]
             for key, entry, is_dir in entries:
@@ -177,7 +190,7 @@ class Walk:
                     # the directory itself (it was skipped whole) or lies past everything in it
                     if after and rel <= after and (rel == after or not after.startswith(rel)):
                         continue
-                    opened = self._open_dir(rel, entry, seen)
+                    opened = self._open_dir(rel, entry, seen, lister)
                     if isinstance(opened, Skipped):
                         yield opened
                         continue
@@ -212,8 +225,8 @@ class Walk:
                     seen.discard(ident)
 
     def _open_dir(
-        self, rel: str, entry: os.DirEntry[str], seen: set[tuple[int, int]]
-    ) -> Skipped | tuple[list[tuple[str, os.DirEntry[str], bool]], tuple[int, int] | None]:
+        self, rel: str, entry: os.DirEntry[str], seen: set[tuple[int, int]], lister: Lister
+    ) -> Skipped | tuple[list[Row], tuple[int, int] | None]:
         """A directory's sorted entries and its (dev, inode) when following links, or why it is skipped.
 
         A directory skipped whole is reported as `name/`, its place in the walk order.
@@ -226,22 +239,17 @@ class Walk:
         ident: tuple[int, int] | None = None
         if self.follow_symlinks:
             try:
-                st = self.fs.stat(entry.path, follow_symlinks=True)
+                ident = lister.ident(rel, entry.path)
             except OSError:
                 return Skipped(rel, "unreadable")
-            ident = (st.st_dev, st.st_ino)
             if ident in seen:
                 return Skipped(rel, "loop")
             seen.add(ident)
         try:
-            return self._list(entry.path), ident
+            return lister.rows(rel, entry.path), ident
         except OSError:
             # (the ident stays in `seen`, as it always has: a later link to it reads as a loop)
             return Skipped(rel, "unreadable")
-
-
-def _first(item: tuple[str, os.DirEntry[str], bool]) -> str:
-    return item[0]
 
 
 def count_media(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scanguard.errors import BadRequest, NotFound, PathNotAllowed
-from scanguard.records import LIBRARY_KINDS, STATUSES
+from scanguard.records import EVENT_FAMILIES, LIBRARY_KINDS, STATUSES, event_kinds
 
 MAX_ID = 2**63 - 1
 MAX_PATH = 4096
@@ -32,6 +32,13 @@ def job_statuses(status: str | None) -> tuple[str, ...]:
     if status not in STATUSES:
         raise BadRequest(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
     return (status,)
+
+
+def event_family(kind: str | None, family: str | None) -> tuple[str, ...] | None:
+    """The kind filters of an events read (see records.event_kinds), or BadRequest naming `family`."""
+    if family is not None and family not in EVENT_FAMILIES:
+        raise BadRequest(f"family must be one of {', '.join(EVENT_FAMILIES)}, got {family!r}", field="family")
+    return event_kinds(kind, family)
 
 
 def check_id(name: str, value: object) -> int:

@@ -15,6 +15,7 @@ from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import Conflict, EmergencyCleanupDisabled, NotFound, ScanguardError
 from scanguard.ownership import abandoned, quiet_seconds
 from scanguard.store.maintenance import Removed
+from scanguard.store.reads import ActiveJobs, ListLibraries, RunningWithLeases
 
 log = structlog.get_logger("scanguard.cleanup")
 MAX_BATCHES_PER_RUN = 20
@@ -118,7 +119,7 @@ class CleanupScheduler(PeriodicActor):
         paused: list[int] = []
         orphans: list[int] = []
         supervised: Supervised = self.supervisor.ask(LiveDetail(), block=True, timeout=sg.operation_timeout)
-        for job, lease_expires in self.store.running_with_leases():
+        for job, lease_expires in self.store.read(RunningWithLeases()):
             quiet = quiet_seconds(job.heartbeat_at, now)
             dead = abandoned(
                 job.owner,
@@ -145,14 +146,14 @@ class CleanupScheduler(PeriodicActor):
                 continue
         removed = self._retention()
         reconciled: list[dict[str, Any]] = []
-        for library in self.store.list_libraries():
+        for library in self.store.read(ListLibraries()):
             fixes: list[Fix] = self.library(library.id).ask(
                 Reconcile("emergency"), block=True, timeout=sg.operation_timeout
             )
             reconciled.extend(
                 {"job_id": f.job_id, "direction": f.direction, "action": f.action} for f in fixes
             )
-        active = self.store.active_jobs()
+        active = self.store.read(ActiveJobs())
         report: dict[str, Any] = {
             "paused_jobs": paused,
             "orphaned_jobs_paused": orphans,

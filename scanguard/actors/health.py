@@ -22,6 +22,7 @@ from scanguard.errors import ScanguardError
 from scanguard.metrics import Metrics
 from scanguard.ownership import quiet_seconds
 from scanguard.store.engine import sqlite_file
+from scanguard.store.reads import ActiveJobs, RunningWithLeases
 
 log = structlog.get_logger("scanguard.health")
 
@@ -120,8 +121,8 @@ class HealthChecker(PeriodicActor):
         if not db_ok:
             return out
         now = datetime.now(UTC)
-        running = [job for job, _ in self.store.running_with_leases()]
-        active = self.store.active_jobs()
+        running = [job for job, _ in self.store.read(RunningWithLeases())]
+        active = self.store.read(ActiveJobs())
         stuck = [j.id for j in running if quiet_seconds(j.heartbeat_at, now) > sg.stall_threshold]
         owned = [j.id for j in running if j.owner == self.instance]
         self.metrics.db_running_jobs.set(len(running))

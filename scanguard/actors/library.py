@@ -26,6 +26,7 @@ from scanguard.errors import (
 )
 from scanguard.records import ACTIVE_STATUSES, DeletedJob, Job, Library, RemovedLibrary
 from scanguard.store.jobs import refusal
+from scanguard.store.reads import GetJob, GetLibrary, ListJobs
 from scanguard.store.seam import Store
 
 log = structlog.get_logger("scanguard.library")
@@ -243,13 +244,13 @@ class LibraryActor(Answering):
     def _root(self, op: str) -> Library:
         """Pre-flight: the library exists (its path never changes, so it is read once) and its root is there."""
         if self._library is None:
-            self._library = self._step(op, "preflight", lambda: self.store.get_library(self.library_id))
+            self._library = self._step(op, "preflight", lambda: self.store.read(GetLibrary(self.library_id)))
         if not os.path.isdir(self._library.path):
             raise LibraryRootUnavailable(self.library_id, self._library.path, "missing or not a directory")
         return self._library
 
     def _own_job(self, op: str, job_id: int) -> Job:
-        job: Job = self._step(op, "preflight", lambda: self.store.get_job(job_id))
+        job: Job = self._step(op, "preflight", lambda: self.store.read(GetJob(job_id)))
         if job.library_id != self.library_id:
             raise NotFound("job", job_id)
         return job
@@ -306,7 +307,7 @@ class LibraryActor(Answering):
         return deleted
 
     def _remove(self) -> RemovedLibrary:
-        active = self.store.list_jobs(ACTIVE_STATUSES, self.library_id)
+        active = self.store.read(ListJobs(ACTIVE_STATUSES, self.library_id))
         removed: RemovedLibrary = self._step(
             "remove_library", "transaction", lambda: self.store.remove_library(self.library_id)
         )
@@ -324,7 +325,7 @@ class LibraryActor(Answering):
             LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
         )
         try:
-            jobs = self.store.list_jobs(("running",), self.library_id).items
+            jobs = self.store.read(ListJobs(("running",), self.library_id)).items
         except NotFound:
             jobs = ()
         mismatch = supervised.against(jobs, self.instance)

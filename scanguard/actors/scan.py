@@ -6,7 +6,7 @@ import concurrent.futures
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ import structlog
 from scanguard.actors.liveness import Answering
 from scanguard.config import Config
 from scanguard.errors import Fenced, IllegalTransition, ScanguardError
+from scanguard.listing import BackgroundCount
 from scanguard.moves import MoveFinder
 from scanguard.processing.scanwork import Failure, FileWork, ScanWork
 from scanguard.processing.window import Entry, Ready, Segment, Window
@@ -34,6 +35,7 @@ from scanguard.scanning import (
 )
 from scanguard.store.batches import BatchCommit, Existing, FileRow
 from scanguard.store.moves import Identity, Moved, signed64
+from scanguard.store.reads import ExistingFiles, HasFilesAfter, MoveSources
 from scanguard.store.seam import Later, Store
 
 log = structlog.get_logger("scanguard.scan")
@@ -124,7 +126,8 @@ class ScanActor(Answering):
         self.checkpoint = spec.job.checkpoint
         self.scope = spec.job.scope  # () = the whole library
         self.total: int | None = spec.job.total_estimate
-        self._walk: Iterator[WalkItem] | None = None
+        self._count: BackgroundCount | None = None  # the counting pass, while the walk runs
+        self._walk: Generator[WalkItem] | None = None
         self._walked_to = spec.job.checkpoint  # the last path walked (committed or in the window)
         self._walk_done = False
         # no rows past the checkpoint when the walk begins: none appear but this scan's own, behind its
@@ -133,7 +136,7 @@ class ScanActor(Answering):
         # rows a new path may be (moved): none in a library that had no rows when the walk began
         self._may_move = True
         self._mover = MoveFinder(
-            spec.library.path, lambda inodes: store.move_sources(spec.library.id, inodes)
+            spec.library.path, lambda inodes: store.read(MoveSources(spec.library.id, inodes))
         )
         self._window = Window()
         # with per-file work the walk runs ahead of the commits, to keep every worker busy
@@ -159,12 +162,12 @@ class ScanActor(Answering):
         self.actor_ref.tell(_Begin())
 
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.work.release()
+        self._release()
         code = exc.code if isinstance(exc, ScanguardError) else ScanguardError.code
         self._end(ScanCrashed(self.job_id, self.spec.token, f"{type(exc).__name__}: {exc}", code))
 
     def on_stop(self) -> None:
-        self.work.release()
+        self._release()
 
     def on_receive(self, message: Any) -> Any:
         if self.cancel.is_set():
@@ -189,8 +192,16 @@ class ScanActor(Answering):
             except pykka.ActorDeadError:
                 log.info("scan.supervisor_gone", job_id=self.job_id, outcome=type(message).__name__)
 
-    def _finish_as(self, outcome: str, job: Job | None = None) -> None:
+    def _release(self) -> None:
+        """Let go of what the scan holds: its file work, its walk's lister threads, its counting pass."""
         self.work.release()
+        if self._walk is not None:
+            self._walk.close()
+        if self._count is not None:
+            self._count.close()
+
+    def _finish_as(self, outcome: str, job: Job | None = None) -> None:
+        self._release()
         self._end(ScanEnded(self.job_id, self.spec.token, outcome, job))
         self.stop()
 
@@ -199,20 +210,33 @@ class ScanActor(Answering):
         if not os.path.isdir(root):
             self._pause_root(f"{root} is missing or not a directory")
             return
-        follow = self.config.scan.follow_symlinks
-        if self.total is None and self.checkpoint is None:
-            # a new job with no completed predecessor (create_job sets that count), or a scoped one
-            self.total = count_media(root, self.rule, follow_symlinks=follow, scope=self.scope)
+        cfg = self.config.scan
         library_id = self.spec.library.id
-        self._rows_ahead = self.store.has_files_after(library_id, self.checkpoint, self.scope)
+        if self.total is None and self.scope:
+            # a scoped job counts its scope now: a few folders, listed before the walk lists them again
+            self.total = count_media(root, self.rule, follow_symlinks=cfg.follow_symlinks, scope=self.scope)
+        elif self.total is None:
+            # no completed predecessor (create_job sets that count), or a resumed job stopped before its
+            # count was done: count while walking, so that slow storage is not listed twice before a batch
+            self._count = BackgroundCount(
+                root, self.rule.media_type, follow_symlinks=cfg.follow_symlinks, walkers=cfg.walkers
+            )
+        self._rows_ahead = self.store.read(HasFilesAfter(library_id, self.checkpoint, self.scope))
         if self.scope or self.checkpoint:
-            self._may_move = self.store.has_files_after(library_id, None)
+            self._may_move = self.store.read(HasFilesAfter(library_id, None))
         else:
             self._may_move = self._rows_ahead
         self.work.start()
-        self._walk = iter(
-            Walk(root, self.rule, after=self.checkpoint, follow_symlinks=follow, fs=self.fs, scope=self.scope)
+        walk = Walk(
+            root,
+            self.rule,
+            after=self.checkpoint,
+            follow_symlinks=cfg.follow_symlinks,
+            fs=self.fs,
+            walkers=cfg.walkers,
+            scope=self.scope,
         )
+        self._walk = iter(walk)
         log.info(
             "scan.walking",
             job_id=self.job_id,
@@ -277,7 +301,7 @@ class ScanActor(Answering):
         after = self._walked_to
         upto = None if done or not items else items[-1].path
         existing = (
-            self.store.existing_files(self.spec.library.id, after, upto, self.work.active, self.scope)
+            self.store.read(ExistingFiles(self.spec.library.id, after, upto, self.work.active, self.scope))
             if self._rows_ahead
             else {}
         )
@@ -407,7 +431,7 @@ class ScanActor(Answering):
             errors=tally.errors,
             skip_reasons=tally.reasons,
             elapsed=now - self._last_tick,
-            total_estimate=self.total,
+            total_estimate=self._total(),
             quarantined=tuple(tally.quarantined),
             moves=tuple(moves),
             identities=tuple(identities),
@@ -422,6 +446,14 @@ class ScanActor(Answering):
         self._pending = self.store.commit_batch(batch)
         self._quarantined = tally.quarantined
         return True
+
+    def _total(self) -> int | None:
+        """The progress total: the job's, or the counting pass's once it is done (None until then)."""
+        if self.total is None and self._count is not None:
+            # the count lists less than the walk: once the walk is done it is about done too, and the
+            # job's last commits carry it (waiting no longer than a commit's interval, for the heartbeat)
+            self.total = self._count.wait(self._commit_every) if self._walk_done else self._count.result()
+        return self.total
 
     def _confirm_pending(self) -> bool:
         """Wait for the previous batch's commit; a fenced writer stops here, having written nothing more."""

@@ -28,21 +28,17 @@ from scanguard.ownership import scanguard_version
 from scanguard.records import (
     DeletedJob,
     Event,
-    EventQuery,
-    Instance,
     Job,
     Library,
-    MediaFile,
-    Page,
     RemovedLibrary,
 )
-from scanguard.store import batches, catalog, instances, jobs, maintenance, moves, webhooks
-from scanguard.store.batches import BatchCommit, Existing
+from scanguard.store import batches, catalog, instances, jobs, maintenance, reads, webhooks
+from scanguard.store.batches import BatchCommit
 from scanguard.store.database import Database, FaultHook
-from scanguard.store.moves import MoveSource
+from scanguard.store.reads import Read
 from scanguard.store.seam import Later, Store
 from scanguard.store.tx import Tx
-from scanguard.webhooks.records import Lease, Pending, Position, WebhookState
+from scanguard.webhooks.records import Lease, Pending, Position
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope  # what pykka puts in an actor's inbox (its ActorInbox protocol)
@@ -149,7 +145,7 @@ class StoreActor(Answering):
                 return self.database.write(op, fn, self._publish, self.fault_hook, *args, **kwargs)
             case Ping():
                 started = time.perf_counter()
-                self.database.read("ping", catalog.ping)
+                self.database.read(reads.Ping())
                 return time.perf_counter() - started
             case SetFaultHook(hook):
                 self.fault_hook = hook
@@ -219,6 +215,9 @@ class StoreClient(Store):
     def _write(self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
         return cast(R, self.wait(op, self._ask(op, Write(op, fn, args, kwargs))))
 
+    def read(self, query: Read[R]) -> R:
+        return self._db.read(query)
+
     def ping(self, timeout: float | None = None) -> float:
         return float(self.wait("ping", self._ask("ping", Ping()), timeout))
 
@@ -230,33 +229,8 @@ class StoreClient(Store):
     def add_library(self, path: str, name: str, kind: str) -> Library:
         return self._write("add_library", catalog.add_library, path, name, kind)
 
-    def get_library(self, library_id: int) -> Library:
-        return self._db.read("get_library", catalog.get_library, library_id)
-
-    def library_for_start(self, library_id: int) -> tuple[Library, int | None]:
-        return self._db.read("library_for_start", catalog.library_for_start, library_id)
-
-    def list_libraries(self) -> tuple[Library, ...]:
-        return self._db.read("list_libraries", catalog.list_libraries)
-
     def remove_library(self, library_id: int) -> RemovedLibrary:
         return self._write("remove_library", catalog.remove_library, library_id)
-
-    def list_files(
-        self,
-        library_id: int,
-        limit: int = 100,
-        offset: int = 0,
-        errors: bool = False,
-    ) -> Page[MediaFile]:
-        return self._db.read(
-            "list_files",
-            catalog.list_files,
-            library_id,
-            limit=limit,
-            offset=offset,
-            errors=errors,
-        )
 
     # ---- jobs -------------------------------------------------------------------------------
 
@@ -268,51 +242,6 @@ class StoreClient(Store):
         trigger: str = "user",
     ) -> Job:
         return self._write("create_job", jobs.create_job, library_id, retry_failed, scope, trigger)
-
-    def get_job(self, job_id: int) -> Job:
-        return self._db.read("get_job", catalog.get_job, job_id)
-
-    def job_with_library(self, job_id: int) -> tuple[Job, Library]:
-        return self._db.read("job_with_library", catalog.job_with_library, job_id)
-
-    def list_jobs(
-        self, statuses: tuple[str, ...] = (), library_id: int | None = None, limit: int = 100, offset: int = 0
-    ) -> Page[Job]:
-        return self._db.read(
-            "list_jobs",
-            catalog.list_jobs,
-            statuses=statuses,
-            library_id=library_id,
-            limit=limit,
-            offset=offset,
-        )
-
-    def job_counts(self) -> dict[str, int]:
-        return self._db.read("job_counts", catalog.job_counts)
-
-    def active_jobs(self) -> tuple[Job, ...]:
-        return self._db.read("active_jobs", catalog.active_jobs)
-
-    def running_with_leases(self) -> tuple[tuple[Job, Any], ...]:
-        return self._db.read("running_with_leases", catalog.running_with_leases)
-
-    def has_files_after(self, library_id: int, after: str | None, scope: tuple[str, ...] = ()) -> bool:
-        return self._db.read("has_files_after", batches.has_files_after, library_id, after, scope)
-
-    def existing_files(
-        self,
-        library_id: int,
-        after: str | None,
-        upto: str | None,
-        work: bool = False,
-        scope: tuple[str, ...] = (),
-    ) -> dict[str, Existing]:
-        return self._db.read(
-            "existing_files", batches.existing_files, library_id, after, upto, work=work, scope=scope
-        )
-
-    def move_sources(self, library_id: int, inodes: tuple[int, ...]) -> tuple[MoveSource, ...]:
-        return self._db.read("move_sources", moves.move_sources, library_id, inodes)
 
     def commit_batch(self, batch: BatchCommit) -> Later[Job]:
         return self._send("commit_batch", batches.commit_batch, batch)
@@ -361,9 +290,6 @@ class StoreClient(Store):
     ) -> Event:
         return self._write("record_event", catalog.record_event, kind, library_id, job_id, data)
 
-    def list_events(self, query: EventQuery) -> tuple[Event, ...]:
-        return self._db.read("list_events", catalog.list_events, query)
-
     # ---- maintenance ------------------------------------------------------------------------
 
     def remove_old_jobs(self, finished_before: datetime, limit: int) -> maintenance.Removed:
@@ -381,9 +307,6 @@ class StoreClient(Store):
     def release_stale_leases(self) -> maintenance.Removed:
         return self._write("release_stale_leases", maintenance.release_stale_leases)
 
-    def invariant_violations(self) -> dict[str, list[int]]:
-        return self._db.read("invariant_violations", maintenance.invariant_violations)
-
     # ---- instances --------------------------------------------------------------------------
 
     def register_instance(self) -> None:
@@ -396,9 +319,6 @@ class StoreClient(Store):
 
     def remove_instance(self) -> None:
         self._write("remove_instance", instances.remove_instance)
-
-    def list_instances(self) -> tuple[Instance, ...]:
-        return self._db.read("list_instances", instances.list_instances)
 
     def remove_gone_instances(self, before: datetime) -> maintenance.Removed:
         removed = self._write("remove_gone_instances", instances.remove_gone_instances, before)
@@ -430,9 +350,3 @@ class StoreClient(Store):
 
     def webhook_dead(self, pending: Pending, name: str, token: int, attempts: int, error: str) -> bool:
         return self._write("webhook_dead", webhooks.buried, pending, name, token, attempts, error)
-
-    def webhook_pending(self, position: Position, kinds: tuple[str, ...], limit: int) -> tuple[Pending, ...]:
-        return self._db.read("webhook_pending", webhooks.pending_events, position, kinds, limit)
-
-    def webhook_states(self, hooks: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[WebhookState, ...]:
-        return self._db.read("webhook_states", webhooks.states, hooks)

@@ -23,6 +23,7 @@ from scanguard.metrics import Metrics
 from scanguard.processing.scanwork import FileWork
 from scanguard.records import Job, Library
 from scanguard.scanning import FileSystem
+from scanguard.store.reads import GetLibrary
 from scanguard.store.seam import Store
 
 log = structlog.get_logger("scanguard.supervisor")
@@ -343,7 +344,7 @@ class Supervisor(Answering):
     def _relaunch(self, job_id: int, error: str, delay: float) -> None:
         try:
             job = self.store.record_restart(job_id, error, delay)
-            library = self.store.get_library(job.library_id)
+            library = self.store.read(GetLibrary(job.library_id))
         except (IllegalTransition, Fenced, NotFound) as exc:
             # paused, deleted, finished or taken over by another instance meanwhile: nothing to restart
             log.info("supervisor.relaunch_dropped", job_id=job_id, reason=exc.code)

@@ -1,4 +1,4 @@
-"""What the periodic safeguard actors share: their collaborators, and a timer that tells them `Tick`."""
+"""What the periodic safeguard actors share: their collaborators, and a timer that asks them for a `Tick`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
+import structlog
 
 from scanguard.actors.liveness import Answering
 from scanguard.config import Config
 from scanguard.metrics import Metrics
 from scanguard.store.seam import Store
+
+log = structlog.get_logger("scanguard.actors")
+ANSWER_CHECK = 1.0
+"""How often a ticker waiting for its tick's answer looks whether it was stopped (seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +43,14 @@ class Collaborators:
 
 
 class Ticker:
-    """Owns one timer thread that tells an actor `Tick()` every `interval` seconds until stopped."""
+    """Owns one timer thread that asks an actor for a `Tick()` `interval` seconds after the last one was
+    handled, until stopped: a fixed delay, not a fixed rate, so a tick slower than its interval (a slow
+    store) never leaves ticks piling up in the mailbox — at most one of this ticker's is ever queued."""
 
     def __init__(self, ref: pykka.ActorRef[Any], interval: float, name: str) -> None:
         self._ref = ref
         self._interval = interval
+        self._name = name
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"tick-{name}", daemon=True)
 
@@ -55,10 +63,22 @@ class Ticker:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            try:
-                self._ref.tell(Tick())
-            except pykka.ActorDeadError:
+            if not self._handled(self._ref.ask(Tick(), block=False)):
                 return
+
+    def _handled(self, answer: pykka.Future[Any]) -> bool:
+        """Wait for the tick to be handled; False once the actor or this ticker stopped."""
+        while not self._stopped.is_set():
+            try:
+                answer.get(timeout=ANSWER_CHECK)
+            except pykka.Timeout:
+                continue  # still working on it: no next tick meanwhile
+            except pykka.ActorDeadError:
+                return False
+            except Exception:  # the tick's boundary: logged, and the next tick tries again
+                log.exception("tick.failed", actor=self._name)
+            return True
+        return False
 
 
 class PeriodicActor(Answering):

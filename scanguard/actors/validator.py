@@ -12,6 +12,7 @@ from scanguard.actors.library import Fix, Reconcile
 from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.errors import ScanguardError
+from scanguard.store.reads import ALL, ListJobs
 
 log = structlog.get_logger("scanguard.validator")
 
@@ -52,7 +53,7 @@ class StateValidator(PeriodicActor):
         supervised: Supervised = self.supervisor.ask(
             LiveDetail(), block=True, timeout=self.config.safeguards.operation_timeout
         )
-        running = self.store.list_jobs(("running",), None, 1_000_000).items
+        running = self.store.read(ListJobs(("running",), limit=ALL)).items
         return supervised.against(running, self.instance).libraries
 
     def _validate(self, source: str) -> ValidationReport:

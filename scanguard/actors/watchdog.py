@@ -17,6 +17,7 @@ from scanguard.backoff import backoff_delay
 from scanguard.errors import Conflict, NotFound, ScanguardError
 from scanguard.ownership import abandoned, quiet_seconds
 from scanguard.records import Job
+from scanguard.store.reads import ALL, ActiveJobs, ListJobs, RunningWithLeases
 
 log = structlog.get_logger("scanguard.watchdog")
 
@@ -63,7 +64,7 @@ class Watchdog(PeriodicActor):
         match message:
             case Tick():
                 # a tick has no caller to tell: a failed sweep (the store unreachable, say) is logged and the
-                # next tick tries again; raising here would stop this actor for good
+                # next tick tries again
                 try:
                     return self._sweep("tick")
                 except (ScanguardError, pykka.Timeout) as exc:
@@ -81,7 +82,7 @@ class Watchdog(PeriodicActor):
         stalled: list[int] = []
         orphaned: list[int] = []
         resumed: list[int] = []
-        for job, lease_expires in self.store.running_with_leases():
+        for job, lease_expires in self.store.read(RunningWithLeases()):
             quiet = quiet_seconds(job.heartbeat_at, now)
             if job.owner == self.instance and job.id in supervised.live:
                 if quiet > sg.stall_threshold and self._stalled(job.id, job.library_id, quiet):
@@ -125,7 +126,7 @@ class Watchdog(PeriodicActor):
         when several instances try, the library's transaction lets one resume and refuses the others.
         """
         taken: list[int] = []
-        for job in self.store.list_jobs(("paused",), None, 1_000_000).items:
+        for job in self.store.read(ListJobs(("paused",), limit=ALL)).items:
             if job.pause_reason != "shutdown":
                 continue
             try:
@@ -195,7 +196,7 @@ class Watchdog(PeriodicActor):
         backoff starts over once the job's checkpoint has moved (its batches commit again).
         """
         try:
-            active: tuple[Job, ...] = self.store.active_jobs()
+            active: tuple[Job, ...] = self.store.read(ActiveJobs())
         except ScanguardError as exc:
             log.warning("watchdog.store_resume_failed", error=str(exc))
             return []

@@ -20,6 +20,7 @@ from scanguard.config import Config, WebhookConfig
 from scanguard.errors import ScanguardError
 from scanguard.metrics import Metrics
 from scanguard.records import Event
+from scanguard.store.reads import WebhookPending
 from scanguard.store.seam import Store
 from scanguard.webhooks.records import Lease, Pending, Position
 from scanguard.webhooks.sender import Outcome, Sender
@@ -143,7 +144,9 @@ class WebhookDelivery(Answering):
         if not self._hold() or self._inflight is not None:
             return
         if not self._ahead:
-            self._ahead.extend(self.parts.store.webhook_pending(self._position, self.hook.kinds, self._batch))
+            self._ahead.extend(
+                self.parts.store.read(WebhookPending(self._position, self.hook.kinds, self._batch))
+            )
         while self._ahead and self._lease is not None:
             pending = self._ahead[0]
             if not self._about_itself(pending.event):
@@ -249,14 +252,11 @@ class Deliveries:
 
     @classmethod
     def start(cls, parts: DeliveryParts, bus: pykka.ActorRef[Any]) -> Deliveries:
-        """Create each webhook's cursor (at the newest event when new), then start its actor."""
+        """Create each webhook's cursor (at the newest event when new), then start its actor. The sender is
+        theirs from here: a start that fails half-way stops what it started and closes the sender."""
         cfg = parts.config
-        for hook in cfg.webhooks:
-            parts.store.ensure_webhook(hook.key)
-        parts.sender.start()
-        refs = {hook.key: WebhookDelivery.start(hook, parts) for hook in cfg.webhooks}
-        deliveries = cls(refs, parts.sender, bus)
-        hooks = cfg.webhooks
+        deliveries = cls({}, parts.sender, bus)
+        refs, hooks = deliveries._refs, cfg.webhooks
 
         def nudge(event: Event) -> None:  # on the bus's thread: wake the actors this event is for
             for hook in hooks:
@@ -264,7 +264,18 @@ class Deliveries:
                     with contextlib.suppress(pykka.ActorDeadError):
                         refs[hook.key].tell(Tick())
 
-        subscription: int = bus.ask(Subscribe(nudge), block=True, timeout=cfg.safeguards.operation_timeout)
+        try:
+            for hook in hooks:
+                parts.store.ensure_webhook(hook.key)
+            parts.sender.start()
+            for hook in hooks:
+                refs[hook.key] = WebhookDelivery.start(hook, parts)
+            subscription: int = bus.ask(
+                Subscribe(nudge), block=True, timeout=cfg.safeguards.operation_timeout
+            )
+        except BaseException:
+            deliveries.stop(cfg.safeguards.force_kill_timeout)
+            raise
         deliveries._subscription = subscription
         log.info("webhook.started", webhooks=list(refs))
         return deliveries

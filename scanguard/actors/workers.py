@@ -22,5 +22,5 @@ class WorkerPoolActor(Answering):
         log.info("workers.started", workers=self.pool.workers, processors=list(self.pool.names))
 
     def on_stop(self) -> None:
-        self.pool.close(self.stop_timeout)
-        log.info("workers.stopped", workers=self.pool.workers)
+        abandoned = self.pool.close(self.stop_timeout)  # bounded: a worker that will not die is left behind
+        log.info("workers.stopped", workers=self.pool.workers, abandoned=list(abandoned))

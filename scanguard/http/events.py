@@ -1,6 +1,7 @@
 """Event routes: the events table, paged and filtered, and the same as a Server-Sent Events stream.
 
-The stream subscribes to the Runtime's event bus first, then replays from the table what the client
+A `family` groups the kinds an operator reads together (`job`: a job's life and every safeguard decision
+about it), so thousands of per-file events never bury the rest. The stream subscribes to the Runtime's event bus first, then replays from the table what the client
 missed (`Last-Event-ID`, or `after_id`), so nothing falls between the two; a reader too slow for the
 live queue is caught up from the table again. Progress snapshots (no id) ride along as `event: progress`.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections import deque
 from collections.abc import Callable
@@ -21,8 +23,9 @@ from scanguard.errors import BadRequest, ScanguardError
 from scanguard.http.middlewares import STREAM_ROUTE
 from scanguard.http.params import MAX_LIMIT, query_id, query_int, query_str
 from scanguard.http.state import runtime_of, slot_of
-from scanguard.records import Event
+from scanguard.records import EVENT_FAMILIES, Event, EventQuery, event_kinds
 from scanguard.runtime import Runtime
+from scanguard.store.reads import ListEvents
 from scanguard.validation import MAX_ID
 
 log = structlog.get_logger("scanguard.http.events")
@@ -32,33 +35,31 @@ REPLAY_PAGE = 500
 SENT_REMEMBERED = 10_000
 
 
-def _filters(request: web.Request) -> dict[str, Any]:
-    return {
-        "job_id": query_id(request, "job_id"),
-        "library_id": query_id(request, "library_id"),
-        "kind": query_str(request, "kind"),
-    }
+def _filter(request: web.Request) -> EventQuery:
+    """The events a request wants (one job's, one library's, of a kind and a family), without its page."""
+    kind = query_str(request, "kind")
+    family = query_str(request, "family", choices=tuple(EVENT_FAMILIES))
+    return EventQuery(query_id(request, "job_id"), query_id(request, "library_id"), event_kinds(kind, family))
+
+
+async def _read(
+    rt: Runtime, wanted: EventQuery, *, after_id: int, limit: int, newest_first: bool
+) -> list[Event]:
+    """A page of the events table for the request's filter: one read."""
+    query = dataclasses.replace(wanted, after_id=after_id, limit=limit, newest_first=newest_first)
+    return list(await rt.aio.read(ListEvents(query)))
 
 
 @routes.get("/api/admin/events", name="list_events")
 async def list_events(request: web.Request) -> web.Response:
-    filters = _filters(request)
+    wanted = _filter(request)
     after_id = query_int(request, "after_id", default=0, minimum=0, maximum=MAX_ID) or 0
     limit = query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT) or 100
     newest_first = query_str(request, "newest_first", choices=("true", "false")) == "true"
-    events = await runtime_of(request).aio.events(
-        after_id=after_id, limit=limit, newest_first=newest_first, **filters
+    events = await _read(
+        runtime_of(request), wanted, after_id=after_id, limit=limit, newest_first=newest_first
     )
     return web.json_response({"events": [e.to_dict() for e in events]})
-
-
-def _matches(event: Event, filters: dict[str, Any]) -> bool:
-    kind = filters["kind"]
-    return (
-        (filters["job_id"] is None or event.job_id == filters["job_id"])
-        and (filters["library_id"] is None or event.library_id == filters["library_id"])
-        and (kind is None or (event.kind.startswith(kind) if kind.endswith(".") else event.kind == kind))
-    )
 
 
 def _frame(event: Event) -> bytes:
@@ -100,13 +101,13 @@ class _Live:
 async def _replay(
     rt: Runtime,
     response: web.StreamResponse,
-    filters: dict[str, Any],
+    wanted: EventQuery,
     after: int,
     sent: Callable[[int], None] | None = None,
 ) -> int:
     """Send every stored event after `after`; return the last id sent."""
     while True:
-        batch = await rt.aio.events(after_id=after, limit=REPLAY_PAGE, **filters)
+        batch = await _read(rt, wanted, after_id=after, limit=REPLAY_PAGE, newest_first=False)
         for event in batch:
             await response.write(_frame(event))
             after = event.id
@@ -124,10 +125,10 @@ async def _newest_id(rt: Runtime) -> int:
 class _Stream:
     """One SSE connection: live events from the bus, progress snapshots, heartbeats, until the client goes."""
 
-    def __init__(self, request: web.Request, filters: dict[str, Any]) -> None:
+    def __init__(self, request: web.Request, wanted: EventQuery) -> None:
         self.rt = runtime_of(request)
         self.slot = slot_of(request)
-        self.filters = filters
+        self.wanted = wanted
         self.live = _Live(asyncio.get_running_loop())
         self.progress = self.slot.progress.subscribe() if self.slot.progress is not None else None
         self.last = 0
@@ -149,7 +150,7 @@ class _Stream:
 
     async def run(self, response: web.StreamResponse, resume_from: int | None) -> None:
         if resume_from is not None:
-            self.last = await _replay(self.rt, response, self.filters, resume_from, self._mark)
+            self.last = await _replay(self.rt, response, self.wanted, resume_from, self._mark)
         else:
             self.last = await _newest_id(self.rt)
         self.floor = self.last
@@ -165,10 +166,10 @@ class _Stream:
             live.overflowed = False
             while not live.queue.empty():
                 live.queue.get_nowait()
-            self.last = await _replay(self.rt, response, self.filters, self.last, self._mark)
+            self.last = await _replay(self.rt, response, self.wanted, self.last, self._mark)
         while not live.queue.empty():
             event = live.queue.get_nowait()
-            if self._fresh(event) and _matches(event, self.filters):
+            if self._fresh(event) and self.wanted.matches(event):
                 await response.write(_frame(event))
                 self._mark(event.id)
             if event.kind.startswith("job.") and self.slot.progress is not None:
@@ -204,9 +205,9 @@ class _Stream:
 
 @routes.get("/api/admin/events/stream", name=STREAM_ROUTE)
 async def events_stream(request: web.Request) -> web.StreamResponse:
-    filters = _filters(request)
+    wanted = _filter(request)
     resume_from = _last_event_id(request)
-    stream = _Stream(request, filters)
+    stream = _Stream(request, wanted)
     subscription = await stream.rt.aio.subscribe(stream.live.on_event)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

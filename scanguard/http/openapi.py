@@ -7,7 +7,7 @@ from typing import Any
 
 from scanguard.http.params import EVENT_KIND
 from scanguard.http.schemas import ID, SCHEMAS, STR, obj, ref
-from scanguard.records import STATUSES
+from scanguard.records import EVENT_FAMILIES, STATUSES
 from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS, SCOPE_PATH_PATTERN
 from scanguard.validation import MAX_ID
 
@@ -109,6 +109,12 @@ EVENT_FILTERS = [
         "kind",
         {"type": "string", "minLength": 1, "maxLength": 64, "pattern": f"^{EVENT_KIND}$"},
         "a kind, or a family ending with '.'",
+    ),
+    _query(
+        "family",
+        {"type": "string", "enum": list(EVENT_FAMILIES)},
+        "only kinds of this family (with `kind`: both); "
+        + "; ".join(f"{name}: {', '.join(prefixes)}" for name, prefixes in EVENT_FAMILIES.items()),
     ),
 ]
 

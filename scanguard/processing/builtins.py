@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import datetime
 from typing import Any
 
+from scanguard.processing import tools
 from scanguard.processing.context import FileContext
 
 AUDIO_TAG_NAMES = {  # mutagen easy key -> the name audio_tags stores it under
@@ -23,7 +23,6 @@ EXIF_ORIENTATION = 0x0112
 EXIF_DATETIME = 0x0132
 EXIF_IFD = 0x8769
 EXIF_DATETIME_ORIGINAL = 0x9003
-FFPROBE_TIMEOUT = 25.0  # the worker's file_timeout bounds it too; this only reaps ffprobe first
 
 
 # what each built-in's parser imports on its first file: the forkserver imports it once for every worker
@@ -137,12 +136,9 @@ def image_info(ctx: FileContext) -> dict[str, Any]:
 
 
 def video_probe(ctx: FileContext) -> dict[str, Any]:
-    """Container, duration and streams of a video, by ffprobe."""
-    done = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", ctx.abs_path],
-        capture_output=True,
-        timeout=FFPROBE_TIMEOUT,
-        check=False,
+    """Container, duration and streams of a video, by ffprobe (bounded by the file's deadline)."""
+    done = tools.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", ctx.abs_path]
     )
     if done.returncode != 0:
         reason = done.stderr.decode("utf-8", "replace").strip().splitlines()

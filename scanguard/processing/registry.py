@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -11,15 +10,12 @@ from typing import Any
 
 from scanguard.errors import ConfigError
 from scanguard.processing.context import FileContext
+from scanguard.processor_names import BUILTIN_MEDIA, KEY, check_names
 
 # name -> (the media type it reads, where its function lives)
 BUILTINS: dict[str, tuple[str, str]] = {
-    "audio_tags": ("audio", "scanguard.processing.builtins:audio_tags"),
-    "image_info": ("image", "scanguard.processing.builtins:image_info"),
-    "video_probe": ("video", "scanguard.processing.builtins:video_probe"),
+    name: (media_type, f"scanguard.processing.builtins:{name}") for name, media_type in BUILTIN_MEDIA.items()
 }
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
-KEY = "scan.processors"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,20 +28,6 @@ class NamedProcessor:
 
     def applies_to(self, media_type: str) -> bool:
         return self.media_type is None or self.media_type == media_type
-
-
-def check_names(names: Iterable[str]) -> None:
-    """Each name is a built-in or looks like `package.module:function`, once; else ConfigError naming the key."""
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ConfigError(f"{KEY}: {name!r} is named twice")
-        seen.add(name)
-        if name not in BUILTINS and not _IMPORT_PATH.match(name):
-            raise ConfigError(
-                f"{KEY}: unknown processor {name!r} (built-ins: {', '.join(BUILTINS)}; "
-                "or a host function as 'package.module:function')"
-            )
 
 
 def media_types(names: Iterable[str]) -> frozenset[str] | None:

@@ -1,39 +1,54 @@
-"""What runs inside a worker process: its memory cap, and the named processors applied to a chunk of files."""
+"""What runs inside a worker process: its memory cap, each file's deadline, and the named processors applied
+to a chunk of files."""
 
 from __future__ import annotations
 
 import ctypes
 import json
 import mmap
+import os
 import resource
 import signal
 import sys
+import time
 from typing import Any, Final
 
 from scanguard.processing.context import FileContext, describe
 from scanguard.processing.registry import NamedProcessor, resolve
 
 MIB = 1024 * 1024
-MARK: Final = "i"  # one int32 per task slot: 1 + the index of the file the task is on (0: none started)
+MARK: Final = "i"  # int32 fields, MARK_FIELDS of them per task slot
+MARK_FIELDS: Final = 2
+FILE: Final = 0  # 1 + the index of the file the task is on (0: none started)
+TOOL: Final = 1  # the process group of the external tool running for that file (0: none)
+DEADLINE_SIGNAL: Final = signal.SIGALRM  # its default action ends the worker, whatever code it is in
+PR_SET_PDEATHSIG: Final = 1
+
 _resolved: dict[tuple[str, ...], tuple[NamedProcessor, ...]] = {}
 _marks: memoryview | None = None
+_slot: int | None = None  # the slot of the task being worked on
+_file_timeout = 0.0
+_deadline: float | None = None  # time.monotonic() by which the current file must be done
+# loaded here, once: die_with_parent also runs between fork and exec, where as little as possible should
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
-PR_SET_PDEATHSIG = 1
+def die_with_parent(parent: int | None = None) -> None:
+    """Linux: SIGKILL this process when the thread that started it is gone. With `parent` (its pid as the
+    parent saw it), a parent that died before this call ends this process at once."""
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this worker when its parent (the forkserver, which ends with the service) is gone,
-    so a worker stuck in a file never outlives a `kill -9` of the service."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def initialize(memory_limit_mib: int, marks_path: str) -> None:
-    """Runs once in each new worker: die with the service, map the progress marks, cap RLIMIT_AS if set."""
-    global _marks
-    _die_with_parent()
+def initialize(memory_limit_mib: int, marks_path: str, file_timeout: float) -> None:
+    """Runs once in each new worker: die with the service (its forkserver, which ends with it), map the
+    progress marks, take the per-file deadline, cap RLIMIT_AS if set."""
+    global _marks, _file_timeout
+    die_with_parent()
+    signal.signal(DEADLINE_SIGNAL, signal.SIG_DFL)
+    _file_timeout = file_timeout
     with open(marks_path, "r+b") as fh:
         _marks = memoryview(mmap.mmap(fh.fileno(), 0)).cast(MARK)
     if memory_limit_mib > 0:
@@ -42,6 +57,26 @@ def initialize(memory_limit_mib: int, marks_path: str) -> None:
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def time_left() -> float | None:
+    """Seconds until the current file's deadline (None outside a worker's file)."""
+    return None if _deadline is None else max(0.0, _deadline - time.monotonic())
+
+
+def _mark(field: int, value: int) -> None:
+    if _marks is not None and _slot is not None:
+        _marks[_slot * MARK_FIELDS + field] = value
+
+
+def tool_started(pgid: int) -> None:
+    """An external tool runs for the current file in process group `pgid`: if this worker is killed, the
+    pool kills that group (the tool itself has the parent-death signal; its own children do not)."""
+    _mark(TOOL, pgid)
+
+
+def tool_ended() -> None:
+    _mark(TOOL, 0)
 
 
 def apply(
@@ -72,14 +107,24 @@ def process_chunk(
     """The task a worker runs: each file of the chunk through the named processors, in order.
 
     Before each file it marks the task's slot, so that when the worker dies or is killed mid-chunk the
-    pool knows which file it was on.
+    pool knows which file it was on, and arms the file's deadline: a real-time timer whose signal ends the
+    worker (the kernel's default action, so a parser spinning in C is ended too) `file_timeout` seconds
+    into the file.
     """
+    global _slot, _deadline
     processors = _resolved.get(names)
     if processors is None:
         processors = _resolved[names] = resolve(names)
     results = []
-    for index, ctx in enumerate(contexts):
-        if _marks is not None:
-            _marks[slot] = index + 1
-        results.append(apply(processors, ctx))
+    _slot = slot
+    try:
+        for index, ctx in enumerate(contexts):
+            _mark(FILE, index + 1)
+            if _file_timeout > 0:
+                _deadline = time.monotonic() + _file_timeout
+                signal.setitimer(signal.ITIMER_REAL, _file_timeout)
+            results.append(apply(processors, ctx))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _slot = _deadline = None
     return results

@@ -172,8 +172,16 @@ def list_events(tx: Tx, query: EventQuery) -> tuple[Event, ...]:
         where.append(events.c.job_id == query.job_id)
     if query.library_id is not None:
         where.append(events.c.library_id == query.library_id)
-    if kind := query.kind:
-        where.append(events.c.kind.startswith(kind) if kind.endswith(".") else events.c.kind == kind)
+    if query.kinds is not None:
+        where.append(
+            sa.or_(
+                sa.false(),
+                *(
+                    events.c.kind.startswith(k) if k.endswith(".") else events.c.kind == k
+                    for k in query.kinds
+                ),
+            )
+        )
     order = events.c.id.desc() if query.newest_first else events.c.id
     rows = (tx.conn.execute(sa.select(events).where(*where).order_by(order).limit(query.limit))).all()
     return tuple(event_from_row(r) for r in rows)

@@ -13,20 +13,20 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import exc as sa_exc
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from scanguard.backoff import BUSY_DATABASE
 from scanguard.config import Config
 from scanguard.errors import LibraryBusy, OperationFailed, RuntimeStopped, ScanguardError, StoreUnavailable
 from scanguard.records import ACTIVE_STATUSES, Event
-from scanguard.store import catalog, faults
+from scanguard.store import faults
 from scanguard.store.engine import (
     SessionTimeouts,
     create_async_engine_for_loop,
@@ -34,6 +34,7 @@ from scanguard.store.engine import (
     run_migrations,
     schema_at_head,
 )
+from scanguard.store.reads import GetJob, ListJobs, Read
 from scanguard.store.tx import Tx
 
 if TYPE_CHECKING:
@@ -47,40 +48,28 @@ R = TypeVar("R")
 FaultHook = Callable[[str, str], None]
 """Called as hook(operation, stage) with stage 'before_commit' or 'after_commit'; raising simulates a fault."""
 
-_BUSY = (
-    "database is locked",  # SQLite
-    "database is busy",
-    "could not serialize",  # PostgreSQL serialization failure
-    "lock timeout",  # PostgreSQL lock_timeout: "canceling statement due to lock timeout"
-    "deadlock detected",
-)
-
-
-def busy(exc: BaseException) -> bool:
-    """A wait for another writer's lock that gave up: worth retrying with backoff."""
-    text = str(exc).lower()
-    return any(marker in text for marker in _BUSY)
-
 
 def translate(op: str, step: str, exc: Exception) -> ScanguardError:
     """Driver errors become scanguard errors here, and only here, naming the step that failed.
 
     A store that cannot serve (full disk, I/O error, lost connection: see store/faults.py) is
-    StoreUnavailable, carrying the driver's own words; anything else is a failure of the operation.
+    StoreUnavailable; anything else is a failure of the operation. The error says what failed in fixed
+    words (the driver's code and its meaning); the driver's own text, which may hold the statement, its
+    parameters and the server's paths, goes to the log only.
     """
     rolled_back = step != "after_commit"
     log.error("store.operation_failed", operation=op, step=step, error=f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, sa_exc.DBAPIError) and busy(exc):
+    if faults.busy(exc):
         # SQLite's busy error, or PostgreSQL's lock_timeout, still there after every retry
         return StoreUnavailable(f"{op}: the database stayed busy at step '{step}'", operation=op, step=step)
     if faults.store_unavailable(exc):
         return StoreUnavailable(
-            f"{op}: the database is unavailable at step '{step}': {faults.driver_words(exc)}",
+            f"{op}: the database is unavailable at step '{step}': {faults.described(exc)}",
             operation=op,
             step=step,
             rolled_back=rolled_back,
         )
-    return OperationFailed(op, step, exc, rolled_back=rolled_back)
+    return OperationFailed(op, step, faults.described(exc), rolled_back=rolled_back)
 
 
 class Database:
@@ -160,25 +149,27 @@ class Database:
 
     def _retrying(self, op: str, attempt: Callable[[], R]) -> R:
         """A busy database is retried with backoff (the seed's 'retry with backoff')."""
-        tries = 0
-        while True:
-            try:
+        for attempt_state in Retrying(**self._busy_policy(op)):
+            with attempt_state:
                 return attempt()
-            except sa_exc.DBAPIError as exc:
-                delay = self._retry_delay(op, exc, tries)
-                if delay is None:
-                    raise
-                tries += 1
-                time.sleep(delay)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    def _retry_delay(self, op: str, exc: sa_exc.DBAPIError, tries: int) -> float | None:
-        """How long to wait before trying a busy database again (logged), or None: not busy, or no retries
-        left. The one rule for the threads' transactions and the event loop's reads."""
-        if not busy(exc) or tries >= self.config.database.busy_retries:
-            return None
-        delay = min(2.0, 0.02 * 2.0**tries) * (0.5 + random.random())
-        log.warning("store.busy_retry", operation=op, attempt=tries + 1, delay=round(delay, 3))
-        return delay
+    def _busy_policy(self, op: str) -> dict[str, Any]:
+        """The one rule for retrying a busy database, for the threads' transactions and the event loop's
+        reads: busy errors only (store/faults.py), at most busy_retries more times, BUSY_DATABASE's
+        backoff, each retry logged; then the last error is raised as it was."""
+
+        def logged(state: RetryCallState) -> None:
+            delay = state.upcoming_sleep
+            log.warning("store.busy_retry", operation=op, attempt=state.attempt_number, delay=round(delay, 3))
+
+        return {
+            "retry": retry_if_exception(faults.busy),
+            "stop": stop_after_attempt(self.config.database.busy_retries + 1),
+            "wait": BUSY_DATABASE,
+            "before_sleep": logged,
+            "reraise": True,
+        }
 
     def _tx(self, conn: sa.Connection) -> Tx:
         return Tx(conn, self.instance, self.config.safeguards.lease_ttl)
@@ -228,12 +219,13 @@ class Database:
             if committed:
                 publish(tuple(committed))
 
-    def read(self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+    def read(self, query: Read[R]) -> R:
         """One read-only transaction on the calling thread (never behind the writer's queue)."""
+        op = query.op
 
         def attempt() -> R:
             with self._connection(scanguard_readonly=True) as conn, conn.begin():
-                return fn(self._tx(conn), *args, **kwargs)
+                return query.run(self._tx(conn))
 
         try:
             return self._retrying(op, attempt)
@@ -242,49 +234,38 @@ class Database:
         except Exception as exc:
             raise translate(op, "read", exc) from exc
 
-    async def aread(
-        self, op: str, fn: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def aread(self, query: Read[R]) -> R:
         """`read` for the running event loop, never blocking it: on the loop given the async engine by
-        `open_async` (PostgreSQL), the same query functions run by SQLAlchemy's `run_sync` on asyncpg;
+        `open_async` (PostgreSQL), the same declared read run by SQLAlchemy's `run_sync` on asyncpg;
         anywhere else (SQLite, a host's own loop), `read` on one of the reader threads."""
+        op = query.op
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[1] is not loop:
-            call = functools.partial(self.read, op, fn, *args, **kwargs)
+            call = functools.partial(self.read, query)
             try:
                 future = loop.run_in_executor(self._readers, call)
             except RuntimeError as exc:  # the readers were shut down with the runtime
                 raise RuntimeStopped(f"{op}: the database is closed") from exc
             return await future
         engine = self._async[0]
-        tries = 0
-        while True:
-            try:
-                async with engine.connect() as raw:
-                    conn = await raw.execution_options(scanguard_readonly=True)
-                    async with conn.begin():
-                        return await conn.run_sync(lambda sync: fn(self._tx(sync), *args, **kwargs))
-            except ScanguardError:
-                raise
-            except sa_exc.DBAPIError as exc:
-                delay = self._retry_delay(op, exc, tries)
-                if delay is None:
-                    raise translate(op, "read", exc) from exc
-                tries += 1
-                await asyncio.sleep(delay)
-            except Exception as exc:
-                raise translate(op, "read", exc) from exc
+        try:
+            async for attempt_state in AsyncRetrying(**self._busy_policy(op)):
+                with attempt_state:
+                    async with engine.connect() as raw:
+                        conn = await raw.execution_options(scanguard_readonly=True)
+                        async with conn.begin():
+                            return await conn.run_sync(lambda sync: query.run(self._tx(sync)))
+        except ScanguardError:
+            raise
+        except Exception as exc:
+            raise translate(op, "read", exc) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def _integrity(self, op: str, exc: sa_exc.IntegrityError, args: tuple[Any, ...]) -> ScanguardError:
         """A constraint caught a race the pre-flight could not see: name what is in the way."""
         if op in ("create_job", "resume_job") and args:
-            library_id = (
-                int(args[0])
-                if op == "create_job"
-                else self.read("get_job", catalog.get_job, int(args[0])).library_id
-            )
-            active = self.read(
-                "active_jobs", catalog.list_jobs, library_id=library_id, statuses=ACTIVE_STATUSES
-            )
+            library_id = int(args[0]) if op == "create_job" else self.read(GetJob(int(args[0]))).library_id
+            active = self.read(ListJobs(ACTIVE_STATUSES, library_id))
             return LibraryBusy(library_id, active.items[0].id if active.items else None)
-        return OperationFailed(op, "commit", exc.orig or exc)
+        log.error("store.operation_failed", operation=op, step="commit", error=f"{type(exc).__name__}: {exc}")
+        return OperationFailed(op, "commit", faults.described(exc))

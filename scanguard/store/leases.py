@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from scanguard.errors import Fenced, LibraryBusy
+from scanguard.ownership import lease_held_by_another
 from scanguard.records import ACTIVE_STATUSES, Job
 from scanguard.store.tables import library_leases, scan_jobs
 from scanguard.store.tx import Tx, load_job
@@ -34,8 +35,7 @@ def acquire_lease(tx: Tx, library_id: int) -> int:
         )
         return 1
     lease = row._mapping
-    held_by_other = lease["owner"] not in (None, tx.instance)
-    if held_by_other and lease["expires_at"] is not None and lease["expires_at"] > tx.now:
+    if lease_held_by_another(lease["owner"], lease["expires_at"], tx.instance, tx.now):
         raise LibraryBusy(library_id, active_job_id(tx, library_id), lease["owner"])
     token = int(lease["token"]) + 1
     tx.conn.execute(

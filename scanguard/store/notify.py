@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -23,6 +22,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from scanguard.backoff import RECONNECT
 from scanguard.records import Event
 from scanguard.store.engine import driver_dsn
 
@@ -60,6 +60,7 @@ class EventListener:
         self.last_id: int | None = None
         self.connected = threading.Event()
         self.reconnects = 0
+        self._sessions = 0  # connections that got as far as listening
         self._seen: deque[int] = deque(maxlen=REMEMBERED)
         self._seen_set: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,7 +79,8 @@ class EventListener:
         if loop is not None and stopping is not None:
             with contextlib.suppress(RuntimeError):  # the loop already ended
                 loop.call_soon_threadsafe(stopping.set)
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # it started (a start that failed half-way may not have)
+            self._thread.join(timeout)
 
     # ---- the listening thread ---------------------------------------------------------------------
 
@@ -94,12 +96,14 @@ class EventListener:
         self._stopping = asyncio.Event()
         attempt = 0
         while not self._stopping.is_set():
+            sessions = self._sessions
             try:
                 await self._session()
-                attempt = 0
             except Exception as exc:  # noqa: BLE001 - the listener's boundary: log, back off, reconnect
+                if self._sessions != sessions:
+                    attempt = 0  # it was listening before it failed: the backoff starts over
                 self.connected.clear()
-                delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
+                delay = RECONNECT.delay(attempt)
                 attempt += 1
                 log.warning(
                     "events.listener_lost", error=f"{type(exc).__name__}: {exc}", retry_in=round(delay, 3)
@@ -131,6 +135,7 @@ class EventListener:
                 self.reconnects += 1
                 await self._replay(conn)
             self.connected.set()
+            self._sessions += 1
             log.info("events.listening", last_id=self.last_id, reconnects=self.reconnects)
             while not self._stopping.is_set():
                 ids = await self._next_ids(announced, lost)

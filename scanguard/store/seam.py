@@ -1,30 +1,22 @@
 """The store seam: the one typed interface (a Protocol) through which the Runtime and every actor use the
 database. Each call is one transaction, bounded by `operation_timeout`; writes go through the writer's
-one ordered mailbox, reads run read-only on the caller's thread."""
+one ordered mailbox, reads (each declared once in scanguard.store.reads) run read-only on the caller's
+thread."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from scanguard.records import (
-    DeletedJob,
-    Event,
-    EventQuery,
-    Instance,
-    Job,
-    Library,
-    MediaFile,
-    Page,
-    RemovedLibrary,
-)
-from scanguard.store.batches import BatchCommit, Existing
+from scanguard.records import DeletedJob, Event, Job, Library, RemovedLibrary
+from scanguard.store.batches import BatchCommit
 from scanguard.store.database import FaultHook
 from scanguard.store.maintenance import Removed
-from scanguard.store.moves import MoveSource
-from scanguard.webhooks.records import Lease, Pending, Position, WebhookState
+from scanguard.store.reads import Read
+from scanguard.webhooks.records import Lease, Pending, Position
 
 T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R")
 
 
 class Later(Protocol[T_co]):
@@ -45,63 +37,9 @@ class Store(Protocol):
 
     # ---- reads (read-only transactions, never behind the writer's queue) ----------------------
 
-    def get_library(self, library_id: int) -> Library: ...
-
-    def library_for_start(self, library_id: int) -> tuple[Library, int | None]:
-        """A library and its active job (None when it has none), in one read."""
+    def read(self, query: Read[R]) -> R:
+        """Run one declared read (scanguard.store.reads) on the calling thread."""
         ...
-
-    def list_libraries(self) -> tuple[Library, ...]: ...
-
-    def list_files(
-        self, library_id: int, limit: int = 100, offset: int = 0, errors: bool = False
-    ) -> Page[MediaFile]: ...
-
-    def get_job(self, job_id: int) -> Job: ...
-
-    def job_with_library(self, job_id: int) -> tuple[Job, Library]:
-        """A job and its library (without its file count), in one read."""
-        ...
-
-    def list_jobs(
-        self, statuses: tuple[str, ...] = (), library_id: int | None = None, limit: int = 100, offset: int = 0
-    ) -> Page[Job]: ...
-
-    def job_counts(self) -> dict[str, int]: ...
-
-    def active_jobs(self) -> tuple[Job, ...]: ...
-
-    def running_with_leases(self) -> tuple[tuple[Job, Any], ...]: ...
-
-    def has_files_after(self, library_id: int, after: str | None, scope: tuple[str, ...] = ()) -> bool:
-        """Whether the library has rows past `after`, in the scope if one is given (else a scan's range
-        reads are skipped)."""
-        ...
-
-    def existing_files(
-        self,
-        library_id: int,
-        after: str | None,
-        upto: str | None,
-        work: bool = False,
-        scope: tuple[str, ...] = (),
-    ) -> dict[str, Existing]: ...
-
-    def move_sources(self, library_id: int, inodes: tuple[int, ...]) -> tuple[MoveSource, ...]:
-        """The library's rows with one of these (signed) inodes: what a scan's new paths may be, moved."""
-        ...
-
-    def list_events(self, query: EventQuery) -> tuple[Event, ...]: ...
-
-    def invariant_violations(self) -> dict[str, list[int]]: ...
-
-    def list_instances(self) -> tuple[Instance, ...]: ...
-
-    def webhook_pending(
-        self, position: Position, kinds: tuple[str, ...], limit: int
-    ) -> tuple[Pending, ...]: ...
-
-    def webhook_states(self, hooks: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[WebhookState, ...]: ...
 
     # ---- writes (one ordered mailbox) ---------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from scanguard.ownership import lease_held_by_another
 from scanguard.store.tables import events, webhook_cursors, webhook_dead_letters
 from scanguard.store.tx import Tx, event_from_row
 from scanguard.webhooks.records import DeadLetter, Lease, Pending, Position, WebhookState
@@ -80,9 +81,9 @@ def claim(tx: Tx, name: str) -> Lease | None:
     if row is None:
         return None
     m = row._mapping
+    if lease_held_by_another(m["owner"], m["lease_expires_at"], tx.instance, tx.now):
+        return None  # a live owner's lease (a dead process on this host holds none: taken at once)
     live = m["lease_expires_at"] is not None and m["lease_expires_at"] > tx.now
-    if m["owner"] not in (None, tx.instance) and live:
-        return None
     token = int(m["token"]) if m["owner"] == tx.instance and live else int(m["token"]) + 1
     tx.conn.execute(
         webhook_cursors.update()

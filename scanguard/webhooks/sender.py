@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import aiohttp
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from scanguard.backoff import Backoff
 from scanguard.config import WebhookDeliveryConfig
 from scanguard.errors import ConfigError
 
@@ -37,8 +38,9 @@ class DeliveryFailed(Exception):
 class Sender:
     """Owns one ClientSession and the loop it runs on: the service's loop when given, else a thread of its own.
 
-    Retries are tenacity's: exponential backoff from `retry_interval` up to `max_retry_interval`, with
-    jitter, at most `max_attempts` attempts; each attempt has `timeout` seconds in all.
+    Retries are tenacity's, waiting by scanguard's one backoff rule (scanguard/backoff.py): from
+    `retry_interval`, doubling, ±20% jitter, never more than `max_retry_interval`; at most `max_attempts`
+    attempts; each attempt has `timeout` seconds in all.
     """
 
     def __init__(self, cfg: WebhookDeliveryConfig, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -75,9 +77,7 @@ class Sender:
         attempts, status = 0, 0
         policy = AsyncRetrying(
             stop=stop_after_attempt(cfg.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=cfg.retry_interval, max=cfg.max_retry_interval, jitter=cfg.retry_interval
-            ),
+            wait=Backoff(cfg.retry_interval, cfg.max_retry_interval),
             retry=retry_if_exception_type(DeliveryFailed),
             reraise=True,
         )

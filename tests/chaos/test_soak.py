@@ -5,9 +5,15 @@ storms against random instances, and admin calls against random instances all al
 Checked all along: never two active jobs for one library; no job `running` without a live owner for
 longer than lease_ttl + orphaned_job_threshold + 2 watchdog ticks (plus a little slack for a loaded
 machine, and not while the database itself is down); no 5xx but 503 (the documented answer while the
-store is unreachable or an instance is stopping). Checked at the end, once every library had a final scan:
-each library's files equal the filesystem, no duplicate paths, counters consistent. It prints how many
-faults of each kind were injected and survived.
+store is unreachable or an instance is stopping); every event committed by one live instance on every
+other live instance's /api/admin/events/stream within 2 s (tests/chaos/propagation.py), and after every
+fault a probe event (a library added and removed) written on one live instance and awaited on the others.
+Checked at the end, once every library had a final scan: each library's files equal the filesystem, no
+duplicate paths, counters consistent, every event in the table on every stream. It prints how many faults
+of each kind were injected and survived, and the events' lag (p50/p99/max, by the fault before them).
+
+Whatever happens, the soak's teardown kills every process it spawned, with its process group, and fails if
+one survives (tests/chaos/test_soak_teardown.py proves it on a soak that fails at once).
 
 About 60 s by default; `make soak` (SOAK_SECONDS=600 by default, or SCANGUARD_SOAK_SECONDS) runs it longer; SCANGUARD_SOAK_SEED
 replays a run.
@@ -22,17 +28,23 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.chaos.propagation import BOUND as PROPAGATION_BOUND
+from tests.chaos.propagation import Miss, Propagation
+from tests.chaos.taps import Seen, StreamTaps, TapRecord
 from tests.integration.safeguards_support import assert_database_valid, indexed_paths
 from tests.support import postgres
 from tests.support.db import db_rows
-from tests.support.instances import ApiError, ServeProcess, serve_settings
+from tests.support.instances import TOKEN, ApiError, ServeProcess, serve_settings
+from tests.support.reaping import SpawnedProcesses
 from tests.support.trees import build_tree, expected_media
 from tests.support.waiting import wait_for
 
@@ -53,10 +65,12 @@ pytestmark = [pytest.mark.timeout(int(SOAK_SECONDS) + 300), pytest.mark.slow, py
 class Node:
     """One instance slot: its process, and whether it is up, frozen or down (and since when)."""
 
+    slot: int
     server: ServeProcess
     state: str = "up"
     since: float = field(default_factory=time.monotonic)
     thaw_at: float | None = None
+    started: float = field(default_factory=time.time)  # wall clock, when its current process was started
 
 
 @dataclass
@@ -66,6 +80,8 @@ class Violations:
     double_active: list[Any] = field(default_factory=list)
     ownerless: list[Any] = field(default_factory=list)
     server_errors: list[Any] = field(default_factory=list)
+    propagation: list[Miss] = field(default_factory=list)
+    streams: list[Any] = field(default_factory=list)
 
 
 class Soak:
@@ -76,7 +92,9 @@ class Soak:
         self.pg = pg
         self.tmp_path = tmp_path
         self.rng = rng
+        self.spawned = SpawnedProcesses()
         self.settings = serve_settings(
+            **self.spawned.env(),
             SCANGUARD_SCAN_BATCH_SIZE="3",
             SCANGUARD_SAFEGUARDS_LEASE_TTL=str(LEASE_TTL),
             SCANGUARD_SAFEGUARDS_ORPHANED_JOB_THRESHOLD=str(ORPHANED),
@@ -97,15 +115,49 @@ class Soak:
         self._lock = threading.Lock()
         self._ownerless_since: dict[int, float] = {}
         self.checks = 0
+        self.taps = StreamTaps([self._base_of(i) for i in range(INSTANCES)], TOKEN)
+        self.propagation = Propagation(self.taps, [f"i{i}" for i in range(INSTANCES)])
+        self.probes = Counter[str]()
+        self.threads: list[threading.Thread] = []
 
     # ---- instances ------------------------------------------------------------------------------
 
+    def _base_of(self, slot: int) -> Callable[[], str]:
+        """Where the slot's current process listens ("" while it has none), for its stream tap."""
+        return lambda: self.nodes[slot].server.base if slot < len(self.nodes) else ""
+
     def start_all(self) -> None:
         for i in range(INSTANCES):
-            server = ServeProcess.spawn(f"i{i}", self.url, self.tmp_path, self.settings)
-            self.nodes.append(Node(server))
+            server = ServeProcess.spawn(f"i{i}", self.url, self.tmp_path, self.settings, new_session=True)
+            self.nodes.append(Node(i, server))
+            self.propagation.spawned(i, server.pid)
         for node in self.nodes:
             node.server.wait_listening(90)
+        self.taps.start()
+        for node in self.nodes:
+            assert self.ready(node, 60), f"{node.server.name} never became ready"
+            self.rejoin(node)
+
+    def start_thread(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def close(self) -> None:
+        """The one teardown: threads, stream taps, instances, then every process group spawned; none survives."""
+        self.stop_traffic()
+        self.stop_checking()
+        for thread in self.threads:
+            thread.join(35)
+        taps_stopped = self.taps.stop()
+        for node in self.nodes:
+            with contextlib.suppress(Exception):  # whatever state it is in, the reaper follows
+                node.server.stop()
+        survivors = self.spawned.kill_all()
+        lingering = [t.name for t in self.threads if t.is_alive()]
+        assert not survivors, f"spawned processes survived the soak's teardown: {survivors}"
+        assert taps_stopped, "the stream taps' thread survived the soak's teardown"
+        assert not lingering, f"threads survived the soak's teardown: {lingering}"
 
     def up(self) -> list[Node]:
         with self._lock:
@@ -125,12 +177,37 @@ class Soak:
 
     def restart(self, node: Node) -> bool:
         node.server.start()
+        node.started = time.time()
+        self.propagation.spawned(node.slot, node.server.pid)
         try:
             node.server.wait_listening(90)
         except AssertionError:
             return False
         self._set(node, "up")
-        return self.ready(node)
+        return self.ready(node) and self.rejoin(node)
+
+    def away(self, node: Node) -> None:
+        """Before a fault takes the node away: its stream is excluded from the invariant until it rejoins."""
+        self.propagation.away(node.slot, time.time())
+
+    def rejoin(self, node: Node, timeout: float = 30) -> bool:
+        """Count the node live again once our stream to its current process is open and its listener is."""
+
+        def listening() -> bool:
+            if not self.taps.connected(node.slot, node.server.base, node.started):
+                return False
+            with contextlib.suppress(ApiError, OSError):
+                status = node.server.call("GET", "/api/admin/scanner/safeguards/status", timeout=5)
+                return bool((status.get("events_listener") or {}).get("connected"))
+            return False
+
+        try:
+            wait_for(listening, timeout, f"{node.server.name}'s stream and listener", interval=0.1)
+        except AssertionError as exc:
+            self.violations.streams.append((node.server.name, str(exc)))
+            return False
+        self.propagation.back(node.slot, time.time())
+        return True
 
     def ready(self, node: Node, timeout: float = 30) -> bool:
         def answers() -> bool:
@@ -151,15 +228,54 @@ class Soak:
                 node.server.signal(signal.SIGCONT)
                 node.thaw_at = None
                 self._set(node, "up")
-                if self.ready(node):
+                if self.ready(node) and self.rejoin(node):
                     self.survived["sigstop"] += 1
 
     # ---- faults ---------------------------------------------------------------------------------
 
     def inject(self, fault: str) -> None:
         self.injected[fault] += 1
+        self.propagation.fault(fault, time.time())
         if getattr(self, f"_{fault}")():
             self.survived[fault] += 1
+        self.probe(fault)
+
+    def probe(self, fault: str) -> None:
+        """Write two events on one live node (a library added, then removed) and await them on the others."""
+        live = [n for n in self.up() if self.propagation.is_live(n.slot)]
+        if len(live) < 2:
+            self.probes["skipped"] += 1
+            return
+        writer = self.rng.choice(live)
+        root = self.tmp_path / "probes" / f"p{sum(self.probes.values())}"
+        root.mkdir(parents=True)
+        written: list[int] = []
+        with self.propagation.probing(), contextlib.suppress(ApiError, OSError):
+            added = writer.server.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]["id"]
+            written += self._probe_written("library.added", added, fault)
+            writer.server.call("DELETE", f"/api/admin/libraries/{added}")
+            written += self._probe_written("library.removed", added, fault)
+        self.probes["written" if len(written) == 2 else "failed"] += 1
+        others = [n.slot for n in live if n is not writer]
+        with contextlib.suppress(AssertionError):  # one that never comes is the judge's to report
+            wait_for(
+                lambda: all(self.propagation.arrived_everywhere(i, others) for i in written),
+                PROPAGATION_BOUND + 3,
+                f"probe events {written} on {others}",
+                interval=0.02,
+            )
+
+    def _probe_written(self, kind: str, library_id: int, fault: str) -> list[int]:
+        committed = time.time()  # the call answered: its transaction committed before this
+        ids = [
+            int(i)
+            for (i,) in db_rows(
+                self.url, f"SELECT id FROM events WHERE kind = '{kind}' AND library_id = {library_id}"
+            )
+        ]
+        for event_id in ids:
+            self.propagation.probe(event_id, fault, committed)
+        return ids
 
     def _victim(self) -> Node | None:
         candidates = self.up()
@@ -169,6 +285,7 @@ class Soak:
         node = self._victim()
         if node is None:
             return True
+        self.away(node)
         node.server.signal(signal.SIGKILL)
         node.server.wait_exit(10)
         self._set(node, "down")
@@ -180,6 +297,7 @@ class Soak:
         node = self._victim()
         if node is None:
             return True
+        self.away(node)
         node.server.signal(signal.SIGSTOP)
         self._set(node, "frozen")
         node.thaw_at = time.monotonic() + self.rng.uniform(0.5, BOUND + 3)
@@ -189,6 +307,7 @@ class Soak:
         node = self._victim()
         if node is None:
             return True
+        self.away(node)
         node.server.signal(signal.SIGTERM)
         self._set(node, "down")
         try:
@@ -208,12 +327,17 @@ class Soak:
         return all(self.ready(n) for n in self.up())
 
     def _pg_restart(self) -> bool:
+        """Every listener loses its connection: all nodes are away until theirs is back (then they catch up)."""
+        nodes = self.up()
+        for node in nodes:
+            self.away(node)
         self.db_down_until = float("inf")
         try:
             self.pg.restart(self.rng.choice(("fast", "immediate")))
         finally:
             self.db_down_until = time.monotonic()
-        return all(self.ready(n, 60) for n in self.up())
+        back = [self.ready(n, 60) and self.rejoin(n) for n in nodes]  # every node, even after one failed
+        return all(back)
 
     def _storm(self) -> bool:
         nodes = self.up()
@@ -267,6 +391,10 @@ class Soak:
                 self.violations.server_errors.append((method, path, status, exc.body))
         except OSError:
             status = 0  # the instance went away meanwhile (a concurrent fault): not an answer
+        except ValueError:
+            if node.server.base:  # an answer that is not JSON: a real fault, not a restart's empty address
+                raise
+            status = 0  # a concurrent fault restarted it: no address yet
         with self._lock:
             self.statuses[status] += 1
 
@@ -294,6 +422,7 @@ class Soak:
 
     def check_forever(self) -> None:
         while not self._stop.wait(0.25):
+            self.violations.propagation += self.propagation.check(time.time())[0]
             try:
                 self.check_once()
             except Exception:  # noqa: BLE001, S112 - the database is down (a fault): check again later
@@ -331,6 +460,28 @@ class Soak:
 
     def stop_traffic(self) -> None:
         self._stop_traffic.set()
+
+    def final_propagation_check(self) -> None:
+        """Every event in the table reached every stream (or was exempt): wait for the last deadlines."""
+
+        def unheard(record: TapRecord) -> dict[int, Seen]:
+            rows = db_rows(self.url, "SELECT id, at, kind, instance FROM events")
+            out = {}
+            for event_id, at, kind, instance in rows:
+                if int(event_id) not in record.events:
+                    stamp = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+                    out[int(event_id)] = Seen(stamp, str(kind), str(instance), stamp)
+            return out
+
+        def decided() -> bool:
+            misses, undecided = self.propagation.check(time.time(), unheard)
+            self.violations.propagation += misses
+            return undecided == 0
+
+        try:
+            wait_for(decided, 15, "every event's verdict on every stream", interval=0.25)
+        except AssertionError as exc:
+            self.violations.streams.append(("final", str(exc)))
 
 
 def _final_scans(soak: Soak, roots: dict[int, Path]) -> None:
@@ -375,51 +526,55 @@ def _assert_index_exact(url: str, roots: dict[int, Path]) -> None:
     assert_database_valid(url)
 
 
+@contextlib.contextmanager
+def running_soak(
+    url: str, pg: postgres.ThrowawayServer, tmp_path: Path, rng: random.Random
+) -> Iterator[Soak]:
+    """The soak's instance set, threads and stream taps; on the way out, whatever happened, all of it gone."""
+    soak = Soak(url, pg, tmp_path, rng)
+    try:
+        soak.start_all()
+        yield soak
+    finally:
+        soak.close()
+
+
 def test_three_instances_survive_kills_freezes_restarts_database_faults_and_admin_storms(
     throwaway_pg: postgres.ThrowawayServer, tmp_path: Path
 ) -> None:
     """Faults at random for SOAK_SECONDS; the invariants hold throughout and the index is exact at the end."""
     rng = random.Random(SEED)
     url = postgres.create_database(throwaway_pg.admin_url)
-    soak = Soak(url, throwaway_pg, tmp_path, rng)
-    checker = threading.Thread(target=soak.check_forever, name="soak-checker", daemon=True)
-    traffic = threading.Thread(target=soak.traffic_forever, name="soak-traffic", daemon=True)
     roots: dict[int, Path] = {}
     try:
-        soak.start_all()
-        first = soak.nodes[0]
-        for n in range(LIBRARIES):
-            root = tmp_path / f"lib{n}"
-            build_tree(root, FILES, 5)
-            library = first.server.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
-            roots[library["id"]] = root
-            soak.request(rng.choice(soak.up()), "POST", f"/api/admin/scanner/safe/start/{library['id']}")
-        checker.start()
-        traffic.start()
-        soak.run_faults(list(roots), SOAK_SECONDS)
-        soak.stop_traffic()
-        soak.thaw_due(force=True)
-        for node in soak.nodes:
-            if node.state == "down" or not node.server.alive():
-                soak.restart(node)
-        _final_scans(soak, roots)
-        soak.check_once()
-    finally:
-        soak.stop_traffic()
-        soak.stop_checking()
-        checker.join(5)
-        traffic.join(35)
-        for node in soak.nodes:
-            node.server.stop()
-
-    try:
+        with running_soak(url, throwaway_pg, tmp_path, rng) as soak:
+            first = soak.nodes[0]
+            for n in range(LIBRARIES):
+                root = tmp_path / f"lib{n}"
+                build_tree(root, FILES, 5)
+                library = first.server.call("POST", "/api/admin/libraries", {"path": str(root)})["library"]
+                roots[library["id"]] = root
+                soak.request(rng.choice(soak.up()), "POST", f"/api/admin/scanner/safe/start/{library['id']}")
+            soak.start_thread(soak.check_forever, "soak-checker")
+            soak.start_thread(soak.traffic_forever, "soak-traffic")
+            soak.run_faults(list(roots), SOAK_SECONDS)
+            soak.stop_traffic()
+            soak.thaw_due(force=True)
+            for node in soak.nodes:
+                if node.state == "down" or not node.server.alive():
+                    soak.restart(node)
+            _final_scans(soak, roots)
+            soak.check_once()
+            soak.stop_checking()
+            soak.final_propagation_check()
         _assert_index_exact(url, roots)
     finally:
         postgres.drop_database(throwaway_pg.admin_url, url)
 
     report = (
         f"soak seed={SEED} seconds={SOAK_SECONDS:g} checks={soak.checks} "
-        f"injected={dict(soak.injected)} survived={dict(soak.survived)} statuses={dict(soak.statuses)}"
+        f"injected={dict(soak.injected)} survived={dict(soak.survived)} statuses={dict(soak.statuses)} "
+        f"probes={dict(soak.probes)}\n{soak.propagation.summary()}"
     )
     print(report)
     assert soak.violations == Violations(), f"{report}\n{soak.violations}"

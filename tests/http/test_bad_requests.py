@@ -130,6 +130,9 @@ FILTERS = [
     ("/api/admin/events", "kind="),
     ("/api/admin/events", "kind=" + "x" * 65),
     ("/api/admin/events", "newest_first=yes"),
+    ("/api/admin/events", "family=files"),
+    ("/api/admin/events", "family=job&family=file"),
+    ("/api/admin/events/stream", "family=job."),
     ("/api/admin/events/stream", "job_id=abc"),
 ]
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,267 @@ def test_the_dashboard_shows_each_webhook_with_its_lag_and_dead_deliveries_but_n
     assert "library." in text
     assert "Cannot connect" in text or "Connect" in text
     assert "dash-secret-42" not in browser.page_source
+
+
+# no catch-up scan when a library is added (DESIGN §12, `[watch] default`): these tests start their scans
+NO_WATCH = {"SCANGUARD_WATCH_DEFAULT": "false"}
+
+
+def _job_family(kind: str) -> bool:
+    return kind.startswith(("job.", "supervisor.", "watchdog.", "orphan.", "validator."))
+
+
+def _panel(browser: Any) -> list[str]:
+    """The kinds in the events panel, newest first."""
+    return list(
+        browser.execute_script(
+            "return [...document.querySelectorAll('#events li')].map((li) => li.dataset.kind)"
+        )
+    )
+
+
+def test_thousands_of_per_file_events_never_bury_the_job_events_in_the_panel(
+    tmp_path: Path,
+    sqlite_url: str,
+    browser: Any,
+    start_server: Callable[..., ServerProcess],
+    api_for: Callable[..., Api],
+) -> None:
+    """Issue 15, item 3 (the 5k-file library that showed 4,664 quarantine rows and nothing else): a scan
+    that quarantines every audio file records a file.quarantined event each, over 3,000 here; the panel's
+    default family (jobs) still shows the job's start and end, live and after a reload, and the per-file
+    events are one click away."""
+    build_tree(tmp_path / "lib", 5000, 0, hidden=False, symlinks=False)  # fake audio: mutagen reads none
+    server = start_server(
+        sqlite_url,
+        env={"SCANGUARD_SCAN_PROCESSORS": "audio_tags", "SCANGUARD_SCAN_WORKERS": "1", **NO_WATCH},
+    )
+    api = api_for(server)
+    library = api.post("/api/admin/libraries", json={"path": str(tmp_path / "lib")}).json["library"]["id"]
+    page = Page(browser)
+    _login(page, browser, server)
+    page.wait(lambda: page.find("#conn").text == "live", "the event stream to connect")
+    assert page.attr('#event-families button[data-family="job"]', "aria-pressed") == "true"
+
+    job_id = api.post(f"/api/admin/scanner/safe/start/{library}").json["job"]["id"]
+    quarantined = api.wait_job(job_id, ("completed",), timeout=120)["errors"]
+    assert quarantined >= 3000  # a file.quarantined event each, all newer than job.started
+    page.wait(lambda: "job.completed" in _panel(browser), "job.completed in the panel, live", timeout=30)
+    live = _panel(browser)
+    assert "job.started" in live
+    assert all(_job_family(kind) for kind in live), live
+
+    browser.refresh()  # the list: the newest events of the family, then the stream from there
+    page.wait(lambda: "job.completed" in _panel(browser), "job.completed in the panel after a reload")
+    listed = _panel(browser)
+    assert "job.started" in listed
+    assert all(_job_family(kind) for kind in listed), listed
+
+    page.click('#event-families button[data-family="file"]')
+    page.wait(lambda: set(_panel(browser)) == {"file.quarantined"}, "the per-file events")
+    assert len(_panel(browser)) == 50
+    newest = api.get("/api/admin/events?family=file&limit=1&newest_first=true").json["events"][0]
+    row = page.find(f'#events li[data-event-id="{newest["id"]}"]').text
+    assert f"{newest['data']['path']}: error" in row, row
+    assert page.attr('#event-families button[data-family="job"]', "aria-pressed") == "false"
+
+    page.click('#event-families button[data-family=""]')
+    page.wait(lambda: _panel(browser)[:1] == ["job.completed"], "every event, the newest first")
+    page.click('#event-families button[data-family="job"]')
+    page.wait(lambda: "job.started" in _panel(browser), "the job events again")
+    browser.execute_script("document.querySelector('#events-section').scrollIntoView()")
+    OUTPUT.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(OUTPUT / "dashboard-events-family.png"))
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+LONG = "A Rather Long Folder Name From A Music Collection That Nobody Ever Shortened"
+HOST = "media-server-with-a-rather-long-host-name.storage.example.internal"
+
+# What the API says once the other parts of issue 15 are in (DESIGN §12): jobs with scope, trigger and
+# files_moved, libraries with their watch object; and what an older server says (the fields absent).
+FIXTURE_JOBS = [
+    {"id": 9001, "status": "running", "progress": 42.5, "files_processed": 1234, "files_skipped": 5,
+     "files_moved": 17, "errors": 3, "files_per_second": 250.0, "eta_seconds": 75, "trigger": "watch",
+     "scope": [f"{LONG}/{LONG} 1", f"{LONG}/{LONG} 2", "Singles"]},
+    {"id": 9002, "status": "completed", "progress": 100, "files_processed": 20000, "files_skipped": 0,
+     "files_moved": 0, "errors": 0, "trigger": "catch_up", "scope": []},
+    {"id": 9003, "status": "paused", "progress": 3, "files_processed": 7, "files_skipped": 0, "errors": 0,
+     "pause_reason": "stalled"},
+    {"id": 9004, "status": "failed", "progress": 61, "files_processed": 50, "files_skipped": 0, "errors": 1,
+     "trigger": "rescan", "scope": [], "last_error": f"OSError: [Errno 5] Input/output error: '/srv/{LONG}/{LONG}'"},
+]  # fmt: skip
+FIXTURE_WATCH = {
+    901: {"enabled": True, "state": "polling", "reason": "watch_limit", "since": "2026-12-04T17:00:00Z",
+          "pending": 12},
+    902: {"enabled": True, "state": "watching", "reason": None, "since": "2026-12-04T16:00:00Z", "pending": 0},
+    903: {"enabled": True, "state": "unavailable", "reason": "root_unavailable", "since": None, "pending": 0},
+    904: None,
+    905: {"enabled": False, "state": "off", "reason": None, "since": None, "pending": 0},
+}  # fmt: skip
+FIXTURE_EVENTS = [
+    {"id": 9101, "at": "2026-12-04T17:00:00Z", "kind": "watch.degraded", "library_id": 901, "job_id": None,
+     "data": {"reason": "watch_limit", "message": "raise fs.inotify.max_user_watches"}},
+    {"id": 9102, "at": "2026-12-04T17:01:00Z", "kind": "watch.recovered", "library_id": 901, "job_id": None,
+     "data": {"reason": "watch_limit", "message": None}},
+    {"id": 9103, "at": "2026-12-04T17:02:00Z", "kind": "file.moved", "library_id": 901, "job_id": 9001,
+     "data": {"from": f"{LONG}/{LONG} 1/01 - Track.flac", "to": f"{LONG}/Renamed/01 - Track.flac"}},
+]  # fmt: skip
+
+RENDER_FIXTURES = """
+const [jobs, libs, instances, events] = arguments;
+state.timers.forEach(clearInterval); state.timers = []; clearTimeout(refreshSoon.timer); stopStream();
+for (const lib of libs) state.libraries.set(lib.id, lib);
+for (const job of jobs) state.jobs.set(job.id, job);
+renderLibraries(); renderJobs(); renderInstances(instances);
+events.forEach(addEventRow);
+"""
+OVERFLOW = """
+const d = document.documentElement;
+const over = (n) => n.scrollWidth > n.clientWidth;
+return {scroll: d.scrollWidth, client: d.clientWidth, inner: window.innerWidth,
+        sections: [...document.querySelectorAll('section, .table-wrap')].filter(over).map((n) => n.id || n.className)};
+"""
+
+
+def _fits(browser: Any) -> None:
+    """No horizontal overflow: not of the document, nor of a table past its section (or its scroll box)."""
+    fit: dict[str, Any] = browser.execute_script(OVERFLOW)
+    assert fit["inner"] <= 1400, fit
+    assert fit["scroll"] <= fit["client"], f"the page overflows the window: {fit}"
+    assert fit["sections"] == [], f"a table overflows its section: {fit}"
+
+
+def _cell(page: Page, row: str, cls: str) -> Any:
+    return page.find(f"{row} td.{cls}")
+
+
+@dataclass
+class Listed:
+    """A served dashboard, logged in at 1400x900, listing three libraries with long paths and a finished job."""
+
+    page: Page
+    api: Api
+    libraries: list[int]
+    job_id: int
+
+
+@pytest.fixture
+def listed(
+    tmp_path: Path,
+    sqlite_url: str,
+    browser: Any,
+    start_server: Callable[..., ServerProcess],
+    api_for: Callable[..., Api],
+) -> Listed:
+    server = start_server(sqlite_url, env=NO_WATCH)
+    api = api_for(server)
+    libraries = []
+    for n in range(3):
+        root = tmp_path / LONG / f"{LONG} {n}" / f"{LONG}-{'x' * 40}"
+        build_tree(root, 3, 0, hidden=False, symlinks=False)
+        body = {"path": str(root), "name": f"{LONG} {n}"}
+        libraries.append(api.post("/api/admin/libraries", json=body).json["library"]["id"])
+    job_id = api.post(f"/api/admin/scanner/safe/start/{libraries[0]}").json["job"]["id"]
+    api.wait_job(job_id, ("completed",))
+    browser.set_window_size(1400, 900)
+    page = Page(browser)
+    _login(page, browser, server)
+    page.wait(lambda: len(browser.find_elements("css selector", "#libraries tr")) == 3, "the three libraries")
+    page.wait(lambda: page.find(f'#jobs tr[data-job-id="{job_id}"]'), "the job")
+    page.wait(lambda: page.find('#instances tr[data-live="true"]'), "this instance")
+    return Listed(page, api, libraries, job_id)
+
+
+def _render_fixtures(listed: Listed) -> list[dict[str, Any]]:
+    """Freeze the page (no refresh, no stream) and render what the rest of issue 15 adds through the page's
+    own render functions; the instances rendered are returned."""
+    instances = [
+        {"id": f"{HOST}:{40000 + i}:1764867000:{i:08x}", "host": HOST, "pid": 40000 + i, "version": "0.9.0",
+         "heartbeat_at": "2026-12-04T17:00:00Z", "live": i != 2, "jobs": list(range(100 * i, 100 * i + 25))}
+        for i in range(3)
+    ]  # fmt: skip
+    jobs = [{**j, "library_id": listed.libraries[0] if j["id"] != 9002 else 901} for j in FIXTURE_JOBS]
+    libs = [
+        {"id": lib_id, "name": f"{INJECTED} {LONG}", "path": f"/srv/{LONG}/{LONG}/{lib_id}", "kind": "music",
+         "media_files": 123456, **({"watch": watch} if watch is not None else {})}
+        for lib_id, watch in FIXTURE_WATCH.items()
+    ]  # fmt: skip
+    listed.page.driver.execute_script(RENDER_FIXTURES, jobs, libs, instances, FIXTURE_EVENTS)
+    return instances
+
+
+def test_the_page_fits_a_1400_px_window_with_long_paths_names_and_instance_ids(
+    listed: Listed, browser: Any
+) -> None:
+    """Issue 15, item 3: with long library paths and names, several instances with long ids, jobs with long
+    scopes and errors, the document is no wider than a 1400x900 window and no table overflows its section."""
+    _fits(browser)  # what the server lists
+    instances = _render_fixtures(listed)
+    _fits(browser)
+    instance = listed.page.find(f'#instances tr[data-instance-id="{instances[0]["id"]}"] td.instance')
+    assert instance.get_attribute("title") == instances[0]["id"]
+    assert instance.text == instances[0]["id"]  # wrapped, not cut
+    OUTPUT.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(OUTPUT / "dashboard-1400.png"))
+    for part in ("libraries", "instances"):
+        browser.execute_script(f"document.querySelector('#{part}').scrollIntoView()")
+        assert browser.save_screenshot(str(OUTPUT / f"dashboard-1400-{part}.png"))
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_jobs_show_trigger_and_scope_libraries_their_watch_state_and_new_events_read_as_sentences(
+    listed: Listed, browser: Any
+) -> None:
+    """Issue 15, item 3: each job shows its trigger and scope (whole library, or the first path and +N more,
+    all of them in the title), each library its watch state with the reason and pending paths (a warning
+    when polling or unavailable); watch.degraded, watch.recovered and file.moved read as sentences. A field
+    this server does not send is shown as unknown, so the page holds before and after the rest of issue 15."""
+    page, api = listed.page, listed.api
+    job = api.get(f"/api/admin/scanner/jobs/{listed.job_id}").json["job"]
+    row = f'#jobs tr[data-job-id="{listed.job_id}"]'
+    assert _cell(page, row, "trigger").text == job.get("trigger", "\N{EN DASH}")
+    assert _cell(page, row, "scope").text == ("whole library" if job.get("scope") == [] else "\N{EN DASH}")
+
+    def watch_agrees() -> bool:  # a watcher may move on (starting → watching): wait for the next refresh
+        library = api.get(f"/api/admin/libraries/{listed.libraries[0]}").json["library"]
+        watch = library.get("watch")
+        expected = "unknown" if watch is None else ("off" if not watch["enabled"] else watch["state"])
+        cell = _cell(page, f'#libraries tr[data-library-id="{listed.libraries[0]}"]', "watch")
+        return bool(cell.get_attribute("data-watch-state") == expected)
+
+    page.wait(watch_agrees, "the watch column to show what the API says", timeout=25)
+
+    _render_fixtures(listed)
+    scope = _cell(page, '#jobs tr[data-job-id="9001"]', "scope")
+    assert scope.text.splitlines() == [f"{LONG}/{LONG} 1", "+2 more"]
+    assert scope.get_attribute("title") == "\n".join(FIXTURE_JOBS[0]["scope"])  # type: ignore[arg-type]
+    assert _cell(page, '#jobs tr[data-job-id="9001"]', "trigger").text == "watch"
+    assert "17 moved" in _cell(page, '#jobs tr[data-job-id="9001"]', "files").text
+    assert _cell(page, '#jobs tr[data-job-id="9002"]', "scope").text == "whole library"
+    assert _cell(page, '#jobs tr[data-job-id="9002"]', "trigger").text == "catch_up"
+    assert _cell(page, '#jobs tr[data-job-id="9003"]', "scope").text == "\N{EN DASH}"
+    assert _cell(page, '#jobs tr[data-job-id="9003"]', "trigger").text == "\N{EN DASH}"
+
+    def watch_cell(lib_id: int) -> tuple[str, str, bool]:
+        cell = _cell(page, f'#libraries tr[data-library-id="{lib_id}"]', "watch")
+        return cell.get_attribute("data-watch-state"), cell.text, "warn" in cell.get_attribute("class")
+
+    assert watch_cell(901) == ("polling", "polling watch_limit 12 pending", True)
+    assert watch_cell(902) == ("watching", "watching", False)
+    assert watch_cell(903) == ("unavailable", "unavailable root_unavailable", True)
+    assert watch_cell(904) == ("unknown", "\N{EN DASH}", False)
+    assert watch_cell(905) == ("off", "off", False)
+    assert "since 2026-12-04 17:00:00" in _cell(
+        page, '#libraries tr[data-library-id="901"]', "watch"
+    ).get_attribute("title")
+    assert not browser.find_elements("css selector", "#libraries img, #libraries script")
+
+    degraded = page.find('#events li[data-event-id="9101"]')
+    assert "watching degraded: watch_limit \N{EM DASH} raise fs.inotify.max_user_watches" in degraded.text
+    assert "warn" in degraded.get_attribute("class")
+    assert "watching again (was watch_limit)" in page.find('#events li[data-event-id="9102"]').text
+    moved = page.find('#events li[data-event-id="9103"]').text
+    assert f"{LONG}/{LONG} 1/01 - Track.flac \N{RIGHTWARDS ARROW} {LONG}/Renamed/01 - Track.flac" in moved
+
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

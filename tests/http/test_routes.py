@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -272,6 +272,76 @@ async def sse_frames(response: Any) -> Any:
         elif not line.startswith(":"):
             field, _, value = line.partition(":")
             frame[field] = value.removeprefix(" ")
+
+
+JOB_FAMILY = ("job.", "supervisor.", "watchdog.", "orphan.", "validator.")
+
+
+def test_a_family_keeps_per_file_events_out_of_the_job_events_in_the_list_and_the_stream(
+    tmp_path: Path, start_server: Callable[..., ServerProcess], api_for: Callable[..., Api]
+) -> None:
+    """Issue 15: a scan whose every audio file fails its tag reading records a file.quarantined event per
+    file; `family=job` lists and streams the job's events without one of them, paged exactly."""
+    build_tree(tmp_path / "lib", 60, 0, hidden=False, symlinks=False)  # fake audio: mutagen reads none
+    server = start_server(
+        f"sqlite:///{tmp_path / 'scanguard.db'}",
+        # no catch-up scan when the library is added (DESIGN §12, `[watch] default`): the test starts its scans
+        env={
+            "SCANGUARD_SCAN_PROCESSORS": "audio_tags",
+            "SCANGUARD_SCAN_WORKERS": "1",
+            "SCANGUARD_WATCH_DEFAULT": "false",
+        },
+    )
+    api = api_for(server)
+    library = api.post("/api/admin/libraries", json={"path": str(tmp_path / "lib")}).json["library"]["id"]
+    first = api.post(f"/api/admin/scanner/safe/start/{library}").json["job"]["id"]
+    assert api.wait_job(first, ("completed",))["errors"] >= 30
+    everything = api.get("/api/admin/events?limit=1000").json["events"]
+    per_file = [e for e in everything if e["kind"].startswith("file.")]
+    of_jobs = [e for e in everything if e["kind"].startswith(JOB_FAMILY)]
+    assert len(per_file) >= 30
+    assert {"job.started", "job.completed"} <= {e["kind"] for e in of_jobs}
+
+    assert api.get("/api/admin/events?family=job&limit=1000").json["events"] == of_jobs
+    assert api.get("/api/admin/events?family=file&limit=1000").json["events"] == per_file
+    newest = api.get("/api/admin/events?family=job&limit=2&newest_first=true").json["events"]
+    assert newest == of_jobs[::-1][:2]
+    paged, after = [], 0
+    while page := api.get(f"/api/admin/events?family=job&limit=1&after_id={after}").json["events"]:
+        paged += page
+        after = page[-1]["id"]
+    assert paged == of_jobs
+    completed = api.get("/api/admin/events?family=job&kind=job.completed").json["events"]
+    assert [e["kind"] for e in completed] == ["job.completed"]
+    assert api.get("/api/admin/events?family=job&kind=file.").json["events"] == []
+
+    async def stream_job_family() -> list[dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": "0"}
+        async with api.session.get(
+            f"{server.url}/api/admin/events/stream?family=job", headers=headers
+        ) as reply:
+            frames = sse_frames(reply)
+            seen: list[dict[str, Any]] = []
+            # the replay, then live: a second scan that fails every file again
+            while len(seen) < len(of_jobs):
+                if "id" in (frame := await anext(frames)):
+                    seen.append(json.loads(frame["data"]))
+            again = await api.session.post(
+                f"{server.url}/api/admin/scanner/safe/start/{library}?retry_failed=true",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert again.status == 201, await again.text()
+            while seen[-1]["kind"] != "job.completed" or seen[-1]["job_id"] == first:
+                if "id" in (frame := await anext(frames)):
+                    seen.append(json.loads(frame["data"]))
+            return seen
+
+    streamed = api.loop.run_until_complete(asyncio.wait_for(stream_job_family(), 60))
+    assert streamed[: len(of_jobs)] == of_jobs
+    assert all(e["kind"].startswith(JOB_FAMILY) for e in streamed)
+    later = api.get(f"/api/admin/events?after_id={of_jobs[-1]['id']}&limit=1000").json["events"]
+    assert [e for e in later if e["kind"].startswith("file.")], "the second scan recorded file events too"
+    assert streamed[len(of_jobs) :] == [e for e in later if e["kind"].startswith(JOB_FAMILY)]
 
 
 def test_probes_metrics_openapi_and_dashboard_answer_without_a_token(world: World) -> None:

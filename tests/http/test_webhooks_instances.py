@@ -74,7 +74,7 @@ def test_two_runtimes_on_postgresql_deliver_each_event_once_between_them(
     assert states[0]["delivered"] == len(expected)
 
 
-def test_a_killed_instance_s_webhook_is_taken_over_by_a_live_one_when_its_lease_expires(
+def test_a_killed_instance_s_webhook_is_taken_over_by_a_live_one_on_the_same_host_at_once(
     pg_url: str,
     tmp_path: Path,
     receiver: Receiver,
@@ -102,7 +102,7 @@ def test_a_killed_instance_s_webhook_is_taken_over_by_a_live_one_when_its_lease_
     live = runtime_factory(make_config(webhook_delivery=DELIVERY), webhooks=hooks)
     server.kill()
     (tmp_path / "b").mkdir()
-    live.add_library(tmp_path / "b")  # recorded while the dead instance's lease still stands
+    live.add_library(tmp_path / "b")  # recorded while the dead instance's lease is unexpired: it holds none
 
     receiver.wait_accepted(set(_subscribed(pg_url)), timeout=30)
     state = wait_until(

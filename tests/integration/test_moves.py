@@ -213,7 +213,8 @@ def test_a_scan_with_moves_paused_and_resumed_mid_walk_moves_each_file_once(
 ) -> None:
     root = tmp_path / "lib"
     build_tree(root, 600, 0)
-    config = make_config(scan={"batch_size": 10}, safeguards=QUIET_SAFEGUARDS)
+    # one walker: the gate holds the walk itself, after the batches before it committed
+    config = make_config(scan={"batch_size": 10, "walkers": 1}, safeguards=QUIET_SAFEGUARDS)
     rt = runtime_factory(config)
     lib = rt.add_library(root)
     _scan(rt, lib.id)

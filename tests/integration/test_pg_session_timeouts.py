@@ -77,7 +77,8 @@ def _held_scan(
     gate = GatedFileSystem(root / "Artist 001")
     cfg = make_config(
         safeguards={**QUIET_SAFEGUARDS, "lease_ttl": LEASE_TTL, "operation_timeout": 30},
-        scan={"batch_size": 5},
+        # one walker: the walk itself waits at the gate (more would list ahead and go on committing)
+        scan={"batch_size": 5, "walkers": 1},
         database=database,
     )
     rt = runtime_factory(cfg, fs=gate)

@@ -31,6 +31,9 @@ from tests.support.waiting import wait_for
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("release_hung_walks")]
 
 MISMATCHES = "scanguard_state_mismatches_total"
+# one walker: the scan's own walk is what hangs listing the chosen directory, so once `fs.entered` is set the
+# scan is stuck there (with more walkers a lister thread hangs first and the walk goes on until it gets there)
+HUNG_WALK = {"batch_size": 5, "batch_seconds": 5, "walkers": 1}
 
 
 def _mismatches(rt: scanguard.Runtime, direction: str) -> float:
@@ -71,9 +74,7 @@ def test_the_validator_pauses_as_orphaned_a_running_row_that_no_live_actor_owns(
     """Database says running, memory has no actor: paused as orphaned, counted, published, resumable."""
     root, expected = _tree(tmp_path, media_tree, "library")
     fs = HangingFileSystem(hang_on=[_hang_dir(root)])
-    rt = runtime_factory(
-        make_config(safeguards=QUIET_SAFEGUARDS, scan={"batch_size": 5, "batch_seconds": 5}), fs=fs
-    )
+    rt = runtime_factory(make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs)
     library = rt.add_library(root)
     job = rt.start_scan(library.id)
     assert fs.entered.wait(10)
@@ -140,9 +141,7 @@ def test_the_validator_stops_a_live_scan_whose_row_says_paused_failed_or_deleted
     """Memory has an actor, the database says it is not running: the actor is stopped, counted, published."""
     root, expected = _tree(tmp_path, media_tree, "library")
     fs = HangingFileSystem(hang_on=[_hang_dir(root)])
-    rt = runtime_factory(
-        make_config(safeguards=QUIET_SAFEGUARDS, scan={"batch_size": 5, "batch_seconds": 5}), fs=fs
-    )
+    rt = runtime_factory(make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs)
     library = rt.add_library(root)
     job = rt.start_scan(library.id)
     assert fs.entered.wait(10)
@@ -195,7 +194,7 @@ def test_cleanup_removes_only_jobs_and_events_past_retention_and_keeps_their_med
     rt = runtime_factory(
         make_config(
             safeguards={**QUIET_SAFEGUARDS, "old_completed_job_retention": "30d", "event_retention": "30d"},
-            scan={"batch_size": 5, "batch_seconds": 5},
+            scan=HUNG_WALK,
         ),
         fs=fs,
     )
@@ -266,9 +265,7 @@ def test_emergency_cleanup_reports_exactly_what_the_database_shows_afterwards(
     old_root, _ = _tree(tmp_path, media_tree, "old", 10)
     ghost_root, _ = _tree(tmp_path, media_tree, "ghost", 10)
     fs = HangingFileSystem(hang_on=[_hang_dir(root) for root, _ in roots])
-    rt = runtime_factory(
-        make_config(safeguards=QUIET_SAFEGUARDS, scan={"batch_size": 5, "batch_seconds": 5}), fs=fs
-    )
+    rt = runtime_factory(make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK), fs=fs)
     old_lib = rt.add_library(old_root)
     old_job = _completed(rt, old_lib.id)
     db_exec(
@@ -395,7 +392,7 @@ def test_a_second_runtime_in_the_same_process_never_takes_the_first_ones_live_sc
     monkeypatch.setattr(scanguard.runtime, "time", SameSecond())
     root, _ = _tree(tmp_path, media_tree, "library")
     fs = HangingFileSystem(hang_on=[_hang_dir(root)])
-    cfg = make_config(safeguards=QUIET_SAFEGUARDS, scan={"batch_size": 5, "batch_seconds": 5})
+    cfg = make_config(safeguards=QUIET_SAFEGUARDS, scan=HUNG_WALK)
     first = runtime_factory(cfg, fs=fs)
     second = runtime_factory(cfg)
     job = first.start_scan(first.add_library(root).id)

@@ -214,7 +214,8 @@ def test_a_scoped_scan_paused_and_resumed_mid_walk_loses_and_doubles_nothing(
 ) -> None:
     root = tmp_path / "lib"
     build_tree(root, 600, 0)
-    config = make_config(scan={"batch_size": 10}, safeguards=QUIET_SAFEGUARDS)
+    # one walker: the gate holds the walk itself, after the batches before it committed
+    config = make_config(scan={"batch_size": 10, "walkers": 1}, safeguards=QUIET_SAFEGUARDS)
     rt = runtime_factory(config)
     library = rt.add_library(root)
     assert rt.wait_for_job(rt.start_scan(library.id).id, ENDED, timeout=30).status == "completed"

@@ -11,6 +11,7 @@ import scanguard
 from scanguard.actors.store import StoreActor, StoreClient
 from scanguard.records import EventQuery
 from scanguard.store.database import Database
+from scanguard.store.reads import ListEvents, WebhookPending, WebhookStates
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,7 +52,7 @@ def test_one_instance_holds_the_cursor_until_its_lease_expires_and_then_it_is_fe
     assert b.claim_webhook(HOOK) is None, "held by a"
     assert a.claim_webhook(HOOK).token == lease.token, "renewing keeps the token"
 
-    (pending,) = a.webhook_pending(lease.position, ("job.",), 10)
+    (pending,) = a.read(WebhookPending(lease.position, ("job.",), 10))
     assert pending.event.id == event.id
     assert a.webhook_delivered(HOOK, lease.token, pending.position)
 
@@ -59,13 +60,13 @@ def test_one_instance_holds_the_cursor_until_its_lease_expires_and_then_it_is_fe
     assert taken.token == lease.token + 1
     assert taken.position == pending.position, "b goes on from a's cursor"
     later = a.record_event("job.completed", None, None)
-    (next_one,) = b.webhook_pending(taken.position, ("job.",), 10)
+    (next_one,) = b.read(WebhookPending(taken.position, ("job.",), 10))
     assert next_one.event.id == later.id
 
     assert not a.webhook_delivered(HOOK, lease.token, next_one.position), "a is fenced"
     assert not a.webhook_dead(next_one, HOOK, lease.token, 3, "HTTP 500")
     assert a.claim_webhook(HOOK) is None, "b holds it now"
-    (state,) = b.webhook_states(((HOOK, ("job.",)),))
+    (state,) = b.read(WebhookStates(((HOOK, ("job.",)),)))
     assert (state.cursor, state.lag, state.delivered, state.dead, state.owner) == (
         event.id,
         1,
@@ -75,8 +76,8 @@ def test_one_instance_holds_the_cursor_until_its_lease_expires_and_then_it_is_fe
     )
 
     assert b.webhook_dead(next_one, HOOK, taken.token, 3, "HTTP 500")
-    (state,) = b.webhook_states(((HOOK, ("job.",)),))
+    (state,) = b.read(WebhookStates(((HOOK, ("job.",)),)))
     assert (state.cursor, state.lag, state.dead) == (later.id, 0, 1)
     assert [(d.event_id, d.attempts, d.error) for d in state.dead_letters] == [(later.id, 3, "HTTP 500")]
-    alerts = b.list_events(EventQuery(kind="alert.webhook_failing"))
+    alerts = b.read(ListEvents(EventQuery(kinds=("alert.webhook_failing",))))
     assert [(e.data["webhook"], e.data["event_id"]) for e in alerts] == [(HOOK, later.id)]

@@ -24,6 +24,7 @@ from sqlalchemy import event
 from scanguard.actors.library import LibraryActor
 from scanguard.actors.store import Write
 from scanguard.store.database import Database
+from scanguard.store.reads import Read
 
 CALLER = "caller"
 READER_THREADS = "scanguard-read"  # the Database's threads for an event loop's reads on SQLite
@@ -135,26 +136,26 @@ class Budget:
             finally:
                 budget._local.phase = None
 
-        def counted_read(db: Database, op: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        def counted_read(db: Database, query: Read[Any]) -> Any:
             # an event loop's read on SQLite runs here on a reader thread: counted once, by `aread`,
             # and its statements belong to the loop's caller
             on_reader = threading.current_thread().name.startswith(READER_THREADS)
             if not on_reader:
-                budget._record("reads", op)
-            budget._local.op = op
+                budget._record("reads", query.op)
+            budget._local.op = query.op
             if on_reader:
                 budget._local.phase = CALLER
             try:
-                return read(db, op, fn, *args, **kwargs)
+                return read(db, query)
             finally:
                 budget._local.op = None
                 budget._local.phase = None
 
-        async def counted_aread(db: Database, op: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-            budget._record("reads", op)
-            budget._local.op = op
+        async def counted_aread(db: Database, query: Read[Any]) -> Any:
+            budget._record("reads", query.op)
+            budget._local.op = query.op
             try:
-                return await aread(db, op, fn, *args, **kwargs)
+                return await aread(db, query)
             finally:
                 budget._local.op = None
 

@@ -1,7 +1,9 @@
 """A host's processor for tests, run in scanguard's worker processes: it misbehaves on files named for it.
 
 Files whose name starts with `hang`, `exit`, `segv`, `raise` or `memory` make it hang, `os._exit(3)`,
-segfault (ctypes), raise, or allocate 4 GiB. Every call is appended to `calls.log` beside the library
+segfault (ctypes), raise, or allocate 4 GiB; `stubborn` blocks SIGTERM and hangs (a worker that a stop
+cannot end in time, as one stuck in uninterruptible I/O); `slow` takes SLOW_SECONDS; `tool` runs the
+external tool TOOL (a script the test writes beside the library root) and returns its output. Every call is appended to `calls.log` beside the library
 root (one line per call: path, pid), so a test can count how often each file was processed.
 """
 
@@ -10,14 +12,18 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from scanguard import FileContext
+from scanguard.processing import tools
 
 NAME = "tests.support.hostproc:misbehave"
 CALLS = "calls.log"
+SLOW_SECONDS = 0.6  # a `slow` file's work: 0.6 of the tests' 1 s file_timeout
+TOOL = "tool.sh"
 # the poison files (copies of a real audio file), the quarantine reason each gets, and what its error says
 POISON = {
     "Bad/hang.flac": ("timeout", "timeout"),
@@ -74,14 +80,21 @@ def read_calls(root: str | os.PathLike[str]) -> list[str]:
 
 def misbehave(ctx: FileContext) -> dict[str, Any]:
     """Log the call; then hang, exit, crash, raise or blow the memory cap as the file's name says."""
+    name = os.path.basename(ctx.path)
+    if name.startswith("stubborn"):  # before the call is logged: a test that saw the call may stop at once
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     fd = os.open(calls_log(ctx.root), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, f"{ctx.path}\t{os.getpid()}\n".encode())
     finally:
         os.close(fd)
-    name = os.path.basename(ctx.path)
-    if name.startswith("hang"):
+    if name.startswith(("hang", "stubborn")):
         time.sleep(3600)
+    elif name.startswith("slow"):
+        time.sleep(SLOW_SECONDS)
+    elif name.startswith("tool"):
+        done = tools.run([os.path.join(os.path.dirname(os.path.abspath(ctx.root)), TOOL)])
+        return {"size": ctx.size, "tool": done.stdout.decode()}
     elif name.startswith("exit"):
         os._exit(3)
     elif name.startswith("segv"):

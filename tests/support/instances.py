@@ -59,11 +59,20 @@ class ServeProcess:
     proc: subprocess.Popen[bytes] | None = None
     base: str = ""
     restarts: int = field(default=0)
+    new_session: bool = False  # each run leads a process group of its own (the soak kills the groups)
     _offset: int = 0
 
     @classmethod
-    def spawn(cls, name: str, database: str, tmp_path: Path, settings: dict[str, str]) -> ServeProcess:
-        server = cls(name, database, tmp_path / f"{name}.log", instance_env(tmp_path, settings))
+    def spawn(
+        cls, name: str, database: str, tmp_path: Path, settings: dict[str, str], *, new_session: bool = False
+    ) -> ServeProcess:
+        server = cls(
+            name,
+            database,
+            tmp_path / f"{name}.log",
+            instance_env(tmp_path, settings),
+            new_session=new_session,
+        )
         server.start()
         return server
 
@@ -76,6 +85,7 @@ class ServeProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.new_session,
             )
         self._offset = self.log_path.stat().st_size if mode == "a" else 0
 

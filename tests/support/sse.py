@@ -22,6 +22,32 @@ class Frame:
     arrived: datetime
 
 
+class FrameParser:
+    """Owns the fields of the frame being read: fed one line at a time, it hands out each complete frame."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, str] = {}
+
+    def feed(self, raw: str) -> Frame | None:
+        """The frame this line completes (its blank line), or None; comments and data-less frames are skipped."""
+        line = raw.rstrip("\n").rstrip("\r")
+        fields = self._fields
+        if line:
+            if not line.startswith(":"):
+                key, _, value = line.partition(":")
+                fields[key] = fields.get(key, "") + value.removeprefix(" ")
+            return None
+        self._fields = {}
+        if "data" not in fields:
+            return None
+        return Frame(
+            fields.get("event", "message"),
+            int(fields["id"]) if fields.get("id", "").isdigit() else None,
+            json.loads(fields["data"]),
+            datetime.now(UTC),
+        )
+
+
 class SseReader:
     """Owns one streaming connection and the thread that reads it, until closed."""
 
@@ -37,25 +63,13 @@ class SseReader:
         self._thread.start()
 
     def _read(self) -> None:
-        fields: dict[str, str] = {}
+        parser = FrameParser()
         with contextlib.suppress(OSError, ValueError):
             for raw in self._response:
-                line = raw.decode().rstrip("\n").rstrip("\r")
-                if line:
-                    if not line.startswith(":"):
-                        key, _, value = line.partition(":")
-                        fields[key] = fields.get(key, "") + value.removeprefix(" ")
-                    continue
-                if "data" in fields:
-                    frame = Frame(
-                        fields.get("event", "message"),
-                        int(fields["id"]) if fields.get("id", "").isdigit() else None,
-                        json.loads(fields["data"]),
-                        datetime.now(UTC),
-                    )
+                frame = parser.feed(raw.decode())
+                if frame is not None:
                     with self._lock:
                         self.frames.append(frame)
-                fields = {}
 
     def snapshot(self) -> list[Frame]:
         with self._lock:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +112,113 @@ def test_the_shipped_config_toml_loads_and_equals_the_defaults() -> None:
     cfg = load_config(shipped, environ={})
     defaults = load_config(environ={}, database={"url": cfg.database.url})
     assert cfg.replace(http={"admin_token": ""}) == defaults
+
+
+# Every setting: a value it takes as TOML, the same as an environment string, and values it refuses
+# (wrong type, out of range, a unit it does not have). A setting added without a row fails the test below.
+DURATION = ("90s", "90", 90.0, ("soon", True, "-1", "5x"))
+INTERVAL = ("2m", "120", 120.0, ("0", "0s", "soon", False))
+COUNT = ("3", "3", 3, ("-1", "lots", "1.5", True))
+AT_LEAST_ONE = ("3", "3", 3, ("0", "lots", "1.5", True))
+FLAG = ("on", "yes", True, ("maybe", "2"))
+NAMES = ("a, b", "a, b", ("a", "b"), ())
+SETTINGS: dict[str, tuple[Any, str, Any, tuple[Any, ...]]] = {
+    "safeguards.health_check_interval": DURATION,
+    "safeguards.state_validation_interval": DURATION,
+    "safeguards.cleanup_interval": DURATION,
+    "safeguards.operation_timeout": INTERVAL,
+    "safeguards.shutdown_timeout": DURATION,
+    "safeguards.max_retries": COUNT,
+    "safeguards.retry_interval": INTERVAL,
+    "safeguards.retry_window": DURATION,
+    "safeguards.orphaned_job_threshold": DURATION,
+    "safeguards.stall_threshold": DURATION,
+    "safeguards.watchdog_interval": INTERVAL,
+    "safeguards.old_completed_job_retention": ("30d", "30d", 30 * 86400.0, ("a month", "-1")),
+    "safeguards.event_retention": DURATION,
+    "safeguards.emergency_cleanup_enabled": FLAG,
+    "safeguards.force_kill_timeout": DURATION,
+    "safeguards.lease_ttl": INTERVAL,
+    "safeguards.auto_resume_orphans": FLAG,
+    "safeguards.actor_ping_timeout": INTERVAL,
+    "safeguards.cleanup_batch_size": AT_LEAST_ONE,
+    "database.url": ("sqlite:///x.db", "sqlite:///x.db", "sqlite:///x.db", ("mysql://x", 5)),
+    "database.busy_timeout": ("500ms", "500ms", 0.5, ("-1s", "quick")),
+    "database.busy_retries": COUNT,
+    "database.pool_size": AT_LEAST_ONE,
+    "database.echo": FLAG,
+    "http.host": ("0.0.0.0", "0.0.0.0", "0.0.0.0", (5, ["a"])),
+    "http.port": ("9000", "9000", 9000, ("70000", "-1", "http", 80.5)),
+    "http.admin_token": ("s3cret", "s3cret", "s3cret", (123,)),
+    "http.allowed_roots": NAMES,
+    "http.max_body_bytes": AT_LEAST_ONE,
+    "scan.batch_size": AT_LEAST_ONE,
+    "scan.batch_seconds": ("500ms", "500ms", 0.5, ("0", "slow")),
+    "scan.follow_symlinks": FLAG,
+    "scan.walkers": AT_LEAST_ONE,
+    "scan.quick_hash_bytes": COUNT,
+    "scan.empty_root_ratio": ("0.25", "0.25", 0.25, ("500ms", "5m", "1.5", "-0.1", True)),
+    "scan.empty_root_min_files": COUNT,
+    "scan.audio_extensions": ("flac, dsf", "flac, dsf", ("flac", "dsf"), (5,)),
+    "scan.video_extensions": NAMES,
+    "scan.image_extensions": NAMES,
+    "scan.processors": ("audio_tags", "audio_tags", ("audio_tags",), ("nonsense", "audio_tags,audio_tags")),
+    "scan.workers": COUNT,
+    "scan.file_timeout": INTERVAL,
+    "scan.worker_max_files": AT_LEAST_ONE,
+    "scan.worker_memory_limit": COUNT,
+    "log.level": ("debug", "debug", "debug", ("loud", 3)),
+    "log.format": ("json", "json", "json", ("xml",)),
+    "webhook_delivery.poll_interval": INTERVAL,
+    "webhook_delivery.timeout": INTERVAL,
+    "webhook_delivery.max_attempts": AT_LEAST_ONE,
+    "webhook_delivery.retry_interval": INTERVAL,
+    "webhook_delivery.max_retry_interval": DURATION,
+    "webhook_delivery.batch_size": AT_LEAST_ONE,
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return json.dumps(value)
+
+
+def test_the_table_names_every_setting_of_every_section() -> None:
+    """A new setting cannot be added without saying what it takes and what it refuses."""
+    keys = {
+        f"{section}.{name}"
+        for section, values in load_config(environ={}).as_dict().items()
+        if section != "webhooks"
+        for name in values
+    }
+    assert keys == set(SETTINGS)
+
+
+@pytest.mark.parametrize("key", sorted(SETTINGS))
+def test_each_setting_is_read_by_its_type_in_toml_and_in_the_environment_alike(
+    key: str, tmp_path: Path
+) -> None:
+    """TOML and SCANGUARD_* give the same value; every bad value (type, range, unit) names the key."""
+    section, name = key.split(".")
+    toml_value, env_value, expected, bad_values = SETTINGS[key]
+    path = tmp_path / "config.toml"
+    path.write_text(f"[{section}]\n{name} = {_toml_value(toml_value)}\n")
+    from_toml = getattr(getattr(load_config(path, environ={}), section), name)
+    variable = f"SCANGUARD_{section}_{name}".upper()
+    from_env = getattr(getattr(load_config(environ={variable: env_value}), section), name)
+    assert from_toml == from_env == expected
+    for bad in bad_values:
+        path.write_text(f"[{section}]\n{name} = {_toml_value(bad)}\n")
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            load_config(path, environ={})
+        if isinstance(bad, str):
+            with pytest.raises(ConfigError, match=re.escape(key)):
+                load_config(environ={variable: bad})
+
+
+def test_a_ratio_is_never_read_as_a_duration_and_a_duration_keeps_its_units() -> None:
+    """The two traps of reading by annotation text: '500ms' as a ratio of 0.5, and '5m' refused as 300."""
+    with pytest.raises(ConfigError, match=r"scan\.empty_root_ratio"):
+        load_config(environ={}, scan={"empty_root_ratio": "500ms"})
+    assert load_config(environ={}, safeguards={"stall_threshold": "5m"}).safeguards.stall_threshold == 300

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(30)
         ({"processors": ["not a path"]}, "scan.processors: unknown processor 'not a path'"),
         ({"workers": -1}, "scan.workers must be >= 0"),
         ({"file_timeout": 0}, "scan.file_timeout must be > 0"),
-        ({"file_timeout": -1}, "scan.file_timeout must be >= 0"),
+        ({"file_timeout": -1}, "scan.file_timeout must be > 0"),
         ({"worker_max_files": 0}, "scan.worker_max_files must be >= 1"),
         ({"worker_memory_limit": -5}, "scan.worker_memory_limit must be >= 0"),
     ],

@@ -4,13 +4,14 @@ the full walk's order restricted to the scope, so a checkpoint resumes it exactl
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 import scanguard
 from scanguard.config import ScanConfig
-from scanguard.scanning import Found, MediaRule, Walk, count_media
+from scanguard.scanning import Found, MediaRule, OsFileSystem, Walk, count_media
 from scanguard.scope import covers, normalize_scope
 from tests.support.trees import build_tree
 
@@ -95,10 +96,13 @@ SCOPES = [
 ]
 
 
+@pytest.mark.parametrize("walkers", [1, 4])
 @pytest.mark.parametrize("scope", SCOPES)
-def test_a_scoped_walk_is_the_full_walk_restricted_to_the_scope(tree: Path, scope: tuple[str, ...]) -> None:
+def test_a_scoped_walk_is_the_full_walk_restricted_to_the_scope(
+    tree: Path, scope: tuple[str, ...], walkers: int
+) -> None:
     full = [i for i in Walk(str(tree), RULE) if isinstance(i, Found)]
-    scoped = [i for i in Walk(str(tree), RULE, scope=scope) if isinstance(i, Found)]
+    scoped = [i for i in Walk(str(tree), RULE, scope=scope, walkers=walkers) if isinstance(i, Found)]
     assert scoped == [i for i in full if covers(scope, i.path)]
     assert count_media(str(tree), RULE, scope=scope) == len(scoped)
 
@@ -118,3 +122,22 @@ def test_found_files_carry_their_device_and_inode(tree: Path) -> None:
         assert isinstance(item, Found)
         st = os.stat(tree / item.path)
         assert (item.device, item.inode) == (st.st_dev, st.st_ino)
+
+
+class ListedDirs(OsFileSystem):
+    """The real filesystem, recording every directory listed (by the walk or its listers)."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+
+    def scandir(self, path: str) -> Iterable[os.DirEntry[str]]:
+        self.listed.append(path)
+        return super().scandir(path)
+
+
+@pytest.mark.parametrize("walkers", [1, 4])
+def test_a_scoped_walk_lists_only_the_scope_and_the_folders_leading_to_it(tree: Path, walkers: int) -> None:
+    fs = ListedDirs()
+    list(Walk(str(tree), RULE, scope=("Artist 002/Album 03", "a"), walkers=walkers, fs=fs))
+    listed = {os.path.relpath(p, tree) for p in fs.listed}
+    assert listed == {".", "Artist 002", "Artist 002/Album 03", "a", "a/c"}

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from scanguard.store.faults import driver_words, store_unavailable
+from scanguard.store.faults import described, store_unavailable
 
 
 class PgError(Exception):
@@ -48,6 +48,10 @@ def test_store_errors_are_classified_by_the_drivers_own_codes(error: Exception, 
     assert store_unavailable(error) is unavailable
 
 
-def test_the_drivers_words_come_without_the_statement() -> None:
-    error = _wrap(_sqlite("database or disk is full", "SQLITE_FULL"), sa_exc.OperationalError)
-    assert driver_words(error) == "database or disk is full"
+def test_a_driver_error_is_described_by_its_code_in_fixed_words_never_by_its_text() -> None:
+    full = _wrap(
+        _sqlite("database or disk is full: /srv/db/scanguard.db", "SQLITE_FULL_X"), sa_exc.OperationalError
+    )
+    assert described(full) == "database or disk is full (SQLITE_FULL)"
+    pg = _wrap(PgError("Key (path)=(/srv/media/secret.mkv) already exists.", "23505"))
+    assert described(pg) == "SQLSTATE 23505 (integrity constraint violation)"

@@ -16,6 +16,7 @@ import scanguard
 from scanguard.actors.library import LibraryActor, PauseScan, ResumeScan, StartScan
 from scanguard.actors.store import Ping, Write, WriterInbox
 from scanguard.records import Job, Library, Page
+from scanguard.store.reads import ListJobs, Read
 
 pytestmark = pytest.mark.timeout(30)
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -93,7 +94,8 @@ class _Store:
         self.writes.append("create_job")
         raise scanguard.LibraryBusy(library_id, 7)
 
-    def list_jobs(self, statuses: Any, library_id: int) -> Page[Job]:
+    def read(self, query: Read[Any]) -> Any:
+        assert isinstance(query, ListJobs), query  # the post-validation's only read
         return Page((), 0, 0, 0)
 
     def record_event(self, *_: Any, **__: Any) -> None:

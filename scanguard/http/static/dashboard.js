@@ -2,7 +2,9 @@
 "use strict";
 const TOKEN_KEY = "scanguard.token";
 const $ = (sel) => document.querySelector(sel);
-const state = { jobs: new Map(), libraries: new Map(), lastEventId: null, stream: null, timers: [] };
+// family: the events panel's filter ("" = every event); the stream and the list both ask the server for it
+const state = { jobs: new Map(), libraries: new Map(), family: "job", stream: null, timers: [] };
+const UNKNOWN = "\u2013";  // a field this server does not report (yet): shown as unknown, never as an error
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
@@ -62,13 +64,29 @@ async function run(promise, ok) {
   refreshSoon();
 }
 
+// "whole library", or the first path and "+N more"; the title lists every path
+function scopeCell(scope) {
+  if (!Array.isArray(scope)) return el("td", { class: "scope muted", title: "scope not reported by this server" }, UNKNOWN);
+  if (scope.length === 0) return el("td", { class: "scope", title: "the whole library" }, "whole library");
+  const cell = el("td", { class: "scope", title: scope.join("\n") }, el("span", { class: "clip" }, `${scope[0]}`));
+  if (scope.length > 1) cell.append(" ", el("span", { class: "more muted" }, `+${scope.length - 1} more`));
+  return cell;
+}
+
+function processedText(job) {
+  let text = `${job.files_processed}`;
+  if (job.files_skipped) text += ` (+${job.files_skipped} skipped)`;
+  if (job.files_moved) text += ` \u00b7 ${job.files_moved} moved`;
+  return text;
+}
+
 function renderJobs() {
   const body = $("#jobs");
   const jobs = [...state.jobs.values()].sort((a, b) => b.id - a.id).slice(0, 30);
   body.replaceChildren(...jobs.map((job) => {
     const lib = state.libraries.get(job.library_id);
     const pct = Math.max(0, Math.min(100, job.progress || 0));
-    const buttons = el("td");
+    const buttons = el("td", { class: "actions" });
     if (job.status === "running" || job.status === "pending")
       buttons.append(action("Pause", "pause", () => run(api("POST", `/api/admin/scanner/safe/pause/${job.id}`), `Job ${job.id} paused`)));
     if (job.status === "paused")
@@ -79,27 +97,48 @@ function renderJobs() {
     }, "danger"));
     return el("tr", { "data-job-id": job.id, "data-status": job.status },
       el("td", { class: "num" }, `#${job.id}`),
-      el("td", {}, lib ? lib.name : `#${job.library_id}`),
+      el("td", { class: "name", title: lib ? lib.name : "" }, el("span", { class: "clip" }, lib ? lib.name : `#${job.library_id}`)),
+      el("td", { class: "trigger" }, job.trigger ?? UNKNOWN),
+      scopeCell(job.scope),
       el("td", {}, el("span", { class: `status ${job.status}` }, job.status)),
       el("td", {}, el("div", { class: "bar", "data-progress": pct.toFixed(2) },
         el("span", { style: `width:${pct}%` }), el("em", {}, `${pct.toFixed(1)}%`))),
-      el("td", { class: "num files" }, `${job.files_processed}${job.files_skipped ? " (+" + job.files_skipped + " skipped)" : ""}`),
+      el("td", { class: "num files" }, processedText(job)),
       el("td", { class: job.errors ? "num failed warn" : "num failed",
         title: job.errors ? `GET /api/admin/libraries/${job.library_id}/files?errors=true lists them` : "" }, `${job.errors || 0}`),
       el("td", { class: "num rate" }, job.files_per_second ? job.files_per_second.toFixed(0) : "–"),
       el("td", { class: "num eta" }, fmtEta(job.eta_seconds)),
-      el("td", { class: "muted" }, job.pause_reason || job.last_error || ""),
+      el("td", { class: "muted reason", title: job.last_error || "" }, el("div", { class: "clamp" }, job.pause_reason || job.last_error || "")),
       buttons);
   }));
   $("#no-jobs").hidden = jobs.length > 0;
 }
 
+const DEGRADED = new Set(["polling", "unavailable"]);
+
+// The library's watcher: its state, the reason when degraded, the changed paths waiting for the next scan
+function watchCell(watch) {
+  if (!watch || typeof watch !== "object")
+    return el("td", { class: "watch muted", "data-watch-state": "unknown", title: "watch state not reported by this server" }, UNKNOWN);
+  const stateName = watch.enabled === false ? "off" : (watch.state || "unknown");
+  const degraded = DEGRADED.has(stateName);
+  const since = watch.since ? `since ${watch.since.replace("T", " ").slice(0, 19)}` : "";
+  const cell = el("td", { class: degraded ? "watch warn" : "watch", "data-watch-state": stateName,
+    title: [stateName, watch.reason, since].filter(Boolean).join(" \u00b7 ") },
+    el("span", { class: `watch-state ${stateName}` }, stateName));
+  if (watch.reason && stateName !== "watching" && stateName !== "off") cell.append(" ", el("span", { class: "reason" }, watch.reason));
+  if (watch.pending) cell.append(" ", el("span", { class: "pending muted" }, `${watch.pending} pending`));
+  return cell;
+}
+
 function renderLibraries() {
   const libs = [...state.libraries.values()].sort((a, b) => a.id - b.id);
   $("#libraries").replaceChildren(...libs.map((lib) => el("tr", { "data-library-id": lib.id },
-    el("td", { class: "num" }, `${lib.id}`), el("td", {}, lib.name), el("td", { class: "muted" }, lib.path),
+    el("td", { class: "num" }, `${lib.id}`), el("td", { class: "name", title: lib.name }, el("span", { class: "clip" }, lib.name)),
+    el("td", { class: "muted path" }, lib.path),
     el("td", {}, lib.kind), el("td", { class: "num" }, `${lib.media_files}`),
-    el("td", {},
+    watchCell(lib.watch),
+    el("td", { class: "actions" },
       action("Start scan", "start", () => run(api("POST", `/api/admin/scanner/safe/start/${lib.id}`), `Scan of ${lib.name} started`)),
       " ",
       action("Remove", "remove", () => {
@@ -136,20 +175,38 @@ function renderHealth(s) {
 
 function renderInstances(list) {
   $("#instances").replaceChildren(...list.map((i) => el("tr", { "data-instance-id": i.id, "data-live": i.live },
-    el("td", {}, el("code", {}, i.id)), el("td", {}, i.host), el("td", { class: "num" }, `${i.pid}`),
+    el("td", { class: "instance", title: i.id }, el("code", {}, i.id)), el("td", { class: "host" }, i.host),
+    el("td", { class: "num" }, `${i.pid}`),
     el("td", {}, i.version), el("td", { class: "muted" }, (i.heartbeat_at || "").replace("T", " ").slice(0, 19)),
     el("td", {}, el("span", { class: i.live ? "healthy" : "unhealthy" }, i.live ? "live" : "gone")),
     el("td", { class: "jobs" }, i.jobs.length ? i.jobs.map((j) => `#${j}`).join(" ") : "–"))));
 }
 
+const WARN_KINDS = ["watch.degraded", "job.failed", "alert.", "supervisor.abandoned", "watchdog.stalled"];
+
+// One line a person reads: the kinds whose data has a shape are said in words, the others as key=value
+function describe(event) {
+  const d = event.data || {};
+  switch (event.kind) {
+    case "file.moved": return `${d.from ?? "?"} \u2192 ${d.to ?? "?"}`;
+    case "file.quarantined": return `${d.path ?? "?"}: ${d.reason ?? "error"}${d.error ? " \u2014 " + d.error : ""}`;
+    case "watch.degraded": return `watching degraded: ${d.reason ?? "unknown reason"}${d.message ? " \u2014 " + d.message : ""}`;
+    case "watch.recovered": return `watching again${d.reason ? " (was " + d.reason + ")" : ""}${d.message ? " \u2014 " + d.message : ""}`;
+    default:
+      return Object.entries(d).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+  }
+}
+
 function addEventRow(event) {
   const list = $("#events");
-  const data = Object.entries(event.data || {}).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
-  list.prepend(el("li", { "data-event-id": event.id },
-    el("span", { class: "muted" }, `${(event.at || "").replace("T", " ").slice(0, 19)} `),
-    el("code", {}, event.kind), ` ${event.job_id ? "job " + event.job_id : ""} ${event.library_id ? "lib " + event.library_id : ""} `,
-    el("span", { class: "muted" }, data)));
+  const warn = WARN_KINDS.some((k) => (k.endsWith(".") ? event.kind.startsWith(k) : event.kind === k));
+  const where = [event.job_id ? `job ${event.job_id}` : "", event.library_id ? `lib ${event.library_id}` : ""].filter(Boolean).join(" ");
+  list.prepend(el("li", { "data-event-id": event.id, "data-kind": event.kind, class: warn ? "warn" : "" },
+    el("span", { class: "muted at" }, `${(event.at || "").replace("T", " ").slice(0, 19)}`),
+    el("code", {}, event.kind), el("span", { class: "where" }, where),
+    el("span", { class: "what" }, describe(event))));
   while (list.children.length > 100) list.lastChild.remove();
+  $("#no-events").hidden = true;
 }
 
 async function refresh() {
@@ -195,8 +252,8 @@ function refreshSoon() {
   }, 150);
 }
 
-function handleFrame(frame) {
-  if (frame.id) state.lastEventId = frame.id;
+function handleFrame(stream, frame) {
+  if (frame.id) stream.lastEventId = frame.id;
   if (!frame.data) return;
   const data = JSON.parse(frame.data);
   if (frame.event === "progress") {
@@ -204,20 +261,25 @@ function handleFrame(frame) {
     renderJobs();
     return;
   }
-  addEventRow(data);
-  if (data.kind.startsWith("job.") || data.kind.startsWith("library.") || data.kind.startsWith("watchdog.")
-      || data.kind.startsWith("alert.")) refreshSoon();
+  if (!$(`#events li[data-event-id="${data.id}"]`)) addEventRow(data);
+  if (["job.", "library.", "watch.", "watchdog.", "supervisor.", "alert."].some((k) => data.kind.startsWith(k))) refreshSoon();
 }
 
-// Server-Sent Events over fetch, so the token travels in the Authorization header (not in the URL).
-async function streamEvents() {
-  const stream = { closed: false, controller: new AbortController() };
+function familyQuery(family) { return family ? `family=${encodeURIComponent(family)}` : ""; }
+
+// Server-Sent Events over fetch, so the token travels in the Authorization header (not in the URL); the
+// server filters by the panel's family, so per-file events do not even cross the wire while jobs are shown.
+// From `lastEventId` on: the stream replays what the list did not show, so nothing falls between them.
+async function streamEvents(family, lastEventId) {
+  const stream = { closed: false, controller: new AbortController(), lastEventId };
   state.stream = stream;
   while (!stream.closed) {
     try {
       const headers = { "Authorization": `Bearer ${token()}`, "Accept": "text/event-stream" };
-      if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
-      const response = await fetch("/api/admin/events/stream", { headers, signal: stream.controller.signal });
+      if (stream.lastEventId !== null) headers["Last-Event-ID"] = stream.lastEventId;
+      const query = familyQuery(family);
+      const response = await fetch(`/api/admin/events/stream${query ? "?" + query : ""}`,
+        { headers, signal: stream.controller.signal });
       if (response.status === 401) { logout("The token was refused."); return; }
       if (!response.ok) throw new Error(`stream: HTTP ${response.status}`);
       $("#conn").textContent = "live"; $("#conn").className = "live";
@@ -225,7 +287,7 @@ async function streamEvents() {
       let buffer = "";
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) break;
+        if (done || stream.closed) break;
         buffer += value.replace(/\r\n?/g, "\n");
         let cut;
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
@@ -240,16 +302,44 @@ async function streamEvents() {
             else if (field === "event") frame.event = val;
             else if (field === "id") frame.id = val;
           }
-          try { handleFrame(frame); } catch (err) { console.error(err); }
+          if (stream.closed) break;
+          try { handleFrame(stream, frame); } catch (err) { console.error(err); }
         }
       }
     } catch (err) {
       if (stream.closed) return;
       console.warn(err);
     }
+    if (stream.closed) return;
     $("#conn").textContent = "reconnecting…"; $("#conn").className = "";
     await new Promise((r) => setTimeout(r, 2000));
   }
+}
+
+function stopStream() {
+  if (state.stream) { state.stream.closed = true; state.stream.controller.abort(); state.stream = null; }
+}
+
+// The panel shows one family: its newest events from the list, then the stream from the newest one shown
+async function showFamily(family) {
+  state.family = family;
+  for (const b of document.querySelectorAll("#event-families button"))
+    b.setAttribute("aria-pressed", String(b.dataset.family === family));
+  stopStream();
+  $("#events").replaceChildren();
+  let after = null;
+  try {
+    const query = familyQuery(family);
+    const r = await api("GET", `/api/admin/events?limit=50&newest_first=true${query ? "&" + query : ""}`);
+    if (family !== state.family) return;  // another family was chosen meanwhile
+    r.events.slice().reverse().forEach(addEventRow);
+    $("#no-events").hidden = r.events.length > 0;
+    after = r.events.length ? `${r.events[0].id}` : "0";
+  } catch (err) {
+    if (err.status === 401 || family !== state.family) return;
+    toast(err.message, true);
+  }
+  streamEvents(family, after);
 }
 
 function start() {
@@ -259,16 +349,14 @@ function start() {
   $("#logout-btn").hidden = false;
   refresh().catch((err) => err.status !== 401 && toast(err.message, true));
   refreshHealth();
-  api("GET", "/api/admin/events?limit=30&newest_first=true")
-    .then((r) => r.events.slice().reverse().forEach((e) => { if (!$(`#events li[data-event-id="${e.id}"]`)) addEventRow(e); }))
-    .catch(() => null);
-  state.timers.push(setInterval(refreshHealth, 10000));
-  streamEvents();
+  showFamily(state.family);
+  // the panel may show another family than the tables follow: they are read again every 10 s too
+  state.timers.push(setInterval(refreshSoon, 10000));
 }
 
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
-  if (state.stream) { state.stream.closed = true; state.stream.controller.abort(); }
+  stopStream();
   state.timers.forEach(clearInterval); state.timers = [];
   $("#app").hidden = true; $("#cleanup-btn").hidden = true; $("#logout-btn").hidden = true;
   $("#login").hidden = false;
@@ -300,5 +388,8 @@ $("#cleanup-btn").addEventListener("click", () => {
 });
 
 $("#logout-btn").addEventListener("click", () => logout());
+
+for (const b of document.querySelectorAll("#event-families button"))
+  b.addEventListener("click", () => { if (b.dataset.family !== state.family || !state.stream) showFamily(b.dataset.family); });
 
 if (token()) start(); else logout();
