@@ -177,6 +177,8 @@ def _stubborn_workers(pool: FilePool, lib: Path, count: int) -> set[int]:
     return wait_for(lambda: len(pids(lib)) == count and pids(lib), 30, f"{count} workers inside their files")
 
 
+# The bounds below leave room for a loaded machine and stay under pebble's own 3 s grace per worker (what
+# the unfixed stop waited, and longer: for ever for a worker in uninterruptible I/O).
 @pytest.mark.timeout(30)
 def test_a_stop_that_its_workers_hold_up_returns_within_its_bound_and_names_the_workers_it_abandoned(
     tmp_path: Path, strays: set[int]
@@ -194,7 +196,7 @@ def test_a_stop_that_its_workers_hold_up_returns_within_its_bound_and_names_the_
         abandoned = pool.close(bound)
         took = time.monotonic() - started
 
-    assert took < bound + 1.0, f"the stop took {took:.2f} s with a bound of {bound} s"
+    assert took < bound + 2.0, f"the stop took {took:.2f} s with a bound of {bound} s"
     assert set(abandoned) == workers
     said = [e for e in logs if e["event"] == "workers.abandoned"]
     assert [sorted(e["pids"]) for e in said] == [sorted(workers)]
@@ -228,7 +230,7 @@ def test_renewing_a_broken_pool_does_not_hold_the_scan_while_the_old_workers_sto
         outcomes = _outcomes(sub.futures, 30)
     finally:
         pool.close(5)
-    assert took < 1.0, f"the submission waited {took:.2f} s for the broken pool to stop"
+    assert took < 2.5, f"the submission waited {took:.2f} s for the broken pool to stop"
     assert outcomes[0].meta is not None
 
 
@@ -244,7 +246,7 @@ def test_the_worker_pool_actor_stops_within_its_timeout_when_a_worker_will_not(
         started = time.monotonic()
         actor.stop(timeout=10)
         took = time.monotonic() - started
-    assert took < 1.5, f"the actor's stop took {took:.2f} s with a stop timeout of 0.5 s"
+    assert took < 2.5, f"the actor's stop took {took:.2f} s with a stop timeout of 0.5 s"
     stopped = [e for e in logs if e["event"] == "workers.stopped"]
     assert [e["abandoned"] for e in stopped] == [sorted(strays)]
 
@@ -330,7 +332,7 @@ def test_a_stop_whose_workers_never_report_their_end_returns_within_its_bound(tm
         took = time.monotonic() - started
     finally:
         os.kill(forkserver, signal.SIGCONT)
-    assert took < 1.5, f"the stop took {took:.2f} s with a bound of 0.5 s"
+    assert took < 2.5, f"the stop took {took:.2f} s with a bound of 0.5 s"
     assert abandoned == (worker,)
     assert worker not in {p.pid for p in multiprocessing.active_children()}
     wait_for(lambda: not alive({worker}), 10, "the worker to be gone once its end can be reported")
