@@ -63,8 +63,13 @@ class AsyncRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._service, partial(fn, *args, **kwargs))
 
-    async def add_library(self, path: str, name: str | None = None, kind: str = "mixed") -> Library:
-        return await self._run(self._rt.add_library, path, name, kind)
+    async def add_library(
+        self, path: str, name: str | None = None, kind: str = "mixed", *, watch: bool | None = None
+    ) -> Library:
+        return await self._run(self._rt.add_library, path, name, kind, watch=watch)
+
+    async def set_watch(self, library_id: int, enabled: bool) -> Library:
+        return await self._run(self._rt.set_watch, library_id, enabled)
 
     async def get_library(self, library_id: int) -> Library:
         return await self._db().aread("get_library", catalog.get_library, check_id("library_id", library_id))

@@ -146,6 +146,21 @@ class WebhookDeliveryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchConfig:
+    """Watching libraries (DESIGN §12): the default of a new library, when changes are scanned, the fallbacks."""
+
+    default: bool = True
+    settle: float = 5.0
+    max_delay: float = 60.0
+    poll_interval: float = 600.0
+    rescan_interval: float = 6 * 3600.0
+    max_watches: int = 0
+    max_pending: int = 512
+    rearm_interval: float = 60.0
+    rearm_max_interval: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Every setting of scanguard, by section."""
 
@@ -155,6 +170,7 @@ class Config:
     scan: ScanConfig = field(default_factory=ScanConfig)
     log: LogConfig = field(default_factory=LogConfig)
     webhook_delivery: WebhookDeliveryConfig = field(default_factory=WebhookDeliveryConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
 
     def replace(self, **sections: Any) -> Self:
@@ -189,6 +205,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "scan": ScanConfig,
     "log": LogConfig,
     "webhook_delivery": WebhookDeliveryConfig,
+    "watch": WatchConfig,
 }
 
 
@@ -281,6 +298,12 @@ def _validate(section: str, obj: Any) -> None:  # noqa: PLR0912 - one check per 
                 raise ConfigError(f"webhook_delivery.{name} must be > 0, got {getattr(obj, name):g}")
         if obj.max_attempts < 1 or obj.batch_size < 1:
             raise ConfigError("webhook_delivery.max_attempts and webhook_delivery.batch_size must be >= 1")
+    if isinstance(obj, WatchConfig):
+        for name in ("settle", "poll_interval", "rearm_interval"):
+            if getattr(obj, name) <= 0:
+                raise ConfigError(f"watch.{name} must be > 0, got {getattr(obj, name):g}")
+        if obj.max_pending < 1:
+            raise ConfigError(f"watch.max_pending must be >= 1, got {obj.max_pending}")
     if isinstance(obj, LogConfig):
         if obj.format not in {"auto", "json", "console"}:
             raise ConfigError(f"log.format must be auto, json or console, got {obj.format!r}")
