@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Fenced,
         Forbidden,
         IllegalTransition,
+        InvalidScope,
         LibraryBusy,
         LibraryExists,
         LibraryRootUnavailable,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         Processor,
     )
     from scanguard.records import (
+        TRIGGERS,
         DeletedJob,
         Event,
         Job,
@@ -77,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "Forbidden": "scanguard.errors",
     "HttpConfig": "scanguard.config",
     "IllegalTransition": "scanguard.errors",
+    "InvalidScope": "scanguard.errors",
     "Job": "scanguard.records",
     "Library": "scanguard.records",
     "LibraryBusy": "scanguard.errors",
@@ -94,6 +97,7 @@ _EXPORTS: dict[str, str] = {
     "Runtime": "scanguard.runtime",
     "RuntimeStopped": "scanguard.errors",
     "SafeguardConfig": "scanguard.config",
+    "TRIGGERS": "scanguard.records",
     "ScanConfig": "scanguard.config",
     "ScanguardError": "scanguard.errors",
     "StoreUnavailable": "scanguard.errors",
@@ -105,6 +109,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "TRIGGERS",
     "AsyncRuntime",
     "BadRequest",
     "Config",
@@ -120,6 +125,7 @@ __all__ = [
     "Forbidden",
     "HttpConfig",
     "IllegalTransition",
+    "InvalidScope",
     "Job",
     "Library",
     "LibraryBusy",

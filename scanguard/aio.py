@@ -32,6 +32,9 @@ from scanguard.store.database import Database
 from scanguard.validation import check_id, job_statuses
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
     from scanguard.runtime import Runtime
 
 P = ParamSpec("P")
@@ -113,12 +116,20 @@ class AsyncRuntime:
         )
         return job_request(op, read_at, job, library, *extra)
 
-    async def start_scan(self, library_id: int, *, retry_failed: bool = False) -> Job:
+    async def start_scan(
+        self,
+        library_id: int,
+        *,
+        retry_failed: bool = False,
+        paths: Sequence[str | os.PathLike[str]] | None = None,
+        trigger: str = "user",
+    ) -> Job:
         read_at = time.monotonic()
         library, busy = await self._db().aread(
             "library_for_start", catalog.library_for_start, check_id("library_id", library_id)
         )
-        job: Job = await self._operate(start_request(read_at, library, busy, retry_failed))
+        request = start_request(read_at, library, busy, retry_failed, paths, trigger)
+        job: Job = await self._operate(request)
         return job
 
     async def pause_scan(self, job_id: int, reason: str = "user") -> Job:

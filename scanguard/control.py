@@ -8,12 +8,14 @@ same under its lock, for whatever changed since the read.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from scanguard.actors.library import DeleteJob, PauseScan, ResumeScan, StartScan
-from scanguard.errors import LibraryBusy, ScanguardError
-from scanguard.records import Job, Library
+from scanguard.errors import BadRequest, LibraryBusy, ScanguardError
+from scanguard.records import TRIGGERS, Job, Library
+from scanguard.scope import normalize_scope
 from scanguard.store.jobs import refusal
 
 
@@ -28,11 +30,24 @@ class Request:
     refused: ScanguardError | None = None
 
 
-def start_request(read_at: float, library: Library, busy: int | None, retry_failed: bool) -> Request:
-    """Start a scan of `library`, read (from `read_at`, time.monotonic()) with its active job `busy`: a
-    LibraryBusy refusal if there is one."""
+def start_request(
+    read_at: float,
+    library: Library,
+    busy: int | None,
+    retry_failed: bool,
+    paths: Iterable[object] | None = None,
+    trigger: str = "user",
+) -> Request:
+    """Start a scan of `library` (of `paths` inside it, if given), read (from `read_at`,
+    time.monotonic()) with its active job `busy`: a LibraryBusy refusal if there is one.
+
+    A scope escaping the root or an unknown trigger raises here, before anything is asked or written."""
+    if trigger not in TRIGGERS:
+        raise BadRequest(f"trigger must be one of {', '.join(TRIGGERS)}, got {trigger!r}", field="trigger")
+    scope = normalize_scope(paths, library.path)
     refused = None if busy is None else LibraryBusy(library.id, busy)
-    return Request("start_scan", library.id, StartScan(bool(retry_failed), library, read_at), refused)
+    message = StartScan(bool(retry_failed), library, read_at, scope, trigger)
+    return Request("start_scan", library.id, message, refused)
 
 
 def job_request(op: str, read_at: float, job: Job, library: Library, reason: str = "user") -> Request:

@@ -35,6 +35,16 @@ class BadRequest(ScanguardError):
     code = "bad_request"
 
 
+class InvalidScope(BadRequest):
+    """A scan's scope must lie inside its library's root."""
+
+    code = "invalid_scope"
+
+    def __init__(self, path: object, reason: str) -> None:
+        shown = str(path)[:200]
+        super().__init__(f"scope path {shown!r} {reason}", path=shown, reason=reason)
+
+
 class Unauthorized(ScanguardError):
     """A valid bearer token is required."""
 

@@ -13,6 +13,10 @@ ACTIVE_STATUSES: tuple[JobStatus, ...] = ("pending", "running", "paused")  # at 
 FINISHED_STATUSES: tuple[JobStatus, ...] = ("completed", "failed")
 STATUSES: tuple[JobStatus, ...] = (*ACTIVE_STATUSES, *FINISHED_STATUSES)
 LIBRARY_KINDS = ("mixed", "music", "movies", "shows", "photos")
+Trigger = Literal["user", "watch", "poll", "catch_up", "rescan"]
+TRIGGERS: tuple[Trigger, ...] = ("user", "watch", "poll", "catch_up", "rescan")
+"""What started a job: an operator or host call, the watcher, its polling fallback, its catch-up after
+(re)starting, or its periodic backstop rescan."""
 
 
 def iso(value: datetime | None) -> str | None:
@@ -100,6 +104,9 @@ class Job:
     updated_at: datetime
     finished_at: datetime | None
     retry_failed: bool = False
+    scope: tuple[str, ...] = ()  # normalized relative paths; () = the whole library
+    trigger: str = "user"
+    files_moved: int = 0
 
     @property
     def active(self) -> bool:
@@ -140,6 +147,9 @@ class Job:
             "checkpoint": self.checkpoint,
             "skip_reasons": dict(self.skip_reasons),
             "retry_failed": self.retry_failed,
+            "scope": list(self.scope),
+            "trigger": self.trigger,
+            "files_moved": self.files_moved,
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "updated_at": iso(self.updated_at),

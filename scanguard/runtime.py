@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -465,15 +465,25 @@ class Runtime:
 
     # ---- scans -------------------------------------------------------------------------------
 
-    def start_scan(self, library_id: int, *, retry_failed: bool = False) -> Job:
+    def start_scan(
+        self,
+        library_id: int,
+        *,
+        retry_failed: bool = False,
+        paths: Sequence[str | os.PathLike[str]] | None = None,
+        trigger: str = "user",
+    ) -> Job:
         """Start a scan; LibraryBusy names the job in the way.
 
         A rescan does not process unchanged files whose per-file work failed before, unless
-        `retry_failed` is set.
+        `retry_failed` is set. `paths` (relative to the library root, or absolute inside it) scope the
+        scan to those folders and files; InvalidScope for one escaping the root, and nothing starts.
+        `trigger` says what asked for it (one of scanguard.TRIGGERS).
         """
         read_at = time.monotonic()
         library, busy = self._read().library_for_start(check_id("library_id", library_id))
-        job: Job = self._operate(start_request(read_at, library, busy, retry_failed))
+        request = start_request(read_at, library, busy, retry_failed, paths, trigger)
+        job: Job = self._operate(request)
         return job
 
     def pause_scan(self, job_id: int, reason: str = "user") -> Job:

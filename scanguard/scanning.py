@@ -10,6 +10,7 @@ from stat import S_ISREG
 from typing import Protocol
 
 from scanguard.config import ScanConfig
+from scanguard.scope import covers, leads_to
 
 
 class RootUnavailable(Exception):
@@ -68,12 +69,14 @@ class MediaRule:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """A media file seen by the walk."""
+    """A media file seen by the walk, with its identity on disk (from the walk's one stat of it)."""
 
     path: str
     size: int
     mtime: float
     media_type: str
+    device: int = 0
+    inode: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +99,12 @@ def _decodable(name: str) -> bool:
 
 
 class Walk:
-    """A sorted, resumable walk of one library root.
+    """A sorted, resumable walk of one library root, or of a scope inside it (scanguard.scope).
 
     Relative paths come out in plain string order (directories sort as `name/`), the same order the
-    database's binary collation gives, so the last committed path is a complete checkpoint.
+    database's binary collation gives, so the last committed path is a complete checkpoint. A scoped walk
+    lists the root and the folders leading to the scope paths, and yields only what lies in the scope:
+    the same order, restricted, so `after` works unchanged.
     """
 
     def __init__(
@@ -110,9 +115,11 @@ class Walk:
         after: str | None = None,
         follow_symlinks: bool = False,
         fs: FileSystem | None = None,
+        scope: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.rule = rule
+        self.scope = scope
         self.after = after or ""
         self.follow_symlinks = follow_symlinks
         self.fs = fs or OsFileSystem()
@@ -146,18 +153,25 @@ class Walk:
     ) -> Iterator[WalkItem]:
         """Depth first in key order, with an explicit stack: one generator frame however deep the tree.
 
-        Each stack level is (prefix, the rest of its sorted entries, the (dev, inode) to forget when done).
+        Each stack level is (prefix, the rest of its sorted entries, the (dev, inode) to forget when done,
+        whether the level lies wholly in the scope).
         """
         after = self.after
         follow = self.follow_symlinks
         types = self.rule.types
-        stack: list[tuple[str, Iterator[tuple[str, os.DirEntry[str], bool]], tuple[int, int] | None]] = [
-            ("", iter(root_entries), None)
-        ]
+        scope = self.scope
+        stack: list[
+            tuple[str, Iterator[tuple[str, os.DirEntry[str], bool]], tuple[int, int] | None, bool]
+        ] = [("", iter(root_entries), None, not scope)]
         while stack:
-            prefix, entries, ident = stack[-1]
+            prefix, entries, ident, inside = stack[-1]
             for key, entry, is_dir in entries:
                 rel = prefix + key
+                entered = inside
+                if not inside:  # a folder leading to the scope: only the scope and the way to it
+                    entered = covers(scope, rel[:-1] if is_dir else rel)
+                    if not entered and not (is_dir and leads_to(scope, rel)):
+                        continue
                 if is_dir:
                     # everything under `rel` sorts after it: skip the directory whole when the checkpoint is
                     # the directory itself (it was skipped whole) or lies past everything in it
@@ -167,7 +181,7 @@ class Walk:
                     if isinstance(opened, Skipped):
                         yield opened
                         continue
-                    stack.append((rel, iter(opened[0]), opened[1]))
+                    stack.append((rel, iter(opened[0]), opened[1], entered))
                     break  # descend; this level resumes after the directory when the child is done
                 if after and rel <= after:
                     continue
@@ -189,7 +203,7 @@ class Walk:
                         yield Skipped(rel, "unreadable")
                         continue
                     if S_ISREG(st.st_mode):
-                        yield Found(rel, st.st_size, st.st_mtime, media_type)
+                        yield Found(rel, st.st_size, st.st_mtime, media_type, st.st_dev, st.st_ino)
                     else:
                         yield Skipped(rel, "not_regular")
             else:
@@ -230,8 +244,28 @@ def _first(item: tuple[str, os.DirEntry[str], bool]) -> str:
     return item[0]
 
 
-def count_media(root: str, rule: MediaRule, *, follow_symlinks: bool = False) -> int:
-    """A fast counting pass (names only, no stat) for the progress total."""
+def count_media(
+    root: str, rule: MediaRule, *, follow_symlinks: bool = False, scope: tuple[str, ...] = ()
+) -> int:
+    """A fast counting pass (names only, no stat) for the progress total: of the scope, if one is given."""
+    if scope:
+        return sum(_count_scope_path(root, s, rule, follow_symlinks) for s in scope)
+    return _count_tree(root, rule, follow_symlinks)
+
+
+def _count_scope_path(root: str, rel: str, rule: MediaRule, follow_symlinks: bool) -> int:
+    if any(part.startswith(".") for part in rel.split("/")):
+        return 0
+    path = os.path.join(root, rel)
+    try:
+        if os.path.isdir(path) and (follow_symlinks or not os.path.islink(path)):
+            return _count_tree(path, rule, follow_symlinks)
+    except OSError:
+        return 0
+    return int(rule.media_type(rel.rsplit("/", 1)[-1]) is not None and os.path.isfile(path))
+
+
+def _count_tree(root: str, rule: MediaRule, follow_symlinks: bool) -> int:
     total = 0
     stack = [root]
     seen: set[tuple[int, int]] = set()

@@ -35,11 +35,14 @@ R = TypeVar("R")
 @dataclass(frozen=True, slots=True)
 class StartScan:
     """Start a scan of this library; `retry_failed` also re-processes unchanged files whose work failed.
-    `library` is the library as the caller just read it (so the actor need not read it again)."""
+    `library` is the library as the caller just read it (so the actor need not read it again); `scope`
+    the normalized paths to walk (`()`: all of it), `trigger` what asked for it."""
 
     retry_failed: bool = False
     library: Library | None = None
     read_at: float | None = None  # time.monotonic() before the caller's pre-flight read
+    scope: tuple[str, ...] = ()
+    trigger: str = "user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +126,10 @@ class LibraryActor(Answering):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case StartScan(retry_failed, library, read_at):
+            case StartScan(retry_failed, library, read_at, scope, trigger):
                 self._know(library)
                 self._still_free(read_at)
-                return self._safeguarded("start_scan", lambda: self._start_scan(retry_failed))
+                return self._safeguarded("start_scan", lambda: self._start_scan(retry_failed, scope, trigger))
             case PauseScan(job_id, reason, read_at):
                 self._still_allowed(job_id, "pause", read_at)
                 return self._safeguarded("pause_scan", lambda: self._pause(job_id, reason))
@@ -263,12 +266,12 @@ class LibraryActor(Answering):
                 log.error("library.launch_undo_failed", job_id=job.id, error=str(undo))
             raise RuntimeStopped(f"{op}: the supervisor is stopped; the job is paused launch_failed") from exc
 
-    def _start_scan(self, retry_failed: bool) -> Job:
+    def _start_scan(self, retry_failed: bool, scope: tuple[str, ...], trigger: str) -> Job:
         library = self._root("start_scan")
         job: Job = self._step(
             "start_scan",
             "transaction",
-            lambda: self.store.create_job(self.library_id, retry_failed),
+            lambda: self.store.create_job(self.library_id, retry_failed, scope, trigger),
         )
         self._wrote_job(job.id, job)
         self._launch("start_scan", job, library)

@@ -23,6 +23,7 @@ from scanguard.scanning import (
     FileSystem,
     Found,
     MediaRule,
+    OsFileSystem,
     RootUnavailable,
     Skipped,
     Walk,
@@ -119,6 +120,7 @@ class ScanActor(Answering):
         self.fs = fs
         self.rule = MediaRule.from_config(config.scan)
         self.checkpoint = spec.job.checkpoint
+        self.scope = spec.job.scope  # () = the whole library
         self.total: int | None = spec.job.total_estimate
         self._walk: Iterator[WalkItem] | None = None
         self._walked_to = spec.job.checkpoint  # the last path walked (committed or in the window)
@@ -190,19 +192,14 @@ class ScanActor(Answering):
         if not os.path.isdir(root):
             self._pause_root(f"{root} is missing or not a directory")
             return
+        follow = self.config.scan.follow_symlinks
         if self.total is None and self.checkpoint is None:
-            # a new job with no completed predecessor (create_job sets that count): count now
-            self.total = count_media(root, self.rule, follow_symlinks=self.config.scan.follow_symlinks)
-        self._rows_ahead = self.store.has_files_after(self.spec.library.id, self.checkpoint)
+            # a new job with no completed predecessor (create_job sets that count), or a scoped one
+            self.total = count_media(root, self.rule, follow_symlinks=follow, scope=self.scope)
+        self._rows_ahead = self.store.has_files_after(self.spec.library.id, self.checkpoint, self.scope)
         self.work.start()
         self._walk = iter(
-            Walk(
-                root,
-                self.rule,
-                after=self.checkpoint,
-                follow_symlinks=self.config.scan.follow_symlinks,
-                fs=self.fs,
-            )
+            Walk(root, self.rule, after=self.checkpoint, follow_symlinks=follow, fs=self.fs, scope=self.scope)
         )
         log.info(
             "scan.walking",
@@ -210,6 +207,7 @@ class ScanActor(Answering):
             library_id=self.spec.library.id,
             checkpoint=self.checkpoint,
             total_estimate=self.total,
+            scope=list(self.scope),
         )
         self.actor_ref.tell(_NextBatch())
 
@@ -267,7 +265,7 @@ class ScanActor(Answering):
         after = self._walked_to
         upto = None if done or not items else items[-1].path
         existing = (
-            self.store.existing_files(self.spec.library.id, after, upto, self.work.active)
+            self.store.existing_files(self.spec.library.id, after, upto, self.work.active, self.scope)
             if self._rows_ahead
             else {}
         )
@@ -406,11 +404,22 @@ class ScanActor(Answering):
         quarantined, self._quarantined = self._quarantined, []
         self.work.count(quarantined)
 
+    def _root_empty(self) -> bool:
+        """Whether the library root lists nothing (an unmounted drive's mount point): a scoped scan's
+        offline guard, since its own walk saw only the scope."""
+        if not self.scope:
+            return False  # a full walk's finish weighs what vanished against the whole library
+        try:
+            return not any(True for _ in (self.fs or OsFileSystem()).scandir(self.spec.library.path))
+        except OSError:
+            return True
+
     def _complete(self) -> None:
         if not self._confirm_pending():
             return
+        root_empty = self._root_empty()
         try:
-            job = self.store.finish_job(self.job_id, self.spec.library.id, self.spec.token)
+            job = self.store.finish_job(self.job_id, self.spec.library.id, self.spec.token, root_empty)
         except Fenced:
             self._finish_as("fenced")
             return

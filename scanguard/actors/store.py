@@ -292,8 +292,14 @@ class StoreClient(Store):
 
     # ---- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, library_id: int, retry_failed: bool = False) -> Job:
-        return self._write("create_job", jobs.create_job, library_id, retry_failed)
+    def create_job(
+        self,
+        library_id: int,
+        retry_failed: bool = False,
+        scope: tuple[str, ...] = (),
+        trigger: str = "user",
+    ) -> Job:
+        return self._write("create_job", jobs.create_job, library_id, retry_failed, scope, trigger)
 
     def get_job(self, job_id: int) -> Job:
         return self._db.read("get_job", catalog.get_job, job_id)
@@ -322,18 +328,25 @@ class StoreClient(Store):
     def running_with_leases(self) -> tuple[tuple[Job, Any], ...]:
         return self._db.read("running_with_leases", catalog.running_with_leases)
 
-    def has_files_after(self, library_id: int, after: str | None) -> bool:
-        return self._db.read("has_files_after", batches.has_files_after, library_id, after)
+    def has_files_after(self, library_id: int, after: str | None, scope: tuple[str, ...] = ()) -> bool:
+        return self._db.read("has_files_after", batches.has_files_after, library_id, after, scope)
 
     def existing_files(
-        self, library_id: int, after: str | None, upto: str | None, work: bool = False
+        self,
+        library_id: int,
+        after: str | None,
+        upto: str | None,
+        work: bool = False,
+        scope: tuple[str, ...] = (),
     ) -> dict[str, Existing]:
-        return self._db.read("existing_files", batches.existing_files, library_id, after, upto, work=work)
+        return self._db.read(
+            "existing_files", batches.existing_files, library_id, after, upto, work=work, scope=scope
+        )
 
     def commit_batch(self, batch: BatchCommit) -> Later[Job]:
         return self._send("commit_batch", batches.commit_batch, batch)
 
-    def finish_job(self, job_id: int, library_id: int, token: int) -> Job:
+    def finish_job(self, job_id: int, library_id: int, token: int, root_empty: bool = False) -> Job:
         scan = self.config.scan
         return self._write(
             "finish_job",
@@ -343,6 +356,7 @@ class StoreClient(Store):
             token,
             scan.empty_root_ratio,
             scan.empty_root_min_files,
+            root_empty,
         )
 
     def pause_job(

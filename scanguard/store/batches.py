@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from scanguard.records import Job
+from scanguard.scope import touching
 from scanguard.store.leases import fence
 from scanguard.store.tables import media_files, scan_jobs
 from scanguard.store.tx import Tx
@@ -72,18 +73,38 @@ def _work_flags() -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
     return media_files.c.error.is_not(None), sa.and_(media_files.c.error.is_(None), no_meta)
 
 
-def has_files_after(tx: Tx, library_id: int, after: str | None) -> bool:
-    """Whether the library has any row past `after` (a scan that finds none reads no range at all)."""
+def in_scope(scope: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    """Rows whose path lies in the scope (scanguard.scope): each path, and the range under it as a folder,
+    so every term is an index range on (library_id, path)."""
+    path = media_files.c.path
+    return sa.or_(*(sa.or_(path == s, sa.and_(path >= s + "/", path < s + "0")) for s in scope))
+
+
+def has_files_after(tx: Tx, library_id: int, after: str | None, scope: tuple[str, ...] = ()) -> bool:
+    """Whether the library has any row past `after` (in the scope, if one is given): a scan that finds
+    none reads no range at all."""
     query = sa.select(media_files.c.id).where(media_files.c.library_id == library_id)
     if after:
         query = query.where(media_files.c.path > after)
+    if scope:
+        touched = touching(scope, after, None)
+        if not touched:
+            return False
+        query = query.where(in_scope(touched))
     return tx.conn.execute(query.limit(1)).first() is not None
 
 
 def existing_files(
-    tx: Tx, library_id: int, after: str | None, upto: str | None, *, work: bool = False
+    tx: Tx,
+    library_id: int,
+    after: str | None,
+    upto: str | None,
+    *,
+    work: bool = False,
+    scope: tuple[str, ...] = (),
 ) -> dict[str, Existing]:
-    """The rows of one library whose path lies in (after, upto]; upto None means to the end.
+    """The rows of one library whose path lies in (after, upto] (and in the scope, if one is given); upto
+    None means to the end.
 
     With `work`, each row also says whether its per-file work failed or never ran.
     """
@@ -101,6 +122,11 @@ def existing_files(
         query = query.where(media_files.c.path > after)
     if upto is not None:
         query = query.where(media_files.c.path <= upto)
+    if scope:
+        touched = touching(scope, after, upto)
+        if not touched:
+            return {}
+        query = query.where(in_scope(touched))
     rows = (tx.conn.execute(query)).all()
     # rows unpack as tuples: reading them by attribute name costs more than the query
     return {

@@ -33,8 +33,15 @@ def _job_or_404(tx: Tx, job_id: int, library_id: int | None = None) -> Job:
     return job
 
 
-def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job:
-    """Start a scan: pre-flight (library exists, none active), take the lease, insert the running job."""
+def create_job(
+    tx: Tx,
+    library_id: int,
+    retry_failed: bool = False,
+    scope: tuple[str, ...] = (),
+    trigger: str = "user",
+) -> Job:
+    """Start a scan (of a normalized scope, or the whole library): pre-flight (library exists, none
+    active), take the lease, insert the running job."""
     if (tx.conn.execute(sa.select(libraries.c.id).where(libraries.c.id == library_id))).scalar() is None:
         raise NotFound("library", library_id)
     busy = active_job_id(tx, library_id)
@@ -45,7 +52,8 @@ def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job:
         scan_jobs.insert().values(
             library_id=library_id,
             status="running",
-            total_estimate=last_completed_count(tx, library_id),
+            # a scope is counted by its scan; the whole library's last count stands in for a full scan
+            total_estimate=None if scope else last_completed_count(tx, library_id),
             fencing_token=token,
             owner=tx.instance,
             created_at=tx.now,
@@ -54,22 +62,37 @@ def create_job(tx: Tx, library_id: int, retry_failed: bool = False) -> Job:
             heartbeat_at=tx.now,
             skip_reasons={},
             retry_failed=retry_failed,
+            scope=list(scope),
+            trigger=trigger,
         )
     )
     (job_id,) = result.inserted_primary_key or (0,)
-    tx.event("job.started", library_id=library_id, job_id=job_id, token=token, retry_failed=retry_failed)
+    tx.event(
+        "job.started",
+        library_id=library_id,
+        job_id=job_id,
+        token=token,
+        retry_failed=retry_failed,
+        scope=list(scope),
+        trigger=trigger,
+    )
     job = load_job(tx.conn, int(job_id))
     assert job is not None
     return job
 
 
 def last_completed_count(tx: Tx, library_id: int) -> int | None:
-    """The files the library's latest completed scan found: the only count that may stand in for the
-    counting pass (a failed, paused or deleted job stopped part-way, so its count is not the library's)."""
+    """The files the library's latest completed full scan found: the only count that may stand in for the
+    counting pass (a failed, paused or deleted job stopped part-way, and a scoped one saw only its scope,
+    so their counts are not the library's)."""
     found: int | None = (
         tx.conn.execute(
             sa.select(scan_jobs.c.files_found)
-            .where(scan_jobs.c.library_id == library_id, scan_jobs.c.status == "completed")
+            .where(
+                scan_jobs.c.library_id == library_id,
+                scan_jobs.c.status == "completed",
+                sa.cast(scan_jobs.c.scope, sa.Text) == "[]",
+            )
             .order_by(scan_jobs.c.finished_at.desc(), scan_jobs.c.id.desc())
             .limit(1)
         )
@@ -82,9 +105,16 @@ def _replace(job: Job, values: dict[str, Any]) -> Job:
 
 
 def finish_job(
-    tx: Tx, job_id: int, library_id: int, token: int, max_vanished_ratio: float, min_files: int
+    tx: Tx,
+    job_id: int,
+    library_id: int,
+    token: int,
+    max_vanished_ratio: float,
+    min_files: int,
+    root_empty: bool = False,
 ) -> Job:
-    """Complete a walked job: mark vanished files missing, unless the library suddenly looks empty."""
+    """Complete a walked job: mark vanished files missing, unless the library suddenly looks empty — most
+    of its files vanished, or (`root_empty`, what a scoped scan looks at) its root lists nothing."""
     job = fence(tx, job_id, library_id, token)
     vanished = (
         tx.conn.execute(
@@ -100,10 +130,13 @@ def finish_job(
             )
         )
     ).scalar_one()
-    if present >= min_files and vanished > present * max_vanished_ratio:
+    emptied = root_empty and vanished > 0
+    if emptied or (present >= min_files and vanished > present * max_vanished_ratio):
         message = (
             f"{vanished} of {present} files vanished: is the drive unmounted? nothing was marked missing"
         )
+        if emptied:
+            message = f"the library root is empty: is the drive unmounted? {message}"
         # the walk is void: forget its vanished marks and restart it on resume, or it could never complete
         tx.conn.execute(
             media_files.update().where(media_files.c.vanished_job_id == job_id).values(vanished_job_id=None)
@@ -146,6 +179,7 @@ def finish_job(
         files_skipped=done.files_skipped,
         files_removed=done.files_removed,
         files_changed=done.files_changed,
+        files_moved=done.files_moved,
         errors=done.errors,
     )
     return done

@@ -72,12 +72,18 @@ class Store(Protocol):
 
     def running_with_leases(self) -> tuple[tuple[Job, Any], ...]: ...
 
-    def has_files_after(self, library_id: int, after: str | None) -> bool:
-        """Whether the library has rows past `after` (else a scan's range reads are skipped)."""
+    def has_files_after(self, library_id: int, after: str | None, scope: tuple[str, ...] = ()) -> bool:
+        """Whether the library has rows past `after`, in the scope if one is given (else a scan's range
+        reads are skipped)."""
         ...
 
     def existing_files(
-        self, library_id: int, after: str | None, upto: str | None, work: bool = False
+        self,
+        library_id: int,
+        after: str | None,
+        upto: str | None,
+        work: bool = False,
+        scope: tuple[str, ...] = (),
     ) -> dict[str, Existing]: ...
 
     def list_events(self, query: EventQuery) -> tuple[Event, ...]: ...
@@ -131,13 +137,24 @@ class Store(Protocol):
 
     def remove_library(self, library_id: int) -> RemovedLibrary: ...
 
-    def create_job(self, library_id: int, retry_failed: bool = False) -> Job: ...
+    def create_job(
+        self,
+        library_id: int,
+        retry_failed: bool = False,
+        scope: tuple[str, ...] = (),
+        trigger: str = "user",
+    ) -> Job:
+        """A running job over a normalized scope (`()`: the whole library), started by `trigger`."""
+        ...
 
     def commit_batch(self, batch: BatchCommit) -> Later[Job]:
         """Send a scan's batch to the writer; the scan walks on and confirms it before its next one."""
         ...
 
-    def finish_job(self, job_id: int, library_id: int, token: int) -> Job: ...
+    def finish_job(self, job_id: int, library_id: int, token: int, root_empty: bool = False) -> Job:
+        """Complete a walked job; `root_empty` (the root lists nothing) pauses it instead of marking any
+        vanished file missing."""
+        ...
 
     def pause_job(
         self,

@@ -86,6 +86,9 @@ scan_jobs = sa.Table(
     sa.Column("pause_reason", sa.String(255), nullable=True),
     sa.Column("active_seconds", sa.Float, nullable=False, server_default="0"),
     sa.Column("retry_failed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("scope", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("trigger", sa.String(16), nullable=False, server_default="user"),
+    sa.Column("files_moved", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", Stamp, nullable=False),
     sa.Column("started_at", Stamp, nullable=True),
     sa.Column("updated_at", Stamp, nullable=False),
@@ -117,7 +120,11 @@ media_files = sa.Table(
     sa.Column("vanished_job_id", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("meta", sa.JSON, nullable=True),
+    # the file's identity on disk (signed 64-bit), so that a move keeps its row; NULL until scanned again
+    sa.Column("device", sa.BigInteger, nullable=True),
+    sa.Column("inode", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("library_id", "path"),
+    sa.Index("ix_media_files_library_id_inode", "library_id", "inode"),
     sa.Index("ix_media_files_scan_job_id", "scan_job_id"),
     sa.Index("ix_media_files_vanished_job_id", "vanished_job_id"),
     sa.Index(

@@ -83,6 +83,9 @@ def job_from_row(row: sa.Row[Any]) -> Job:
         updated_at=m["updated_at"],
         finished_at=m["finished_at"],
         retry_failed=bool(m["retry_failed"]),
+        scope=tuple(m["scope"] or ()),
+        trigger=m["trigger"],
+        files_moved=m["files_moved"],
     )
 
 

@@ -24,7 +24,9 @@ class _Store:
         self.job = job
         self.paused: list[tuple[int, str]] = []
 
-    def create_job(self, library_id: int, retry_failed: bool = False) -> Job:
+    def create_job(
+        self, library_id: int, retry_failed: bool = False, scope: tuple[str, ...] = (), trigger: str = "user"
+    ) -> Job:
         return self.job
 
     def pause_job(self, job_id: int, reason: str, **_: Any) -> Job:

@@ -87,7 +87,9 @@ class _Store:
         self.status = "running"
         return _job("running", 2)
 
-    def create_job(self, library_id: int, retry_failed: bool = False) -> Job:
+    def create_job(
+        self, library_id: int, retry_failed: bool = False, scope: tuple[str, ...] = (), trigger: str = "user"
+    ) -> Job:
         self.writes.append("create_job")
         raise scanguard.LibraryBusy(library_id, 7)
 
