@@ -20,7 +20,14 @@ import structlog
 from scanguard.actors.liveness import Answering
 from scanguard.backoff import backoff_delay
 from scanguard.config import Config
-from scanguard.errors import LibraryBusy, LibraryRootUnavailable, NotFound, ScanguardError, WatchLimit
+from scanguard.errors import (
+    LibraryBusy,
+    LibraryRootUnavailable,
+    NotFound,
+    RuntimeStopped,
+    ScanguardError,
+    WatchLimit,
+)
 from scanguard.metrics import Metrics
 from scanguard.records import WATCH_STATES, Job, Library, WatchState
 from scanguard.store.seam import Store
@@ -107,7 +114,7 @@ class Watcher(Answering):
         self._rearms = 0
         self._next_look = now
         self._root_dev: int | None = None
-        self._stop = threading.Event()
+        self._closing = threading.Event()
         self._source: EventSource | None = None
         self._tree: WatchTree | None = None
         self._pump: threading.Thread | None = None
@@ -144,7 +151,7 @@ class Watcher(Answering):
 
     def _close(self) -> None:
         """The one way a watcher lets go: stop the reader, give the watches back, close the source."""
-        self._stop.set()
+        self._closing.set()
         if self._pump is not None and self._pump is not threading.current_thread():
             self._pump.join(self.tick * 4 + 1)
         if self._tree is not None:
@@ -156,14 +163,14 @@ class Watcher(Answering):
     def _read_events(self) -> None:
         """The reader thread: a blocking read with a timeout (so a stop is honoured), told to the actor."""
         ref, source = self.actor_ref, self._source
-        while not self._stop.is_set():
+        while not self._closing.is_set():
             if source is None:  # no inotify instance: ticks only (polling)
-                self._stop.wait(self.tick)
+                self._closing.wait(self.tick)
                 events: list[RawEvent] = []
             try:
                 events = source.read(self.tick) if source is not None else []
             except Exception as exc:  # noqa: BLE001 - any reader fault reaches the watcher, then its keeper
-                if not self._stop.is_set():
+                if not self._closing.is_set():
                     with contextlib.suppress(pykka.ActorDeadError):
                         ref.tell(_PumpFailed(f"{type(exc).__name__}: {exc}"))
                 return
@@ -274,14 +281,15 @@ class Watcher(Answering):
         if self._tree is not None:
             self._tree.disarm()
         self._coalescer.clear()
-        self._want = self._want or "catch_up"
+        if self.state != "polling":  # entering: what changed meanwhile is scanned now, then every poll
+            self._want = self._want or "catch_up"
+            self._next_poll = now + self.cfg.poll_interval
         delay = min(
             self.cfg.rearm_interval * 2**self._rearms,
             max(self.cfg.rearm_max_interval, self.cfg.rearm_interval),
         )
         self._rearms += 1
         self._next_rearm = now + delay
-        self._next_poll = now + self.cfg.poll_interval
         self._enter("polling", "watch_limit", f"{exc.message}; trying again in {delay:g}s")
 
     def _follow(self, events: list[RawEvent], now: float) -> None:
@@ -400,8 +408,8 @@ class Watcher(Answering):
         except LibraryRootUnavailable:
             self._lose_root(now)
             return
-        except NotFound:
-            self._next_try = now + self.cfg.settle  # removed: the keeper stops this watcher
+        except (NotFound, RuntimeStopped):
+            self._next_try = now + self.cfg.settle  # removed, or shutting down: the keeper stops this watcher
             return
         except ScanguardError as exc:
             log.warning("watch.start_failed", library_id=self.library_id, trigger=trigger, error=str(exc))
@@ -502,11 +510,14 @@ class WatchKeeper(Answering):
             timer.cancel()
         refs = [ref for ref, _ in self._watchers.values()]
         self._watchers.clear()
-        for ref in refs:
-            ref.stop(block=False)
+        # all asked at once, then waited for together: each lets go of its watches and its lease
+        stopping = [ref.stop(block=False) for ref in refs]
         deadline = time.monotonic() + self.parts.config.safeguards.force_kill_timeout
-        for ref in refs:
-            ref.actor_stopped.wait(max(0.0, deadline - time.monotonic()))
+        for future in stopping:
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except pykka.Timeout:
+                log.error("watch.stop_timeout", after=self.parts.config.safeguards.force_kill_timeout)
 
     def on_receive(self, message: Any) -> Any:
         match message:

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from scanguard.records import WATCH_STATES, Event, Job, Library, LibraryWatch, MediaFile
+from scanguard.records import WATCH_STATES, Event, Job, Library, LibraryWatch, MediaFile, WatchState
 from scanguard.store.tables import events, scan_jobs
 
 
@@ -113,7 +113,7 @@ def watch_from_row(m: Any, pending: int, now: datetime | None) -> LibraryWatch:
         return LibraryWatch(
             True, "off", "not_watched", "no running instance watches this library", expires, pending
         )
-    state = m["watch_state"] if m["watch_state"] in WATCH_STATES else "starting"
+    state: WatchState = next((s for s in WATCH_STATES if s == m["watch_state"]), "starting")
     return LibraryWatch(True, state, m["watch_reason"], m["watch_message"], m["watch_since"], pending)
 
 

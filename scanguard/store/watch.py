@@ -57,7 +57,8 @@ def set_watch_state(
     event: str | None,
     data: dict[str, Any],
 ) -> bool:
-    """Record the watcher's state (only while this instance holds the lease) and, with it, its event."""
+    """Record the watcher's state (only while this instance holds the lease) and, with it, its event
+    (`data`: its reason and message)."""
     result = tx.conn.execute(
         libraries.update()
         .where(libraries.c.id == library_id, libraries.c.watch_owner == tx.instance)
@@ -66,7 +67,7 @@ def set_watch_state(
     if result.rowcount != 1:
         return False
     if event is not None:
-        tx.event(event, library_id=library_id, state=state, reason=reason, message=message, **data)
+        tx.event(event, library_id=library_id, state=state, **data)
     return True
 
 

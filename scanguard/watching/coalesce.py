@@ -22,6 +22,7 @@ class _Entry:
     first: float  # first change since it was last handed on
     last: float  # latest change
     size: int | None  # size at the latest look
+    grew: float  # when its size was last seen to change (its first change counts as one)
 
 
 class Coalescer:
@@ -46,22 +47,26 @@ class Coalescer:
         for path in paths:
             entry = self._entries.get(path)
             if entry is None:
-                self._entries[path] = _Entry(now, now, size_of(path))
-            else:
-                entry.last = now
-                entry.size = size_of(path)
+                self._entries[path] = _Entry(now, now, size_of(path), now)
+                continue
+            entry.last = now
+            size = size_of(path)
+            if size != entry.size:
+                entry.size, entry.grew = size, now
 
     def due(self, now: float, sizes: Callable[[str], int | None] | None = None) -> list[str]:
-        """Take the paths that settled (quiet for `settle`) or waited `max_delay`, whose size held still
-        since the latest look; one whose size moved is looked at again a `settle` later."""
+        """Take the paths that settled (quiet for `settle`), or that waited `max_delay` while their size held
+        still for a `settle`; a file whose size still changes is not taken, whatever max_delay says."""
         size_of = sizes or self.size_of
         ready: list[str] = []
         for path, entry in list(self._entries.items()):
-            if now - entry.last < self.settle and now - entry.first < self.max_delay:
+            quiet = now - entry.last >= self.settle
+            overdue = now - entry.first >= self.max_delay and now - entry.grew >= self.settle
+            if not (quiet or overdue):
                 continue
             size = size_of(path)
-            if size != entry.size:
-                entry.size, entry.last = size, now  # still being written: not yet, whatever max_delay says
+            if size != entry.size:  # written without an event (a network mount): a settle more
+                entry.size, entry.grew, entry.last = size, now, now
                 continue
             ready.append(path)
             del self._entries[path]

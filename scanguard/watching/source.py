@@ -76,11 +76,15 @@ class InotifySource:
 
     def add_watch(self, path: str) -> int:
         try:
-            return int(self._inotify.add_watch(path, MASK))
+            return self._add(path)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise WatchLimit(LIMIT_MESSAGE, path=path) from exc
             raise
+
+    def _add(self, path: str) -> int:
+        """inotify_add_watch(2) itself."""
+        return int(self._inotify.add_watch(path, MASK))
 
     def remove_watch(self, wd: int) -> None:
         try:

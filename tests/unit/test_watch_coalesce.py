@@ -9,13 +9,9 @@ from scanguard.watching.coalesce import Coalescer
 pytestmark = pytest.mark.timeout(10)
 
 
-def sizes(table: dict[str, int | None]):  # type: ignore[no-untyped-def]
-    return lambda path: table.get(path)
-
-
 def test_a_path_is_handed_on_once_it_was_quiet_for_settle() -> None:
     table: dict[str, int | None] = {"a.flac": 10}
-    c = Coalescer(settle=1.0, max_delay=10.0, size_of=sizes(table))
+    c = Coalescer(settle=1.0, max_delay=10.0, size_of=table.get)
     c.touch(["a.flac"], now=0.0)
     assert c.due(0.5) == []
     c.touch(["a.flac"], now=0.8)
@@ -26,7 +22,7 @@ def test_a_path_is_handed_on_once_it_was_quiet_for_settle() -> None:
 
 def test_a_path_that_keeps_changing_is_handed_on_after_max_delay() -> None:
     table: dict[str, int | None] = {"a.flac": 10}
-    c = Coalescer(settle=1.0, max_delay=3.0, size_of=sizes(table))
+    c = Coalescer(settle=1.0, max_delay=3.0, size_of=table.get)
     now = 0.0
     handed: list[str] = []
     while now < 3.5 and not handed:
@@ -39,7 +35,7 @@ def test_a_path_that_keeps_changing_is_handed_on_after_max_delay() -> None:
 
 def test_a_file_whose_size_still_changes_is_not_handed_on_even_after_max_delay() -> None:
     table: dict[str, int | None] = {"big.mkv": 0}
-    c = Coalescer(settle=1.0, max_delay=2.0, size_of=sizes(table))
+    c = Coalescer(settle=1.0, max_delay=2.0, size_of=table.get)
     c.touch(["big.mkv"], now=0.0)
     for step in range(1, 10):  # grows with no event at all (as over a network mount)
         table["big.mkv"] = step * 100
@@ -49,8 +45,33 @@ def test_a_file_whose_size_still_changes_is_not_handed_on_even_after_max_delay()
 
 def test_a_deleted_path_is_handed_on_after_settle() -> None:
     table: dict[str, int | None] = {"gone.mp3": 5}
-    c = Coalescer(settle=1.0, max_delay=5.0, size_of=sizes(table))
+    c = Coalescer(settle=1.0, max_delay=5.0, size_of=table.get)
     c.touch(["gone.mp3"], now=0.0)
     del table["gone.mp3"]
     c.touch(["gone.mp3"], now=0.1)
     assert c.due(1.2) == ["gone.mp3"]
+
+
+def test_a_file_that_grows_with_every_event_waits_past_max_delay_until_it_stops() -> None:
+    table: dict[str, int | None] = {"big.mkv": 0}
+    c = Coalescer(settle=1.0, max_delay=2.0, size_of=table.get)
+    now = 0.0
+    while now < 6.0:  # grows, with an event, every 0.25 s
+        table["big.mkv"] = int(now * 1000)
+        c.touch(["big.mkv"], now=now)
+        assert c.due(now) == []
+        now += 0.25
+    assert c.due(now + 0.5) == []
+    assert c.due(now + 1.0) == ["big.mkv"]
+
+
+def test_a_file_rewritten_in_place_at_the_same_size_is_handed_on_after_max_delay() -> None:
+    table: dict[str, int | None] = {"tags.flac": 500}
+    c = Coalescer(settle=1.0, max_delay=2.0, size_of=table.get)
+    now, handed = 0.0, []
+    while not handed and now < 5:
+        c.touch(["tags.flac"], now=now)
+        now += 0.25
+        handed = c.due(now)
+    assert handed == ["tags.flac"]
+    assert now == pytest.approx(2.0)

@@ -1,0 +1,431 @@
+"""Watching (DESIGN §12) on real folders with real inotify, real threads and a real database."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import scanguard
+from scanguard.actors.watcher import Crash, Sync, WatcherOf, WatchKeeper, WatchParts
+from scanguard.records import Event, Job
+from scanguard.watching.source import OVERFLOW, InotifySource, RawEvent
+from tests.support.waiting import ProcessorGate, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+SETTLE = 0.2
+WATCH: dict[str, Any] = {
+    "default": True,
+    "settle": SETTLE,
+    "max_delay": 1.0,
+    "poll_interval": 3600,
+    "rescan_interval": 0,
+    "rearm_interval": 0.3,
+    "rearm_max_interval": 1.0,
+}
+SLACK = 5.0  # a loaded 2-core machine; the figure itself is measured by bench/watch.py
+
+
+def files(rt: scanguard.Runtime, library_id: int) -> dict[str, int]:
+    """{path: size} of the library's present files."""
+    out: dict[str, int] = {}
+    offset = 0
+    while True:
+        page = rt.list_files(library_id, limit=1000, offset=offset)
+        out.update({f.path: f.size for f in page.items})
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return out
+
+
+def jobs(rt: scanguard.Runtime, library_id: int) -> list[Job]:
+    return sorted(rt.list_jobs(library_id=library_id, limit=1000).items, key=lambda j: j.id)
+
+
+def settled(rt: scanguard.Runtime, library_id: int, trigger: str = "catch_up") -> Job:
+    """Wait for a completed job of that trigger, and for the library to be idle."""
+    job = wait_for(
+        lambda: next(
+            (j for j in jobs(rt, library_id) if j.trigger == trigger and j.status == "completed"), None
+        ),
+        30,
+        f"a completed {trigger} job",
+    )
+    wait_for(lambda: not rt.current_jobs(), 30, "an idle library")
+    return job
+
+
+def watch_events(rt: scanguard.Runtime, library_id: int) -> list[Event]:
+    return [e for e in rt.events(library_id=library_id, limit=1000) if e.kind.startswith("watch.")]
+
+
+def write(path: Path, data: bytes = b"x" * 100) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+@pytest.fixture
+def watching(
+    runtime_factory: Callable[..., scanguard.Runtime], make_config: Callable[..., scanguard.Config]
+) -> Callable[..., scanguard.Runtime]:
+    def start(**watch: Any) -> scanguard.Runtime:
+        return runtime_factory(make_config(watch={**WATCH, **watch}))
+
+    return start
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    for i in range(3):
+        write(root / f"album{i}" / f"t{i}.flac")
+    return root
+
+
+def test_a_created_file_is_indexed_by_a_watch_job_within_settle(
+    watching: Callable[..., scanguard.Runtime], library: Path
+) -> None:
+    rt = watching()
+    lib = rt.add_library(library)
+    assert lib.watch.enabled
+    settled(rt, lib.id)
+    assert rt.get_library(lib.id).watch.state == "watching"
+    started = time.monotonic()
+    write(library / "album0" / "new.flac")
+    wait_for(lambda: "album0/new.flac" in files(rt, lib.id), SETTLE + SLACK, "the new file indexed")
+    elapsed = time.monotonic() - started
+    job = settled(rt, lib.id, "watch")
+    assert job.scope == ("album0/new.flac",)
+    assert elapsed >= SETTLE
+
+
+def test_a_growing_file_is_indexed_only_once_it_stopped_growing(
+    watching: Callable[..., scanguard.Runtime], library: Path
+) -> None:
+    rt = watching(max_delay=0.4)  # shorter than the write: max_delay alone would index it half-written
+    lib = rt.add_library(library)
+    settled(rt, lib.id)
+    target = library / "big.flac"
+    steps, chunk = 30, b"y" * 1000
+    done = threading.Event()
+
+    def writer() -> None:
+        with target.open("wb") as fh:
+            for _ in range(steps):
+                fh.write(chunk)
+                fh.flush()
+                done.wait(0.05)
+        done.set()
+
+    seen: list[int] = []
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while not done.is_set():
+            size = files(rt, lib.id).get("big.flac")
+            if size is not None:
+                seen.append(size)
+            done.wait(0.02)
+    finally:
+        thread.join(10)
+    wait_for(lambda: files(rt, lib.id).get("big.flac") == steps * len(chunk), SLACK, "the whole file indexed")
+    assert not seen, f"indexed while still growing, at sizes {seen}"
+
+
+def test_paths_changed_while_a_job_runs_wait_and_go_into_the_next_job(
+    runtime_factory: Callable[..., scanguard.Runtime],
+    make_config: Callable[..., scanguard.Config],
+    library: Path,
+) -> None:
+    gate = ProcessorGate(["album1/t1.flac"])
+    rt = runtime_factory(make_config(watch=WATCH), processor=gate)
+    try:
+        lib = rt.add_library(library)
+        gate.next_hit()  # the catch-up scan is held inside the library
+        write(library / "album2" / "late.flac")
+        waiting = wait_for(
+            lambda: rt.get_library(lib.id).watch.pending, SETTLE + SLACK, "the change waiting for the job"
+        )
+        assert waiting == 1
+    finally:
+        gate.open_all()
+    job = settled(rt, lib.id, "watch")
+    assert job.scope == ("album2/late.flac",)
+    assert "album2/late.flac" in files(rt, lib.id)
+    assert rt.get_library(lib.id).watch.pending == 0
+
+
+def test_waiting_paths_survive_a_restart_and_are_scanned_after_it(
+    runtime_factory: Callable[..., scanguard.Runtime],
+    make_config: Callable[..., scanguard.Config],
+    library: Path,
+    db_query: Callable[[str, str], list[tuple[Any, ...]]],
+) -> None:
+    config = make_config(watch=WATCH)
+    gate = ProcessorGate(["album1/t1.flac"])
+    rt = runtime_factory(config, processor=gate)
+    lib = rt.add_library(library)
+    gate.next_hit()
+    write(library / "album2" / "late.flac")
+    wait_for(lambda: rt.get_library(lib.id).watch.pending, SETTLE + SLACK, "the change waiting")
+    rt.stop()  # the held job is paused `shutdown`; the waiting path stays in the database
+    gate.open_all()
+    assert db_query(config.database.url, "SELECT path FROM watch_pending") == [("album2/late.flac",)]
+    rt2 = runtime_factory(config)
+    assert rt2.get_library(lib.id).watch.pending == 1
+    paused = next(j for j in jobs(rt2, lib.id) if j.status == "paused")
+    rt2.resume_scan(paused.id)
+    wait_for(lambda: "album2/late.flac" in files(rt2, lib.id), 30, "the waiting path scanned")
+    wait_for(lambda: rt2.get_library(lib.id).watch.pending == 0, 30, "nothing left waiting")
+
+
+def test_a_folder_created_with_files_already_inside_loses_none(
+    watching: Callable[..., scanguard.Runtime], library: Path, tmp_path: Path
+) -> None:
+    rt = watching()
+    lib = rt.add_library(library)
+    settled(rt, lib.id)
+    expected = {f"new/a/b/c/{i}.flac" for i in range(5)} | {"new/a/top.flac"}
+    for rel in sorted(expected):  # mkdir -p, then the files at once: before any watch exists below new/
+        write(library / rel)
+    outside = tmp_path / "outside" / "copied"
+    for i in range(4):
+        write(outside / "cd1" / f"{i}.flac")
+    shutil.copytree(outside, library / "copied")  # cp -r
+    expected |= {f"copied/cd1/{i}.flac" for i in range(4)}
+    wait_for(lambda: expected <= set(files(rt, lib.id)), SLACK * 2, "every file of the new folders indexed")
+
+
+def test_a_folder_moved_in_from_outside_is_indexed_whole(
+    watching: Callable[..., scanguard.Runtime], library: Path, tmp_path: Path
+) -> None:
+    rt = watching()
+    lib = rt.add_library(library)
+    settled(rt, lib.id)
+    outside = tmp_path / "incoming" / "album9"
+    for i in range(6):
+        write(outside / "disc" / f"{i}.flac")
+    os.rename(outside, library / "album9")  # mv from outside the library (same filesystem)
+    expected = {f"album9/disc/{i}.flac" for i in range(6)}
+    wait_for(lambda: expected <= set(files(rt, lib.id)), SLACK * 2, "the moved-in folder indexed")
+    job = settled(rt, lib.id, "watch")
+    assert job.scope == ("album9",)
+    write(library / "album9" / "disc" / "later.flac")  # and it is watched from now on
+    wait_for(lambda: "album9/disc/later.flac" in files(rt, lib.id), SLACK, "a file added to it later")
+
+
+def test_a_renamed_folder_goes_into_one_job_with_both_sides(
+    watching: Callable[..., scanguard.Runtime], library: Path
+) -> None:
+    rt = watching()
+    lib = rt.add_library(library)
+    settled(rt, lib.id)
+    os.rename(library / "album1", library / "renamed")
+    wait_for(lambda: "renamed/t1.flac" in files(rt, lib.id), SLACK, "the renamed folder indexed")
+    job = settled(rt, lib.id, "watch")
+    assert set(job.scope) == {"album1", "renamed"}
+    assert "album1/t1.flac" not in files(rt, lib.id)
+    write(library / "renamed" / "more.flac")  # its watch followed the rename
+    wait_for(lambda: "renamed/more.flac" in files(rt, lib.id), SLACK, "a file added after the rename")
+
+
+def test_more_folders_than_max_watches_polls_with_watch_limit_then_recovers(
+    watching: Callable[..., scanguard.Runtime], tmp_path: Path
+) -> None:
+    root = tmp_path / "many"
+    for i in range(5):
+        write(root / f"f{i}" / "a.flac")
+    rt = watching(max_watches=3, poll_interval=0.5)  # the root and 4 more folders need 6
+    lib = rt.add_library(root)
+    wait_for(lambda: rt.get_library(lib.id).watch.state == "polling", SLACK, "polling")
+    watch = rt.get_library(lib.id).watch
+    assert watch.reason == "watch_limit"
+    assert watch.message is not None
+    assert "fs.inotify.max_user_watches" in watch.message
+    degraded = [e for e in watch_events(rt, lib.id) if e.kind == "watch.degraded"]
+    assert degraded
+    assert degraded[0].data["reason"] == "watch_limit"
+    assert "fs.inotify.max_user_watches" in degraded[0].data["message"]
+    settled(rt, lib.id)  # the catch-up scan on entering polling
+    write(root / "f0" / "polled.flac")  # polling still follows the disk, by scanning
+    wait_for(lambda: "f0/polled.flac" in files(rt, lib.id), SLACK, "a change found by a poll scan")
+    assert any(j.trigger == "poll" for j in jobs(rt, lib.id))
+    for i in range(3):
+        shutil.rmtree(root / f"f{i}")  # now 3 folders: within the limit at the next re-arm
+    wait_for(lambda: rt.get_library(lib.id).watch.state == "watching", SLACK * 2, "watching again")
+    assert any(e.kind == "watch.recovered" for e in watch_events(rt, lib.id))
+
+
+def test_a_library_on_a_network_filesystem_is_polled(
+    runtime_factory: Callable[..., scanguard.Runtime],
+    make_config: Callable[..., scanguard.Config],
+    library: Path,
+) -> None:
+    rt = runtime_factory(make_config(watch={**WATCH, "poll_interval": 0.5}), watch=False)
+    keeper = WatchKeeper.start(
+        WatchParts(rt.config, rt.store, rt.metrics, scan_of(rt), fs_type=lambda _p: "nfs4")
+    )
+    try:
+        lib = rt.add_library(library)
+        keeper.tell(Sync())
+        wait_for(lambda: rt.get_library(lib.id).watch.state == "polling", SLACK, "polling")
+        assert rt.get_library(lib.id).watch.reason == "network_filesystem"
+        settled(rt, lib.id)
+        write(library / "album0" / "remote.flac")
+        wait_for(lambda: "album0/remote.flac" in files(rt, lib.id), SLACK, "a change found by a poll scan")
+        assert any(j.trigger == "poll" for j in jobs(rt, lib.id))
+    finally:
+        keeper.stop()
+
+
+class SyscallFaults(InotifySource):
+    """inotify, but inotify_add_watch fails with ENOSPC while `enospc` is set; events can be injected."""
+
+    enospc = threading.Event()
+    injected: list[RawEvent] = []  # noqa: RUF012 - one list shared by the test and the source it made
+
+    def _add(self, path: str) -> int:
+        if self.enospc.is_set():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super()._add(path)
+
+    def read(self, timeout: float) -> list[RawEvent]:
+        if self.injected:
+            events, self.injected[:] = list(self.injected), []
+            return events
+        return super().read(timeout)
+
+
+def scan_of(rt: scanguard.Runtime) -> Callable[[int, tuple[str, ...] | None, str], Job]:
+    def start(library_id: int, paths: tuple[str, ...] | None, trigger: str) -> Job:
+        return rt.start_scan(library_id, paths=None if paths is None else list(paths), trigger=trigger)
+
+    return start
+
+
+@pytest.fixture
+def faulty(
+    runtime_factory: Callable[..., scanguard.Runtime], make_config: Callable[..., scanguard.Config]
+) -> Iterator[tuple[scanguard.Runtime, Any]]:
+    """A runtime without its own watchers, and a keeper whose watchers read SyscallFaults sources."""
+    SyscallFaults.enospc.clear()
+    SyscallFaults.injected.clear()
+    rt = runtime_factory(make_config(watch=WATCH), watch=False)
+    keeper = WatchKeeper.start(
+        WatchParts(rt.config, rt.store, rt.metrics, scan_of(rt), source_factory=SyscallFaults)
+    )
+    yield rt, keeper
+    keeper.stop()
+    SyscallFaults.enospc.clear()
+
+
+def test_enospc_from_inotify_add_watch_polls_and_rearms_with_backoff(
+    faulty: tuple[scanguard.Runtime, Any], library: Path
+) -> None:
+    rt, keeper = faulty
+    SyscallFaults.enospc.set()
+    lib = rt.add_library(library)
+    keeper.tell(Sync())
+    wait_for(lambda: rt.get_library(lib.id).watch.reason == "watch_limit", SLACK, "watch_limit")
+    assert rt.get_library(lib.id).watch.state == "polling"
+    assert "fs.inotify.max_user_watches" in (rt.get_library(lib.id).watch.message or "")
+    SyscallFaults.enospc.clear()  # the limit raised: the next re-arm succeeds
+    wait_for(lambda: rt.get_library(lib.id).watch.state == "watching", SLACK, "watching again")
+    kinds = [e.kind for e in watch_events(rt, lib.id)]
+    assert kinds.count("watch.degraded") == 1
+    assert kinds[-1] == "watch.recovered"
+    assert rt.metrics.watch_fallbacks.labels("watch_limit")._value.get() == 1
+
+
+def test_an_event_queue_overflow_scans_the_whole_library_and_recovers(
+    faulty: tuple[scanguard.Runtime, Any], library: Path
+) -> None:
+    rt, keeper = faulty
+    lib = rt.add_library(library)
+    keeper.tell(Sync())
+    settled(rt, lib.id)
+    write(library / "album0" / "lost.flac")  # as if its event had been lost in the overflow
+    SyscallFaults.injected.append(RawEvent(-1, OVERFLOW))
+    wait_for(lambda: "album0/lost.flac" in files(rt, lib.id), SLACK, "the whole catch-up scan")
+    catch_ups = [j for j in jobs(rt, lib.id) if j.trigger == "catch_up"]
+    assert len(catch_ups) == 2
+    assert catch_ups[-1].scope == ()
+    events = watch_events(rt, lib.id)
+    wait_for(lambda: any(e.kind == "watch.recovered" for e in watch_events(rt, lib.id)), SLACK, "recovered")
+    events = watch_events(rt, lib.id)
+    assert [(e.kind, e.data["reason"]) for e in events] == [
+        ("watch.degraded", "overflow"),
+        ("watch.recovered", "overflow"),
+    ]
+    assert rt.get_library(lib.id).watch.state == "watching"
+
+
+def test_a_crashed_watcher_is_restarted_with_a_catch_up_scan(
+    faulty: tuple[scanguard.Runtime, Any], library: Path
+) -> None:
+    rt, keeper = faulty
+    lib = rt.add_library(library)
+    keeper.tell(Sync())
+    settled(rt, lib.id)
+    first = keeper.ask(WatcherOf(lib.id))
+    first.tell(Crash())
+    wait_for(lambda: any(e.kind == "watch.recovered" for e in watch_events(rt, lib.id)), SLACK, "restarted")
+    second = keeper.ask(WatcherOf(lib.id))
+    assert second is not None
+    assert second != first
+    assert not first.is_alive()
+    kinds = [(e.kind, e.data.get("reason")) for e in watch_events(rt, lib.id)]
+    assert kinds == [("watch.degraded", "crashed"), ("watch.recovered", "crashed")]
+    wait_for(lambda: len([j for j in jobs(rt, lib.id) if j.trigger == "catch_up"]) == 2, SLACK, "a catch-up")
+    write(library / "after.flac")  # and it watches again
+    wait_for(lambda: "after.flac" in files(rt, lib.id), SLACK, "a change after the restart")
+
+
+def test_a_root_that_goes_away_is_unavailable_with_nothing_missing_until_it_is_back(
+    watching: Callable[..., scanguard.Runtime], library: Path, tmp_path: Path
+) -> None:
+    rt = watching()
+    lib = rt.add_library(library)
+    settled(rt, lib.id)
+    before = files(rt, lib.id)
+    count = len(jobs(rt, lib.id))
+    away = tmp_path / "away"
+    os.rename(library, away)  # unmounted, renamed, deleted: the root is not there
+    wait_for(lambda: rt.get_library(lib.id).watch.state == "unavailable", SLACK, "unavailable")
+    assert rt.get_library(lib.id).watch.reason == "root_unavailable"
+    write(away / "album0" / "while_away.flac")
+    time.sleep(SETTLE * 5)
+    assert len(jobs(rt, lib.id)) == count
+    assert files(rt, lib.id) == before
+    os.rename(away, library)
+    wait_for(lambda: rt.get_library(lib.id).watch.state == "watching", SLACK, "watching again")
+    wait_for(lambda: "album0/while_away.flac" in files(rt, lib.id), SLACK, "the catch-up scan")
+    kinds = [(e.kind, e.data.get("reason")) for e in watch_events(rt, lib.id)]
+    assert kinds == [("watch.degraded", "root_unavailable"), ("watch.recovered", "root_unavailable")]
+
+
+def test_switching_watch_off_stops_the_watcher_and_on_starts_it_with_a_catch_up(
+    watching: Callable[..., scanguard.Runtime], library: Path
+) -> None:
+    rt = watching()
+    lib = rt.add_library(library)
+    settled(rt, lib.id)
+    off = rt.set_watch(lib.id, False)
+    assert off.watch.enabled is False
+    assert off.watch.state == "off"
+    wait_for(lambda: rt.get_library(lib.id).watch.state == "off", SLACK, "off")
+    write(library / "unwatched.flac")
+    count = len(jobs(rt, lib.id))
+    time.sleep(SETTLE * 5)
+    assert len(jobs(rt, lib.id)) == count
+    rt.set_watch(lib.id, True)
+    wait_for(lambda: "unwatched.flac" in files(rt, lib.id), SLACK, "the catch-up scan after switching on")
+    assert rt.get_library(lib.id).watch.state == "watching"
