@@ -39,7 +39,7 @@ def run_scan(
     progress: bool = True,
     retry_failed: bool = False,
 ) -> int:
-    with Runtime.start(cfg) as rt:
+    with Runtime.start(cfg, watch=False) as rt:  # one scan, then gone: no watchers
         job = _job_for(rt, path, kind, retry_failed=retry_failed)
         print(f"job {job.id}: scanning {path}", file=sys.stderr)
         changed = threading.Event()

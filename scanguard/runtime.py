@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -132,18 +132,27 @@ class Runtime:
         runtime = cls(config, processor=processor, fs=fs, loop=loop)
         runtime._start(passive)
         if watch and not passive:
-            runtime._watch()
+            runtime.watch()
         return runtime
 
-    def _watch(self) -> None:
-        """Start the WatchKeeper: a watcher per library whose watch is on, restarted with backoff."""
+    def watch(self, library_ids: Collection[int] | None = None) -> None:
+        """Watch every library whose `watch` is on (or only these ones): a watcher each, restarted with
+        backoff by the WatchKeeper (Runtime.start does this unless told `watch=False`)."""
         from scanguard.actors.watcher import WatchKeeper, WatchParts  # noqa: PLC0415 - not for one-shot scans
+
+        if not self._running or self._supervisor is None:
+            raise RuntimeStopped()
+        if self._watchers is not None:
+            return
 
         def start(library_id: int, paths: tuple[str, ...] | None, trigger: str) -> Job:
             return self.start_scan(library_id, paths=None if paths is None else list(paths), trigger=trigger)
 
+        only = None if library_ids is None else frozenset(library_ids)
         try:
-            self._watchers = WatchKeeper.start(WatchParts(self.config, self.store, self.metrics, start))
+            self._watchers = WatchKeeper.start(
+                WatchParts(self.config, self.store, self.metrics, start, only=only)
+            )
         except Exception:
             self.stop()
             raise

@@ -54,6 +54,7 @@ class WatchParts:
     source_factory: Callable[[], EventSource] = InotifySource
     fs_type: Callable[[str], str] = filesystem_type
     clock: Callable[[], float] = time.monotonic
+    only: frozenset[int] | None = None  # watch only these libraries (`scanguard watch PATH`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,7 +554,12 @@ class WatchKeeper(Answering):
         except ScanguardError as exc:
             log.warning("watch.sync_failed", error=str(exc))
             return
-        wanted = {library.id: library for library in libraries if library.watch.enabled}
+        only = self.parts.only
+        wanted = {
+            library.id: library
+            for library in libraries
+            if library.watch.enabled and (only is None or library.id in only)
+        }
         for library_id in [lid for lid in self._watchers if lid not in wanted]:
             ref, _ = self._watchers.pop(library_id)
             ref.stop(block=False)
