@@ -91,7 +91,7 @@ def library(tmp_path: Path) -> Path:
 
 
 def test_a_created_file_is_indexed_by_a_watch_job_within_settle(
-    watching: Callable[..., scanguard.Runtime], library: Path
+    watching: Callable[..., scanguard.Runtime], library: Path, db_url: str
 ) -> None:
     rt = watching()
     lib = rt.add_library(library)
@@ -168,6 +168,7 @@ def test_waiting_paths_survive_a_restart_and_are_scanned_after_it(
     make_config: Callable[..., scanguard.Config],
     library: Path,
     db_query: Callable[[str, str], list[tuple[Any, ...]]],
+    db_url: str,
 ) -> None:
     config = make_config(watch=WATCH)
     gate = ProcessorGate(["album1/t1.flac"])
@@ -429,3 +430,37 @@ def test_switching_watch_off_stops_the_watcher_and_on_starts_it_with_a_catch_up(
     rt.set_watch(lib.id, True)
     wait_for(lambda: "unwatched.flac" in files(rt, lib.id), SLACK, "the catch-up scan after switching on")
     assert rt.get_library(lib.id).watch.state == "watching"
+
+
+@pytest.mark.postgres
+def test_two_instances_watch_a_library_once_and_the_survivor_takes_it_over(
+    runtime_factory: Callable[..., scanguard.Runtime],
+    make_config: Callable[..., scanguard.Config],
+    pg_url: str,
+    library: Path,
+    db_query: Callable[[str, str], list[tuple[Any, ...]]],
+) -> None:
+    config = make_config(watch=WATCH)
+    first, second = runtime_factory(config), runtime_factory(config)
+    lib = first.add_library(library)
+    wait_for(lambda: first.get_library(lib.id).watch.state == "watching", SLACK, "watching")
+    settled(first, lib.id)
+    [(owner,)] = db_query(pg_url, "SELECT watch_owner FROM libraries")
+    assert owner in (first.instance, second.instance)
+    wait_for(lambda: second.get_library(lib.id).watch.enabled, SLACK, "both instances know the library")
+    write(library / "album0" / "once.flac")
+    wait_for(lambda: "album0/once.flac" in files(first, lib.id), SLACK, "the change indexed")
+    settled(first, lib.id, "watch")
+    time.sleep(SETTLE * 5)  # proving that the other instance does not scan the same change again
+    assert [j.trigger for j in jobs(first, lib.id)] == ["catch_up", "watch"]
+
+    holder, survivor = (first, second) if owner == first.instance else (second, first)
+    holder.stop()  # a clean stop gives the lease back: the survivor claims it at its next renewal
+    wait_for(
+        lambda: db_query(pg_url, "SELECT watch_owner FROM libraries") == [(survivor.instance,)],
+        config.safeguards.lease_ttl + SLACK,
+        "the survivor holding the watch",
+    )
+    wait_for(lambda: survivor.get_library(lib.id).watch.state == "watching", SLACK, "watching again")
+    write(library / "album1" / "after.flac")
+    wait_for(lambda: "album1/after.flac" in files(survivor, lib.id), SLACK * 2, "a change after the handover")
