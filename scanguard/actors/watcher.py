@@ -31,7 +31,7 @@ from scanguard.errors import (
 from scanguard.metrics import Metrics
 from scanguard.records import WATCH_STATES, Job, Library, WatchState
 from scanguard.store.seam import Store
-from scanguard.watching.coalesce import Coalescer, file_size
+from scanguard.watching.coalesce import Coalescer, bounded_scope, file_size
 from scanguard.watching.fstype import filesystem_type, is_network
 from scanguard.watching.source import LIMIT_MESSAGE, EventSource, InotifySource, RawEvent
 from scanguard.watching.tree import WatchTree
@@ -392,7 +392,7 @@ class Watcher(Answering):
             return
         if self._want is None and self._pending == 0:
             return
-        trigger, paths = self._want, None
+        trigger, paths, scope = self._want, None, None
         upto = datetime.now(UTC)
         try:
             if trigger is None:
@@ -402,7 +402,8 @@ class Watcher(Answering):
                     return
                 trigger = "poll" if self.state == "polling" else "watch"
                 paths = waiting if len(waiting) <= self.cfg.max_pending else None
-            job = self.parts.start_scan(self.library_id, paths, trigger)
+            scope = None if paths is None else bounded_scope(paths)
+            job = self.parts.start_scan(self.library_id, scope, trigger)
         except LibraryBusy:
             self._next_try = now + self.cfg.settle  # a job runs: the paths wait for the next one
             return
@@ -422,6 +423,7 @@ class Watcher(Answering):
             job_id=job.id,
             trigger=trigger,
             paths=None if paths is None else len(paths),
+            scope=None if scope is None else len(scope),
         )
         self._want = None
         try:

@@ -74,3 +74,19 @@ class Coalescer:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+SCOPE_LIMIT = 100
+"""At most this many paths in one watch job's scope (the API's own limit for a scoped scan)."""
+
+
+def bounded_scope(paths: Iterable[str], limit: int = SCOPE_LIMIT) -> tuple[str, ...] | None:
+    """The changed paths as a job's scope of at most `limit` paths: while there are more, each is replaced
+    by its folder (many changes in one folder scan that folder); None when only the whole library is left."""
+    scope = sorted(set(paths))
+    while len(scope) > limit:
+        parents = sorted({path.rpartition("/")[0] for path in scope})
+        if "" in parents:
+            return None
+        scope = parents
+    return tuple(scope)

@@ -464,3 +464,21 @@ def test_two_instances_watch_a_library_once_and_the_survivor_takes_it_over(
     wait_for(lambda: survivor.get_library(lib.id).watch.state == "watching", SLACK, "watching again")
     write(library / "album1" / "after.flac")
     wait_for(lambda: "album1/after.flac" in files(survivor, lib.id), SLACK * 2, "a change after the handover")
+
+
+def test_a_storm_of_files_ends_exact_with_every_job_scope_bounded(
+    watching: Callable[..., scanguard.Runtime], library: Path
+) -> None:
+    rt = watching()
+    lib = rt.add_library(library)
+    settled(rt, lib.id)
+    expected = set(files(rt, lib.id))
+    for i in range(300):  # more paths than one scope may hold, fewer than max_pending
+        rel = f"storm{i // 100}/t{i:03d}.flac"
+        write(library / rel)
+        expected.add(rel)
+    wait_for(lambda: set(files(rt, lib.id)) == expected, SLACK * 4, "the storm indexed exactly")
+    watch_jobs = [j for j in jobs(rt, lib.id) if j.trigger == "watch"]
+    assert watch_jobs
+    assert all(0 < len(j.scope) <= 100 for j in watch_jobs)
+    assert all(j.status == "completed" for j in watch_jobs)

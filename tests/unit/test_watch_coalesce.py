@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanguard.watching.coalesce import Coalescer
+from scanguard.watching.coalesce import Coalescer, bounded_scope
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -75,3 +75,12 @@ def test_a_file_rewritten_in_place_at_the_same_size_is_handed_on_after_max_delay
         handed = c.due(now)
     assert handed == ["tags.flac"]
     assert now == pytest.approx(2.0)
+
+
+def test_a_scope_of_more_paths_than_the_limit_is_narrowed_to_their_folders() -> None:
+    few = ["a/1.flac", "b/2.flac"]
+    assert bounded_scope(few, limit=2) == ("a/1.flac", "b/2.flac")
+    many = [f"artist/album{i // 10}/{i}.flac" for i in range(50)]
+    assert bounded_scope(many, limit=10) == tuple(f"artist/album{i}" for i in range(5))
+    assert bounded_scope(many, limit=3) == ("artist",)
+    assert bounded_scope([f"{i}.flac" for i in range(5)], limit=3) is None  # only the root is left
