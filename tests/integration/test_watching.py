@@ -263,6 +263,9 @@ def test_more_folders_than_max_watches_polls_with_watch_limit_then_recovers(
         shutil.rmtree(root / f"f{i}")  # now 3 folders: within the limit at the next re-arm
     wait_for(lambda: rt.get_library(lib.id).watch.state == "watching", SLACK * 2, "watching again")
     assert any(e.kind == "watch.recovered" for e in watch_events(rt, lib.id))
+    watching_now = rt.safeguard_status()["watching"]
+    assert watching_now["libraries"]["watching"] == 1
+    assert watching_now["fallbacks"] == {"watch_limit": 1.0}
 
 
 def test_a_library_on_a_network_filesystem_is_polled(
