@@ -3,7 +3,7 @@ index is exact, and what a 10,000-folder library holds (kernel watches, RSS).
 
     python bench/watch.py                       # settle 1s, 20 single files, a 20,000-file storm, 10,000 folders
     python bench/watch.py --settle 5            # the default settle (the goal: median <= settle + 0.5 s)
-    python bench/watch.py --storm 5000 --folders 2000   # quicker
+    python bench/watch.py --storm 5000 --folders 2000   # quicker (0 skips a part)
 
 Each part runs an in-process Runtime watching a fresh library in a temporary directory (SQLite file):
 - latency: after the catch-up scan, one file at a time is created; the time until its row is present in
@@ -68,7 +68,12 @@ def _wait(check: object, timeout: float, what: str) -> None:
 
 def _watching(rt: scanguard.Runtime, library_id: int) -> None:
     _wait(lambda: rt.get_library(library_id).watch.state == "watching", 120, "watching")
-    _wait(lambda: not rt.current_jobs(), 600, "the catch-up scan")
+    _wait(
+        lambda: any(j.status == "completed" for j in rt.list_jobs(library_id=library_id).items),
+        600,
+        "the catch-up scan",
+    )
+    _wait(lambda: not rt.current_jobs(), 600, "an idle library")
 
 
 def latency(settle: float, count: int) -> list[float]:
@@ -165,6 +170,8 @@ def main() -> int:
     print(
         f"storm: {args.storm} files in {args.storm // 100} new folders: {rate:.0f} files/s until exact, {jobs} jobs"
     )
+    if not args.folders:
+        return 0
     watches, rss = folders(args.folders)
     print(
         f"folders: {args.folders} folders (+{args.folders // 100 + 1} parents): {watches} inotify watches, RSS +{rss:.1f} MiB"

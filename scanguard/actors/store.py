@@ -234,6 +234,9 @@ class StoreClient(Store):
 
     # ---- watching ---------------------------------------------------------------------------
 
+    def watched_libraries(self) -> tuple[Library, ...]:
+        return self._db.read("watched_libraries", watch.watched_libraries)
+
     def claim_watch(self, library_id: int, ttl: float) -> bool:
         return self._write("claim_watch", watch.claim_watch, library_id, ttl)
 

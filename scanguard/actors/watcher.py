@@ -125,7 +125,8 @@ class Watcher(Answering):
     def on_start(self) -> None:
         try:
             self._source = self.parts.source_factory()
-        except OSError as exc:  # EMFILE: fs.inotify.max_user_instances reached; polled instead
+        except (OSError, AttributeError) as exc:  # EMFILE (fs.inotify.max_user_instances), or no inotify
+            # in this libc (not Linux): polled instead
             log.warning("watch.no_inotify", library_id=self.library_id, error=str(exc))
         else:
             self._tree = WatchTree(self._source, self.root, self.cfg.max_watches)
@@ -492,6 +493,11 @@ class _Restart:
     library_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """The periodic Sync (other instances' switches and libraries), every lease_ttl / 3."""
+
+
 class WatchKeeper(Answering):
     """Owns this process's watchers: one per library whose watch is on; a crashed one is restarted with
     backoff (and starts with a catch_up scan, as every watcher does)."""
@@ -506,7 +512,7 @@ class WatchKeeper(Answering):
         self._timers: weakref.WeakSet[threading.Timer] = weakref.WeakSet()
 
     def on_start(self) -> None:
-        self.actor_ref.tell(Sync())
+        self.actor_ref.tell(_Tick())
 
     def on_stop(self) -> None:
         for timer in list(self._timers):
@@ -525,6 +531,9 @@ class WatchKeeper(Answering):
     def on_receive(self, message: Any) -> Any:
         match message:
             case Sync():
+                self._sync()
+            case _Tick():
+                self._later(self.sync_interval, _Tick())
                 self._sync()
             case WatcherDown(library_id, ref, error):
                 self._down(library_id, ref, error)
@@ -550,9 +559,8 @@ class WatchKeeper(Answering):
         timer.start()
 
     def _sync(self) -> None:
-        self._later(self.sync_interval, Sync())
         try:
-            libraries = self.parts.store.list_libraries()
+            libraries = self.parts.store.watched_libraries()
         except ScanguardError as exc:
             log.warning("watch.sync_failed", error=str(exc))
             return

@@ -111,6 +111,10 @@ class Store(Protocol):
 
     # ---- watching (DESIGN §12) -----------------------------------------------------------------
 
+    def watched_libraries(self) -> tuple[Library, ...]:
+        """The libraries whose watch is on (without their file counts)."""
+        ...
+
     def claim_watch(self, library_id: int, ttl: float) -> bool:
         """Hold or renew this instance's watch lease on the library; False while another holds it."""
         ...

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from scanguard.records import Library
 from scanguard.store.catalog import get_library
 from scanguard.store.tables import libraries, watch_pending
-from scanguard.store.tx import Tx
+from scanguard.store.tx import Tx, library_from_row
 
 CHUNK = 500  # paths per statement (SQLite's bound-parameter limit, PostgreSQL's statement size)
 
@@ -24,6 +24,14 @@ def set_library_watch(tx: Tx, library_id: int, enabled: bool) -> Library:
         tx.conn.execute(libraries.update().where(libraries.c.id == library_id).values(watch=enabled))
         tx.event("library.watch_changed", library_id=library_id, watch=enabled)
     return get_library(tx, library_id)
+
+
+def watched_libraries(tx: Tx) -> tuple[Library, ...]:
+    """The libraries whose watch is on, without their counts (the keeper's frequent, cheap read)."""
+    rows = tx.conn.execute(
+        sa.select(libraries).where(libraries.c.watch.is_(sa.true())).order_by(libraries.c.id)
+    )
+    return tuple(library_from_row(r, now=tx.now) for r in rows)
 
 
 def claim_watch(tx: Tx, library_id: int, ttl: float) -> bool:
