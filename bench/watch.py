@@ -166,16 +166,14 @@ def main() -> int:
         f"latency: settle {args.settle:g}s, {len(times)} files: median {median:.3f}s, max {max(times):.3f}s "
         f"(goal <= settle + 0.5 = {args.settle + 0.5:g}s: {'met' if median <= args.settle + 0.5 else 'missed'})"
     )
-    rate, jobs = storm(args.settle, args.storm)
-    print(
-        f"storm: {args.storm} files in {args.storm // 100} new folders: {rate:.0f} files/s until exact, {jobs} jobs"
-    )
-    if not args.folders:
-        return 0
-    watches, rss = folders(args.folders)
-    print(
-        f"folders: {args.folders} folders (+{args.folders // 100 + 1} parents): {watches} inotify watches, RSS +{rss:.1f} MiB"
-    )
+    if args.storm:
+        rate, jobs = storm(args.settle, args.storm)
+        print(
+            f"storm: {args.storm} files in {args.storm // 100} new folders: {rate:.0f} files/s until exact, {jobs} jobs"
+        )
+    if args.folders:
+        watches, rss = folders(args.folders)
+        print(f"folders: {args.folders} folders: {watches} inotify watches held, RSS +{rss:.1f} MiB")
     return 0
 
 
