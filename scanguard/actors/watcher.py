@@ -166,11 +166,12 @@ class Watcher(Answering):
         """The reader thread: a blocking read with a timeout (so a stop is honoured), told to the actor."""
         ref, source = self.actor_ref, self._source
         while not self._closing.is_set():
-            if source is None:  # no inotify instance: ticks only (polling)
-                self._closing.wait(self.tick)
-                events: list[RawEvent] = []
+            events: list[RawEvent] = []
             try:
-                events = source.read(self.tick) if source is not None else []
+                if source is None:  # no inotify instance: ticks only (the library is polled)
+                    self._closing.wait(self.tick)
+                else:
+                    events = source.read(self.tick)
             except Exception as exc:  # noqa: BLE001 - any reader fault reaches the watcher, then its keeper
                 if not self._closing.is_set():
                     with contextlib.suppress(pykka.ActorDeadError):

@@ -4,6 +4,7 @@ but never while its size still changes (a file being written is never indexed ha
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ def file_size(path: str) -> int | None:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
-    return st.st_size if not os.path.isdir(path) else None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 @dataclass(slots=True)

@@ -294,6 +294,7 @@ class SyscallFaults(InotifySource):
     """inotify, but inotify_add_watch fails with ENOSPC while `enospc` is set; events can be injected."""
 
     enospc = threading.Event()
+    broken = threading.Event()  # the next read fails (once), killing the reader thread
     injected: list[RawEvent] = []  # noqa: RUF012 - one list shared by the test and the source it made
 
     def _add(self, path: str) -> int:
@@ -302,6 +303,9 @@ class SyscallFaults(InotifySource):
         return super()._add(path)
 
     def read(self, timeout: float) -> list[RawEvent]:
+        if self.broken.is_set():
+            self.broken.clear()
+            raise OSError(errno.EBADF, "the inotify descriptor went bad")
         if self.injected:
             events, self.injected[:] = list(self.injected), []
             return events
@@ -321,6 +325,7 @@ def faulty(
 ) -> Iterator[tuple[scanguard.Runtime, Any]]:
     """A runtime without its own watchers, and a keeper whose watchers read SyscallFaults sources."""
     SyscallFaults.enospc.clear()
+    SyscallFaults.broken.clear()
     SyscallFaults.injected.clear()
     rt = runtime_factory(make_config(watch=WATCH), watch=False)
     keeper = WatchKeeper.start(
@@ -390,6 +395,22 @@ def test_a_crashed_watcher_is_restarted_with_a_catch_up_scan(
     assert kinds == [("watch.degraded", "crashed"), ("watch.recovered", "crashed")]
     wait_for(lambda: len([j for j in jobs(rt, lib.id) if j.trigger == "catch_up"]) == 2, SLACK, "a catch-up")
     write(library / "after.flac")  # and it watches again
+    wait_for(lambda: "after.flac" in files(rt, lib.id), SLACK, "a change after the restart")
+
+
+def test_a_failing_event_reader_reaches_the_keeper_which_restarts_the_watcher(
+    faulty: tuple[scanguard.Runtime, Any], library: Path
+) -> None:
+    rt, keeper = faulty
+    lib = rt.add_library(library)
+    keeper.tell(Sync())
+    settled(rt, lib.id)
+    SyscallFaults.broken.set()
+    wait_for(lambda: any(e.kind == "watch.recovered" for e in watch_events(rt, lib.id)), SLACK, "restarted")
+    [degraded] = [e for e in watch_events(rt, lib.id) if e.kind == "watch.degraded"]
+    assert degraded.data["reason"] == "crashed"
+    assert "the inotify descriptor went bad" in degraded.data["message"]
+    write(library / "after.flac")
     wait_for(lambda: "after.flac" in files(rt, lib.id), SLACK, "a change after the restart")
 
 
