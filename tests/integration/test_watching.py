@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -138,6 +139,21 @@ def test_a_growing_file_is_indexed_only_once_it_stopped_growing(
         thread.join(10)
     wait_for(lambda: files(rt, lib.id).get("big.flac") == steps * len(chunk), SLACK, "the whole file indexed")
     assert not seen, f"indexed while still growing, at sizes {seen}"
+
+
+def test_more_changed_paths_than_max_pending_become_one_whole_library_scan(
+    watching: Callable[..., scanguard.Runtime], library: Path
+) -> None:
+    rt = watching(max_pending=5)
+    lib = rt.add_library(library)
+    settled(rt, lib.id)
+    expected = set(files(rt, lib.id))
+    for i in range(12):
+        write(library / f"many/{i:02d}.flac")
+        expected.add(f"many/{i:02d}.flac")
+    wait_for(lambda: set(files(rt, lib.id)) == expected, SLACK, "every file indexed")
+    settled(rt, lib.id, "watch")
+    assert any(j.trigger == "watch" and j.scope == () for j in jobs(rt, lib.id))
 
 
 def test_paths_changed_while_a_job_runs_wait_and_go_into_the_next_job(
@@ -435,6 +451,49 @@ def test_a_root_that_goes_away_is_unavailable_with_nothing_missing_until_it_is_b
     wait_for(lambda: "album0/while_away.flac" in files(rt, lib.id), SLACK, "the catch-up scan")
     kinds = [(e.kind, e.data.get("reason")) for e in watch_events(rt, lib.id)]
     assert kinds == [("watch.degraded", "root_unavailable"), ("watch.recovered", "root_unavailable")]
+
+
+def _mount_tmpfs(path: Path) -> str | None:
+    """Mount a tmpfs there; why not, or None."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return "mounting a tmpfs needs root and mount(8)"
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "tmpfs", str(path)], capture_output=True, text=True, check=False
+    )
+    return None if done.returncode == 0 else f"mount -t tmpfs failed: {done.stderr.strip()[:200]}"
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], capture_output=True, check=False)
+
+
+def test_an_unmounted_root_is_unavailable_with_nothing_missing_and_watched_again_when_mounted(
+    watching: Callable[..., scanguard.Runtime], tmp_path: Path
+) -> None:
+    root = tmp_path / "mnt"
+    root.mkdir()
+    why = _mount_tmpfs(root)
+    if why is not None:
+        pytest.skip(why)
+    try:
+        write(root / "disc" / "a.flac")
+        rt = watching()
+        lib = rt.add_library(root)
+        settled(rt, lib.id)
+        count = len(jobs(rt, lib.id))
+        _umount(root)  # the bare, empty mount point stays
+        wait_for(lambda: rt.get_library(lib.id).watch.state == "unavailable", SLACK, "unavailable")
+        assert rt.get_library(lib.id).watch.reason == "root_unavailable"
+        time.sleep(SETTLE * 5)  # proving that nothing happens: the empty mount point is not the library
+        assert len(jobs(rt, lib.id)) == count
+        assert files(rt, lib.id) == {"disc/a.flac": 100}
+        assert _mount_tmpfs(root) is None
+        write(root / "disc" / "a.flac")
+        write(root / "disc" / "b.flac")
+        wait_for(lambda: rt.get_library(lib.id).watch.state == "watching", SLACK, "watching again")
+        wait_for(lambda: set(files(rt, lib.id)) == {"disc/a.flac", "disc/b.flac"}, SLACK, "the catch-up scan")
+    finally:
+        _umount(root)
 
 
 def test_switching_watch_off_stops_the_watcher_and_on_starts_it_with_a_catch_up(
