@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scanguard.config import Config, load_config
-from scanguard.errors import ScanguardError
-from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED
+from scanguard.errors import InvalidScope, ScanguardError
+from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, EXIT_USAGE
 
 if TYPE_CHECKING:
     from scanguard.records import Library
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PAUSED", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PAUSED", "EXIT_USAGE", "main"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         "scan", help="scan one folder now, with a progress bar; Ctrl-C pauses, rerun resumes"
     )
     _common(scan)
-    scan.add_argument("path", help="the folder to scan (added as a library if new)")
+    scan.add_argument(
+        "path",
+        help="the folder to scan (added as a library if new); a folder or file inside a library's root "
+        "scans just that part of the library",
+    )
+    scan.add_argument(
+        "--library",
+        type=int,
+        metavar="ID",
+        help="scan PATH (relative to this library's root, or absolute inside it) as part of library ID",
+    )
     scan.add_argument("--kind", default="mixed", help="library kind: mixed, music, movies, shows, photos")
     scan.add_argument("--no-progress", action="store_true", help="no progress bar (a line per state change)")
     scan.add_argument(
@@ -130,6 +140,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         stop.event,
         progress=not args.no_progress,
         retry_failed=args.retry_failed,
+        library_id=args.library,
     )
 
 
@@ -186,8 +197,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         reason = f" ({job.pause_reason})" if job.pause_reason else ""
         print(
             f"  job {job.id} library {job.library_id}: {job.status}{reason} {job.progress:.1f}% "
-            f"{job.files_processed} files, owner {job.owner}"
+            f"{job.files_processed} files, {job.files_moved} moved, owner {job.owner}"
         )
+        print(f"    {job.trigger} scan of {_scope_text(job.scope)}")
     print(f"{sum(i.live for i in instances)} live instances")
     for inst in instances:
         runs = ", ".join(f"job {j}" for j in inst.jobs) or "no scans"
@@ -209,6 +221,13 @@ def _watch_text(lib: Library) -> str:
     if watch.pending:
         text += f", {watch.pending} pending"
     return text
+
+
+def _scope_text(scope: tuple[str, ...], shown: int = 3) -> str:
+    if not scope:
+        return "the whole library"
+    more = f" (+{len(scope) - shown} more)" if len(scope) > shown else ""
+    return ", ".join(scope[:shown]) + more
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -271,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except InvalidScope as exc:
+        print(f"scanguard: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
     except ScanguardError as exc:
         print(f"scanguard: error: {exc.message}", file=sys.stderr)
         return EXIT_ERROR

@@ -10,24 +10,44 @@ from tqdm import tqdm
 
 from scanguard.config import Config
 from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED
-from scanguard.records import Job
+from scanguard.records import Job, Library
 from scanguard.runtime import Runtime
+from scanguard.scope import normalize_scope
 
 REFRESH_SECONDS = 0.25
 
 
-def _job_for(rt: Runtime, path: Path, kind: str, *, retry_failed: bool) -> Job:
-    """Resume this folder's paused job if there is one; otherwise start a new scan."""
-    resolved = str(path.expanduser().resolve())
-    library = next((lib for lib in rt.list_libraries() if lib.path == resolved), None)
-    if library is None:
-        library = rt.add_library(resolved, kind=kind)
+def _target(rt: Runtime, path: Path, kind: str, library_id: int | None) -> tuple[Library, list[str]]:
+    """The library to scan and the paths of it (none: all of it).
+
+    With `library_id`, PATH is a scope of that library as given (InvalidScope if it leaves the root).
+    Otherwise a library whose root is PATH is scanned whole; one whose root holds PATH (the innermost,
+    if libraries nest) is scanned at PATH alone — PATH may be gone, its rows are then marked missing;
+    any other folder becomes a new library."""
+    if library_id is not None:
+        return rt.get_library(library_id), [str(path)]
+    resolved = path.expanduser().resolve()
+    libraries = rt.list_libraries()
+    library = next((lib for lib in libraries if lib.path == str(resolved)), None)
+    if library is not None:
+        return library, []
+    holders = [lib for lib in libraries if Path(lib.path) in resolved.parents]
+    if holders:
+        library = max(holders, key=lambda lib: len(lib.path))
+        return library, [str(resolved)]
+    return rt.add_library(str(resolved), kind=kind), []
+
+
+def _job_for(rt: Runtime, path: Path, kind: str, *, retry_failed: bool, library_id: int | None) -> Job:
+    """Resume the paused job of this library and scope if there is one; otherwise start a new scan."""
+    library, paths = _target(rt, path, kind, library_id)
+    scope = normalize_scope(paths, library.path)
     active = rt.list_jobs(library_id=library.id, limit=1)
     current = next((j for j in active.items if j.active), None)
-    if current is not None and current.status == "paused":
+    if current is not None and current.status == "paused" and current.scope == scope:
         print(f"resuming job {current.id} from {current.checkpoint or 'the start'}", file=sys.stderr)
         return rt.resume_scan(current.id)
-    return rt.start_scan(library.id, retry_failed=retry_failed)
+    return rt.start_scan(library.id, retry_failed=retry_failed, paths=scope)
 
 
 def run_scan(
@@ -38,10 +58,12 @@ def run_scan(
     *,
     progress: bool = True,
     retry_failed: bool = False,
+    library_id: int | None = None,
 ) -> int:
     with Runtime.start(cfg, watch=False) as rt:  # one scan, then gone: no watchers
-        job = _job_for(rt, path, kind, retry_failed=retry_failed)
-        print(f"job {job.id}: scanning {path}", file=sys.stderr)
+        job = _job_for(rt, path, kind, retry_failed=retry_failed, library_id=library_id)
+        part = f" ({', '.join(job.scope)} of library {job.library_id})" if job.scope else ""
+        print(f"job {job.id}: scanning {path}{part}", file=sys.stderr)
         changed = threading.Event()
         rt.subscribe(lambda e: changed.set() if e.job_id == job.id else None)
         bar = tqdm(total=job.total_estimate or None, unit="file", disable=not progress, file=sys.stderr)
@@ -74,7 +96,8 @@ def run_scan(
             return EXIT_INTERRUPTED
     summary = (
         f"job {job.id} {job.status}: {job.files_processed} media files, {job.files_changed} changed, "
-        f"{job.files_skipped} skipped, {job.files_removed} missing, {job.errors} errors"
+        f"{job.files_moved} moved, {job.files_skipped} skipped, {job.files_removed} missing, "
+        f"{job.errors} errors"
     )
     print(summary, file=sys.stderr)
     if job.errors:

@@ -15,10 +15,23 @@ from collections.abc import Iterable, Sequence
 from scanguard.errors import InvalidScope
 
 MAX_SCOPE_PATH = 4096
+MAX_SCOPE_PATHS = 100
+"""How many paths one start over HTTP may name (a watcher with more changed paths scans the whole library)."""
+MAX_HTTP_SCOPE_PATH = 1024
+"""How long one of them may be over HTTP: a hundred such paths, each character percent-encoded UTF-8
+(up to 12 bytes), must fit the request line the admin app accepts."""
+_SEGMENT = r"(?:[^/\x00.][^/\x00]*|\.(?:[^/\x00.][^/\x00]*)?|\.\.[^/\x00]+)"
+SCOPE_PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT}?)*$"
+"""A relative scope path as the API document states it: no leading `/`, no NUL, no `..` segment (a
+segment that is not `..`: empty, `.`, or a name — `..x` and `...` are names). Absolute paths inside the
+root are accepted too, but cannot be stated without knowing the root."""
 
 
 def _relative(path: object, root: str) -> str:
-    """One caller's path as a normalized path relative to `root` ("" for the root itself)."""
+    """One caller's path as a normalized path relative to `root` ("" for the root itself).
+
+    A `..` segment is refused wherever it stands (the one way a relative path could leave the root, and
+    an absolute one be outside it while looking inside): the rule the API document states as a pattern."""
     if not isinstance(path, str | os.PathLike):
         raise InvalidScope(path, "must be a string")
     text = os.fspath(path)
@@ -32,20 +45,20 @@ def _relative(path: object, root: str) -> str:
         text.encode("utf-8")
     except UnicodeError as exc:
         raise InvalidScope(text.encode("utf-8", "replace").decode(), "is not valid UTF-8") from exc
-    if text.strip() == "":
+    if not text:
         raise InvalidScope(text, "is empty")
     native = text.replace(os.sep, "/")
+    if ".." in native.split("/"):
+        raise InvalidScope(text, "must not contain '..': a scope stays inside the library root")
     if posixpath.isabs(native):
         rel = _inside(native, root)
         if rel is None:
             # a symlinked spelling of a path inside the root (the root is stored resolved)
             rel = _inside(os.path.realpath(native), root)
         if rel is None:
-            raise InvalidScope(text, f"is outside the library root {root}")
+            raise InvalidScope(text, "is outside the library root")
         return rel
     rel = posixpath.normpath(native)
-    if rel == ".." or rel.startswith("../"):
-        raise InvalidScope(text, "escapes the library root")
     return "" if rel == "." else rel
 
 

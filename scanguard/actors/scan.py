@@ -16,6 +16,7 @@ import structlog
 from scanguard.actors.liveness import Answering
 from scanguard.config import Config
 from scanguard.errors import Fenced, IllegalTransition, ScanguardError
+from scanguard.moves import MoveFinder
 from scanguard.processing.scanwork import Failure, FileWork, ScanWork
 from scanguard.processing.window import Entry, Ready, Segment, Window
 from scanguard.records import Job, Library
@@ -32,6 +33,7 @@ from scanguard.scanning import (
     quick_hash,
 )
 from scanguard.store.batches import BatchCommit, Existing, FileRow
+from scanguard.store.moves import Identity, Moved, signed64
 from scanguard.store.seam import Later, Store
 
 log = structlog.get_logger("scanguard.scan")
@@ -128,6 +130,11 @@ class ScanActor(Answering):
         # no rows past the checkpoint when the walk begins: none appear but this scan's own, behind its
         # walk (one active job per library), so no stretch needs a range read
         self._rows_ahead = True
+        # rows a new path may be (moved): none in a library that had no rows when the walk began
+        self._may_move = True
+        self._mover = MoveFinder(
+            spec.library.path, lambda inodes: store.move_sources(spec.library.id, inodes)
+        )
         self._window = Window()
         # with per-file work the walk runs ahead of the commits, to keep every worker busy
         pool = self.work.work.pool
@@ -196,7 +203,12 @@ class ScanActor(Answering):
         if self.total is None and self.checkpoint is None:
             # a new job with no completed predecessor (create_job sets that count), or a scoped one
             self.total = count_media(root, self.rule, follow_symlinks=follow, scope=self.scope)
-        self._rows_ahead = self.store.has_files_after(self.spec.library.id, self.checkpoint, self.scope)
+        library_id = self.spec.library.id
+        self._rows_ahead = self.store.has_files_after(library_id, self.checkpoint, self.scope)
+        if self.scope or self.checkpoint:
+            self._may_move = self.store.has_files_after(library_id, None)
+        else:
+            self._may_move = self._rows_ahead
         self.work.start()
         self._walk = iter(
             Walk(root, self.rule, after=self.checkpoint, follow_symlinks=follow, fs=self.fs, scope=self.scope)
@@ -269,19 +281,27 @@ class ScanActor(Answering):
             if self._rows_ahead
             else {}
         )
-        entries = [self._entry(item, existing) for item in items]
+        moved = self._moves(items, existing)
+        entries = [self._entry(item, existing, moved) for item in items]
         self.work.dispatch(entries)
-        vanished = sorted((path, e.id) for path, e in existing.items() if not e.missing)
+        claimed = self._mover.claimed
+        vanished = sorted(
+            (path, e.id) for path, e in existing.items() if not e.missing and e.id not in claimed
+        )
         self._window.add(Segment(entries, vanished))
         if items:
             self._walked_to = items[-1].path
         self._walk_done = done
         return True
 
-    def _entry(self, item: WalkItem, existing: dict[str, Existing]) -> Entry:
+    def _entry(self, item: WalkItem, existing: dict[str, Existing], moved: dict[str, Moved]) -> Entry:
         if isinstance(item, Skipped):
             return Entry(item)
         known = existing.pop(item.path, None)
+        if known is not None and known.id in self._mover.claimed:
+            known = None  # its row moved away (a new file took its old path): this path is new
+        if known is None and item.path in moved:
+            return Entry(item, moved=moved[item.path])  # a known row, moved here: no work, no new row
         if (
             known is not None
             and not known.missing
@@ -290,15 +310,31 @@ class ScanActor(Answering):
             and not (known.failed and self.spec.job.retry_failed)
             and not (known.bare and self.work.reads(item.media_type))
         ):
-            return Entry(item)  # unchanged: nothing to write, nothing to read
+            if known.identified:
+                return Entry(item)  # unchanged: nothing to write, nothing to read
+            # unchanged, but scanned before rows recorded identities: record it, nothing else
+            return Entry(item, identity=Identity(known.id, signed64(item.device), signed64(item.inode)))
         return Entry(item, self._row(item), changed=known is not None)
 
     def _row(self, item: Found) -> FileRow:
+        device, inode = signed64(item.device), signed64(item.inode)
         if not self.work.active and self.config.scan.quick_hash_bytes <= 0:
-            return FileRow(item.path, item.size, item.mtime, item.media_type)  # nothing to read or hash
+            # nothing to read or hash
+            return FileRow(item.path, item.size, item.mtime, item.media_type, device=device, inode=inode)
         abs_path = os.path.join(self.spec.library.path, item.path)
         digest = quick_hash(abs_path, item.size, self.config.scan.quick_hash_bytes)
-        return FileRow(item.path, item.size, item.mtime, item.media_type, digest)
+        return FileRow(item.path, item.size, item.mtime, item.media_type, digest, device=device, inode=inode)
+
+    def _moves(self, items: list[WalkItem], existing: dict[str, Existing]) -> dict[str, Moved]:
+        """The stretch's new paths that are known rows moved: one indexed read for the whole stretch."""
+        if not self._may_move:
+            return {}
+        claimed = self._mover.claimed
+        return self._mover.find(
+            i
+            for i in items
+            if isinstance(i, Found) and (i.path not in existing or existing[i.path].id in claimed)
+        )
 
     def _wait_for_head(self) -> None:
         """Wait (at most until the next commit is due) for the oldest stretch's work, watching for a pause."""
@@ -336,12 +372,18 @@ class ScanActor(Answering):
     def _commit(self, ready: Ready) -> bool:
         tally = _Tally()
         upserts: list[FileRow] = []
+        moves: list[Moved] = []
+        identities: list[Identity] = []
         for entry in ready.entries:
             if isinstance(entry.item, Skipped):
                 tally.skip(entry.item.reason)
                 continue
             tally.found += 1
             tally.processed += 1
+            if entry.moved is not None:
+                moves.append(entry.moved)
+            if entry.identity is not None:
+                identities.append(entry.identity)
             if entry.row is None:
                 continue
             tally.changed += entry.changed
@@ -367,6 +409,8 @@ class ScanActor(Answering):
             elapsed=now - self._last_tick,
             total_estimate=self.total,
             quarantined=tuple(tally.quarantined),
+            moves=tuple(moves),
+            identities=tuple(identities),
         )
         if not self._confirm_pending():
             return False

@@ -36,9 +36,10 @@ from scanguard.records import (
     Page,
     RemovedLibrary,
 )
-from scanguard.store import batches, catalog, instances, jobs, maintenance, watch, webhooks
+from scanguard.store import batches, catalog, instances, jobs, maintenance, moves, watch, webhooks
 from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.database import Database, FaultHook
+from scanguard.store.moves import MoveSource
 from scanguard.store.seam import Later, Store
 from scanguard.store.tx import Tx
 from scanguard.webhooks.records import Lease, Pending, Position, WebhookState
@@ -345,6 +346,9 @@ class StoreClient(Store):
         return self._db.read(
             "existing_files", batches.existing_files, library_id, after, upto, work=work, scope=scope
         )
+
+    def move_sources(self, library_id: int, inodes: tuple[int, ...]) -> tuple[MoveSource, ...]:
+        return self._db.read("move_sources", moves.move_sources, library_id, inodes)
 
     def commit_batch(self, batch: BatchCommit) -> Later[Job]:
         return self._send("commit_batch", batches.commit_batch, batch)

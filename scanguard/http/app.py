@@ -24,6 +24,7 @@ from scanguard.http.openapi import openapi_document
 from scanguard.http.progress import ProgressFeed
 from scanguard.http.state import RUNTIME, RuntimeSlot
 from scanguard.runtime import Runtime
+from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS
 
 __all__ = ["RUNTIME", "create_app"]
 
@@ -59,6 +60,11 @@ async def _close_streams(app: web.Application) -> None:
     app[RUNTIME].closing.set()
 
 
+MAX_REQUEST_LINE = 8190 + MAX_SCOPE_PATHS * (len("&path=") + 12 * MAX_HTTP_SCOPE_PATH)
+"""aiohttp's default request line (8190 bytes), plus room for the longest scoped start the document allows:
+a longer line is refused by aiohttp with a plain-text 400, off the document."""
+
+
 def create_app(target: Runtime | Config, *, sse_heartbeat: float = 15.0) -> web.Application:
     """The admin app. Given a Config it starts and stops its own Runtime; given a started Runtime, it borrows it.
 
@@ -74,6 +80,7 @@ def create_app(target: Runtime | Config, *, sse_heartbeat: float = 15.0) -> web.
     guard = Guard(cfg.admin_token.encode("utf-8", "surrogateescape"), cfg.max_body_bytes)
     app = web.Application(
         client_max_size=cfg.max_body_bytes,
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
         middlewares=[
             metrics_middleware(slot.metrics),
             error_middleware,

@@ -8,6 +8,7 @@ from typing import Any
 from scanguard.http.params import EVENT_KIND
 from scanguard.http.schemas import ID, SCHEMAS, STR, obj, ref
 from scanguard.records import STATUSES
+from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS, SCOPE_PATH_PATTERN
 from scanguard.validation import MAX_ID
 
 JSON = "application/json"
@@ -80,6 +81,26 @@ FLAG = {"type": "string", "enum": ["true", "false"], "default": "false"}
 RETRY_FAILED = _query(
     "retry_failed", FLAG, "also process again unchanged files whose per-file work failed before"
 )
+SCOPE_PATH = {
+    **_query(
+        "path",
+        {
+            "type": "array",
+            "items": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_HTTP_SCOPE_PATH,
+                "pattern": SCOPE_PATH_PATTERN,
+            },
+            "maxItems": MAX_SCOPE_PATHS,
+        },
+        "scan only these folders or files (repeatable, relative to the library root; an absolute path "
+        "inside the root is accepted too); none: the whole library. A path with a '..' segment or outside "
+        "the root answers 400 invalid_scope and starts nothing",
+    ),
+    "style": "form",
+    "explode": True,
+}
 ERRORS_ONLY = _query("errors", FLAG, "only files whose per-file work failed (their error says why)")
 EVENT_FILTERS = [
     _query("job_id", ID, "only this job's events"),
@@ -132,7 +153,7 @@ def _scanner_paths() -> dict[str, Any]:
                 "Start a scan of a library (safeguarded)",
                 (201, _linked(_ok("JobEnvelope", "The new job"), ON_JOB)),
                 (404, 409),
-                params=[_path_id(*lib), RETRY_FAILED],
+                params=[_path_id(*lib), RETRY_FAILED, SCOPE_PATH],
             )
         },
         f"{base}/safe/pause/{{job_id}}": {
@@ -174,7 +195,7 @@ def _scanner_paths() -> dict[str, Any]:
                 "Alias of safe/start",
                 (201, _ok("JobEnvelope", "The new job")),
                 (404, 409),
-                params=[_path_id(*lib), RETRY_FAILED],
+                params=[_path_id(*lib), RETRY_FAILED, SCOPE_PATH],
                 tags=("aliases",),
             )
         },

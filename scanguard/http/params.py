@@ -91,6 +91,16 @@ def query_bool(request: web.Request, name: str) -> bool:
     return raw == "true"
 
 
+def query_list(request: web.Request, name: str, *, max_items: int, max_length: int) -> list[str]:
+    """A repeatable query parameter (`?path=a&path=b`): at most `max_items` values of `max_length` each."""
+    values = request.query.getall(name, [])
+    if len(values) > max_items:
+        raise BadRequest(f"{name} may be given at most {max_items} times, got {len(values)}", field=name)
+    if any(len(v) > max_length for v in values):
+        raise BadRequest(f"each {name} must be at most {max_length} characters", field=name)
+    return list(values)
+
+
 def paging(request: web.Request, *, default_limit: int = 100) -> tuple[int, int]:
     """limit (1..1000) and offset (0..2**31-1)."""
     limit = query_int(request, "limit", default=default_limit, minimum=1, maximum=MAX_LIMIT)

@@ -7,10 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from scanguard.errors import Conflict, ScanguardError
-from scanguard.http.params import paging, path_id, query_bool, query_id, query_str
+from scanguard.http.params import paging, path_id, query_bool, query_id, query_list, query_str
 from scanguard.http.state import runtime_of, slot_of
 from scanguard.records import STATUSES
 from scanguard.runtime import Runtime
+from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS
 
 routes = web.RouteTableDef()
 BASE = "/api/admin/scanner"
@@ -43,7 +44,9 @@ def _job(job: Any, status: int = 200) -> web.Response:
 async def safe_start(request: web.Request) -> web.Response:
     library_id = path_id(request, "library_id")
     retry_failed = query_bool(request, "retry_failed")
-    return _job(await runtime_of(request).aio.start_scan(library_id, retry_failed=retry_failed), 201)
+    paths = query_list(request, "path", max_items=MAX_SCOPE_PATHS, max_length=MAX_HTTP_SCOPE_PATH)
+    job = await runtime_of(request).aio.start_scan(library_id, retry_failed=retry_failed, paths=paths)
+    return _job(job, 201)
 
 
 @routes.post(BASE + "/safe/pause/{job_id}", name="safe_pause")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanguard.records import LIBRARY_KINDS, STATUSES, WATCH_STATES
+from scanguard.records import LIBRARY_KINDS, STATUSES, TRIGGERS, WATCH_STATES
 from scanguard.validation import MAX_ID, MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
 
 
@@ -62,6 +62,9 @@ SCHEMAS: dict[str, Any] = {
             "started_at": nullable(TIME),
             "updated_at": TIME,
             "finished_at": nullable(TIME),
+            "scope": {"type": "array", "items": STR},
+            "trigger": {"type": "string", "enum": list(TRIGGERS)},
+            "files_moved": INT,
         },
         {
             "checkpoint": nullable(STR),

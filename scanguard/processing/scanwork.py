@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from scanguard.metrics import Metrics
@@ -114,16 +114,7 @@ class ScanWork:
             if outcome.error:
                 errors.append(outcome.error)
                 failures.append((entry.row.path, outcome.reason or "error", outcome.error))
-        base = entry.row
-        return FileRow(
-            base.path,
-            base.size,
-            base.mtime,
-            base.media_type,
-            base.quick_hash,
-            "; ".join(errors) or None,
-            meta or None,
-        )
+        return replace(entry.row, error="; ".join(errors) or None, meta=meta or None)
 
     def prune(self) -> None:
         """Let go of submissions whose results are all in rows (memory stays flat over a long scan)."""

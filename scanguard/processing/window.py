@@ -9,16 +9,20 @@ from dataclasses import dataclass, field
 from scanguard.processing.context import FileOutcome
 from scanguard.scanning import WalkItem
 from scanguard.store.batches import FileRow
+from scanguard.store.moves import Identity, Moved
 
 
 @dataclass(slots=True)
 class Entry:
-    """One walked entry: skipped, unchanged (no row), or a row to write once its per-file work is done."""
+    """One walked entry: skipped, unchanged (no row; perhaps its identity to record), moved (a known row
+    takes this path, with no work), or a row to write once its per-file work is done."""
 
     item: WalkItem
     row: FileRow | None = None
     changed: bool = False
     work: tuple[Future[FileOutcome], ...] = ()
+    moved: Moved | None = None
+    identity: Identity | None = None
 
     @property
     def ready(self) -> bool:

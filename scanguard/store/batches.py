@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from scanguard.records import Job
 from scanguard.scope import touching
 from scanguard.store.leases import fence
+from scanguard.store.moves import Identity, Moved, apply_moves, fill_identities
 from scanguard.store.tables import media_files, scan_jobs
 from scanguard.store.tx import Tx
 
@@ -27,6 +28,8 @@ class FileRow:
     quick_hash: str | None = None
     error: str | None = None
     meta: dict[str, Any] | None = None
+    device: int | None = None  # signed 64-bit (scanguard.store.moves.signed64)
+    inode: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ class BatchCommit:
     elapsed: float = 0.0
     total_estimate: int | None = None
     quarantined: tuple[tuple[str, str, str], ...] = ()  # (path, reason, error) of files whose work failed
+    moves: tuple[Moved, ...] = ()
+    identities: tuple[Identity, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +66,11 @@ class Existing:
     missing: bool
     failed: bool = False  # its per-file work failed (an error is recorded)
     bare: bool = False  # no per-file work ever ran on it (no metadata, no error)
+    identified: bool = True  # its device and inode are recorded
 
 
 _NO_WORK = (sa.false(), sa.false())
-PG_ROWS_PER_STATEMENT = 1000  # 11 parameters a row: well under PostgreSQL's 65,535 per statement
+PG_ROWS_PER_STATEMENT = 1000  # 13 parameters a row: well under PostgreSQL's 65,535 per statement
 
 
 def _work_flags() -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
@@ -117,6 +123,7 @@ def existing_files(
         media_files.c.missing_since.is_not(None),  # a flag from the database, no datetime per row
         failed,
         bare,
+        media_files.c.inode.is_not(None),
     ).where(media_files.c.library_id == library_id)
     if after:
         query = query.where(media_files.c.path > after)
@@ -130,8 +137,8 @@ def existing_files(
     rows = (tx.conn.execute(query)).all()
     # rows unpack as tuples: reading them by attribute name costs more than the query
     return {
-        path: Existing(id_, size, mtime, bool(missing), bool(failed_), bool(bare_))
-        for id_, path, size, mtime, missing, failed_, bare_ in rows
+        path: Existing(id_, size, mtime, bool(missing), bool(failed_), bool(bare_), bool(identified))
+        for id_, path, size, mtime, missing, failed_, bare_, identified in rows
     }
 
 
@@ -159,6 +166,8 @@ def _upsert_statement(dialect: str, rows: list[dict[str, Any]] | None = None) ->
             "last_seen_at": stmt.excluded.last_seen_at,
             "error": stmt.excluded.error,
             "meta": stmt.excluded.meta,
+            "device": stmt.excluded.device,
+            "inode": stmt.excluded.inode,
             "missing_since": sa.null(),
             "vanished_job_id": sa.null(),
         },
@@ -177,12 +186,24 @@ _UPSERT_COLUMNS = (
     "last_seen_at",
     "error",
     "meta",
+    "device",
+    "inode",
 )
 
 
 # per dialect object, forgotten with its engine (the cached SQL holds no reference to the dialect)
 _driver_upserts: weakref.WeakKeyDictionary[sa.Dialect, str | None] = weakref.WeakKeyDictionary()
-_PLAIN_COLUMNS = ("library_id", "scan_job_id", "path", "size", "media_type", "quick_hash", "error")
+_PLAIN_COLUMNS = (
+    "library_id",
+    "scan_job_id",
+    "path",
+    "size",
+    "media_type",
+    "quick_hash",
+    "error",
+    "device",
+    "inode",
+)
 
 
 def _driver_upsert_sql(dialect: sa.Dialect) -> str | None:
@@ -233,6 +254,8 @@ def _upsert(tx: Tx, batch: BatchCommit) -> None:
                 "last_seen_at": now,
                 "error": f.error,
                 "meta": f.meta,
+                "device": f.device,
+                "inode": f.inode,
             }
             for f in batch.upserts
         ]
@@ -264,6 +287,8 @@ def _upsert(tx: Tx, batch: BatchCommit) -> None:
                 stamp,
                 f.error,
                 no_meta if f.meta is None else meta(f.meta),
+                f.device,
+                f.inode,
             )
             for f in batch.upserts
         ],
@@ -277,7 +302,8 @@ def _progress(processed: int, total: int | None) -> float:
 
 
 def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
-    """One batch, atomically: upserts, vanished marks, counters, checkpoint, heartbeat — or nothing."""
+    """One batch, atomically: upserts, vanished marks, moves, identity fills, counters, checkpoint,
+    heartbeat — or nothing. Moves come after the vanished marks: a moved row is present, whatever marked it."""
     job = fence(tx, batch.job_id, batch.library_id, batch.token)
     if batch.upserts:
         _upsert(tx, batch)
@@ -287,6 +313,10 @@ def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
             .where(media_files.c.id.in_(batch.vanished_ids), media_files.c.missing_since.is_(None))
             .values(vanished_job_id=batch.job_id)
         )
+    if batch.moves:
+        apply_moves(tx, batch.library_id, batch.job_id, batch.moves)
+    if batch.identities:
+        fill_identities(tx, batch.identities)
     reasons = dict(job.skip_reasons)
     for reason, n in batch.skip_reasons.items():
         reasons[reason] = reasons.get(reason, 0) + n
@@ -297,6 +327,7 @@ def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
         "files_processed": processed,
         "files_skipped": job.files_skipped + batch.skipped,
         "files_changed": job.files_changed + batch.changed,
+        "files_moved": job.files_moved + len(batch.moves),
         "bytes_processed": job.bytes_processed + batch.bytes,
         "errors": job.errors + batch.errors,
         "skip_reasons": reasons,

@@ -21,6 +21,7 @@ from scanguard.records import (
 from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.database import FaultHook
 from scanguard.store.maintenance import Removed
+from scanguard.store.moves import MoveSource
 from scanguard.webhooks.records import Lease, Pending, Position, WebhookState
 
 T_co = TypeVar("T_co", covariant=True)
@@ -85,6 +86,10 @@ class Store(Protocol):
         work: bool = False,
         scope: tuple[str, ...] = (),
     ) -> dict[str, Existing]: ...
+
+    def move_sources(self, library_id: int, inodes: tuple[int, ...]) -> tuple[MoveSource, ...]:
+        """The library's rows with one of these (signed) inodes: what a scan's new paths may be, moved."""
+        ...
 
     def list_events(self, query: EventQuery) -> tuple[Event, ...]: ...
 

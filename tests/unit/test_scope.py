@@ -28,7 +28,7 @@ ROOT = "/srv/media"
         (["a/b/", "./a/b", "a//b"], ("a/b",)),
         (["z", "a b", "a", "a/x.flac", "a-b"], ("a", "a b", "a-b", "z")),
         (["a/b/c", "a/b"], ("a/b",)),
-        (["x/../y"], ("y",)),
+        (["x/./y/", " ", "..x/...", "a/.b"], (" ", "..x/...", "a/.b", "x/y")),
         (["/srv/media/Album", "/srv/media/Album/1.flac"], ("Album",)),
         (["Album", "."], ()),
         (["/srv/media/"], ()),
@@ -41,7 +41,21 @@ def test_scope_paths_are_normalized_sorted_and_deduplicated(
 
 
 @pytest.mark.parametrize(
-    "bad", ["..", "../x", "a/../../x", "/srv/other", "/srv/media-2/x", "/", "", "  ", "a\x00", 7, b"a"]
+    "bad",
+    [
+        "..",
+        "../x",
+        "a/../b",
+        "a/..",
+        "/srv/media/a/../b",
+        "/srv/other",
+        "/srv/media-2/x",
+        "/",
+        "",
+        "a\x00",
+        7,
+        b"a",
+    ],
 )
 def test_a_path_escaping_the_root_or_not_a_path_is_an_invalid_scope(bad: object) -> None:
     with pytest.raises(scanguard.InvalidScope) as caught:
