@@ -561,6 +561,7 @@ def test_a_storm_of_files_ends_exact_with_every_job_scope_bounded(
         write(library / rel)
         expected.add(rel)
     wait_for(lambda: set(files(rt, lib.id)) == expected, SLACK * 4, "the storm indexed exactly")
+    wait_for(lambda: not rt.current_jobs(), SLACK, "an idle library")
     watch_jobs = [j for j in jobs(rt, lib.id) if j.trigger == "watch"]
     assert watch_jobs
     assert all(0 < len(j.scope) <= 100 for j in watch_jobs)
