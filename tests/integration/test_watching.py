@@ -47,6 +47,10 @@ def files(rt: scanguard.Runtime, library_id: int) -> dict[str, int]:
             return out
 
 
+def ids(rt: scanguard.Runtime, library_id: int) -> dict[str, int]:
+    return {f.path: f.id for f in rt.list_files(library_id, limit=1000).items}
+
+
 def jobs(rt: scanguard.Runtime, library_id: int) -> list[Job]:
     return sorted(rt.list_jobs(library_id=library_id, limit=1000).items, key=lambda j: j.id)
 
@@ -239,17 +243,20 @@ def test_a_folder_moved_in_from_outside_is_indexed_whole(
     wait_for(lambda: "album9/disc/later.flac" in files(rt, lib.id), SLACK, "a file added to it later")
 
 
-def test_a_renamed_folder_goes_into_one_job_with_both_sides(
+def test_a_renamed_folder_goes_into_one_job_with_both_sides_and_keeps_its_ids(
     watching: Callable[..., scanguard.Runtime], library: Path
 ) -> None:
     rt = watching()
     lib = rt.add_library(library)
     settled(rt, lib.id)
+    before = ids(rt, lib.id)["album1/t1.flac"]
     os.rename(library / "album1", library / "renamed")
     wait_for(lambda: "renamed/t1.flac" in files(rt, lib.id), SLACK, "the renamed folder indexed")
     job = settled(rt, lib.id, "watch")
     assert set(job.scope) == {"album1", "renamed"}
     assert "album1/t1.flac" not in files(rt, lib.id)
+    assert ids(rt, lib.id)["renamed/t1.flac"] == before  # moved, not removed and added
+    assert job.files_moved == 1
     write(library / "renamed" / "more.flac")  # its watch followed the rename
     wait_for(lambda: "renamed/more.flac" in files(rt, lib.id), SLACK, "a file added after the rename")
 
