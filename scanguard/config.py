@@ -149,6 +149,7 @@ class WebhookDeliveryConfig:
 class WatchConfig:
     """Watching libraries (DESIGN §12): the default of a new library, when changes are scanned, the fallbacks."""
 
+    enabled: bool = True
     default: bool = True
     settle: float = 5.0
     max_delay: float = 60.0

@@ -118,7 +118,8 @@ class Runtime:
         `image_info`, `video_probe`, or `package.module:function`), instead of `[scan] processors`;
         `processor` is a host callable run in this process. `passive=True` starts only the store and the
         event bus: for reading (status, events) without running scans or safeguards. `watch=False` starts
-        no watchers (a one-shot scan); else every library whose `watch` is on is watched (DESIGN §12).
+        no watchers (a one-shot scan), nor does `[watch] enabled = false`; else every library whose `watch` is on
+        is watched (DESIGN §12).
         `webhooks=[{"url", "secret", "kinds"}, ...]` replaces the config's webhooks (validated before
         anything starts); deliveries run on `loop` (a running event loop of the host's, such as the admin
         app's) or else on a loop thread of their own.
@@ -131,7 +132,7 @@ class Runtime:
             resolve(config.scan.processors)  # a name that does not import stops start-up here
         runtime = cls(config, processor=processor, fs=fs, loop=loop)
         runtime._start(passive)
-        if watch and not passive:
+        if watch and not passive and config.watch.enabled:
             runtime.watch()
         return runtime
 
