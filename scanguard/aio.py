@@ -95,8 +95,13 @@ class AsyncRuntime:
         """Any declared read (scanguard.store.reads) on this event loop, never blocking it."""
         return await self._db().aread(query)
 
-    async def add_library(self, path: str, name: str | None = None, kind: str = "mixed") -> Library:
-        return await self._run(self._rt.add_library, path, name, kind)
+    async def add_library(
+        self, path: str, name: str | None = None, kind: str = "mixed", *, watch: bool | None = None
+    ) -> Library:
+        return await self._run(self._rt.add_library, path, name, kind, watch=watch)
+
+    async def set_watch(self, library_id: int, enabled: bool) -> Library:
+        return await self._run(self._rt.set_watch, library_id, enabled)
 
     async def get_library(self, library_id: int) -> Library:
         return await self._db().aread(GetLibrary(library_id))

@@ -1,4 +1,4 @@
-"""The `scanguard` command line: serve, scan (with a progress bar), status, events, files."""
+"""The `scanguard` command line: serve, scan (with a progress bar), watch, status, events, files."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanguard.config import Config, load_config
 from scanguard.errors import InvalidScope, ScanguardError
 from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, EXIT_USAGE
 from scanguard.records import EVENT_FAMILIES
+
+if TYPE_CHECKING:
+    from scanguard.records import Library
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PAUSED", "EXIT_USAGE", "main"]
 
@@ -65,7 +68,14 @@ def _parser() -> argparse.ArgumentParser:
         help="also process again unchanged files whose per-file work failed before",
     )
 
-    status = sub.add_parser("status", help="libraries and current jobs")
+    watch = sub.add_parser(
+        "watch", help="follow one folder in the foreground: add it if new, scan it, then scan its changes"
+    )
+    _common(watch)
+    watch.add_argument("path", help="the folder to watch (added as a library if new)")
+    watch.add_argument("--kind", default="mixed", help="library kind: mixed, music, movies, shows, photos")
+
+    status = sub.add_parser("status", help="libraries (with their watch state) and current jobs")
     _common(status)
     status.add_argument("--json", action="store_true", help="print JSON")
 
@@ -140,6 +150,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from scanguard.cli_watch import run_watch
+
+    cfg = _config(args)
+    stop = _StopSignal()
+    stop.install()
+    return run_watch(cfg, Path(args.path), args.kind, stop.event)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from scanguard.http.serve import serve
 
@@ -176,7 +195,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{len(libraries)} libraries")
     for lib in libraries:
-        print(f"  [{lib.id}] {lib.name}  {lib.path}  ({lib.kind}, {lib.media_files} files)")
+        print(
+            f"  [{lib.id}] {lib.name}  {lib.path}  ({lib.kind}, {lib.media_files} files)  {_watch_text(lib)}"
+        )
     print(f"{len(jobs)} current jobs")
     for job in jobs:
         reason = f" ({job.pause_reason})" if job.pause_reason else ""
@@ -193,6 +214,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"heartbeat {inst.heartbeat_at.isoformat(timespec='seconds')}  runs {runs}"
         )
     return EXIT_OK
+
+
+def _watch_text(lib: Library) -> str:
+    """`watch: polling (watch_limit), 3 pending` — the library's watch state in one phrase."""
+    watch = lib.watch
+    if not watch.enabled:
+        return "watch: off"
+    text = f"watch: {watch.state}"
+    if watch.reason:
+        text += f" ({watch.reason})"
+    if watch.pending:
+        text += f", {watch.pending} pending"
+    return text
 
 
 def _scope_text(scope: tuple[str, ...], shown: int = 3) -> str:
@@ -256,6 +290,7 @@ def cmd_files(args: argparse.Namespace) -> int:
 COMMANDS = {
     "scan": cmd_scan,
     "serve": cmd_serve,
+    "watch": cmd_watch,
     "status": cmd_status,
     "events": cmd_events,
     "files": cmd_files,

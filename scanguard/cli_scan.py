@@ -60,7 +60,7 @@ def run_scan(
     retry_failed: bool = False,
     library_id: int | None = None,
 ) -> int:
-    with Runtime.start(cfg) as rt:
+    with Runtime.start(cfg, watch=False) as rt:  # one scan, then gone: no watchers
         job = _job_for(rt, path, kind, retry_failed=retry_failed, library_id=library_id)
         part = f" ({', '.join(job.scope)} of library {job.library_id})" if job.scope else ""
         print(f"job {job.id}: scanning {path}{part}", file=sys.stderr)

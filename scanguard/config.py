@@ -160,6 +160,22 @@ class WebhookDeliveryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchConfig:
+    """Watching libraries (DESIGN §12): the default of a new library, when changes are scanned, the fallbacks."""
+
+    enabled: Flag = True
+    default: Flag = True
+    settle: Interval = 5.0
+    max_delay: Duration = 60.0
+    poll_interval: Interval = 600.0
+    rescan_interval: Duration = 6 * 3600.0  # 0: no backstop rescan
+    max_watches: Count = 0  # 0: only the kernel's limit
+    max_pending: AtLeastOne = 512
+    rearm_interval: Interval = 60.0
+    rearm_max_interval: Duration = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Every setting of scanguard, by section."""
 
@@ -169,6 +185,7 @@ class Config:
     scan: ScanConfig = field(default_factory=ScanConfig)
     log: LogConfig = field(default_factory=LogConfig)
     webhook_delivery: WebhookDeliveryConfig = field(default_factory=WebhookDeliveryConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
 
     def replace(self, **sections: Any) -> Self:
@@ -203,6 +220,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "scan": ScanConfig,
     "log": LogConfig,
     "webhook_delivery": WebhookDeliveryConfig,
+    "watch": WatchConfig,
 }
 
 

@@ -224,3 +224,10 @@ class FatalProcessorError(ScanguardError):
     """A host processor says the whole scan must stop (not just this file): the supervisor restarts it."""
 
     code = "processor_fatal"
+
+
+class WatchLimit(ScanguardError):
+    """No more inotify watches: raise fs.inotify.max_user_watches (or [watch] max_watches)."""
+
+    status = 503
+    code = "watch_limit"

@@ -109,6 +109,31 @@ class Metrics:
             ["webhook", "outcome"],
             registry=r,
         )
+        self.watch_state = Gauge(
+            "scanguard_watch_state",
+            "1 for each watched library's current watch state (watching, polling, unavailable, off, starting)",
+            ["library_id", "state"],
+            registry=r,
+        )
+        self.watch_events = Counter(
+            "scanguard_watch_events",
+            "Filesystem events read by a library's watcher",
+            ["library_id"],
+            registry=r,
+        )
+        self.watch_fallbacks = Counter(
+            "scanguard_watch_fallbacks",
+            "Times watching degraded, by reason (watch_limit, network_filesystem, overflow, root_unavailable, "
+            "crashed)",
+            ["reason"],
+            registry=r,
+        )
+        self.watch_pending = Gauge(
+            "scanguard_watch_pending",
+            "Changed paths waiting for a library's next job",
+            ["library_id"],
+            registry=r,
+        )
         self.healthy = Gauge("scanguard_healthy", "1 when the last health snapshot was healthy", registry=r)
         self.db_latency = Gauge("scanguard_db_latency_seconds", "Last database ping round trip", registry=r)
         self.rss = Gauge("scanguard_process_rss_bytes", "Resident memory of this process", registry=r)

@@ -24,6 +24,32 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
+WatchState = Literal["watching", "polling", "unavailable", "off", "starting"]
+WATCH_STATES: tuple[WatchState, ...] = ("watching", "polling", "unavailable", "off", "starting")
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryWatch:
+    """A library's watching: switched on or not, its watcher's state and why, since when, paths waiting."""
+
+    enabled: bool = False
+    state: WatchState = "off"
+    reason: str | None = None
+    message: str | None = None
+    since: datetime | None = None
+    pending: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "state": self.state,
+            "reason": self.reason,
+            "message": self.message,
+            "since": iso(self.since),
+            "pending": self.pending,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Library:
     """One media library: a folder scanguard scans."""
@@ -34,6 +60,7 @@ class Library:
     kind: str
     created_at: datetime
     media_files: int = 0
+    watch: LibraryWatch = field(default_factory=LibraryWatch)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +70,7 @@ class Library:
             "kind": self.kind,
             "media_files": self.media_files,
             "created_at": iso(self.created_at),
+            "watch": self.watch.to_dict(),
         }
 
 

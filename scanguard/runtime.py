@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -26,7 +26,7 @@ from scanguard.actors.workers import WorkerPoolActor
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
 from scanguard.control import Request, job_request, start_request
-from scanguard.errors import OperationTimeout, RuntimeStopped, ScanguardError
+from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
@@ -116,6 +116,7 @@ class Runtime:
         self._workers: pykka.ActorRef[Any] | None = None
         self._pool: FilePool | None = None
         self._registered = False  # this process's row in `instances`
+        self._watchers: pykka.ActorRef[Any] | None = None  # the WatchKeeper, when this runtime watches
         self.metrics = Metrics()
         self.aio = AsyncRuntime(self)
 
@@ -130,6 +131,7 @@ class Runtime:
         processors: list[str] | tuple[str, ...] | None = None,
         fs: FileSystem | None = None,
         passive: bool = False,
+        watch: bool = True,
         webhooks: Any = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> Runtime:
@@ -138,7 +140,9 @@ class Runtime:
         `processors` names the per-file work run in worker processes (built-ins `audio_tags`,
         `image_info`, `video_probe`, or `package.module:function`), instead of `[scan] processors`;
         `processor` is a host callable run in this process. `passive=True` starts only the store and the
-        event bus: for reading (status, events) without running scans or safeguards.
+        event bus: for reading (status, events) without running scans or safeguards. `watch=False` starts
+        no watchers (a one-shot scan), nor does `[watch] enabled = false`; else every library whose `watch` is on
+        is watched (DESIGN §12).
         `webhooks=[{"url", "secret", "kinds"}, ...]` replaces the config's webhooks (validated before
         anything starts); deliveries run on `loop` (a running event loop of the host's, such as the admin
         app's) or else on a loop thread of their own.
@@ -151,7 +155,39 @@ class Runtime:
             resolve(config.scan.processors)  # a name that does not import stops start-up here
         runtime = cls(config, processor=processor, fs=fs, loop=loop)
         runtime._start(passive)
+        if watch and not passive and config.watch.enabled:
+            runtime.watch()
         return runtime
+
+    def watch(self, library_ids: Collection[int] | None = None) -> None:
+        """Watch every library whose `watch` is on (or only these ones): a watcher each, restarted with
+        backoff by the WatchKeeper (Runtime.start does this unless told `watch=False`)."""
+        from scanguard.actors.watcher import WatchKeeper, WatchParts  # noqa: PLC0415 - not for one-shot scans
+
+        if not self._running or self._supervisor is None:
+            raise RuntimeStopped()
+        if self._watchers is not None:
+            return
+
+        def start(library_id: int, paths: tuple[str, ...] | None, trigger: str) -> Job:
+            return self.start_scan(library_id, paths=None if paths is None else list(paths), trigger=trigger)
+
+        only = None if library_ids is None else frozenset(library_ids)
+        try:
+            self._watchers = WatchKeeper.start(
+                WatchParts(self.config, self.store, self.metrics, start, only=only)
+            )
+        except Exception:
+            self.stop()
+            raise
+
+    def _sync_watchers(self) -> None:
+        """Tell the keeper that a library's watch switch (or the set of libraries) changed."""
+        if self._watchers is not None:
+            from scanguard.actors.watcher import Sync  # noqa: PLC0415
+
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._watchers.tell(Sync())
 
     def _start(self, passive: bool) -> None:
         configure_logging(self.config.log)
@@ -277,7 +313,7 @@ class Runtime:
             log.warning("runtime.leave_failed", instance=self.instance, error=str(exc))
 
     def _stop_periodic(self) -> None:
-        self._stop_refs([self._health, self._cleanup, self._validator, self._watchdog])
+        self._stop_refs([self._watchers, self._health, self._cleanup, self._validator, self._watchdog])
 
     def _teardown(self) -> None:
         """The one way down, for stop() and for a start that failed half-way: everything started is
@@ -302,6 +338,7 @@ class Runtime:
             self._listener = None
         self._stop_refs([self._store_ref, self._bus])
         self._health = self._cleanup = self._validator = self._watchdog = self._workers = None
+        self._watchers = None
         self._supervisor = self._store_ref = self._bus = self._store = None
         if self._database is not None:
             self._database.dispose()
@@ -370,6 +407,7 @@ class Runtime:
             "validator": self._validator,
             "cleanup": self._cleanup,
             "workers": self._workers,
+            "watchers": self._watchers,
         }
         with self._lock:
             refs.update({f"library:{lid}": ref for lid, ref in self._libraries.items()})
@@ -396,15 +434,35 @@ class Runtime:
     # ---- libraries ---------------------------------------------------------------------------
 
     def add_library(
-        self, path: str | os.PathLike[str], name: str | None = None, kind: str = "mixed"
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        kind: str = "mixed",
+        *,
+        watch: bool | None = None,
     ) -> Library:
-        """Register a folder as a library: it must be an existing directory (inside allowed_roots, if set)."""
+        """Register a folder as a library: it must be an existing directory (inside allowed_roots, if set).
+        `watch` (default `[watch] default`): whether the library follows its folders by itself."""
         kind = library_kind(kind)
         resolved = library_path(path, self.config.http.allowed_roots)
         label = library_name(name, resolved)
         if not self._running:
             raise RuntimeStopped()
-        return self.store.add_library(str(resolved), label, kind)
+        enabled = self.config.watch.default if watch is None else bool(watch)
+        library = self.store.add_library(str(resolved), label, kind, enabled)
+        self._sync_watchers()
+        return library
+
+    def set_watch(self, library_id: int, enabled: bool) -> Library:
+        """Switch a library's watching on or off (NotFound for an unknown id)."""
+        if not isinstance(enabled, bool):
+            raise BadRequest("watch must be true or false", field="watch")
+        library_id = check_id("library_id", library_id)
+        if not self._running:
+            raise RuntimeStopped()
+        library = self.store.set_library_watch(library_id, enabled)
+        self._sync_watchers()
+        return library
 
     def get_library(self, library_id: int) -> Library:
         return self._read().read(GetLibrary(library_id))
@@ -417,6 +475,7 @@ class Runtime:
         library_id = check_id("library_id", library_id)
         self.get_library(library_id)
         removed: RemovedLibrary = self._operate(Request("remove_library", library_id, RemoveLibrary()))
+        self._sync_watchers()
         with self._lock:
             ref = self._libraries.pop(library_id, None)
         if ref is not None:

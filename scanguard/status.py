@@ -10,6 +10,7 @@ from scanguard.actors.supervisor import Supervised
 from scanguard.config import Config
 from scanguard.metrics import Metrics
 from scanguard.processing.context import QUARANTINE_REASONS
+from scanguard.records import WATCH_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ def status_report(parts: StatusParts) -> dict[str, Any]:
             "live_scans": len(supervised.live),
         },
         "workers": _workers(parts, metric),
+        "watching": _watching(parts.metrics),
         "validator": parts.validator,
         "cleanup": parts.cleanup,
         "config": parts.config.as_dict(),
@@ -91,6 +93,19 @@ def _workers(parts: StatusParts, metric: _Samples) -> dict[str, Any]:
         },
         "processor_threads_abandoned": metric("scanguard_processor_threads_abandoned_total"),
     }
+
+
+def _watching(metrics: Metrics) -> dict[str, Any]:
+    """This process's watchers: how many libraries are in each state, and the fallbacks by reason."""
+    states: dict[str, int] = dict.fromkeys(WATCH_STATES, 0)
+    fallbacks: dict[str, float] = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "scanguard_watch_state" and sample.value == 1:
+                states[sample.labels["state"]] += 1
+            elif sample.name == "scanguard_watch_fallbacks_total":
+                fallbacks[sample.labels["reason"]] = sample.value
+    return {"libraries": states, "fallbacks": fallbacks}
 
 
 def _age_seconds(at: object) -> float | None:

@@ -113,6 +113,7 @@ def make_config(request: pytest.FixtureRequest) -> Callable[..., scanguard.Confi
         merged: dict[str, dict[str, Any]] = {
             "safeguards": dict(TEST_SAFEGUARDS),
             "log": {"format": "json", "level": "warning"},
+            "watch": {"default": False},  # a watching test turns it on (or passes watch=True)
         }
         if "url" not in sections.get("database", {}):
             merged["database"] = {"url": _test_url(request)}

@@ -32,7 +32,7 @@ from scanguard.records import (
     Library,
     RemovedLibrary,
 )
-from scanguard.store import batches, catalog, instances, jobs, maintenance, reads, webhooks
+from scanguard.store import batches, catalog, instances, jobs, maintenance, reads, watch, webhooks
 from scanguard.store.batches import BatchCommit
 from scanguard.store.database import Database, FaultHook
 from scanguard.store.reads import Read
@@ -226,8 +226,38 @@ class StoreClient(Store):
 
     # ---- libraries --------------------------------------------------------------------------
 
-    def add_library(self, path: str, name: str, kind: str) -> Library:
-        return self._write("add_library", catalog.add_library, path, name, kind)
+    def add_library(self, path: str, name: str, kind: str, watch: bool = True) -> Library:
+        return self._write("add_library", catalog.add_library, path, name, kind, watch)
+
+    def set_library_watch(self, library_id: int, enabled: bool) -> Library:
+        return self._write("set_library_watch", watch.set_library_watch, library_id, enabled)
+
+    # ---- watching ---------------------------------------------------------------------------
+
+    def claim_watch(self, library_id: int, ttl: float) -> bool:
+        return self._write("claim_watch", watch.claim_watch, library_id, ttl)
+
+    def release_watch(self, library_id: int) -> None:
+        self._write("release_watch", watch.release_watch, library_id)
+
+    def set_watch_state(
+        self,
+        library_id: int,
+        state: str,
+        reason: str | None,
+        message: str | None,
+        event: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> bool:
+        return self._write(
+            "set_watch_state", watch.set_watch_state, library_id, state, reason, message, event, data or {}
+        )
+
+    def add_pending(self, library_id: int, paths: tuple[str, ...]) -> int:
+        return self._write("add_pending", watch.add_pending, library_id, paths)
+
+    def take_pending(self, library_id: int, paths: tuple[str, ...] | None, upto: datetime) -> int:
+        return self._write("take_pending", watch.take_pending, library_id, paths, upto)
 
     def remove_library(self, library_id: int) -> RemovedLibrary:
         return self._write("remove_library", catalog.remove_library, library_id)

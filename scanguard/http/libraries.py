@@ -1,4 +1,5 @@
-"""Library routes: add (an existing directory inside allowed_roots), list, get, remove, and its files, paged."""
+"""Library routes: add (an existing directory inside allowed_roots), list, get, switch watching, remove, and
+its files, paged."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def _checked_path(path: str) -> str:
 
 @routes.post(BASE, name="add_library")
 async def add_library(request: web.Request) -> web.Response:
-    body = await json_object(request, required={"path": str}, optional={"name": str, "kind": str})
+    body = await json_object(
+        request, required={"path": str}, optional={"name": str, "kind": str, "watch": bool}
+    )
     rt = runtime_of(request)
     name = body.get("name")
     if name is not None:
@@ -43,7 +46,9 @@ async def add_library(request: web.Request) -> web.Response:
             name.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise BadRequest("name must be valid Unicode (no lone surrogates)", field="name") from exc
-    library = await rt.aio.add_library(_checked_path(body["path"]), name, body.get("kind", "mixed"))
+    library = await rt.aio.add_library(
+        _checked_path(body["path"]), name, body.get("kind", "mixed"), watch=body.get("watch")
+    )
     return web.json_response({"library": library.to_dict()}, status=201)
 
 
@@ -56,6 +61,15 @@ async def list_libraries(request: web.Request) -> web.Response:
 @routes.get(BASE + "/{library_id}", name="get_library")
 async def get_library(request: web.Request) -> web.Response:
     library = await runtime_of(request).aio.get_library(path_id(request, "library_id"))
+    return web.json_response({"library": library.to_dict()})
+
+
+@routes.patch(BASE + "/{library_id}", name="update_library")
+async def update_library(request: web.Request) -> web.Response:
+    """{"watch": bool}: switch the library's watching on or off."""
+    library_id = path_id(request, "library_id")
+    body = await json_object(request, required={"watch": bool}, optional={})
+    library = await runtime_of(request).aio.set_watch(library_id, body["watch"])
     return web.json_response({"library": library.to_dict()})
 
 

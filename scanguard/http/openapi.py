@@ -312,6 +312,15 @@ def _library_paths() -> dict[str, Any]:
                 params=[_path_id("library_id")],
                 tags=("libraries",),
             ),
+            "patch": _op(
+                "updateLibrary",
+                "Switch the library's watching on or off",
+                (200, _ok("LibraryEnvelope", "The library")),
+                (404, 415),
+                params=[_path_id("library_id")],
+                body={"required": True, "content": {JSON: {"schema": ref("LibraryPatch")}}},
+                tags=("libraries",),
+            ),
             "delete": _op(
                 "removeLibrary",
                 "Stop its scan; remove the library, its jobs and files in one transaction",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanguard.records import LIBRARY_KINDS, STATUSES, TRIGGERS
+from scanguard.records import LIBRARY_KINDS, STATUSES, TRIGGERS, WATCH_STATES
 from scanguard.validation import MAX_ID, MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
 
 
@@ -81,8 +81,35 @@ SCHEMAS: dict[str, Any] = {
             "kind": {"type": "string", "enum": list(LIBRARY_KINDS)},
             "media_files": INT,
             "created_at": TIME,
+            "watch": ref("LibraryWatch"),
         }
     ),
+    "LibraryWatch": obj(
+        {
+            "enabled": {
+                "type": "boolean",
+                "description": "Whether the library follows its folders by itself.",
+            },
+            "state": {
+                "type": "string",
+                "enum": list(WATCH_STATES),
+                "description": "watching (inotify), polling (scanned every poll_interval: network "
+                "filesystem or no watches left), unavailable (the root is gone or unmounted), off (switched "
+                "off, or no running instance watches it), starting.",
+            },
+            "reason": nullable(
+                {
+                    "type": "string",
+                    "description": "Why it is not simply watching: watch_limit, network_filesystem, overflow, "
+                    "root_unavailable, crashed, not_watched.",
+                }
+            ),
+            "message": nullable(STR),
+            "since": nullable(TIME),
+            "pending": {**INT, "description": "Changed paths waiting for the next scoped job."},
+        }
+    ),
+    "LibraryPatch": obj({"watch": {"type": "boolean"}}),
     "MediaFile": obj(
         {
             "id": ID,
@@ -148,6 +175,12 @@ SCHEMAS: dict[str, Any] = {
         {
             "name": nullable({"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": SOME_TEXT}),
             "kind": {"type": "string", "enum": list(LIBRARY_KINDS), "default": "mixed"},
+            "watch": nullable(
+                {
+                    "type": "boolean",
+                    "description": "Follow the folder's changes (default: [watch] default, true).",
+                }
+            ),
         },
     ),
     "Instance": obj(

@@ -17,7 +17,7 @@ from scanguard.records import (
     RemovedLibrary,
 )
 from scanguard.store.leases import release_lease
-from scanguard.store.tables import events, libraries, library_leases, media_files, scan_jobs
+from scanguard.store.tables import events, libraries, library_leases, media_files, scan_jobs, watch_pending
 from scanguard.store.tx import Tx, event_from_row, file_from_row, job_from_row, library_from_row
 
 
@@ -29,23 +29,33 @@ def _present_count() -> sa.ScalarSelect[int]:
     )
 
 
-def add_library(tx: Tx, path: str, name: str, kind: str) -> Library:
+def _pending_count() -> sa.ScalarSelect[int]:
+    return sa.select(sa.func.count()).where(watch_pending.c.library_id == libraries.c.id).scalar_subquery()
+
+
+def add_library(tx: Tx, path: str, name: str, kind: str, watch: bool = True) -> Library:
     existing = (tx.conn.execute(sa.select(libraries.c.id).where(libraries.c.path == path))).scalar()
     if existing is not None:
         raise LibraryExists(path, existing)
-    result = tx.conn.execute(libraries.insert().values(path=path, name=name, kind=kind, created_at=tx.now))
+    result = tx.conn.execute(
+        libraries.insert().values(path=path, name=name, kind=kind, created_at=tx.now, watch=watch)
+    )
     (library_id,) = result.inserted_primary_key or (0,)
-    tx.event("library.added", library_id=library_id, path=path, name=name, kind=kind)
-    return Library(int(library_id), path, name, kind, tx.now, 0)
+    tx.event("library.added", library_id=library_id, path=path, name=name, kind=kind, watch=watch)
+    return get_library(tx, int(library_id))
 
 
 def get_library(tx: Tx, library_id: int) -> Library:
     row = (
-        tx.conn.execute(sa.select(libraries, _present_count().label("n")).where(libraries.c.id == library_id))
+        tx.conn.execute(
+            sa.select(libraries, _present_count().label("n"), _pending_count().label("pending")).where(
+                libraries.c.id == library_id
+            )
+        )
     ).first()
     if row is None:
         raise NotFound("library", library_id)
-    return library_from_row(row, row.n)
+    return library_from_row(row, row.n, row.pending, tx.now)
 
 
 def library_for_start(tx: Tx, library_id: int) -> tuple[Library, int | None]:
@@ -57,8 +67,14 @@ def library_for_start(tx: Tx, library_id: int) -> tuple[Library, int | None]:
 
 
 def list_libraries(tx: Tx) -> tuple[Library, ...]:
-    rows = (tx.conn.execute(sa.select(libraries, _present_count().label("n")).order_by(libraries.c.id))).all()
-    return tuple(library_from_row(r, r.n) for r in rows)
+    rows = (
+        tx.conn.execute(
+            sa.select(libraries, _present_count().label("n"), _pending_count().label("pending")).order_by(
+                libraries.c.id
+            )
+        )
+    ).all()
+    return tuple(library_from_row(r, r.n, r.pending, tx.now) for r in rows)
 
 
 def remove_library(tx: Tx, library_id: int) -> RemovedLibrary:
@@ -68,6 +84,7 @@ def remove_library(tx: Tx, library_id: int) -> RemovedLibrary:
     files = tx.conn.execute(media_files.delete().where(media_files.c.library_id == library_id))
     jobs = tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.library_id == library_id))
     tx.conn.execute(library_leases.delete().where(library_leases.c.library_id == library_id))
+    tx.conn.execute(watch_pending.delete().where(watch_pending.c.library_id == library_id))
     tx.conn.execute(libraries.delete().where(libraries.c.id == library_id))
     tx.event(
         "library.removed",

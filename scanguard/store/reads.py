@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from scanguard.errors import BadRequest
@@ -24,7 +25,7 @@ from scanguard.records import (
     MediaFile,
     Page,
 )
-from scanguard.store import batches, catalog, instances, maintenance, moves, webhooks
+from scanguard.store import batches, catalog, instances, maintenance, moves, watch, webhooks
 from scanguard.store.batches import Existing
 from scanguard.store.moves import MoveSource
 from scanguard.store.tx import Tx
@@ -283,3 +284,25 @@ class Ping(Read[bool]):
 
     def run(self, tx: Tx) -> bool:
         return catalog.ping(tx)
+
+
+# ---- watching ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedLibraries(Read[tuple[Library, ...]]):
+    """The libraries whose watch is on, without their counts (the keeper's frequent, cheap read)."""
+
+    def run(self, tx: Tx) -> tuple[Library, ...]:
+        return watch.watched_libraries(tx)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPaths(Read[tuple[tuple[str, ...], datetime]]):
+    """Up to `limit` changed paths of a library waiting for its next job, and when the read saw them."""
+
+    library_id: int
+    limit: int
+
+    def run(self, tx: Tx) -> tuple[tuple[str, ...], datetime]:
+        return watch.pending_paths(tx, self.library_id, self.limit)

@@ -48,7 +48,33 @@ class Store(Protocol):
         timeout); its latency in seconds."""
         ...
 
-    def add_library(self, path: str, name: str, kind: str) -> Library: ...
+    def add_library(self, path: str, name: str, kind: str, watch: bool = True) -> Library: ...
+
+    def set_library_watch(self, library_id: int, enabled: bool) -> Library: ...
+
+    # ---- watching (DESIGN §12) -----------------------------------------------------------------
+
+    def claim_watch(self, library_id: int, ttl: float) -> bool:
+        """Hold or renew this instance's watch lease on the library; False while another holds it."""
+        ...
+
+    def release_watch(self, library_id: int) -> None: ...
+
+    def set_watch_state(
+        self,
+        library_id: int,
+        state: str,
+        reason: str | None,
+        message: str | None,
+        event: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> bool:
+        """The watcher's state, with its event (watch.degraded, watch.recovered), while it holds the lease."""
+        ...
+
+    def add_pending(self, library_id: int, paths: tuple[str, ...]) -> int: ...
+
+    def take_pending(self, library_id: int, paths: tuple[str, ...] | None, upto: datetime) -> int: ...
 
     def remove_library(self, library_id: int) -> RemovedLibrary: ...
 

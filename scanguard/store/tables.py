@@ -50,6 +50,14 @@ libraries = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False, server_default="mixed"),
     sa.Column("created_at", Stamp, nullable=False),
+    # watching (0006): the switch, then what its watcher last wrote and its lease (one watcher per library)
+    sa.Column("watch", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("watch_state", sa.String(16), nullable=True),
+    sa.Column("watch_reason", sa.String(64), nullable=True),
+    sa.Column("watch_message", sa.Text, nullable=True),
+    sa.Column("watch_since", Stamp, nullable=True),
+    sa.Column("watch_owner", sa.String(255), nullable=True),
+    sa.Column("watch_expires_at", Stamp, nullable=True),
     sa.UniqueConstraint("path"),
 )
 
@@ -197,4 +205,13 @@ instances = sa.Table(
     sa.Column("started_at", Stamp, nullable=False),
     sa.Column("heartbeat_at", Stamp, nullable=False),
     sa.Index("ix_instances_heartbeat_at", "heartbeat_at"),
+)
+
+watch_pending = sa.Table(
+    "watch_pending",
+    metadata,
+    sa.Column("library_id", sa.Integer, sa.ForeignKey("libraries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("path", PathType, nullable=False),
+    sa.Column("since", Stamp, nullable=False),
+    sa.PrimaryKeyConstraint("library_id", "path"),
 )

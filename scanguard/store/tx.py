@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from scanguard.records import Event, Job, Library, MediaFile
+from scanguard.records import WATCH_STATES, Event, Job, Library, LibraryWatch, MediaFile, WatchState
 from scanguard.store.tables import events, scan_jobs
 
 
@@ -89,9 +89,32 @@ def job_from_row(row: sa.Row[Any]) -> Job:
     )
 
 
-def library_from_row(row: sa.Row[Any], media_files: int = 0) -> Library:
+def library_from_row(
+    row: sa.Row[Any], media_files: int = 0, pending: int = 0, now: datetime | None = None
+) -> Library:
     m = row._mapping
-    return Library(m["id"], m["path"], m["name"], m["kind"], m["created_at"], media_files)
+    return Library(
+        m["id"],
+        m["path"],
+        m["name"],
+        m["kind"],
+        m["created_at"],
+        media_files,
+        watch_from_row(m, pending, now),
+    )
+
+
+def watch_from_row(m: Any, pending: int, now: datetime | None) -> LibraryWatch:
+    """A library's watch as its row says; a watcher whose lease ran out (or none) reads as `off`."""
+    if not m["watch"]:
+        return LibraryWatch(False, "off", pending=pending)
+    expires = m["watch_expires_at"]
+    if m["watch_owner"] is None or expires is None or (now is not None and expires < now):
+        return LibraryWatch(
+            True, "off", "not_watched", "no running instance watches this library", expires, pending
+        )
+    state: WatchState = next((s for s in WATCH_STATES if s == m["watch_state"]), "starting")
+    return LibraryWatch(True, state, m["watch_reason"], m["watch_message"], m["watch_since"], pending)
 
 
 def file_from_row(row: sa.Row[Any]) -> MediaFile:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.db import db_rows
 from tests.support.trees import build_tree, expected_media, expected_skips
-from tests.support.waiting import wait_for
+from tests.support.waiting import UNWATCHED, wait_for
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 
@@ -34,6 +34,7 @@ def scanguard_command() -> list[str]:
 def child_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """This environment minus the developer's SCANGUARD_* settings, with its own data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
+    env.update(UNWATCHED)
     env.update(XDG_DATA_HOME=str(tmp_path / "xdg"), SCANGUARD_LOG_LEVEL="warning", **settings)
     return env
 

@@ -19,7 +19,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from tests.conftest import TEST_SAFEGUARDS
-from tests.support.waiting import wait_for
+from tests.support.waiting import UNWATCHED, wait_for
 
 SCANGUARD = str(Path(sys.executable).with_name("scanguard"))
 TOKEN = "test-token-0123456789"
@@ -165,6 +165,7 @@ class ServerProcess:
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The child's environment: ours without SCANGUARD_*, test intervals, JSON logs, the test token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
+    env.update(UNWATCHED)
     env.update({f"SCANGUARD_SAFEGUARDS_{k.upper()}": str(v) for k, v in TEST_SAFEGUARDS.items()})
     env.update(
         {

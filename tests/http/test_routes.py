@@ -24,7 +24,7 @@ JOB_KEYS = {
     "bytes_processed", "errors", "files_per_second", "eta_seconds", "pause_reason", "last_error", "restarts",
     "owner", "created_at", "started_at", "updated_at", "finished_at",
 }  # fmt: skip
-LIBRARY_KEYS = {"id", "path", "name", "kind", "media_files", "created_at"}
+LIBRARY_KEYS = {"id", "path", "name", "kind", "media_files", "created_at", "watch"}
 ERROR_KEYS = {"code", "message", "details"}
 
 

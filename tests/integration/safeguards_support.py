@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.support.db import db_rows, db_value, is_sqlite
+from tests.support.waiting import UNWATCHED
 
 T = TypeVar("T")
 
@@ -239,5 +240,6 @@ def scanguard_command() -> list[str]:
 def child_env(**settings: str) -> dict[str, str]:
     """This environment without the developer's SCANGUARD_* settings, plus the given ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
+    env.update(UNWATCHED)
     env.update(settings)
     return env

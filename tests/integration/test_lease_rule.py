@@ -13,6 +13,7 @@ import pytest
 
 import scanguard
 from tests.support.db import db_exec, db_value
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,3 +62,31 @@ def test_a_library_lease_of_another_host_is_respected_until_it_expires(
     with pytest.raises(scanguard.LibraryBusy):
         rt.start_scan(library.id)
     assert db_value(db_url, f"SELECT count(*) FROM scan_jobs WHERE library_id = {library.id}") == 0
+
+
+def test_a_watch_left_by_a_dead_process_on_this_host_is_taken_at_once(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    """A library's watch lease names a dead local process and has a minute left: a new runtime watches it
+    at once (not after the minute); the watch state says so."""
+    first = runtime_factory(make_config(watch={"enabled": False}))
+    library = first.add_library(tmp_path, watch=True)
+    first.stop()
+    until = (
+        "datetime('now', '+60 seconds')" if db_url.startswith("sqlite") else "now() + interval '60 seconds'"
+    )
+    db_exec(
+        db_url,
+        f"UPDATE libraries SET watch_owner = '{_dead_local_owner()}', watch_expires_at = {until} "
+        f"WHERE id = {library.id}",
+    )
+    rt = runtime_factory(make_config(safeguards={"lease_ttl": 60}))
+    wait_for(
+        lambda: db_value(db_url, f"SELECT watch_owner FROM libraries WHERE id = {library.id}") == rt.instance,
+        15,
+        "the new runtime to hold the dead process's watch",
+    )
+    wait_for(lambda: rt.get_library(library.id).watch.state == "watching", 15, "watching")

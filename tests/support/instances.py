@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.waiting import wait_for
+from tests.support.waiting import UNWATCHED, wait_for
 
 TOKEN = "test-token-for-instances"
 _LISTENING = re.compile(r"listening on (http://\S+)")
@@ -29,6 +29,7 @@ def scanguard_command() -> list[str]:
 def instance_env(tmp_path: Path, settings: dict[str, str]) -> dict[str, str]:
     """This environment minus the developer's SCANGUARD_* settings, plus the given ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
+    env.update(UNWATCHED)
     env.update(
         SCANGUARD_ADMIN_TOKEN=TOKEN,
         SCANGUARD_LOG_LEVEL="info",

@@ -97,3 +97,8 @@ QUIET_SAFEGUARDS: dict[str, Any] = {
     "cleanup_interval": 0,
     "health_check_interval": 0,
 }
+
+
+# the environment of a child process that is not a watching test: its libraries are added unwatched (else
+# a watcher's catch-up scan would take the library that the test means to scan itself)
+UNWATCHED: dict[str, str] = {"SCANGUARD_WATCH_DEFAULT": "false"}
