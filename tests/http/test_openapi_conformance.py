@@ -125,7 +125,9 @@ def test_stateful_chains_follow_the_links_from_a_new_library_to_a_deleted_job(
     # guess that a nullable job_id of an event names a job, and send null as the path id "None" (the
     # repository's schemathesis.toml turns that guess off for the CLI the same way)
     api_schema.config.phases.stateful.inference.algorithms = []
-    base = api_schema.exclude(path=STREAM).as_state_machine()
+    # PATCH (a library's watch switch) is no step of the chain and is fuzzed by the test above; as one more
+    # entry point of the machine it left the chain's resume step unreached in about half the runs
+    base = api_schema.exclude(path=STREAM).exclude(method="PATCH").as_state_machine()
 
     class Machine(base):  # type: ignore[misc, valid-type]
         def before_call(self, case: Any) -> None:
