@@ -169,7 +169,6 @@ SETTINGS: dict[str, tuple[Any, str, Any, tuple[Any, ...]]] = {
     "scan.worker_memory_limit": COUNT,
     "log.level": ("debug", "debug", "debug", ("loud", 3)),
     "log.format": ("json", "json", "json", ("xml",)),
-    "scan.walkers": AT_LEAST_ONE,
     "watch.enabled": FLAG,
     "watch.default": FLAG,
     "watch.settle": ("500ms", "500ms", 0.5, ("0", "soon", "-1s")),
