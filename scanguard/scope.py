@@ -16,7 +16,8 @@ from scanguard.errors import InvalidScope
 
 MAX_SCOPE_PATH = 4096
 MAX_SCOPE_PATHS = 100
-"""How many paths one start over HTTP may name (a watcher with more changed paths scans the whole library)."""
+"""How many paths one job's scope may name, from HTTP or Python (a watcher with more changed paths scans
+the whole library): each is a range of the job's reads, and SQLite bounds how many one statement holds."""
 MAX_HTTP_SCOPE_PATH = 1024
 """How long one of them may be over HTTP: a hundred such paths, each character percent-encoded UTF-8
 (up to 12 bytes), must fit the request line the admin app accepts."""
@@ -89,6 +90,11 @@ def normalize_scope(paths: Iterable[object] | None, root: str) -> tuple[str, ...
         if not any("/".join(parts[:i]) in chosen for i in range(1, len(parts))):
             kept.append(rel)
             chosen.add(rel)
+    if len(kept) > MAX_SCOPE_PATHS:
+        raise InvalidScope(
+            f"{len(kept)} paths",
+            f"are more than {MAX_SCOPE_PATHS}: name their folders, or scan the whole library",
+        )
     return tuple(kept)
 
 

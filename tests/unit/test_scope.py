@@ -141,3 +141,12 @@ def test_a_scoped_walk_lists_only_the_scope_and_the_folders_leading_to_it(tree: 
     list(Walk(str(tree), RULE, scope=("Artist 002/Album 03", "a"), walkers=walkers, fs=fs))
     listed = {os.path.relpath(p, tree) for p in fs.listed}
     assert listed == {".", "Artist 002", "Artist 002/Album 03", "a", "a/c"}
+
+
+def test_a_scope_of_more_than_a_hundred_paths_is_refused_from_python_too() -> None:
+    """Beyond 100 paths a scan names their folders or the whole library (a thousand ranges would not fit
+    one SQLite statement); a hundred, or many paths inside one folder, are taken."""
+    assert len(normalize_scope([f"a{i}" for i in range(100)], ROOT)) == 100
+    assert normalize_scope(["a", *[f"a/{i}" for i in range(500)]], ROOT) == ("a",)
+    with pytest.raises(scanguard.InvalidScope, match="more than 100"):
+        normalize_scope([f"a{i}" for i in range(101)], ROOT)
