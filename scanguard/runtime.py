@@ -162,7 +162,8 @@ class Runtime:
     def watch(self, library_ids: Collection[int] | None = None) -> None:
         """Watch every library whose `watch` is on (or only these ones): a watcher each, restarted with
         backoff by the WatchKeeper (Runtime.start does this unless told `watch=False`)."""
-        from scanguard.actors.watcher import WatchKeeper, WatchParts  # noqa: PLC0415 - not for one-shot scans
+        from scanguard.actors.watch_keeper import WatchKeeper  # noqa: PLC0415 - not for one-shot scans
+        from scanguard.actors.watcher import WatchParts  # noqa: PLC0415
 
         if not self._running or self._supervisor is None:
             raise RuntimeStopped()
@@ -184,7 +185,7 @@ class Runtime:
     def _sync_watchers(self) -> None:
         """Tell the keeper that a library's watch switch (or the set of libraries) changed."""
         if self._watchers is not None:
-            from scanguard.actors.watcher import Sync  # noqa: PLC0415
+            from scanguard.actors.watch_keeper import Sync  # noqa: PLC0415
 
             with contextlib.suppress(pykka.ActorDeadError):
                 self._watchers.tell(Sync())

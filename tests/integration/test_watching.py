@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 import scanguard
-from scanguard.actors.watcher import Crash, Sync, WatcherOf, WatchKeeper, WatchParts
+from scanguard.actors.watch_keeper import Sync, WatcherOf, WatchKeeper
+from scanguard.actors.watcher import Crash, WatchParts
 from scanguard.records import Event, Job
 from scanguard.watching.source import OVERFLOW, InotifySource, RawEvent
 from tests.support.waiting import ProcessorGate, wait_for
