@@ -14,7 +14,7 @@ import pykka
 import structlog
 
 from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunCleanup
-from scanguard.actors.events import EventBus, Publish, Subscribe, Unsubscribe
+from scanguard.actors.events import EventBus, Subscribe, Unsubscribe
 from scanguard.actors.health import Check, HealthChecker
 from scanguard.actors.library import LibraryActor, PauseScan, RemoveLibrary
 from scanguard.actors.store import StoreActor, StoreClient
@@ -35,6 +35,7 @@ from scanguard.processing.pool import FilePool
 from scanguard.processing.registry import resolve
 from scanguard.processing.scanwork import FileWork
 from scanguard.records import DeletedJob, Event, EventQuery, Job, Library, MediaFile, Page, RemovedLibrary
+from scanguard.remote import RemoteEvents
 from scanguard.scanning import FileSystem
 from scanguard.status import StatusParts, status_report
 from scanguard.store.database import Database
@@ -69,18 +70,6 @@ if TYPE_CHECKING:
     from scanguard.store.notify import EventListener
 
 log = structlog.get_logger("scanguard.runtime")
-# events of another instance after which this one's live scans are checked against the database at once
-REMOTE_CHANGES = frozenset(
-    {
-        "job.paused",
-        "job.resumed",
-        "job.deleted",
-        "job.failed",
-        "job.completed",
-        "orphan.adopted",
-        "library.removed",
-    }
-)
 
 
 class Runtime:
@@ -286,21 +275,13 @@ class Runtime:
         self._registered = True
         if not is_postgresql(self.config.database.url):
             return
-        bus = self._bus
-
-        def deliver(events: tuple[Event, ...]) -> None:
-            if bus is not None:
-                bus.tell(Publish(events, remote=True))
-            kinds = {e.kind for e in events}
-            # another instance changed a job: the validator checks this one's live scans against it now,
-            # and the watchdog takes over at once what a clean shutdown elsewhere handed over
-            with contextlib.suppress(pykka.ActorDeadError):
-                if kinds & REMOTE_CHANGES and self._validator is not None:
-                    self._validator.tell(Validate("remote_event"))
-                handed = any(e.kind == "job.paused" and e.data.get("reason") == "shutdown" for e in events)
-                if handed and self._watchdog is not None and self.config.safeguards.auto_resume_orphans:
-                    self._watchdog.tell(Sweep("handover"))
-
+        assert self._bus is not None  # started before the store
+        deliver = RemoteEvents(
+            self._bus,
+            lambda: self._validator,
+            lambda: self._watchdog,
+            self.config.safeguards.auto_resume_orphans,
+        )
         from scanguard.store.notify import EventListener  # noqa: PLC0415 - asyncpg only when on PostgreSQL
 
         self._listener = EventListener(self.config.database.url, self.instance, deliver)
