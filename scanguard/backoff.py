@@ -46,6 +46,12 @@ RECONNECT = Backoff(first=0.05, cap=2.0, jitter=0.5)
 """The event listener's reconnects after its connection was lost."""
 
 
+def jittered(period: float, spread: float = 0.25) -> float:
+    """A periodic wait spread by ±`spread` of itself, so that many libraries' backstop rescans do not
+    line up (Syncthing spreads its rescans the same 0.75-1.25x)."""
+    return Backoff(period, jitter=spread).delay(0)
+
+
 def backoff_delay(base: float, attempt: int, cap: float | None = None) -> float:
     """`base * 2**attempt` seconds with ±20% jitter, never more than `cap` (supervised restarts, the
     watchdog's store recovery)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import pykka
 import structlog
 
 from scanguard.actors.liveness import Answering
+from scanguard.backoff import jittered
 from scanguard.config import Config
 from scanguard.errors import (
     LibraryBusy,
@@ -80,10 +80,6 @@ class WatcherFailed(ScanguardError):
     """The watcher's event reader failed."""
 
 
-def _jittered(interval: float) -> float:
-    return interval * random.uniform(0.75, 1.25)
-
-
 class Watcher(Answering):
     """Owns the watching of one library: its inotify watches, its settling changes, its state and lease."""
 
@@ -109,7 +105,7 @@ class Watcher(Answering):
         self._next_renew = now
         self._next_try = now
         self._next_poll = now + self.cfg.poll_interval
-        self._next_rescan = now + _jittered(self.cfg.rescan_interval) if self.cfg.rescan_interval else None
+        self._next_rescan = now + jittered(self.cfg.rescan_interval) if self.cfg.rescan_interval else None
         self._next_rearm = now
         self._rearms = 0
         self._next_look = now
@@ -322,7 +318,7 @@ class Watcher(Answering):
             self._queue(due, now)
         if self._next_rescan is not None and now >= self._next_rescan:
             self._want = self._want or "rescan"
-            self._next_rescan = now + _jittered(self.cfg.rescan_interval)
+            self._next_rescan = now + jittered(self.cfg.rescan_interval)
 
     def _poll(self, now: float) -> None:
         if not self._root_present():
