@@ -28,6 +28,12 @@ STOP_POLL = 0.1
 SHUTDOWN_GRACE = 5.0
 
 
+def _say(text: str) -> None:
+    """One line for the operator on stderr, in one write: a log line of another thread never splits it."""
+    sys.stderr.write(f"scanguard: {text}\n")
+    sys.stderr.flush()
+
+
 def token_file() -> Path:
     """Where a generated admin token is kept."""
     return default_data_dir() / "admin_token"
@@ -45,7 +51,7 @@ def resolve_token(cfg: Config) -> str:
     except OSError as exc:
         raise ConfigError(f"cannot read the admin token file {path}: {exc}") from exc
     if kept:
-        print(f"scanguard: using the admin token kept in {path}", file=sys.stderr, flush=True)
+        _say(f"using the admin token kept in {path}")
         return kept
     token = secrets.token_urlsafe(32)
     try:
@@ -57,7 +63,7 @@ def resolve_token(cfg: Config) -> str:
         return resolve_token(cfg)  # another process generated it first: use theirs
     except OSError as exc:
         raise ConfigError(f"cannot keep the admin token in {path}: {exc}") from exc
-    print(f"scanguard: generated admin token (kept in {path}): {token}", file=sys.stderr, flush=True)
+    _say(f"generated admin token (kept in {path}): {token}")
     return token
 
 
@@ -74,7 +80,7 @@ async def _run(cfg: Config, stop_event: threading.Event) -> int:
         await site.start()
         for address in runner.addresses:
             host, port = address[0], address[1]
-            print(f"scanguard: listening on {_url(host, port)}", file=sys.stderr, flush=True)
+            _say(f"listening on {_url(host, port)}")
         log.info("http.serving", addresses=[list(a[:2]) for a in runner.addresses])
         while not stop_event.is_set():
             await asyncio.sleep(STOP_POLL)
@@ -90,8 +96,8 @@ def serve(cfg: Config, stop_event: threading.Event) -> int:
         token = resolve_token(cfg)
         return asyncio.run(_run(cfg.replace(http={"admin_token": token}), stop_event))
     except ScanguardError as exc:
-        print(f"scanguard: error: {exc.message}", file=sys.stderr, flush=True)
+        _say(f"error: {exc.message}")
         return EXIT_ERROR
     except OSError as exc:  # the port is taken, the address is not ours
-        print(f"scanguard: error: cannot listen on {cfg.http.host}:{cfg.http.port}: {exc}", file=sys.stderr)
+        _say(f"error: cannot listen on {cfg.http.host}:{cfg.http.port}: {exc}")
         return EXIT_ERROR

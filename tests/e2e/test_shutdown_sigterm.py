@@ -76,7 +76,7 @@ def test_sigterm_pauses_both_running_scans_as_shutdown_exits_0_and_a_restart_res
         listening = wait_for(
             lambda: (
                 proc.poll() is not None
-                or re.search(r"listening on (http://\S+)", log_path.read_text(errors="replace"))
+                or re.search(r"listening on (http://[^\s{]+)", log_path.read_text(errors="replace"))
             ),
             30,
             "scanguard serve to listen",

@@ -24,7 +24,7 @@ from tests.support.waiting import UNWATCHED, wait_for
 SCANGUARD = str(Path(sys.executable).with_name("scanguard"))
 TOKEN = "test-token-0123456789"
 START_TIMEOUT = 30.0
-_LISTENING = re.compile(r"listening on (http://\S+)")
+_LISTENING = re.compile(r"listening on (http://[^\s{]+)")
 _UNSET: Any = object()
 
 

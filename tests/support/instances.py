@@ -18,7 +18,7 @@ from typing import Any
 from tests.support.waiting import UNWATCHED, wait_for
 
 TOKEN = "test-token-for-instances"
-_LISTENING = re.compile(r"listening on (http://\S+)")
+_LISTENING = re.compile(r"listening on (http://[^\s{]+)")
 
 
 def scanguard_command() -> list[str]:
