@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import scanguard
-from tests.support.db import db_rows, install_write_counter, media_writes
+from tests.support.db import db_rows, install_write_counter, media_writes, missing_paths, present_paths
 from tests.support.trees import build_tree, expected_media, media_path
 from tests.support.waiting import QUIET_SAFEGUARDS, GatedFileSystem
 
@@ -21,20 +21,6 @@ pytestmark = pytest.mark.timeout(60)
 def _scan(rt: scanguard.Runtime, library_id: int) -> scanguard.Job:
     job = rt.start_scan(library_id)
     return rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
-
-
-def _present(url: str, library_id: int) -> set[str]:
-    rows = db_rows(
-        url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NULL"
-    )
-    return {r[0] for r in rows}
-
-
-def _missing(url: str, library_id: int) -> set[str]:
-    rows = db_rows(
-        url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NOT NULL"
-    )
-    return {r[0] for r in rows}
 
 
 def _media_table(url: str) -> list[tuple[object, ...]]:
@@ -126,8 +112,8 @@ def test_after_adding_changing_and_deleting_files_a_rescan_matches_the_tree_agai
     job = _scan(rt, library.id)
 
     assert job.status == "completed", job
-    assert _present(db_url, library.id) == expected_media(root)
-    assert _missing(db_url, library.id) == set(deleted)
+    assert present_paths(db_url, library.id) == expected_media(root)
+    assert missing_paths(db_url, library.id) == set(deleted)
     assert job.files_changed == len(grown) + 1
     assert job.files_removed == len(deleted)
     sizes = dict(db_rows(db_url, f"SELECT path, size FROM media_files WHERE library_id = {library.id}"))
@@ -143,14 +129,14 @@ def test_after_adding_changing_and_deleting_files_a_rescan_matches_the_tree_agai
     (root / deleted[0]).write_bytes(b"back")
     job = _scan(rt, library.id)
     assert job.status == "completed", job
-    assert _present(db_url, library.id) == expected_media(root)
-    assert _missing(db_url, library.id) == set(deleted[1:])
+    assert present_paths(db_url, library.id) == expected_media(root)
+    assert missing_paths(db_url, library.id) == set(deleted[1:])
     assert media_writes(db_url) == writes + 1
     assert job.files_removed == 0, "files already missing are not counted again"
 
 
 @pytest.mark.parametrize("how", ["renamed", "deleted"])
-def test_a_root_that_vanishes_when_the_walk_starts_pauses_the_job_and_marks_nothing_missing(
+def test_a_root_that_vanishes_when_the_walk_starts_pauses_the_job_and_marks_nothingmissing_paths(
     how: str,
     db_url: str,
     tmp_path: Path,
@@ -177,11 +163,11 @@ def test_a_root_that_vanishes_when_the_walk_starts_pauses_the_job_and_marks_noth
         rt.resume_scan(job.id)
         done = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
         assert done.status == "completed", done
-        assert _present(db_url, library.id) == expected_media(root)
-        assert _missing(db_url, library.id) == set()
+        assert present_paths(db_url, library.id) == expected_media(root)
+        assert missing_paths(db_url, library.id) == set()
 
 
-def test_a_root_that_vanishes_in_the_middle_of_the_walk_pauses_the_job_and_marks_nothing_missing(
+def test_a_root_that_vanishes_in_the_middle_of_the_walk_pauses_the_job_and_marks_nothingmissing_paths(
     db_url: str,
     tmp_path: Path,
     make_config: Callable[..., scanguard.Config],
@@ -195,18 +181,20 @@ def test_a_root_that_vanishes_in_the_middle_of_the_walk_pauses_the_job_and_marks
     paused = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
 
     assert (paused.status, paused.pause_reason) == ("paused", "root_unavailable"), paused
-    assert _missing(db_url, library.id) == set(), "nothing marked missing"
-    assert _present(db_url, library.id) == {r[0] for r in db_rows(db_url, "SELECT path FROM media_files")}
+    assert missing_paths(db_url, library.id) == set(), "nothing marked missing"
+    assert present_paths(db_url, library.id) == {
+        r[0] for r in db_rows(db_url, "SELECT path FROM media_files")
+    }
 
     (tmp_path / "moved").rename(root)
     rt.resume_scan(job.id)
     done = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
     assert done.status == "completed", f"remounted, the job completes: {done}"
-    assert _present(db_url, library.id) == expected_media(root)
-    assert _missing(db_url, library.id) == set()
+    assert present_paths(db_url, library.id) == expected_media(root)
+    assert missing_paths(db_url, library.id) == set()
 
 
-def test_a_library_that_is_suddenly_mostly_empty_pauses_instead_of_marking_everything_missing(
+def test_a_library_that_is_suddenly_mostly_empty_pauses_instead_of_marking_everythingmissing_paths(
     db_url: str,
     tmp_path: Path,
     make_config: Callable[..., scanguard.Config],
@@ -219,15 +207,15 @@ def test_a_library_that_is_suddenly_mostly_empty_pauses_instead_of_marking_every
     rt = runtime_factory(make_config(scan={"batch_size": 25}, safeguards=QUIET_SAFEGUARDS))
     library = rt.add_library(root)
     assert _scan(rt, library.id).status == "completed"
-    before = _present(db_url, library.id)
+    before = present_paths(db_url, library.id)
     for artist in ("Artist 001", "Artist 002"):
         (root / artist).rename(tmp_path / artist)  # two thirds of the files
 
     job = _scan(rt, library.id)
 
     assert (job.status, job.pause_reason) == ("paused", "root_unavailable"), job
-    assert _missing(db_url, library.id) == set(), "nothing marked missing"
-    assert _present(db_url, library.id) == before
+    assert missing_paths(db_url, library.id) == set(), "nothing marked missing"
+    assert present_paths(db_url, library.id) == before
     assert job.last_error
     assert "vanished" in job.last_error
 
@@ -236,7 +224,7 @@ def test_a_library_that_is_suddenly_mostly_empty_pauses_instead_of_marking_every
     rt.resume_scan(job.id)
     done = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
     assert done.status == "completed", f"the files are back: the job completes: {done}"
-    assert _present(db_url, library.id) == before == expected_media(root)
-    assert _missing(db_url, library.id) == set()
+    assert present_paths(db_url, library.id) == before == expected_media(root)
+    assert missing_paths(db_url, library.id) == set()
     assert done.files_processed == done.files_found == len(before)
     assert done.files_removed == 0

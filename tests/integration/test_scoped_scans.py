@@ -11,27 +11,13 @@ from pathlib import Path
 import pytest
 
 import scanguard
-from tests.support.db import db_rows
+from tests.support.db import db_rows, missing_paths, present_paths
 from tests.support.trees import build_tree, expected_media, media_path
 from tests.support.waiting import QUIET_SAFEGUARDS, GatedFileSystem
 
 pytestmark = pytest.mark.timeout(90)
 
 ENDED = ("completed", "failed", "paused")
-
-
-def _present(url: str, library_id: int) -> set[str]:
-    rows = db_rows(
-        url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NULL"
-    )
-    return {r[0] for r in rows}
-
-
-def _missing(url: str, library_id: int) -> set[str]:
-    rows = db_rows(
-        url, f"SELECT path FROM media_files WHERE library_id = {library_id} AND missing_since IS NOT NULL"
-    )
-    return {r[0] for r in rows}
 
 
 def _rows(url: str) -> dict[str, tuple[object, ...]]:
@@ -58,7 +44,7 @@ def scanned(
     library = rt.add_library(root)
     job = rt.wait_for_job(rt.start_scan(library.id).id, ENDED, timeout=30)
     assert job.status == "completed", job
-    assert _present(db_url, library.id) == expected_media(root)
+    assert present_paths(db_url, library.id) == expected_media(root)
     return rt, library, root
 
 
@@ -103,8 +89,8 @@ def test_a_folder_scope_applies_the_changes_inside_it_and_touches_nothing_outsid
     on_disk = _under(expected_media(root), "Artist 001")
     assert job.files_found == len(on_disk), "only the scope was walked"
     assert job.total_estimate == len(on_disk), "the counting pass counted only the scope"
-    assert _under(_present(db_url, library.id), "Artist 001") == on_disk
-    assert _missing(db_url, library.id) == set(changes["inside_deleted"])
+    assert _under(present_paths(db_url, library.id), "Artist 001") == on_disk
+    assert missing_paths(db_url, library.id) == set(changes["inside_deleted"])
     assert (job.files_changed, job.files_removed) == (1, 2)
     after = _rows(db_url)
     outside = {p: row for p, row in before.items() if not p.startswith("Artist 001/")}
@@ -114,8 +100,8 @@ def test_a_folder_scope_applies_the_changes_inside_it_and_touches_nothing_outsid
     # a full scan afterwards sees the rest
     full = rt.wait_for_job(rt.start_scan(library.id).id, ENDED, timeout=30)
     assert full.status == "completed", full
-    assert _present(db_url, library.id) == expected_media(root)
-    assert _missing(db_url, library.id) == set(changes["inside_deleted"] + changes["outside_deleted"])
+    assert present_paths(db_url, library.id) == expected_media(root)
+    assert missing_paths(db_url, library.id) == set(changes["inside_deleted"] + changes["outside_deleted"])
 
 
 def test_a_file_scope_and_a_vanished_folder_scope_mark_exactly_their_rows(
@@ -129,7 +115,7 @@ def test_a_file_scope_and_a_vanished_folder_scope_mark_exactly_their_rows(
     with (root / neighbour).open("ab") as fh:
         fh.write(b"grown")
     gone = "Artist 002/Album 04"
-    gone_rows = _under(_present(db_url, library.id), gone)
+    gone_rows = _under(present_paths(db_url, library.id), gone)
     shutil.rmtree(root / gone)
     before = _rows(db_url)
 
@@ -138,7 +124,7 @@ def test_a_file_scope_and_a_vanished_folder_scope_mark_exactly_their_rows(
     assert job.status == "completed", job
     assert job.scope == tuple(sorted([gone, one]))
     assert (job.files_found, job.files_changed, job.files_removed) == (1, 1, len(gone_rows))
-    assert _missing(db_url, library.id) == gone_rows, "a deleted scope folder's rows are missing"
+    assert missing_paths(db_url, library.id) == gone_rows, "a deleted scope folder's rows are missing"
     after = _rows(db_url)
     assert after[neighbour] == before[neighbour], "the unscoped neighbour was not written"
     assert after[one][1] == os.stat(root / one).st_size
@@ -248,10 +234,10 @@ def test_a_scoped_scan_paused_and_resumed_mid_walk_loses_and_doubles_nothing(
         rel = media_path(i)
         fresh = mtimes[rel] == pytest.approx(float(i + 1))
         assert fresh == (100 <= i < 300), f"{rel}: written iff in the scope"
-    assert _missing(db_url, library.id) == set()
+    assert missing_paths(db_url, library.id) == set()
 
 
-def test_an_emptied_root_pauses_a_scoped_scan_instead_of_marking_its_scope_missing(
+def test_an_emptied_root_pauses_a_scoped_scan_instead_of_marking_its_scopemissing_paths(
     db_url: str,
     tmp_path: Path,
     make_config: Callable[..., scanguard.Config],
@@ -270,12 +256,12 @@ def test_an_emptied_root_pauses_a_scoped_scan_instead_of_marking_its_scope_missi
 
     assert (job.status, job.pause_reason) == ("paused", "root_unavailable"), job
     assert "root is empty" in (job.last_error or "")
-    assert _missing(db_url, library.id) == set(), "nothing was marked missing"
+    assert missing_paths(db_url, library.id) == set(), "nothing was marked missing"
     # the drive is back: the resumed scoped scan completes on the unchanged index
     root.rmdir()
     shutil.move(str(tmp_path / "elsewhere"), str(root))
     rt.resume_scan(job.id)
     done = rt.wait_for_job(job.id, ENDED, timeout=30)
     assert done.status == "completed", done
-    assert _present(db_url, library.id) == expected_media(root)
-    assert _missing(db_url, library.id) == set()
+    assert present_paths(db_url, library.id) == expected_media(root)
+    assert missing_paths(db_url, library.id) == set()

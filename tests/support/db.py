@@ -113,3 +113,15 @@ def install_write_counter(url: str) -> None:
 
 def media_writes(url: str) -> int:
     return int(db_value(url, "SELECT n FROM test_media_writes"))
+
+
+def present_paths(url: str, library_id: int) -> set[str]:
+    """The library's indexed paths that are not marked missing."""
+    where = f"library_id = {library_id} AND missing_since IS NULL"
+    return {r[0] for r in db_rows(url, f"SELECT path FROM media_files WHERE {where}")}
+
+
+def missing_paths(url: str, library_id: int) -> set[str]:
+    """The library's indexed paths marked missing."""
+    where = f"library_id = {library_id} AND missing_since IS NOT NULL"
+    return {r[0] for r in db_rows(url, f"SELECT path FROM media_files WHERE {where}")}
