@@ -378,20 +378,25 @@ def test_enospc_from_inotify_add_watch_polls_and_rearms_with_backoff(
     assert rt.metrics.watch_fallbacks.labels("watch_limit")._value.get() == 1
 
 
+def _watched_and_settled(rt: scanguard.Runtime, keeper: Any, library: Path) -> scanguard.Library:
+    """A new library under the faulty runtime's keeper, its first catch-up scan done."""
+    lib = rt.add_library(library)
+    keeper.tell(Sync())
+    settled(rt, lib.id)
+    return lib
+
+
 def test_an_event_queue_overflow_scans_the_whole_library_and_recovers(
     faulty: tuple[scanguard.Runtime, Any], library: Path
 ) -> None:
     rt, keeper = faulty
-    lib = rt.add_library(library)
-    keeper.tell(Sync())
-    settled(rt, lib.id)
+    lib = _watched_and_settled(rt, keeper, library)
     write(library / "album0" / "lost.flac")  # as if its event had been lost in the overflow
     SyscallFaults.injected.append(RawEvent(-1, OVERFLOW))
     wait_for(lambda: "album0/lost.flac" in files(rt, lib.id), SLACK, "the whole catch-up scan")
     catch_ups = [j for j in jobs(rt, lib.id) if j.trigger == "catch_up"]
     assert len(catch_ups) == 2
     assert catch_ups[-1].scope == ()
-    events = watch_events(rt, lib.id)
     wait_for(lambda: any(e.kind == "watch.recovered" for e in watch_events(rt, lib.id)), SLACK, "recovered")
     events = watch_events(rt, lib.id)
     assert [(e.kind, e.data["reason"]) for e in events] == [
@@ -405,9 +410,7 @@ def test_a_crashed_watcher_is_restarted_with_a_catch_up_scan(
     faulty: tuple[scanguard.Runtime, Any], library: Path
 ) -> None:
     rt, keeper = faulty
-    lib = rt.add_library(library)
-    keeper.tell(Sync())
-    settled(rt, lib.id)
+    lib = _watched_and_settled(rt, keeper, library)
     first = keeper.ask(WatcherOf(lib.id))
     first.tell(Crash())
     wait_for(lambda: any(e.kind == "watch.recovered" for e in watch_events(rt, lib.id)), SLACK, "restarted")
@@ -426,9 +429,7 @@ def test_a_failing_event_reader_reaches_the_keeper_which_restarts_the_watcher(
     faulty: tuple[scanguard.Runtime, Any], library: Path
 ) -> None:
     rt, keeper = faulty
-    lib = rt.add_library(library)
-    keeper.tell(Sync())
-    settled(rt, lib.id)
+    lib = _watched_and_settled(rt, keeper, library)
     SyscallFaults.broken.set()
     wait_for(lambda: any(e.kind == "watch.recovered" for e in watch_events(rt, lib.id)), SLACK, "restarted")
     [degraded] = [e for e in watch_events(rt, lib.id) if e.kind == "watch.degraded"]
