@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # the advisory lock every instance takes before migrating a PostgreSQL database (any fixed 64-bit key)
+# how long a migrating session may sit idle inside its transaction before the server ends it (ms)
+MIGRATION_IDLE_MS = 60_000
 MIGRATION_LOCK_KEY = 0x5CA9_0A2D_0001
 # SQLite connections kept open by the pool: the writer, the readers of the event loop, the actors' reads
 SQLITE_POOL = 64
@@ -201,13 +203,17 @@ def migration_lock(sync_conn: sa.Connection) -> None:
     """Hold the migration lock until this transaction ends.
 
     PostgreSQL: a transaction-level advisory lock (released by commit or rollback, or when the session
-    dies), waited for without the sessions' lock and statement timeouts. SQLite: the transaction was begun
-    EXCLUSIVE (the `scanguard_exclusive` execution option), which already serialises migrating processes.
+    dies), waited for without the sessions' lock and statement timeouts. Its idle bound is a minute, not
+    half a lease: Alembic loads its scripts inside the transaction, which on a loaded machine idles longer
+    than a short lease's half (instances started together then failed to migrate). SQLite: the transaction
+    was begun EXCLUSIVE (the `scanguard_exclusive` execution option), which already serialises migrating
+    processes.
     """
     if sync_conn.dialect.name != "postgresql":
         return
     sync_conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
     sync_conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+    sync_conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {MIGRATION_IDLE_MS}")
     sync_conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
 
 

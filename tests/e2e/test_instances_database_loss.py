@@ -3,13 +3,14 @@ and the event listeners reconnect and replay what was committed meanwhile."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from tests.integration.safeguards_support import assert_database_valid, indexed_paths, job_row
 from tests.support import postgres
-from tests.support.instances import TOKEN, ApiError, ServeProcess, serve_settings
+from tests.support.instances import TOKEN, ApiError, ServeProcess, serve_settings, serving
 from tests.support.sse import SseReader
 from tests.support.trees import build_tree, expected_media
 from tests.support.waiting import wait_for
@@ -34,14 +35,10 @@ def test_a_postgresql_restart_mid_scan_is_survived_by_both_instances_and_the_sca
     root = tmp_path / "library"
     build_tree(root, 1200, 0)
     settings = serve_settings(SCANGUARD_SCAN_BATCH_SIZE="2")
-    a = ServeProcess.spawn("a", url, tmp_path, settings)
-    b: ServeProcess | None = None
-    reader: SseReader | None = None
-    try:
-        a.wait_listening()
-        b = ServeProcess.spawn("b", url, tmp_path, settings)
-        b.wait_listening()
-        reader = SseReader(b.base + "/api/admin/events/stream?after_id=0", TOKEN)
+    with (
+        serving(url, tmp_path, ("a", settings), ("b", settings)) as (a, b),
+        closing(SseReader(b.base + "/api/admin/events/stream?after_id=0", TOKEN)) as reader,
+    ):
         library, job = a.scan_folder(root)
         wait_for(lambda: job_row(url, job["id"])["files_processed"] >= 50, 60, "A to commit batches")
 
@@ -62,12 +59,6 @@ def test_a_postgresql_restart_mid_scan_is_survived_by_both_instances_and_the_sca
             "B's stream to carry the completion",
         )
         assert "events.listener_lost" in b.log_text()
-    finally:
-        a.stop()
-        if b is not None:
-            b.stop()
-        if reader is not None:
-            reader.close()
     try:
         assert indexed_paths(url, library["id"]) == sorted(expected_media(root))
         assert_database_valid(url)

@@ -4,6 +4,7 @@ the others' events within a second; a listener that lost its connection reconnec
 from __future__ import annotations
 
 import asyncio
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.support.db import db_rows
-from tests.support.instances import TOKEN, ServeProcess, serve_settings
+from tests.support.instances import TOKEN, ServeProcess, serve_settings, serving
 from tests.support.sse import SseReader
 from tests.support.trees import build_tree, expected_media
 from tests.support.waiting import wait_for
@@ -55,14 +56,10 @@ def test_b_streams_what_a_does_within_a_second_and_replays_what_it_missed_while_
     root = tmp_path / "library"
     build_tree(root, 800, 0)
     settings = serve_settings(SCANGUARD_SCAN_BATCH_SIZE="2")
-    a = ServeProcess.spawn("a", pg_url, tmp_path, settings)
-    b: ServeProcess | None = None
-    reader: SseReader | None = None
-    try:
-        a.wait_listening()
-        b = ServeProcess.spawn("b", pg_url, tmp_path, settings)
-        b.wait_listening()
-        reader = SseReader(b.base + "/api/admin/events/stream?after_id=0", TOKEN)
+    with (
+        serving(pg_url, tmp_path, ("a", settings), ("b", settings)) as (a, b),
+        closing(SseReader(b.base + "/api/admin/events/stream?after_id=0", TOKEN)) as reader,
+    ):
         wait_for(lambda: _listener_pid(pg_url, b), 30, "B's listener to connect")
 
         library, job = a.scan_folder(root)
@@ -115,10 +112,4 @@ def test_b_streams_what_a_does_within_a_second_and_replays_what_it_missed_while_
         assert len(ids) == len(set(ids)), "no event twice"
         written = {int(i) for (i,) in db_rows(pg_url, f"SELECT id FROM events WHERE id >= {min(ids)}")}
         assert written <= set(ids), f"events B's stream skipped: {sorted(written - set(ids))}"
-    finally:
-        a.stop()
-        if b is not None:
-            b.stop()
-        if reader is not None:
-            reader.close()
     assert len(expected_media(root)) == 800

@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.safeguards_support import assert_database_valid, indexed_paths, job_row
 from tests.support.db import db_rows
-from tests.support.instances import ServeProcess, serve_settings
+from tests.support.instances import ServeProcess, serve_settings, serving
 from tests.support.trees import build_tree, expected_media
 from tests.support.waiting import wait_for
 
@@ -56,14 +56,19 @@ def _woken_harmless(
     assert a.call("GET", "/readyz")["status"] == "ready", "A keeps serving"
     if in_transaction:
         # its held batch failed (its session was ended): a crash whose restart, or a store failure whose
-        # pause, A drops because the job moved on
+        # pause, A drops because the job moved on — unless A's validator stopped the scan first (the job
+        # is no longer A's in the database), which leaves nothing to drop
         wait_for(
             lambda: any(
                 line in a.log_text()
-                for line in ("supervisor.relaunch_dropped", "supervisor.store_pause_dropped")
+                for line in (
+                    "supervisor.relaunch_dropped",
+                    "supervisor.store_pause_dropped",
+                    '"direction": "actor_not_running_in_db", "action": "stopped"',
+                )
             ),
             60,
-            "A's restart or pause to be dropped",
+            "A's restart or pause to be dropped, or its scan stopped by its validator",
         )
         assert "store.operation_failed" in a.log_text(), "A's held batch failed: its session was ended"
     else:
@@ -91,22 +96,13 @@ def _frozen_owner_scenario(pg_url: str, tmp_path: Path, *, in_transaction: bool,
         SCANGUARD_SAFEGUARDS_WATCHDOG_INTERVAL=str(TICK),
         SCANGUARD_SAFEGUARDS_RETRY_INTERVAL="0.2",
     )
-    a = ServeProcess.spawn(
-        "a",
-        pg_url,
-        tmp_path,
-        {
-            **settings,
-            "SCANGUARD_TEST_FAULT_HOOK": "tests.support.hold_hook:hold_batch",
-            "SCANGUARD_TEST_HOLD_DIR": str(hold_dir),
-            "PYTHONPATH": str(REPO),
-        },
-    )
-    b: ServeProcess | None = None
-    try:
-        a.wait_listening()
-        b = ServeProcess.spawn("b", pg_url, tmp_path, settings)
-        b.wait_listening()
+    held = {
+        **settings,
+        "SCANGUARD_TEST_FAULT_HOOK": "tests.support.hold_hook:hold_batch",
+        "SCANGUARD_TEST_HOLD_DIR": str(hold_dir),
+        "PYTHONPATH": str(REPO),
+    }
+    with serving(pg_url, tmp_path, ("a", held), ("b", settings)) as (a, _b):
         library, job = a.scan_folder(root)
         owner_a = job["owner"]
         wait_for(
@@ -140,10 +136,6 @@ def _frozen_owner_scenario(pg_url: str, tmp_path: Path, *, in_transaction: bool,
 
         a.signal(signal.SIGCONT)
         _woken_harmless(a, pg_url, job["id"], done, final, in_transaction=in_transaction)
-    finally:
-        a.stop()
-        if b is not None:
-            b.stop()
 
     assert indexed_paths(pg_url, library["id"]) == expected
     assert_database_valid(pg_url)

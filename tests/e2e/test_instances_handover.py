@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.safeguards_support import assert_database_valid, indexed_paths, job_row, trail
 from tests.support.db import db_rows
-from tests.support.instances import ServeProcess, serve_settings
+from tests.support.instances import serve_settings, serving
 from tests.support.trees import build_tree, expected_media
 from tests.support.waiting import wait_for
 
@@ -42,12 +42,7 @@ def test_sigterm_of_the_owner_mid_scan_hands_the_scan_to_the_other_instance_whic
         SCANGUARD_SCAN_BATCH_SIZE="2",
         SCANGUARD_SAFEGUARDS_WATCHDOG_INTERVAL=str(WATCHDOG_INTERVAL),
     )
-    a = ServeProcess.spawn("a", pg_url, tmp_path, settings)
-    b: ServeProcess | None = None
-    try:
-        a.wait_listening()
-        b = ServeProcess.spawn("b", pg_url, tmp_path, settings)
-        b.wait_listening()
+    with serving(pg_url, tmp_path, ("a", settings), ("b", settings)) as (a, b):
         library, job = a.scan_folder(root)
         owner_a = job["owner"]
         wait_for(lambda: job_row(pg_url, job["id"])["files_processed"] >= 100, 60, "A to commit batches")
@@ -73,10 +68,6 @@ def test_sigterm_of_the_owner_mid_scan_hands_the_scan_to_the_other_instance_whic
         assert (resumed_at - paused_at).total_seconds() <= 2 * WATCHDOG_INTERVAL, (resumed_at, paused_at)
         assert done["owner"] != owner_a
         assert b.call("GET", f"/api/admin/scanner/jobs/{job['id']}")["job"]["status"] == "completed"
-    finally:
-        a.stop()
-        if b is not None:
-            b.stop()
 
     paths = indexed_paths(pg_url, library["id"])
     assert paths == expected, "the final set equals the filesystem"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support import postgres
 from tests.support.db import db_rows
-from tests.support.instances import ServeProcess, serve_settings
+from tests.support.instances import serve_settings, serving
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -24,19 +24,12 @@ def test_three_instances_started_at_once_on_an_empty_database_all_become_ready(
     and answer /readyz; the schema is migrated once (one alembic_version row)."""
     for round_ in range(ROUNDS):
         url = postgres.create_database(pg_admin_url)
-        servers: list[ServeProcess] = []
         try:
-            servers = [
-                ServeProcess.spawn(f"r{round_}-i{i}", url, tmp_path, serve_settings())
-                for i in range(INSTANCES)
-            ]
-            for server in servers:
-                server.wait_listening(60)
-                assert server.call("GET", "/readyz")
+            named = [(f"r{round_}-i{i}", serve_settings()) for i in range(INSTANCES)]
+            with serving(url, tmp_path, *named, at_once=True) as servers:
+                assert all(server.call("GET", "/readyz") for server in servers)
             assert db_rows(url, "SELECT COUNT(*) FROM alembic_version") == [(1,)]
         finally:
-            for server in servers:
-                server.stop()
             postgres.drop_database(pg_admin_url, url)
 
 
@@ -44,15 +37,7 @@ def test_three_instances_started_at_once_on_an_empty_sqlite_file_all_become_read
     """SQLite: the migration runs in an exclusive transaction, so the three migrate one after the other
     (a guard: SQLite's write lock already serialised them before the migration lock existed)."""
     url = f"sqlite:///{tmp_path / 'empty.db'}"
-    servers: list[ServeProcess] = []
-    try:
-        servers = [
-            ServeProcess.spawn(f"sqlite-i{i}", url, tmp_path, serve_settings()) for i in range(INSTANCES)
-        ]
-        for server in servers:
-            server.wait_listening(60)
-            assert server.call("GET", "/readyz")
-        assert db_rows(url, "SELECT COUNT(*) FROM alembic_version") == [(1,)]
-    finally:
-        for server in servers:
-            server.stop()
+    named = [(f"sqlite-i{i}", serve_settings()) for i in range(INSTANCES)]
+    with serving(url, tmp_path, *named, at_once=True) as servers:
+        assert all(server.call("GET", "/readyz") for server in servers)
+    assert db_rows(url, "SELECT COUNT(*) FROM alembic_version") == [(1,)]

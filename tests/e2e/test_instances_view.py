@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.integration.safeguards_support import indexed_paths, job_row
-from tests.support.instances import ServeProcess, instance_env, scanguard_command, serve_settings
+from tests.support.instances import ServeProcess, instance_env, scanguard_command, serve_settings, serving
 from tests.support.trees import build_tree, expected_media
 from tests.support.waiting import wait_for
 
@@ -32,12 +32,7 @@ def test_the_instances_view_shows_who_runs_the_scan_and_a_killed_instance_as_gon
     root = tmp_path / "library"
     build_tree(root, 1500, 0)
     settings = serve_settings(SCANGUARD_SCAN_BATCH_SIZE="2", SCANGUARD_SAFEGUARDS_LEASE_TTL=str(LEASE_TTL))
-    a = ServeProcess.spawn("a", pg_url, tmp_path, settings)
-    b: ServeProcess | None = None
-    try:
-        a.wait_listening()
-        b = ServeProcess.spawn("b", pg_url, tmp_path, settings)
-        b.wait_listening()
+    with serving(pg_url, tmp_path, ("a", settings), ("b", settings)) as (a, b):
         library, job = a.scan_folder(root)
         owner_a = job["owner"]
         seen_by_b = _instances(b)
@@ -82,8 +77,4 @@ def test_the_instances_view_shows_who_runs_the_scan_and_a_killed_instance_as_gon
         )
         assert taken
         wait_for(lambda: job_row(pg_url, job["id"])["status"] == "completed", 60, "the job to complete")
-    finally:
-        a.stop()
-        if b is not None:
-            b.stop()
     assert indexed_paths(pg_url, library["id"]) == sorted(expected_media(root))

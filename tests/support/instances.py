@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,27 @@ def serve_settings(**overrides: str) -> dict[str, str]:
     }
     settings.update(overrides)
     return settings
+
+
+@contextlib.contextmanager
+def serving(
+    database: str,
+    tmp_path: Path,
+    *named: tuple[str, dict[str, str]],
+    at_once: bool = False,
+    timeout: float = 60,
+) -> Iterator[list[ServeProcess]]:
+    """Instances `(name, settings)` on one database, each listening before the next starts (or, `at_once`,
+    all started before any is waited for); every one stopped however the block ends."""
+    with contextlib.ExitStack() as stack:
+        servers: list[ServeProcess] = []
+        for name, settings in named:
+            server = ServeProcess.spawn(name, database, tmp_path, settings)
+            stack.callback(server.stop)
+            servers.append(server)
+            if not at_once:
+                server.wait_listening(timeout)
+        if at_once:
+            for server in servers:
+                server.wait_listening(timeout)
+        yield servers
