@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 
 import scanguard
-from scanguard.config import SafeguardConfig
+from scanguard.config import DatabaseConfig, SafeguardConfig
 from scanguard.errors import StoreUnavailable
-from scanguard.store.engine import SessionTimeouts
+from scanguard.store.engine import SessionTimeouts, create_engine, migration_lock
 from tests.support.db import db_rows
 from tests.support.trees import build_tree
 from tests.support.waiting import QUIET_SAFEGUARDS, GatedFileSystem, wait_for
@@ -147,3 +147,23 @@ def _try(fn: Callable[[int], object], arg: int) -> object:
         return fn(arg)
     except scanguard.ScanguardError as exc:
         return exc
+
+
+@pytest.mark.postgres
+def test_a_migrating_session_may_idle_a_minute_inside_its_transaction_where_others_get_half_a_lease(
+    pg_url: str,
+) -> None:
+    """Alembic loads its scripts inside the migration's transaction: on a loaded machine that idles past a
+    short lease's half, and instances started together failed with SQLSTATE 25P03. Under the migration lock
+    the idle bound is a minute; every other transaction keeps half a lease."""
+    timeouts = SessionTimeouts.from_config(SafeguardConfig(operation_timeout=10, lease_ttl=LEASE_TTL))
+    engine = create_engine(DatabaseConfig(url=pg_url), timeouts)
+    try:
+        with engine.connect() as conn, conn.begin():
+            assert conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "1s"
+            migration_lock(conn)
+            assert conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "1min"
+        with engine.connect() as conn, conn.begin():
+            assert conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "1s"
+    finally:
+        engine.dispose()
