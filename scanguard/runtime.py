@@ -16,7 +16,7 @@ import structlog
 from scanguard.actors.cleanup import CleanupScheduler, EmergencyCleanup, RunCleanup
 from scanguard.actors.events import EventBus, Subscribe, Unsubscribe
 from scanguard.actors.health import Check, HealthChecker
-from scanguard.actors.library import LibraryActor, PauseScan, RemoveLibrary
+from scanguard.actors.library import LibraryActor
 from scanguard.actors.store import StoreActor, StoreClient
 from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
 from scanguard.actors.ticking import Collaborators, Stats
@@ -25,7 +25,7 @@ from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.actors.workers import WorkerPoolActor
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
-from scanguard.control import Request, job_request, start_request
+from scanguard.control import PauseScan, RemoveLibrary, Request, job_request, start_request
 from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped, ScanguardError
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
