@@ -188,14 +188,14 @@ class Runtime:
     @property
     def store(self) -> Store:
         """The store seam (one method = one transaction): writes through the writer's mailbox, reads here."""
-        return self._running().store
+        return self._running_core().store
 
     @property
     def database(self) -> Database:
         """The database's engines (the admin API reads through its async engine on its own loop)."""
-        return self._running().database
+        return self._running_core().database
 
-    def _running(self) -> Core:
+    def _running_core(self) -> Core:
         if self._core is None:
             raise RuntimeStopped()
         return self._core
@@ -361,7 +361,7 @@ class Runtime:
 
     def subscribe(self, callback: Callable[[Event], None]) -> int:
         """Call `callback(event)` for every committed event, on the event bus's thread."""
-        subscription: int = self._ask(self._running().bus, Subscribe(callback), "subscribe")
+        subscription: int = self._ask(self._running_core().bus, Subscribe(callback), "subscribe")
         return subscription
 
     def unsubscribe(self, subscription: int) -> None:
@@ -411,10 +411,8 @@ class Runtime:
     def emergency_cleanup(self, requested_by: str = "api") -> dict[str, Any]:
         """Pause every scan (checkpoints kept), remove orphaned and old data, reset memory to the database."""
         timeout = self.config.safeguards.operation_timeout * 4
-        cleanup = self.system.cleanup
-        report: dict[str, Any] = self._ask(
-            cleanup, EmergencyCleanup(requested_by), "emergency_cleanup", timeout
-        )
+        request = EmergencyCleanup(requested_by)
+        report: dict[str, Any] = self._ask(self.system.cleanup, request, "emergency_cleanup", timeout)
         return report
 
     def safeguard_status(self) -> dict[str, Any]:
