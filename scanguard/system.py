@@ -167,17 +167,17 @@ def start_system(
     watch = WatchSlot()  # its keeper, once started, stops first
     stops.callback(lambda: stop_actors(watch.close(), timeout))
     system = System(
-        core,
-        supervisor,
-        libraries,
-        watchdog,
-        validator,
-        cleanup,
-        health,
-        watch,
-        workers,
-        deliveries,
-        listener,
+        core=core,
+        supervisor=supervisor,
+        libraries=libraries,
+        watchdog=watchdog,
+        validator=validator,
+        cleanup=cleanup,
+        health=health,
+        watch=watch,
+        workers=workers,
+        deliveries=deliveries,
+        listener=listener,
     )
     built.append(system)
     log.info(
