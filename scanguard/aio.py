@@ -28,6 +28,7 @@ from scanguard.records import (
     Page,
     RemovedLibrary,
 )
+from scanguard.routing import operate
 from scanguard.store.database import Database
 from scanguard.store.reads import (
     ActiveJobs,
@@ -125,9 +126,10 @@ class AsyncRuntime:
     async def _operate(self, request: Request) -> Any:
         """The operation after its pre-flight read (made on this loop): a refusal is answered here, at
         once; anything else waits for the library's mailbox on a bridge thread."""
+        system = self._rt.system
         if request.refused is not None:
-            return self._rt._operate(request)
-        return await self._run(self._rt._operate, request)
+            return operate(system, request)
+        return await self._run(operate, system, request)
 
     async def _job_request(self, op: JobOperation, job_id: int, *extra: str) -> Request:
         read_at = time.monotonic()

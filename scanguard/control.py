@@ -1,4 +1,5 @@
-"""Control operations (start, pause, resume, delete) as their pre-flight read leaves them.
+"""Control operations (start, pause, resume, delete, remove a library): the messages a library's mailbox takes
+for them, and each as its pre-flight read leaves them.
 
 The Runtime and its awaitable twin read the job (or library) first — one read, on the caller's thread or
 event loop — to route the operation to its library's mailbox; the same read answers a refusal (a busy
@@ -12,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Never
 
-from scanguard.actors.library import DeleteJob, PauseScan, ResumeScan, StartScan
 from scanguard.errors import BadRequest, LibraryBusy, ScanguardError, UnknownOperation
 from scanguard.records import TRIGGERS, Job, Library
 from scanguard.scope import normalize_scope
@@ -20,6 +20,50 @@ from scanguard.store.jobs import refusal
 
 JobOperation = Literal["pause_scan", "resume_scan", "delete_job"]
 """The control operations on one job."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartScan:
+    """Start a scan of this library; `retry_failed` also re-processes unchanged files whose work failed.
+    `library` is the library as the caller just read it (so the actor need not read it again); `scope`
+    the normalized paths to walk (`()`: all of it), `trigger` what asked for it."""
+
+    retry_failed: bool = False
+    library: Library | None = None
+    read_at: float | None = None  # time.monotonic() before the caller's pre-flight read
+    scope: tuple[str, ...] = ()
+    trigger: str = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class PauseScan:
+    """Pause a running job of this library, with a reason (user, shutdown, stalled, orphaned, ...)."""
+
+    job_id: int
+    reason: str = "user"
+    read_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeScan:
+    """Resume a paused job of this library from its checkpoint (`library` as in StartScan)."""
+
+    job_id: int
+    library: Library | None = None
+    read_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteJob:
+    """Stop a job if it runs and remove it and the files it discovered."""
+
+    job_id: int
+    read_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveLibrary:
+    """Stop this library's scan and remove the library, its jobs and its files."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 
+from scanguard.records import Moved
 from scanguard.scanning import Found
-from scanguard.store.moves import Moved, MoveSource, signed64
+from scanguard.store.moves import MoveSource, signed64
 
 Lookup = Callable[[tuple[int, ...]], Sequence[MoveSource]]
 """The library's rows with one of these (signed) inodes."""

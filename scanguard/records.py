@@ -328,3 +328,40 @@ class Instance:
             "live": self.live,
             "jobs": list(self.jobs),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """One new or changed media file to upsert."""
+
+    path: str
+    size: int
+    mtime: float
+    media_type: str
+    quick_hash: str | None = None
+    error: str | None = None
+    meta: dict[str, Any] | None = None
+    device: int | None = None  # signed 64-bit (scanguard.store.moves.signed64)
+    inode: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A row moved from `from_path` to `path`: its id, meta and history stay; its stat is the file's now."""
+
+    id: int
+    from_path: str
+    path: str
+    size: int
+    mtime: float
+    device: int
+    inode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The device and inode of an unchanged row that had none (rows from before migration 0005)."""
+
+    id: int
+    device: int
+    inode: int

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scanguard.actors.supervisor import Supervised
 from scanguard.config import Config
 from scanguard.metrics import Metrics
 from scanguard.processing.context import QUARANTINE_REASONS
@@ -15,15 +14,17 @@ from scanguard.records import WATCH_STATES
 
 @dataclass(frozen=True, slots=True)
 class StatusParts:
-    """One moment's readings: the health snapshot, the database's job counts, the live scans, the
-    safeguards' counters."""
+    """One moment's readings: the health snapshot, the database's job counts, this process's scans (live,
+    waiting for a restart, and among those waiting for the store), the safeguards' counters."""
 
     config: Config
     instance: str
     metrics: Metrics
     health: dict[str, Any]
     counts: dict[str, int]
-    supervised: Supervised
+    live_scans: int
+    restarting: int
+    store_waiting: tuple[int, ...]
     workers_alive: bool
     validator: dict[str, Any]
     cleanup: dict[str, Any]
@@ -34,7 +35,7 @@ def status_report(parts: StatusParts) -> dict[str, Any]:
     """The report, from one moment's readings."""
     counts = dict(parts.counts)
     libraries = counts.pop("libraries")
-    supervised, metric = parts.supervised, _Samples(parts.metrics)
+    metric = _Samples(parts.metrics)
     health = parts.health
     return {
         "instance": parts.instance,
@@ -44,9 +45,9 @@ def status_report(parts: StatusParts) -> dict[str, Any]:
         "jobs": counts,
         # read now, like `jobs`: what runs here, beside what the database says runs (one moment)
         "scans": {
-            "live": len(supervised.live),
-            "restarting": len(supervised.pending),
-            "store_waiting": sorted(supervised.store_waits),
+            "live": parts.live_scans,
+            "restarting": parts.restarting,
+            "store_waiting": sorted(parts.store_waiting),
             "db_running": counts.get("running", 0),
         },
         "libraries": libraries,
@@ -59,7 +60,7 @@ def status_report(parts: StatusParts) -> dict[str, Any]:
         "supervisor": {
             "restarts": metric("scanguard_supervisor_restarts_total"),
             "jobs_failed": metric("scanguard_jobs_failed_total"),
-            "live_scans": len(supervised.live),
+            "live_scans": parts.live_scans,
         },
         "workers": _workers(parts, metric),
         "watching": _watching(parts.metrics),

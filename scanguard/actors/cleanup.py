@@ -9,9 +9,10 @@ from typing import Any
 
 import structlog
 
-from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, Reconcile
+from scanguard.actors.library import AdoptOrphan, Fix, Reconcile
 from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
+from scanguard.control import PauseScan
 from scanguard.errors import Conflict, EmergencyCleanupDisabled, NotFound, ScanguardError
 from scanguard.ownership import abandoned, quiet_seconds
 from scanguard.store.maintenance import Removed

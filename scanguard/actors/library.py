@@ -14,6 +14,7 @@ import structlog
 from scanguard.actors.liveness import Answering
 from scanguard.actors.supervisor import Launch, LiveDetail, Stop, Supervised
 from scanguard.config import Config
+from scanguard.control import DeleteJob, PauseScan, RemoveLibrary, ResumeScan, StartScan
 from scanguard.errors import (
     Conflict,
     LibraryBusy,
@@ -31,50 +32,6 @@ from scanguard.store.seam import Store
 
 log = structlog.get_logger("scanguard.library")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True, slots=True)
-class StartScan:
-    """Start a scan of this library; `retry_failed` also re-processes unchanged files whose work failed.
-    `library` is the library as the caller just read it (so the actor need not read it again); `scope`
-    the normalized paths to walk (`()`: all of it), `trigger` what asked for it."""
-
-    retry_failed: bool = False
-    library: Library | None = None
-    read_at: float | None = None  # time.monotonic() before the caller's pre-flight read
-    scope: tuple[str, ...] = ()
-    trigger: str = "user"
-
-
-@dataclass(frozen=True, slots=True)
-class PauseScan:
-    """Pause a running job of this library, with a reason (user, shutdown, stalled, orphaned, ...)."""
-
-    job_id: int
-    reason: str = "user"
-    read_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeScan:
-    """Resume a paused job of this library from its checkpoint (`library` as in StartScan)."""
-
-    job_id: int
-    library: Library | None = None
-    read_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteJob:
-    """Stop a job if it runs and remove it and the files it discovered."""
-
-    job_id: int
-    read_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveLibrary:
-    """Stop this library's scan and remove the library, its jobs and its files."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from scanguard.listing import BackgroundCount
 from scanguard.moves import MoveFinder
 from scanguard.processing.scanwork import Failure, FileWork, ScanWork
 from scanguard.processing.window import Entry, Ready, Segment, Window
-from scanguard.records import Job, Library
+from scanguard.records import FileRow, Identity, Job, Library, Moved
 from scanguard.scanning import (
     FileSystem,
     Found,
@@ -33,8 +33,8 @@ from scanguard.scanning import (
     count_media,
     quick_hash,
 )
-from scanguard.store.batches import BatchCommit, Existing, FileRow
-from scanguard.store.moves import Identity, Moved, signed64
+from scanguard.store.batches import BatchCommit, Existing
+from scanguard.store.moves import signed64
 from scanguard.store.reads import ExistingFiles, HasFilesAfter, MoveSources
 from scanguard.store.seam import Later, Store
 

@@ -34,9 +34,9 @@ from scanguard.records import (
 )
 from scanguard.store import batches, catalog, instances, jobs, maintenance, reads, watch, webhooks
 from scanguard.store.batches import BatchCommit
-from scanguard.store.database import Database, FaultHook
+from scanguard.store.database import Database
 from scanguard.store.reads import Read
-from scanguard.store.seam import Later, Store
+from scanguard.store.seam import FaultHook, Later, Store
 from scanguard.store.tx import Tx
 from scanguard.webhooks.records import Lease, Pending, Position
 

@@ -10,10 +10,11 @@ from typing import Any
 import pykka
 import structlog
 
-from scanguard.actors.library import AdoptOrphan, Fix, PauseScan, ResumeScan
+from scanguard.actors.library import AdoptOrphan, Fix
 from scanguard.actors.supervisor import STORE_UNAVAILABLE, LiveDetail, Supervised
 from scanguard.actors.ticking import Collaborators, PeriodicActor, Tick
 from scanguard.backoff import backoff_delay
+from scanguard.control import PauseScan, ResumeScan
 from scanguard.errors import Conflict, NotFound, ScanguardError
 from scanguard.ownership import abandoned, quiet_seconds
 from scanguard.records import Job

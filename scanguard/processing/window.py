@@ -7,9 +7,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from scanguard.processing.context import FileOutcome
+from scanguard.records import FileRow, Identity, Moved
 from scanguard.scanning import WalkItem
-from scanguard.store.batches import FileRow
-from scanguard.store.moves import Identity, Moved
 
 
 @dataclass(slots=True)

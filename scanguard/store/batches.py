@@ -9,27 +9,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from scanguard.records import Job
+from scanguard.records import FileRow, Identity, Job, Moved
 from scanguard.scope import touching
 from scanguard.store.leases import fence
-from scanguard.store.moves import Identity, Moved, apply_moves, fill_identities
+from scanguard.store.moves import apply_moves, fill_identities
 from scanguard.store.tables import media_files, scan_jobs
 from scanguard.store.tx import Tx
-
-
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    """One new or changed media file to upsert."""
-
-    path: str
-    size: int
-    mtime: float
-    media_type: str
-    quick_hash: str | None = None
-    error: str | None = None
-    meta: dict[str, Any] | None = None
-    device: int | None = None  # signed 64-bit (scanguard.store.moves.signed64)
-    inode: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from scanguard.store.engine import (
     schema_at_head,
 )
 from scanguard.store.reads import GetJob, ListJobs, Read
+from scanguard.store.seam import FaultHook
 from scanguard.store.tx import Tx
 
 if TYPE_CHECKING:
@@ -44,9 +45,6 @@ log = structlog.get_logger("scanguard.store")
 READER_THREADS = 16
 P = ParamSpec("P")
 R = TypeVar("R")
-
-FaultHook = Callable[[str, str], None]
-"""Called as hook(operation, stage) with stage 'before_commit' or 'after_commit'; raising simulates a fault."""
 
 
 def translate(op: str, step: str, exc: Exception) -> ScanguardError:

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from scanguard.records import Identity, Moved
 from scanguard.store.tables import PathType, media_files
 from scanguard.store.tx import Tx
 
@@ -33,28 +34,6 @@ class MoveSource:
     device: int
     inode: int
     missing: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Moved:
-    """A row moved from `from_path` to `path`: its id, meta and history stay; its stat is the file's now."""
-
-    id: int
-    from_path: str
-    path: str
-    size: int
-    mtime: float
-    device: int
-    inode: int
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """The device and inode of an unchanged row that had none (rows from before migration 0005)."""
-
-    id: int
-    device: int
-    inode: int
 
 
 def move_sources(tx: Tx, library_id: int, inodes: Sequence[int]) -> tuple[MoveSource, ...]:

@@ -5,18 +5,22 @@ thread."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from scanguard.records import DeletedJob, Event, Job, Library, RemovedLibrary
 from scanguard.store.batches import BatchCommit
-from scanguard.store.database import FaultHook
 from scanguard.store.maintenance import Removed
 from scanguard.store.reads import Read
 from scanguard.webhooks.records import Lease, Pending, Position
 
 T_co = TypeVar("T_co", covariant=True)
 R = TypeVar("R")
+
+FaultHook = Callable[[str, str], None]
+"""Called as hook(operation, stage) with stage 'before_commit' or 'after_commit' of a write; raising
+simulates a fault (tests install it through Store.set_fault_hook)."""
 
 
 class Later(Protocol[T_co]):

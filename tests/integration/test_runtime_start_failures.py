@@ -14,7 +14,7 @@ import pykka
 import pytest
 
 import scanguard
-from scanguard import runtime as runtime_module
+from scanguard import system as system_module
 from scanguard.actors.cleanup import CleanupScheduler
 from scanguard.actors.events import EventBus
 from scanguard.actors.health import HealthChecker
@@ -132,7 +132,7 @@ def test_a_start_failing_at_any_step_leaves_no_actor_thread_pool_connection_or_i
     patch, raised = STAGES[stage]
     scanguard.Runtime.start(make_config()).stop()  # the schema exists; the failing start finds it ready
     patch(monkeypatch)
-    monkeypatch.setattr(runtime_module, "FilePool", _ClosedPool)
+    monkeypatch.setattr(system_module, "FilePool", _ClosedPool)
 
     with pytest.raises(raised):
         _Kept.start(make_config(), processors=["audio_tags"])

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from scanguard.actors.library import DeleteJob, PauseScan, ResumeScan
-from scanguard.control import job_request
+from scanguard.control import DeleteJob, PauseScan, ResumeScan, job_request
 from scanguard.errors import UnknownOperation
 from scanguard.records import Job, Library
 

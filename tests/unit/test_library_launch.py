@@ -10,7 +10,8 @@ import pykka
 import pytest
 
 import scanguard
-from scanguard.actors.library import LibraryActor, StartScan
+from scanguard.actors.library import LibraryActor
+from scanguard.control import StartScan
 from scanguard.records import Job, Library, Page
 
 pytestmark = pytest.mark.timeout(30)

@@ -11,8 +11,8 @@ import pytest
 import scanguard
 from scanguard.processing.context import FileOutcome
 from scanguard.processing.window import Entry, Segment, Window
+from scanguard.records import FileRow
 from scanguard.scanning import Found, Skipped
-from scanguard.store.batches import FileRow
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -13,8 +13,9 @@ import pykka
 import pytest
 
 import scanguard
-from scanguard.actors.library import LibraryActor, PauseScan, ResumeScan, StartScan
+from scanguard.actors.library import LibraryActor
 from scanguard.actors.store import Ping, Write, WriterInbox
+from scanguard.control import PauseScan, ResumeScan, StartScan
 from scanguard.records import Job, Library, Page
 from scanguard.store.reads import ListJobs, Read
 

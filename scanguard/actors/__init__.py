@@ -1,0 +1,1 @@
+"""The actors (pykka): one module per actor, its messages beside it."""

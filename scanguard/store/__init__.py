@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy tables, engine set-up, the transactions, the declared reads and the seam (Store)."""
