@@ -72,4 +72,4 @@ async def list_files(request: web.Request) -> web.Response:
     page = await runtime_of(request).aio.list_files(
         library_id, limit=asked.limit, offset=asked.offset, errors=asked.errors
     )
-    return reply(FilePage(page.items, page.total, asked.limit, asked.offset))
+    return reply(FilePage(page.total, asked.limit, asked.offset, files=page.items))

@@ -114,7 +114,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     page = await runtime_of(request).aio.list_jobs(
         status=asked.status, library_id=asked.library_id, limit=asked.limit, offset=asked.offset
     )
-    return reply(JobPage(page.items, page.total, asked.limit, asked.offset))
+    return reply(JobPage(page.total, asked.limit, asked.offset, jobs=page.items))
 
 
 @routes.get(BASE + "/jobs/{job_id}", name="get_job")

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from scanguard.http.params import LibraryPatch, Limit, NewLibrary
 from scanguard.records import Count, DeletedJob, Event, Instance, Job, Library, MediaFile, RemovedLibrary
+from scanguard.webhooks.records import WebhookState
 
 REF = "#/components/schemas/{name}"
 JSON = "application/json"
@@ -51,11 +52,16 @@ class JobList(Answer, frozen=True):
     jobs: tuple[Job, ...]
 
 
-class JobPage(Answer, frozen=True):
-    jobs: tuple[Job, ...]
+class Paged(Answer, frozen=True):
+    """One page of a listing: how many there are in all, and where this page stands."""
+
     total: Count
     limit: Limit
     offset: Count
+
+
+class JobPage(Paged, frozen=True):
+    jobs: tuple[Job, ...]
 
 
 class LibraryEnvelope(Answer, frozen=True):
@@ -66,11 +72,8 @@ class LibraryList(Answer, frozen=True):
     libraries: tuple[Library, ...]
 
 
-class FilePage(Answer, frozen=True):
+class FilePage(Paged, frozen=True):
     files: tuple[MediaFile, ...]
-    total: Count
-    limit: Limit
-    offset: Count
 
 
 class EventList(Answer, frozen=True):
@@ -107,63 +110,36 @@ def _free(description: str) -> dict[str, Any]:
     return {"type": "object", "description": description, "additionalProperties": True}
 
 
-_TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
-_COUNT = {"type": "integer", "minimum": 0}
-_ID = {"type": "integer", "minimum": 1}
-_TEXT = {"type": "string"}
-_MAYBE_TEXT = {"anyOf": [_TEXT, {"type": "null"}]}
-# the webhook view is assembled by the Runtime from the configuration and the delivery state
-_WEBHOOK = _written(
-    {
-        "type": "object",
-        "properties": {
-            "name": _TEXT,
-            "url": _TEXT,
-            "kinds": {"type": "array", "items": _TEXT},
-            "cursor": _COUNT,
-            "lag": _COUNT,
-            "owner": _MAYBE_TEXT,
-            "lease_expires_at": _TIME,
-            "delivered": _COUNT,
-            "failed_attempts": _COUNT,
-            "dead": _COUNT,
-            "last_success_at": _TIME,
-            "last_failure_at": _TIME,
-            "last_error": _MAYBE_TEXT,
-            "dead_deliveries": {
-                "type": "array",
-                "items": _written(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "event_id": _ID,
-                            "kind": _TEXT,
-                            "attempts": _COUNT,
-                            "error": _MAYBE_TEXT,
-                            "at": {"type": "string", "format": "date-time"},
-                        },
-                    }
-                ),
-            },
-        },
-    }
-)
+class WebhookTarget(Answer, frozen=True):
+    """What the configuration adds to a webhook's delivery state: where it posts, and which kinds."""
+
+    url: str
+    kinds: tuple[str, ...]
 
 
 def components() -> dict[str, Any]:
     """The document's component schemas: every answer and body, and the objects inside them."""
-    _, schemas = msgspec.json.schema_components((*ANSWERS, *BODIES), ref_template=REF)
+    _, schemas = msgspec.json.schema_components(
+        (*ANSWERS, *BODIES, WebhookTarget, WebhookState), ref_template=REF
+    )
     bodies = {body.__name__ for body in BODIES}
     written = {name: schema if name in bodies else _written(schema) for name, schema in schemas.items()}
+    # the Runtime shows a webhook as its target and its delivery state in one object
+    target, state = written.pop("WebhookTarget"), written.pop("WebhookState")
+    webhook = {
+        **state,
+        "title": "Webhook",
+        "description": "A webhook (never its secret) and its delivery state.",
+    }
+    webhook = _written({**webhook, "properties": {**target["properties"], **state["properties"]}})
+    webhooks = {
+        "type": "object",
+        "properties": {"webhooks": {"type": "array", "items": {"$ref": REF.format(name="Webhook")}}},
+    }
     return {
         **written,
-        "Webhook": _WEBHOOK,
-        "WebhookList": _written(
-            {
-                "type": "object",
-                "properties": {"webhooks": {"type": "array", "items": {"$ref": REF.format(name="Webhook")}}},
-            }
-        ),
+        "Webhook": webhook,
+        "WebhookList": _written(webhooks),
         "SafeguardStatus": _free(
             "The health snapshot, watchdog/validator/cleanup counters and the effective config."
         ),
