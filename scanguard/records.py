@@ -36,11 +36,6 @@ TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
 (re)starting, or its periodic backstop rescan."""
 
 
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 UTC, as every API object shows times."""
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 class Record:
     """The JSON side every record shares: one conversion, derived from its fields."""
 
