@@ -1,196 +1,164 @@
-"""The plain values the store hands out: libraries, jobs, files, events. Never ORM objects."""
+"""The plain values the store hands out: libraries, jobs, files, events. Never ORM objects.
+
+Each value is also the API's object: its fields, their bounds (`Annotated[..., Meta(...)]`) and docstring
+are what the admin API shows and documents — msgspec encodes these dataclasses and derives their JSON Schema
+(scanguard.http.schemas), so an object and its bounds are declared here once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
+
+import msgspec.json
+from msgspec import Meta
 
 T = TypeVar("T")
+
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
+"""A row id: positive, 64-bit."""
+Count = Annotated[int, Meta(ge=0)]
+Time = Annotated[datetime, Meta(tz=True)]
+"""An instant, shown in ISO 8601 UTC (`2024-05-01T12:00:00Z`)."""
 
 JobStatus = Literal["pending", "running", "paused", "completed", "failed"]
 ACTIVE_STATUSES: tuple[JobStatus, ...] = ("pending", "running", "paused")  # at most one per library
 FINISHED_STATUSES: tuple[JobStatus, ...] = ("completed", "failed")
 STATUSES: tuple[JobStatus, ...] = (*ACTIVE_STATUSES, *FINISHED_STATUSES)
-LIBRARY_KINDS = ("mixed", "music", "movies", "shows", "photos")
+LibraryKind = Literal["mixed", "music", "movies", "shows", "photos"]
+LIBRARY_KINDS: tuple[LibraryKind, ...] = get_args(LibraryKind)
+MediaType = Literal["audio", "video", "image"]
 Trigger = Literal["user", "watch", "poll", "catch_up", "rescan"]
-TRIGGERS: tuple[Trigger, ...] = ("user", "watch", "poll", "catch_up", "rescan")
+TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
 """What started a job: an operator or host call, the watcher, its polling fallback, its catch-up after
 (re)starting, or its periodic backstop rescan."""
 
 
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 UTC, as every API object shows times."""
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+class Record:
+    """The JSON side every record shares: one conversion, derived from its fields."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as the API shows it: every field, times in ISO 8601 UTC, tuples as lists."""
+        shown: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self))
+        return shown
 
 
 WatchState = Literal["watching", "polling", "unavailable", "off", "starting"]
-WATCH_STATES: tuple[WatchState, ...] = ("watching", "polling", "unavailable", "off", "starting")
+WATCH_STATES: tuple[WatchState, ...] = get_args(WatchState)
 
 
 @dataclass(frozen=True, slots=True)
-class LibraryWatch:
+class LibraryWatch(Record):
     """A library's watching: switched on or not, its watcher's state and why, since when, paths waiting."""
 
-    enabled: bool = False
-    state: WatchState = "off"
-    reason: str | None = None
+    enabled: Annotated[bool, Meta(description="Whether the library follows its folders by itself.")] = False
+    state: Annotated[
+        WatchState,
+        Meta(
+            description="watching (inotify), polling (scanned every poll_interval: network filesystem or no "
+            "watches left), unavailable (the root is gone or unmounted), off (switched off, or no running "
+            "instance watches it), starting."
+        ),
+    ] = "off"
+    reason: Annotated[
+        str | None,
+        Meta(
+            description="Why it is not simply watching: watch_limit, network_filesystem, overflow, "
+            "root_unavailable, crashed, not_watched."
+        ),
+    ] = None
     message: str | None = None
-    since: datetime | None = None
-    pending: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "state": self.state,
-            "reason": self.reason,
-            "message": self.message,
-            "since": iso(self.since),
-            "pending": self.pending,
-        }
+    since: Time | None = None
+    pending: Annotated[Count, Meta(description="Changed paths waiting for the next scoped job.")] = 0
 
 
 @dataclass(frozen=True, slots=True)
-class Library:
+class Library(Record):
     """One media library: a folder scanguard scans."""
 
-    id: int
+    id: Id
     path: str
     name: str
-    kind: str
-    created_at: datetime
-    media_files: int = 0
+    kind: LibraryKind
+    created_at: Time
+    media_files: Count = 0
     watch: LibraryWatch = field(default_factory=LibraryWatch)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "path": self.path,
-            "name": self.name,
-            "kind": self.kind,
-            "media_files": self.media_files,
-            "created_at": iso(self.created_at),
-            "watch": self.watch.to_dict(),
-        }
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
-    """One scan job as the database holds it."""
+class Job(Record):
+    """One scan job: its state, counters, rate and checkpoint."""
 
-    id: int
-    library_id: int
+    id: Id
+    library_id: Id
     status: JobStatus
-    files_found: int
-    files_processed: int
-    files_skipped: int
-    files_removed: int
-    files_changed: int
-    bytes_processed: int
-    errors: int
-    total_estimate: int | None
-    progress: float
+    files_found: Count
+    files_processed: Count
+    files_skipped: Count
+    files_removed: Count
+    files_changed: Count
+    bytes_processed: Count
+    errors: Count
+    total_estimate: Count | None
+    progress: Annotated[float, Meta(ge=0, le=100, description="Percent done, to two decimals.")]
     checkpoint: str | None
     skip_reasons: dict[str, int]
-    heartbeat_at: datetime | None
+    heartbeat_at: Time | None
     owner: str | None
-    fencing_token: int
-    restarts: int
+    fencing_token: Count
+    restarts: Count
     last_error: str | None
     pause_reason: str | None
-    active_seconds: float
-    created_at: datetime
-    started_at: datetime | None
-    updated_at: datetime
-    finished_at: datetime | None
+    active_seconds: Annotated[float, Meta(ge=0)]
+    created_at: Time
+    started_at: Time | None
+    updated_at: Time
+    finished_at: Time | None
     retry_failed: bool = False
-    scope: tuple[str, ...] = ()  # normalized relative paths; () = the whole library
-    trigger: str = "user"
-    files_moved: int = 0
+    scope: Annotated[
+        tuple[str, ...], Meta(description="Normalized relative paths; empty: the whole library.")
+    ] = ()
+    trigger: Trigger = "user"
+    files_moved: Count = 0
+    files_per_second: Annotated[float, Meta(ge=0)] = field(init=False)
+    eta_seconds: Annotated[float, Meta(ge=0)] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        # derived once from the counters, so that every reader (and the JSON) sees the same figures
+        rate = round(self.files_processed / self.active_seconds, 1) if self.active_seconds > 0 else 0.0
+        eta = None
+        if self.status == "running" and self.total_estimate and rate > 0:
+            eta = round(max(self.total_estimate - self.files_processed, 0) / rate, 1)
+        object.__setattr__(self, "progress", round(self.progress, 2))
+        object.__setattr__(self, "files_per_second", rate)
+        object.__setattr__(self, "eta_seconds", eta)
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
-    @property
-    def files_per_second(self) -> float:
-        return round(self.files_processed / self.active_seconds, 1) if self.active_seconds > 0 else 0.0
-
-    @property
-    def eta_seconds(self) -> float | None:
-        if self.status != "running" or not self.total_estimate:
-            return None
-        rate = self.files_per_second
-        if rate <= 0:
-            return None
-        return round(max(self.total_estimate - self.files_processed, 0) / rate, 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "library_id": self.library_id,
-            "status": self.status,
-            "progress": round(self.progress, 2),
-            "files_found": self.files_found,
-            "files_processed": self.files_processed,
-            "files_skipped": self.files_skipped,
-            "files_removed": self.files_removed,
-            "bytes_processed": self.bytes_processed,
-            "errors": self.errors,
-            "total_estimate": self.total_estimate,
-            "files_per_second": self.files_per_second,
-            "eta_seconds": self.eta_seconds,
-            "pause_reason": self.pause_reason,
-            "last_error": self.last_error,
-            "restarts": self.restarts,
-            "owner": self.owner,
-            "checkpoint": self.checkpoint,
-            "skip_reasons": dict(self.skip_reasons),
-            "retry_failed": self.retry_failed,
-            "scope": list(self.scope),
-            "trigger": self.trigger,
-            "files_moved": self.files_moved,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "updated_at": iso(self.updated_at),
-            "finished_at": iso(self.finished_at),
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class MediaFile:
+class MediaFile(Record):
     """One media file of a library."""
 
-    id: int
-    library_id: int
-    scan_job_id: int | None
+    id: Id
+    library_id: Id
+    scan_job_id: Id | None
     path: str
-    size: int
+    size: Count
     mtime: float
-    media_type: str
+    media_type: MediaType
     quick_hash: str | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    missing_since: datetime | None
+    first_seen_at: Time
+    last_seen_at: Time
+    missing_since: Time | None
     error: str | None
     meta: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "library_id": self.library_id,
-            "scan_job_id": self.scan_job_id,
-            "path": self.path,
-            "size": self.size,
-            "mtime": self.mtime,
-            "media_type": self.media_type,
-            "quick_hash": self.quick_hash,
-            "first_seen_at": iso(self.first_seen_at),
-            "last_seen_at": iso(self.last_seen_at),
-            "missing_since": iso(self.missing_since),
-            "error": self.error,
-            "meta": self.meta,
-        }
 
 
 EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -243,55 +211,38 @@ class EventQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(Record):
     """One recorded decision or state change."""
 
-    id: int
-    at: datetime
+    id: Id
+    at: Time
     kind: str
-    library_id: int | None
-    job_id: int | None
+    library_id: Id | None
+    job_id: Id | None
     instance: str | None
     data: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "at": iso(self.at),
-            "kind": self.kind,
-            "library_id": self.library_id,
-            "job_id": self.job_id,
-            "instance": self.instance,
-            "data": dict(self.data),
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class DeletedJob:
+class DeletedJob(Record):
     """What a hard delete of a job removed."""
 
-    deleted_job_id: int
-    library_id: int
-    media_files_removed: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"deleted_job_id": self.deleted_job_id, "media_files_removed": self.media_files_removed}
+    deleted_job_id: Id
+    library_id: Id
+    media_files_removed: Count
 
 
 @dataclass(frozen=True, slots=True)
-class RemovedLibrary:
+class RemovedLibrary(Record):
     """What removing a library removed."""
 
-    library_id: int
-    jobs_removed: int
-    media_files_removed: int
+    deleted_library_id: Id
+    jobs_removed: Count
+    media_files_removed: Count
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "deleted_library_id": self.library_id,
-            "jobs_removed": self.jobs_removed,
-            "media_files_removed": self.media_files_removed,
-        }
+    @property
+    def library_id(self) -> int:
+        return self.deleted_library_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,29 +256,17 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class Instance:
+class Instance(Record):
     """One process serving this database: its row in `instances`, and the jobs it runs now."""
 
     id: str
     host: str
-    pid: int
+    pid: Count
     version: str
-    started_at: datetime
-    heartbeat_at: datetime
-    live: bool
-    jobs: tuple[int, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "host": self.host,
-            "pid": self.pid,
-            "version": self.version,
-            "started_at": iso(self.started_at),
-            "heartbeat_at": iso(self.heartbeat_at),
-            "live": self.live,
-            "jobs": list(self.jobs),
-        }
+    started_at: Time
+    heartbeat_at: Time
+    live: Annotated[bool, Meta(description="False once its heartbeat is older than the lease.")]
+    jobs: tuple[Id, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

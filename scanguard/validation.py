@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scanguard.errors import BadRequest, NotFound, PathNotAllowed
-from scanguard.records import EVENT_FAMILIES, LIBRARY_KINDS, STATUSES, event_kinds
+from scanguard.records import EVENT_FAMILIES, LIBRARY_KINDS, MAX_ID, STATUSES, event_kinds
 
-MAX_ID = 2**63 - 1
 MAX_PATH = 4096
 MAX_NAME = 255
 SOME_TEXT = r"[^ \t\n\r\f\v]"

@@ -16,17 +16,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import structlog
 from aiohttp import web
 
 from scanguard.errors import BadRequest, ScanguardError
 from scanguard.http.middlewares import STREAM_ROUTE
-from scanguard.http.params import MAX_LIMIT, query_id, query_int, query_str
+from scanguard.http.params import EventFilter, EventsQuery, StreamQuery, query
+from scanguard.http.schemas import EventList, reply
 from scanguard.http.state import runtime_of, slot_of
-from scanguard.records import EVENT_FAMILIES, Event, EventQuery, event_kinds
+from scanguard.records import MAX_ID, Event, EventQuery, event_kinds
 from scanguard.runtime import Runtime
 from scanguard.store.reads import ListEvents
-from scanguard.validation import MAX_ID
 
 log = structlog.get_logger("scanguard.http.events")
 routes = web.RouteTableDef()
@@ -35,11 +36,9 @@ REPLAY_PAGE = 500
 SENT_REMEMBERED = 10_000
 
 
-def _filter(request: web.Request) -> EventQuery:
+def _filter(asked: EventFilter) -> EventQuery:
     """The events a request wants (one job's, one library's, of a kind and a family), without its page."""
-    kind = query_str(request, "kind")
-    family = query_str(request, "family", choices=tuple(EVENT_FAMILIES))
-    return EventQuery(query_id(request, "job_id"), query_id(request, "library_id"), event_kinds(kind, family))
+    return EventQuery(asked.job_id, asked.library_id, event_kinds(asked.kind, asked.family))
 
 
 async def _read(
@@ -52,25 +51,25 @@ async def _read(
 
 @routes.get("/api/admin/events", name="list_events")
 async def list_events(request: web.Request) -> web.Response:
-    wanted = _filter(request)
-    after_id = query_int(request, "after_id", default=0, minimum=0, maximum=MAX_ID) or 0
-    limit = query_int(request, "limit", default=100, minimum=1, maximum=MAX_LIMIT) or 100
-    newest_first = query_str(request, "newest_first", choices=("true", "false")) == "true"
+    asked = query(request, EventsQuery)
     events = await _read(
-        runtime_of(request), wanted, after_id=after_id, limit=limit, newest_first=newest_first
+        runtime_of(request),
+        _filter(asked),
+        after_id=asked.after_id,
+        limit=asked.limit,
+        newest_first=asked.newest_first,
     )
-    return web.json_response({"events": [e.to_dict() for e in events]})
+    return reply(EventList(tuple(events)))
 
 
 def _frame(event: Event) -> bytes:
-    data = json.dumps(event.to_dict(), separators=(",", ":"))
-    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n".encode()
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, event.kind.encode(), msgspec.json.encode(event))
 
 
-def _last_event_id(request: web.Request) -> int | None:
+def _last_event_id(request: web.Request, asked: StreamQuery) -> int | None:
     header = request.headers.get("Last-Event-ID")
     if header is None:
-        return query_int(request, "after_id", default=None, minimum=0, maximum=MAX_ID)
+        return asked.after_id
     header = header.strip()
     if not header.isdigit() or not header.isascii() or int(header) > MAX_ID:
         raise BadRequest(f"Last-Event-ID must be an event id, got {header[:40]!r}", field="Last-Event-ID")
@@ -205,9 +204,9 @@ class _Stream:
 
 @routes.get("/api/admin/events/stream", name=STREAM_ROUTE)
 async def events_stream(request: web.Request) -> web.StreamResponse:
-    wanted = _filter(request)
-    resume_from = _last_event_id(request)
-    stream = _Stream(request, wanted)
+    asked = query(request, StreamQuery)
+    resume_from = _last_event_id(request, asked)
+    stream = _Stream(request, _filter(asked))
     subscription = await stream.rt.aio.subscribe(stream.live.on_event)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

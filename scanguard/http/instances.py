@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from scanguard.http.schemas import InstanceList, reply
 from scanguard.http.state import runtime_of
 
 routes = web.RouteTableDef()
@@ -12,5 +13,4 @@ routes = web.RouteTableDef()
 @routes.get("/api/admin/instances", name="list_instances")
 async def list_instances(request: web.Request) -> web.Response:
     """Every registered instance; `live` is false once its heartbeat is older than the lease TTL."""
-    instances = await runtime_of(request).aio.instances()
-    return web.json_response({"instances": [i.to_dict() for i in instances]})
+    return reply(InstanceList(tuple(await runtime_of(request).aio.instances())))

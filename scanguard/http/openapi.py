@@ -1,18 +1,19 @@
-"""The OpenAPI 3 document of the admin API, written by hand to match the routes one for one."""
+"""The OpenAPI 3.1 document of the admin API: one row per route, its objects and parameters derived from
+their declarations (the records, the answers of scanguard.http.schemas, the queries and bodies of
+scanguard.http.params)."""
 
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
-from scanguard.http.params import EVENT_KIND
-from scanguard.http.schemas import ID, SCHEMAS, STR, obj, ref
-from scanguard.records import EVENT_FAMILIES, STATUSES
-from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS, SCOPE_PATH_PATTERN
-from scanguard.validation import MAX_ID
+import msgspec
 
-JSON = "application/json"
-
+from scanguard.http.params import EventsQuery, FilesQuery, JobsQuery, Query, StartQuery, StreamQuery
+from scanguard.http.schemas import JSON, REF, components
+from scanguard.records import Id
 
 DESCRIPTIONS = {
     400: "Malformed request: bad id, parameter or body, or a query parameter the operation does not declare",
@@ -25,14 +26,12 @@ DESCRIPTIONS = {
     415: "The body must be application/json",
     503: "The store or runtime is not available",
 }
+ID = msgspec.json.schema(Id)
+ADMIN_ERRORS = (400, 401, 413, 503)  # 400 also for a query parameter the operation does not declare
 
 
-def _error(status: int) -> dict[str, Any]:
-    return {"description": DESCRIPTIONS[status], "content": {JSON: {"schema": ref("Error")}}}
-
-
-def _ok(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": ref(schema)}}}
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": REF.format(name=name)}
 
 
 def _links(**targets: tuple[str, str, str]) -> dict[str, Any]:
@@ -43,445 +42,188 @@ def _links(**targets: tuple[str, str, str]) -> dict[str, Any]:
     }
 
 
-def _linked(ok: dict[str, Any], links: dict[str, Any]) -> dict[str, Any]:
-    return {**ok, "links": links}
-
-
 # what a client does next with an object it got back: stateful testing chains these (add a library, start
 # its scan, pause, resume, delete, and see the deleted job answer 404)
-JOB = "/job/id"
+JOB, LIB = "/job/id", "/library/id"
 ON_JOB = _links(
     GetJob=("getJob", "job_id", JOB),
     PauseJob=("safePause", "job_id", JOB),
     ResumeJob=("safeResume", "job_id", JOB),
     DeleteJob=("safeDeleteJob", "job_id", JOB),
 )
-LIB = "/library/id"
 ON_LIBRARY = _links(
     GetLibrary=("getLibrary", "library_id", LIB),
     StartScan=("safeStart", "library_id", LIB),
     ListFiles=("listFiles", "library_id", LIB),
     RemoveLibrary=("removeLibrary", "library_id", LIB),
 )
+ON_DELETED_JOB = _links(GetDeletedJob=("getJob", "job_id", "/deleted_job_id"))
+ON_REMOVED_LIBRARY = _links(GetRemovedLibrary=("getLibrary", "library_id", "/deleted_library_id"))
 
-
-def _path_id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": ID}
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
-
-
-LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size")
-OFFSET = _query(
-    "offset", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0}, "rows to skip"
+TEXT = {"type": "string"}
+STREAM = (
+    "Server-Sent Events: `id:`, `event:` (the kind) and `data:` (an Event as JSON) per event; "
+    '`event: progress` frames carry `{"jobs": [...]}` snapshots; comments are heartbeats. '
+    "Honours Last-Event-ID by replaying from the events table; an `event: error` frame (an Error) ends a "
+    "stream the runtime can no longer serve."
 )
-FLAG = {"type": "string", "enum": ["true", "false"], "default": "false"}
-RETRY_FAILED = _query(
-    "retry_failed", FLAG, "also process again unchanged files whose per-file work failed before"
-)
-SCOPE_PATH = {
-    **_query(
-        "path",
-        {
-            "type": "array",
-            "items": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_HTTP_SCOPE_PATH,
-                "pattern": SCOPE_PATH_PATTERN,
-            },
-            "maxItems": MAX_SCOPE_PATHS,
-        },
-        "scan only these folders or files (repeatable, relative to the library root; an absolute path "
-        "inside the root is accepted too); none: the whole library. A path with a '..' segment or outside "
-        "the root answers 400 invalid_scope and starts nothing",
-    ),
-    "style": "form",
-    "explode": True,
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
 }
-ERRORS_ONLY = _query("errors", FLAG, "only files whose per-file work failed (their error says why)")
-EVENT_FILTERS = [
-    _query("job_id", ID, "only this job's events"),
-    _query("library_id", ID, "only this library's events"),
-    _query(
-        "kind",
-        {"type": "string", "minLength": 1, "maxLength": 64, "pattern": f"^{EVENT_KIND}$"},
-        "a kind, or a family ending with '.'",
-    ),
-    _query(
-        "family",
-        {"type": "string", "enum": list(EVENT_FAMILIES)},
-        "only kinds of this family (with `kind`: both); "
-        + "; ".join(f"{name}: {', '.join(prefixes)}" for name, prefixes in EVENT_FAMILIES.items()),
-    ),
-]
 
 
-def _op(
-    op_id: str,
-    summary: str,
-    ok: tuple[int, dict[str, Any]],
-    errors: tuple[int, ...],
-    *,
-    params: list[dict[str, Any]] | None = None,
-    tags: tuple[str, ...] = ("scanner",),
-    public: bool = False,
-    body: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    statuses = set(errors) | ({400, 503} if params or body else {503})
-    if not public:
-        statuses |= {400, 401, 413}  # 400 also for a query parameter the operation does not declare
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One documented operation: what it answers (a component, or another media type), its errors, query
+    and body; path parameters are the ids named in its path."""
+
+    method: str
+    path: str
+    op_id: str
+    summary: str
+    answer: str  # a component name, or a media type (it has a '/') answered as text
+    said: str  # the answer's description
+    errors: tuple[int, ...] = ()
+    status: int = 200
+    query: type[Query] | None = None
+    body: str | None = None
+    tag: str = "scanner"
+    links: dict[str, Any] = field(default_factory=dict)
+    public: bool = False
+
+
+S, L = "/api/admin/scanner", "/api/admin/libraries"
+ROUTES = (
+    Route("post", f"{S}/safe/start/{{library_id}}", "safeStart", "Start a scan of a library (safeguarded)",
+          "JobEnvelope", "The new job", (404, 409), 201, StartQuery, links=ON_JOB),
+    Route("post", f"{S}/safe/pause/{{job_id}}", "safePause", "Pause a running job",
+          "JobEnvelope", "The paused job", (404, 409), links=ON_JOB),
+    Route("post", f"{S}/safe/resume/{{job_id}}", "safeResume", "Resume a paused job from its checkpoint",
+          "JobEnvelope", "The resumed job", (404, 409), links=ON_JOB),
+    Route("delete", f"{S}/safe/jobs/{{job_id}}", "safeDeleteJob", "Hard-delete a job and the media files it "
+          "discovered", "DeletedJob", "What was removed", (404, 409), links=ON_DELETED_JOB),
+    Route("post", f"{S}/start/{{library_id}}", "startAlias", "Alias of safe/start",
+          "JobEnvelope", "The new job", (404, 409), 201, StartQuery, tag="aliases"),
+    Route("post", f"{S}/pause/{{library_id}}", "pauseAlias", "Pause the library's active job",
+          "JobEnvelope", "The paused job", (404, 409), tag="aliases"),
+    Route("post", f"{S}/resume/{{library_id}}", "resumeAlias", "Resume the library's active job",
+          "JobEnvelope", "The job", (404, 409), tag="aliases"),
+    Route("get", f"{S}/jobs/{{job_id}}", "getJob", "One job", "JobEnvelope", "The job", (404,)),
+    Route("delete", f"{S}/jobs/{{job_id}}", "deleteJobAlias", "Alias of safe/jobs delete",
+          "DeletedJob", "What was removed", (404, 409), tag="aliases"),
+    Route("get", f"{S}/jobs", "listJobs", "Jobs, newest first, filtered and paged", "JobPage", "One page",
+          query=JobsQuery),
+    Route("get", f"{S}/current-jobs", "currentJobs", "Every job in pending, running or paused",
+          "JobList", "The active jobs"),
+    Route("get", f"{S}/safeguards/status", "safeguardsStatus", "Health snapshot, safeguard counters and "
+          "effective config", "SafeguardStatus", "The snapshot", tag="safeguards"),
+    Route("post", f"{S}/emergency/cleanup", "emergencyCleanup", "Pause every active scan and clean up "
+          "orphaned data", "CleanupReport", "The report", (403,), tag="safeguards"),
+    Route("post", L, "addLibrary", "Register an existing directory as a library", "LibraryEnvelope",
+          "The library", (403, 404, 409, 415), 201, body="NewLibrary", tag="libraries", links=ON_LIBRARY),
+    Route("get", L, "listLibraries", "Every library", "LibraryList", "The libraries", tag="libraries"),
+    Route("get", f"{L}/{{library_id}}", "getLibrary", "One library", "LibraryEnvelope", "The library",
+          (404,), tag="libraries"),
+    Route("patch", f"{L}/{{library_id}}", "updateLibrary", "Switch the library's watching on or off",
+          "LibraryEnvelope", "The library", (404, 415), body="LibraryPatch", tag="libraries"),
+    Route("delete", f"{L}/{{library_id}}", "removeLibrary", "Stop its scan; remove the library, its jobs and "
+          "files in one transaction", "RemovedLibrary", "What was removed", (404, 409), tag="libraries",
+          links=ON_REMOVED_LIBRARY),
+    Route("get", f"{L}/{{library_id}}/files", "listFiles", "The library's media files, by path, paged",
+          "FilePage", "One page", (404,), query=FilesQuery, tag="libraries"),
+    Route("get", "/api/admin/events", "listEvents", "Recorded events, oldest first, filtered",
+          "EventList", "Events", query=EventsQuery, tag="events"),
+    Route("get", "/api/admin/events/stream", "streamEvents", "Live events (SSE)", "text/event-stream",
+          STREAM, query=StreamQuery, tag="events"),
+    Route("get", "/api/admin/instances", "listInstances", "Every instance serving this database: live or gone "
+          "(heartbeat older than the lease), and the jobs each runs", "InstanceList", "The instances",
+          tag="instances"),
+    Route("get", "/api/admin/webhooks", "listWebhooks", "Each webhook's delivery: URL and kinds (never the "
+          "secret), cursor, lag, last success and failure, dead deliveries", "WebhookList",
+          "The configured webhooks", tag="webhooks"),
+    Route("get", "/healthz", "healthz", "The process is up", "Health", "The process is up",
+          tag="operations", public=True),
+    Route("get", "/readyz", "readyz", "The store is reachable", "Readiness", "The store is reachable",
+          (503,), tag="operations", public=True),
+    Route("get", "/metrics", "metrics", "Prometheus metrics", "text/plain", "Prometheus text format",
+          tag="operations", public=True),
+    Route("get", "/api/openapi.json", "openapi", "This document", "Document", "This document",
+          tag="operations", public=True),
+    Route("get", "/", "dashboard", "The dashboard page", "text/html", "The dashboard page",
+          tag="operations", public=True),
+    Route("get", "/dashboard.js", "dashboard_script", "The dashboard's script", "text/javascript",
+          "The dashboard's script", tag="operations", public=True),
+    Route("get", "/dashboard.css", "dashboard_style", "The dashboard's style sheet", "text/css",
+          "The dashboard's style sheet", tag="operations", public=True),
+)  # fmt: skip
+
+
+def _parameter(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter from its field's schema: absent (never null) when not given, described outside it."""
+    given = next(s for s in schema.get("anyOf", [schema]) if s != {"type": "null"})
+    inner = {k: v for k, v in {**schema, **given}.items() if k != "anyOf" and (k, v) != ("default", None)}
+    description = inner.pop("description", "")
+    param = {"name": name, "in": "query", "required": False, "schema": inner, "description": description}
+    if inner.get("type") == "array":
+        param |= {"style": "form", "explode": True}
+    return param
+
+
+def _query(model: type[Query]) -> list[dict[str, Any]]:
+    _, schemas = msgspec.json.schema_components([model], ref_template=REF)
+    return [_parameter(name, schema) for name, schema in schemas[model.__name__]["properties"].items()]
+
+
+def _answer(route: Route) -> dict[str, Any]:
+    if "/" in route.answer:
+        return {"description": route.said, "content": {route.answer: {"schema": TEXT}}}
+    ok = {"description": route.said, "content": {JSON: {"schema": ref(route.answer)}}}
+    return {**ok, "links": route.links} if route.links else ok
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    statuses = set(route.errors) | (set() if route.public else set(ADMIN_ERRORS))
+    error = ref("Error")
     op: dict[str, Any] = {
-        "operationId": op_id,
-        "summary": summary,
-        "tags": list(tags),
-        "responses": {str(ok[0]): ok[1], **{str(s): _error(s) for s in sorted(statuses)}},
+        "operationId": route.op_id,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "responses": {
+            str(route.status): _answer(route),
+            **{
+                str(s): {"description": DESCRIPTIONS[s], "content": {JSON: {"schema": error}}}
+                for s in sorted(statuses)
+            },
+        },
     }
+    ids = (
+        {"name": n, "in": "path", "required": True, "schema": ID} for n in re.findall(r"{(\w+)}", route.path)
+    )
+    params = [*ids, *(_query(route.query) if route.query else ())]
+    if route.op_id == "streamEvents":
+        params.append(LAST_EVENT_ID)
+        op["security"] = [{"bearer": []}, {"queryToken": []}]
     if params:
         op["parameters"] = params
-    if body is not None:
-        op["requestBody"] = body
-    if public:
+    if route.body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(route.body)}}}
+    if route.public:
         op["security"] = []
     return op
 
 
-def _scanner_paths() -> dict[str, Any]:
-    base = "/api/admin/scanner"
-    job = ("job_id",)
-    lib = ("library_id",)
-    paths: dict[str, Any] = {
-        f"{base}/safe/start/{{library_id}}": {
-            "post": _op(
-                "safeStart",
-                "Start a scan of a library (safeguarded)",
-                (201, _linked(_ok("JobEnvelope", "The new job"), ON_JOB)),
-                (404, 409),
-                params=[_path_id(*lib), RETRY_FAILED, SCOPE_PATH],
-            )
-        },
-        f"{base}/safe/pause/{{job_id}}": {
-            "post": _op(
-                "safePause",
-                "Pause a running job",
-                (200, _linked(_ok("JobEnvelope", "The paused job"), ON_JOB)),
-                (404, 409),
-                params=[_path_id(*job)],
-            )
-        },
-        f"{base}/safe/resume/{{job_id}}": {
-            "post": _op(
-                "safeResume",
-                "Resume a paused job from its checkpoint",
-                (200, _linked(_ok("JobEnvelope", "The resumed job"), ON_JOB)),
-                (404, 409),
-                params=[_path_id(*job)],
-            )
-        },
-        f"{base}/safe/jobs/{{job_id}}": {
-            "delete": _op(
-                "safeDeleteJob",
-                "Hard-delete a job and the media files it discovered",
-                (
-                    200,
-                    _linked(
-                        _ok("DeletedJob", "What was removed"),
-                        _links(GetDeletedJob=("getJob", "job_id", "/deleted_job_id")),
-                    ),
-                ),
-                (404, 409),
-                params=[_path_id(*job)],
-            )
-        },
-        f"{base}/start/{{library_id}}": {
-            "post": _op(
-                "startAlias",
-                "Alias of safe/start",
-                (201, _ok("JobEnvelope", "The new job")),
-                (404, 409),
-                params=[_path_id(*lib), RETRY_FAILED, SCOPE_PATH],
-                tags=("aliases",),
-            )
-        },
-        f"{base}/pause/{{library_id}}": {
-            "post": _op(
-                "pauseAlias",
-                "Pause the library's active job",
-                (200, _ok("JobEnvelope", "The paused job")),
-                (404, 409),
-                params=[_path_id(*lib)],
-                tags=("aliases",),
-            )
-        },
-        f"{base}/resume/{{library_id}}": {
-            "post": _op(
-                "resumeAlias",
-                "Resume the library's active job",
-                (200, _ok("JobEnvelope", "The job")),
-                (404, 409),
-                params=[_path_id(*lib)],
-                tags=("aliases",),
-            )
-        },
-        f"{base}/jobs/{{job_id}}": {
-            "get": _op(
-                "getJob", "One job", (200, _ok("JobEnvelope", "The job")), (404,), params=[_path_id(*job)]
-            ),
-            "delete": _op(
-                "deleteJobAlias",
-                "Alias of safe/jobs delete",
-                (200, _ok("DeletedJob", "What was removed")),
-                (404, 409),
-                params=[_path_id(*job)],
-                tags=("aliases",),
-            ),
-        },
-        f"{base}/jobs": {
-            "get": _op(
-                "listJobs",
-                "Jobs, newest first, filtered and paged",
-                (200, _ok("JobPage", "One page")),
-                (),
-                params=[
-                    _query("status", {"type": "string", "enum": list(STATUSES)}, "only this status"),
-                    _query("library_id", ID, "only this library's jobs"),
-                    LIMIT,
-                    OFFSET,
-                ],
-            )
-        },
-        f"{base}/current-jobs": {
-            "get": _op(
-                "currentJobs",
-                "Every job in pending, running or paused",
-                (200, _ok("JobList", "The active jobs")),
-                (),
-            )
-        },
-        f"{base}/safeguards/status": {
-            "get": _op(
-                "safeguardsStatus",
-                "Health snapshot, safeguard counters and effective config",
-                (200, _ok("SafeguardStatus", "The snapshot")),
-                (),
-                tags=("safeguards",),
-            )
-        },
-        f"{base}/emergency/cleanup": {
-            "post": _op(
-                "emergencyCleanup",
-                "Pause every active scan and clean up orphaned data",
-                (200, _ok("CleanupReport", "The report")),
-                (403,),
-                tags=("safeguards",),
-            )
-        },
-    }
+def _paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method] = _operation(route)
     return paths
 
 
-def _library_paths() -> dict[str, Any]:
-    base = "/api/admin/libraries"
-    new = {"required": True, "content": {JSON: {"schema": ref("NewLibrary")}}}
-    return {
-        base: {
-            "post": _op(
-                "addLibrary",
-                "Register an existing directory as a library",
-                (201, _linked(_ok("LibraryEnvelope", "The library"), ON_LIBRARY)),
-                (403, 404, 409, 415),
-                body=new,
-                tags=("libraries",),
-            ),
-            "get": _op(
-                "listLibraries",
-                "Every library",
-                (200, _ok("LibraryList", "The libraries")),
-                (),
-                tags=("libraries",),
-            ),
-        },
-        f"{base}/{{library_id}}": {
-            "get": _op(
-                "getLibrary",
-                "One library",
-                (200, _ok("LibraryEnvelope", "The library")),
-                (404,),
-                params=[_path_id("library_id")],
-                tags=("libraries",),
-            ),
-            "patch": _op(
-                "updateLibrary",
-                "Switch the library's watching on or off",
-                (200, _ok("LibraryEnvelope", "The library")),
-                (404, 415),
-                params=[_path_id("library_id")],
-                body={"required": True, "content": {JSON: {"schema": ref("LibraryPatch")}}},
-                tags=("libraries",),
-            ),
-            "delete": _op(
-                "removeLibrary",
-                "Stop its scan; remove the library, its jobs and files in one transaction",
-                (
-                    200,
-                    _linked(
-                        _ok("RemovedLibrary", "What was removed"),
-                        _links(GetRemovedLibrary=("getLibrary", "library_id", "/deleted_library_id")),
-                    ),
-                ),
-                (404, 409),
-                params=[_path_id("library_id")],
-                tags=("libraries",),
-            ),
-        },
-        f"{base}/{{library_id}}/files": {
-            "get": _op(
-                "listFiles",
-                "The library's media files, by path, paged",
-                (200, _ok("FilePage", "One page")),
-                (404,),
-                params=[_path_id("library_id"), LIMIT, OFFSET, ERRORS_ONLY],
-                tags=("libraries",),
-            ),
-        },
-    }
-
-
-def _event_paths() -> dict[str, Any]:
-    after = _query(
-        "after_id", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "only events after this id"
-    )
-    limit = _query(
-        "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "at most this many"
-    )
-    stream_ok = {
-        "description": "Server-Sent Events: `id:`, `event:` (the kind) and `data:` (an Event as JSON) per event; "
-        '`event: progress` frames carry `{"jobs": [...]}` snapshots; comments are heartbeats. '
-        "Honours Last-Event-ID by replaying from the events table; an `event: error` frame (an Error) ends a "
-        "stream the runtime can no longer serve.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    }
-    stream = _op(
-        "streamEvents",
-        "Live events (SSE)",
-        (200, stream_ok),
-        (),
-        params=[
-            *EVENT_FILTERS,
-            after,
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-            },
-            _query("token", STR, "the bearer token, for EventSource (this route only)"),
-        ],
-        tags=("events",),
-    )
-    stream["security"] = [{"bearer": []}, {"queryToken": []}]
-    return {
-        "/api/admin/events": {
-            "get": _op(
-                "listEvents",
-                "Recorded events, oldest first, filtered",
-                (200, _ok("EventList", "Events")),
-                (),
-                params=[
-                    *EVENT_FILTERS,
-                    after,
-                    limit,
-                    _query("newest_first", {"type": "string", "enum": ["true", "false"]}, "newest first"),
-                ],
-                tags=("events",),
-            )
-        },
-        "/api/admin/events/stream": {"get": stream},
-    }
-
-
-def _listing(path: str, op_id: str, summary: str, schema: str, description: str, tag: str) -> dict[str, Any]:
-    """A GET route that takes no parameters and answers one listing."""
-    return {path: {"get": _op(op_id, summary, (200, _ok(schema, description)), (), tags=(tag,))}}
-
-
-def _instance_paths() -> dict[str, Any]:
-    return _listing(
-        "/api/admin/instances",
-        "listInstances",
-        "Every instance serving this database: live or gone (heartbeat older than the lease), "
-        "and the jobs each runs",
-        "InstanceList",
-        "The instances",
-        "instances",
-    )
-
-
-def _webhook_paths() -> dict[str, Any]:
-    return _listing(
-        "/api/admin/webhooks",
-        "listWebhooks",
-        "Each webhook's delivery: URL and kinds (never the secret), cursor, lag, last success and "
-        "failure, dead deliveries",
-        "WebhookList",
-        "The configured webhooks",
-        "webhooks",
-    )
-
-
-def _public_paths() -> dict[str, Any]:
-    def plain(
-        op_id: str, summary: str, schema: dict[str, Any], errors: tuple[int, ...] = ()
-    ) -> dict[str, Any]:
-        ok = (200, {"description": summary, "content": {JSON: {"schema": schema}}})
-        op = _op(op_id, summary, ok, errors, public=True, tags=("operations",))
-        if not errors:
-            op["responses"].pop("503")
-        return op
-
-    def page(op_id: str, description: str, media_type: str) -> dict[str, Any]:
-        """A public page or asset of the dashboard, served under its Content-Security-Policy."""
-        return {
-            "get": {
-                **plain(op_id, description, STR),
-                "responses": {"200": {"description": description, "content": {media_type: {"schema": STR}}}},
-            }
-        }
-
-    return {
-        "/healthz": {"get": plain("healthz", "The process is up", obj({"status": STR}))},
-        "/readyz": {
-            "get": plain(
-                "readyz",
-                "The store is reachable",
-                obj({"status": STR}, {"store_latency_ms": {"type": "number"}}),
-                (503,),
-            )
-        },
-        "/metrics": {
-            "get": {
-                **plain("metrics", "Prometheus metrics", STR),
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text format",
-                        "content": {"text/plain": {"schema": STR}},
-                    }
-                },
-            }
-        },
-        "/api/openapi.json": {
-            "get": plain("openapi", "This document", {"type": "object", "additionalProperties": True})
-        },
-        "/": page("dashboard", "The dashboard page", "text/html"),
-        "/dashboard.js": page("dashboard_script", "The dashboard's script", "text/javascript"),
-        "/dashboard.css": page("dashboard_style", "The dashboard's style sheet", "text/css"),
-    }
-
-
 _DOCUMENT: dict[str, Any] = {
-    "openapi": "3.0.3",
+    "openapi": "3.1.0",
     "info": {
         "title": "scanguard admin API",
         "version": "1",
@@ -489,16 +231,9 @@ _DOCUMENT: dict[str, Any] = {
         'token; errors have one shape: {"error": {"code", "message", "details"}}.',
     },
     "security": [{"bearer": []}],
-    "paths": {
-        **_scanner_paths(),
-        **_library_paths(),
-        **_event_paths(),
-        **_instance_paths(),
-        **_webhook_paths(),
-        **_public_paths(),
-    },
+    "paths": _paths(),
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": {**components(), "Document": {"type": "object", "additionalProperties": True}},
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
             "queryToken": {"type": "apiKey", "in": "query", "name": "token"},

@@ -1,4 +1,5 @@
-"""Request parsing for the admin API: path ids, bounded query values and strict JSON bodies.
+"""Request parsing for the admin API: path ids, query parameters and JSON bodies, each read into its
+declaration — a msgspec Struct whose fields and bounds the OpenAPI document is derived from too.
 
 Everything a client sends is checked here before the Runtime sees it; a bad value is a 400
 `bad_request` naming the field, never a 500.
@@ -6,22 +7,55 @@ Everything a client sends is checked here before the Runtime sees it; a bad valu
 
 from __future__ import annotations
 
-import json
+import functools
 import re
-from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
+import msgspec
+import msgspec.inspect as mi
 from aiohttp import web
+from msgspec import Meta
 
 from scanguard.errors import BadRequest
-from scanguard.validation import MAX_ID
+from scanguard.records import EVENT_FAMILIES, MAX_ID, Id, JobStatus, LibraryKind
+from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS, SCOPE_PATH_PATTERN
+from scanguard.validation import MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
+
+Q = TypeVar("Q", bound=msgspec.Struct)
 
 MAX_OFFSET = 2**31 - 1
 MAX_LIMIT = 1000
-_POSITIVE = re.compile(r"[1-9][0-9]{0,18}")
-_NATURAL = re.compile(r"0|[1-9][0-9]{0,18}")
 EVENT_KIND = r"[A-Za-z0-9_.\-]{1,64}"
 """An event kind, or a family ending with '.' (job.paused, alert., file.quarantined): the document's pattern."""
+
+Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT, description="page size: at most this many")]
+Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET, description="rows to skip")]
+EventKind = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        pattern=f"^{EVENT_KIND}$",
+        description="a kind, or a family ending with '.'",
+    ),
+]
+if TYPE_CHECKING:
+    FamilyName = str
+else:
+    FamilyName = Literal[tuple(EVENT_FAMILIES)]  # the families' names, as a type msgspec checks and documents
+EventFamily = Annotated[
+    FamilyName,
+    Meta(
+        description="only kinds of this family (with `kind`: both); "
+        + "; ".join(f"{name}: {', '.join(prefixes)}" for name, prefixes in EVENT_FAMILIES.items())
+    ),
+]
+ScopePath = Annotated[
+    str,
+    Meta(max_length=MAX_HTTP_SCOPE_PATH, extra_json_schema={"minLength": 1, "pattern": SCOPE_PATH_PATTERN}),
+]
+"""A scope path: its length bounded here; the rest of the rule the document states (relative, no `..`) is the
+scope's own check, which answers 400 `invalid_scope` (and accepts an absolute path inside the root too)."""
 
 
 class UnsupportedMediaType(BadRequest):
@@ -31,91 +65,180 @@ class UnsupportedMediaType(BadRequest):
     code = "unsupported_media_type"
 
 
-def _int(name: str, raw: str, *, minimum: int, maximum: int) -> int:
-    pattern = _POSITIVE if minimum >= 1 else _NATURAL
-    if not pattern.fullmatch(raw) or not minimum <= int(raw) <= maximum:
-        raise BadRequest(
-            f"{name} must be an integer within {minimum}..{maximum}, got {raw[:40]!r}", field=name
-        )
-    return int(raw)
+# ---- query parameters, one Struct per operation ----------------------------------------------------
+
+
+class Query(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The query parameters of one operation: each field is one parameter, absent or given once (a list:
+    repeatable)."""
+
+
+class StartQuery(Query, frozen=True):
+    retry_failed: Annotated[
+        bool, Meta(description="also process again unchanged files whose per-file work failed before")
+    ] = False
+    path: Annotated[
+        list[ScopePath],
+        Meta(
+            max_length=MAX_SCOPE_PATHS,
+            description="scan only these folders or files (repeatable, relative to the library root; an "
+            "absolute path inside the root is accepted too); none: the whole library. A path with a '..' "
+            "segment or outside the root answers 400 invalid_scope and starts nothing",
+        ),
+    ] = []
+
+
+class Paging(Query, frozen=True):
+    limit: Limit = 100
+    offset: Offset = 0
+
+
+class JobsQuery(Paging, frozen=True):
+    status: Annotated[JobStatus, Meta(description="only this status")] | None = None
+    library_id: Annotated[Id, Meta(description="only this library's jobs")] | None = None
+
+
+class FilesQuery(Paging, frozen=True):
+    errors: Annotated[
+        bool, Meta(description="only files whose per-file work failed (their error says why)")
+    ] = False
+
+
+class EventFilter(Query, frozen=True):
+    job_id: Annotated[Id, Meta(description="only this job's events")] | None = None
+    library_id: Annotated[Id, Meta(description="only this library's events")] | None = None
+    kind: EventKind | None = None
+    family: EventFamily | None = None
+
+
+AfterId = Annotated[int, Meta(ge=0, le=MAX_ID, description="only events after this id")]
+
+
+class EventsQuery(EventFilter, frozen=True):
+    after_id: AfterId = 0
+    limit: Limit = 100
+    newest_first: Annotated[bool, Meta(description="newest first")] = False
+
+
+class StreamQuery(EventFilter, frozen=True):
+    after_id: AfterId | None = None
+    token: Annotated[str, Meta(description="the bearer token, for EventSource (this route only)")] | None = (
+        None
+    )
+
+
+# ---- request bodies ------------------------------------------------------------------------------------
+
+
+class NewLibrary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A folder to register as a library."""
+
+    path: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_PATH,
+            pattern=NOT_BLANK,
+            description="An existing directory on the server (404 when there is none there), inside "
+            "allowed_roots when that is set (403 otherwise).",
+        ),
+    ]
+    name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=SOME_TEXT)] | None = None
+    kind: LibraryKind = "mixed"
+    watch: (
+        Annotated[bool, Meta(description="Follow the folder's changes (default: [watch] default, true).")]
+        | None
+    ) = None
+
+
+class LibraryPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A library's watching switched on or off."""
+
+    watch: bool
+
+
+# ---- reading them ----------------------------------------------------------------------------------------
+
+
+def _field_of(exc: msgspec.ValidationError) -> str | None:
+    found = re.search(r"at `\$\.([A-Za-z_]+)", str(exc))
+    return found.group(1) if found else None
+
+
+def _bad(exc: msgspec.ValidationError, what: str, field: str | None = None) -> BadRequest:
+    field = field or _field_of(exc)
+    if field is None and (unknown := re.search(r"unknown field `(.{0,200})`", str(exc))):
+        return BadRequest(f"{what}: unknown field {unknown.group(1)!r}", fields=[unknown.group(1)])
+    return BadRequest(f"{what}: {exc}"[:300], **({"field": field} if field else {}))
+
+
+_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,30}")
+
+
+def _wire(raw: str, kinds: frozenset[type]) -> object:
+    """A query or path value as its declared type reads it: a canonical integer, `true`/`false`, else the
+    text (which the type then refuses: `01`, `1e3`, `1.0`, `yes` are not spellings of a value)."""
+    if mi.IntType in kinds and _INTEGER.fullmatch(raw):
+        return int(raw)
+    if mi.BoolType in kinds and raw in ("true", "false"):
+        return raw == "true"
+    return raw
+
+
+def _bare(t: mi.Type) -> mi.Type:
+    return _bare(t.type) if isinstance(t, mi.Metadata) else t
+
+
+def _kinds(t: mi.Type) -> frozenset[type]:
+    t = _bare(t)
+    members = t.types if isinstance(t, mi.UnionType) else (t,)
+    return frozenset(type(_bare(m)) for m in members)
+
+
+@functools.cache
+def _fields(model: type[msgspec.Struct]) -> tuple[tuple[str, bool, frozenset[type]], ...]:
+    """Each parameter of a query Struct: its name, whether it repeats, and the kinds of value it takes."""
+    info = mi.type_info(model)
+    assert isinstance(info, mi.StructType)
+    return tuple(
+        (f.encode_name, True, _kinds(bare.item_type))
+        if isinstance(bare := _bare(f.type), mi.ListType)
+        else (f.encode_name, False, _kinds(bare))
+        for f in info.fields
+    )
+
+
+def query(request: web.Request, model: type[Q]) -> Q:
+    """The request's query parameters read into `model`: 400 naming the parameter for a bad one."""
+    values: dict[str, Any] = {}
+    for name, repeats, kinds in _fields(model):
+        given = request.query.getall(name, [])
+        if repeats:
+            values[name] = [_wire(v, kinds) for v in given]
+        elif len(given) > 1:
+            raise BadRequest(f"{name} may be given once, got {len(given)} values", field=name)
+        elif given:
+            values[name] = _wire(given[0], kinds)
+    try:
+        return msgspec.convert(values, model)
+    except msgspec.ValidationError as exc:
+        raise _bad(exc, "bad query parameter") from exc
+
+
+_ID_KINDS = frozenset({mi.IntType})
 
 
 def path_id(request: web.Request, name: str) -> int:
     """A positive 64-bit id from the URL path: 400 for `abc`, `-1`, `0`, `1e9` or anything past 2**63-1."""
-    return _int(name, request.match_info[name], minimum=1, maximum=MAX_ID)
+    try:
+        value: int = msgspec.convert(_wire(request.match_info[name], _ID_KINDS), Id)
+    except msgspec.ValidationError as exc:
+        raise _bad(exc, f"{name} must be an id", name) from exc
+    return value
 
 
-def _single(request: web.Request, name: str) -> str | None:
-    values = request.query.getall(name, [])
-    if len(values) > 1:
-        raise BadRequest(f"{name} may be given once, got {len(values)} values", field=name)
-    return values[0] if values else None
-
-
-def query_int(
-    request: web.Request, name: str, *, default: int | None, minimum: int, maximum: int
-) -> int | None:
-    """An optional integer query parameter within bounds."""
-    raw = _single(request, name)
-    if raw is None:
-        return default
-    return _int(name, raw, minimum=minimum, maximum=maximum)
-
-
-def query_id(request: web.Request, name: str) -> int | None:
-    """An optional id filter (positive, 64-bit)."""
-    return query_int(request, name, default=None, minimum=1, maximum=MAX_ID)
-
-
-def query_str(
-    request: web.Request, name: str, *, choices: Collection[str] | None = None, pattern: str = EVENT_KIND
-) -> str | None:
-    """An optional string query parameter: one of `choices` when given, else matching `pattern` whole."""
-    raw = _single(request, name)
-    if raw is None:
-        return None
-    if choices is not None and raw not in choices:
-        raise BadRequest(f"{name} must be one of {', '.join(choices)}, got {raw[:40]!r}", field=name)
-    if choices is None and not re.fullmatch(pattern, raw):
-        raise BadRequest(f"{name} must match {pattern}, got {raw[:40]!r}", field=name)
-    return raw
-
-
-def query_bool(request: web.Request, name: str) -> bool:
-    """An optional flag: `true` or `false` (default false)."""
-    raw = _single(request, name)
-    if raw is None:
-        return False
-    if raw not in ("true", "false"):
-        raise BadRequest(f"{name} must be true or false, got {raw[:40]!r}", field=name)
-    return raw == "true"
-
-
-def query_list(request: web.Request, name: str, *, max_items: int, max_length: int) -> list[str]:
-    """A repeatable query parameter (`?path=a&path=b`): at most `max_items` values of `max_length` each."""
-    values = request.query.getall(name, [])
-    if len(values) > max_items:
-        raise BadRequest(f"{name} may be given at most {max_items} times, got {len(values)}", field=name)
-    if any(len(v) > max_length for v in values):
-        raise BadRequest(f"each {name} must be at most {max_length} characters", field=name)
-    return list(values)
-
-
-def paging(request: web.Request, *, default_limit: int = 100) -> tuple[int, int]:
-    """limit (1..1000) and offset (0..2**31-1)."""
-    limit = query_int(request, "limit", default=default_limit, minimum=1, maximum=MAX_LIMIT)
-    offset = query_int(request, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
-    return limit or default_limit, offset or 0
-
-
-def _reject_constant(value: str) -> Any:
-    raise ValueError(f"{value} is not JSON")
-
-
-async def json_object(
-    request: web.Request, *, required: dict[str, type], optional: dict[str, type]
-) -> dict[str, Any]:
-    """A JSON object body with exactly these fields and types: 415 for another content type, 400 otherwise."""
+async def body(request: web.Request, model: type[Q]) -> Q:
+    """A JSON object body read into `model` (no unknown field): 415 for another content type, 400 otherwise."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType(
             f"the body must be application/json, got {request.content_type or 'none'}",
@@ -123,22 +246,8 @@ async def json_object(
         )
     raw = await request.read()  # aiohttp raises 413 past client_max_size
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return msgspec.json.decode(raw, type=model)
+    except msgspec.ValidationError as exc:
+        raise _bad(exc, "bad body") from exc
+    except msgspec.DecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {str(exc)[:120]}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest(f"the body must be a JSON object, got {type(body).__name__}")
-    unknown = sorted(set(body) - set(required) - set(optional))
-    if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)[:200]}", fields=unknown[:20])
-    for name in required:
-        if name not in body:
-            raise BadRequest(f"{name} is required", field=name)
-    for name in optional:
-        if body.get(name, 0) is None:
-            del body[name]  # null means "the default"
-    for name, kind in {**required, **optional}.items():
-        value = body.get(name)
-        if name in body and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-            raise BadRequest(f"{name} must be a {kind.__name__}, got {type(body[name]).__name__}", field=name)
-    return body

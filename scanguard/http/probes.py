@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from scanguard.errors import ScanguardError
 from scanguard.http.openapi import openapi_document
+from scanguard.http.schemas import Health, Readiness, reply
 from scanguard.http.state import slot_of
 from scanguard.metrics import exposition
 from scanguard.runtime import Runtime
@@ -22,7 +23,7 @@ READY_TIMEOUT = 5.0
 @routes.get("/healthz", name="healthz")
 async def healthz(_request: web.Request) -> web.Response:
     """The process is up and its event loop answers."""
-    return web.json_response({"status": "ok"})
+    return reply(Health("ok"))
 
 
 def _ping(rt: Runtime, timeout: float) -> float:
@@ -61,9 +62,7 @@ async def readyz(request: web.Request) -> web.Response:
             },
             status=503,
         )
-    return web.json_response(
-        {"status": "ready", "store_latency_ms": round((time.perf_counter() - started) * 1000, 2)}
-    )
+    return reply(Readiness("ready", round((time.perf_counter() - started) * 1000, 2)))
 
 
 @routes.get("/metrics", name="metrics")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from scanguard.errors import Conflict, ScanguardError
-from scanguard.http.params import paging, path_id, query_bool, query_id, query_list, query_str
+from scanguard.http.params import JobsQuery, StartQuery, path_id, query
+from scanguard.http.schemas import JobEnvelope, JobList, JobPage, reply
 from scanguard.http.state import runtime_of, slot_of
-from scanguard.records import STATUSES
+from scanguard.records import Job
 from scanguard.runtime import Runtime
-from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS
 
 routes = web.RouteTableDef()
 BASE = "/api/admin/scanner"
@@ -33,8 +31,8 @@ class NoActiveJob(Conflict):
         super().__init__(f"library {library_id} has no active scan", library_id=library_id)
 
 
-def _job(job: Any, status: int = 200) -> web.Response:
-    return web.json_response({"job": job.to_dict()}, status=status)
+def _job(job: Job, status: int = 200) -> web.Response:
+    return reply(JobEnvelope(job), status)
 
 
 # ---- the safeguarded operations ------------------------------------------------------------
@@ -43,9 +41,10 @@ def _job(job: Any, status: int = 200) -> web.Response:
 @routes.post(BASE + "/safe/start/{library_id}", name="safe_start")
 async def safe_start(request: web.Request) -> web.Response:
     library_id = path_id(request, "library_id")
-    retry_failed = query_bool(request, "retry_failed")
-    paths = query_list(request, "path", max_items=MAX_SCOPE_PATHS, max_length=MAX_HTTP_SCOPE_PATH)
-    job = await runtime_of(request).aio.start_scan(library_id, retry_failed=retry_failed, paths=paths)
+    asked = query(request, StartQuery)
+    job = await runtime_of(request).aio.start_scan(
+        library_id, retry_failed=asked.retry_failed, paths=asked.path
+    )
     return _job(job, 201)
 
 
@@ -62,7 +61,7 @@ async def safe_resume(request: web.Request) -> web.Response:
 @routes.delete(BASE + "/safe/jobs/{job_id}", name="safe_delete_job")
 async def safe_delete_job(request: web.Request) -> web.Response:
     deleted = await runtime_of(request).aio.delete_job(path_id(request, "job_id"))
-    return web.json_response(deleted.to_dict())
+    return reply(deleted)
 
 
 # ---- the seed's older paths: aliases of the safe operations, by library id ----------------
@@ -106,20 +105,16 @@ async def delete_job_alias(request: web.Request) -> web.StreamResponse:
 @routes.get(BASE + "/current-jobs", name="current_jobs")
 async def current_jobs(request: web.Request) -> web.Response:
     jobs = await slot_of(request).coalesced("current_jobs")()
-    return web.json_response({"jobs": [job.to_dict() for job in jobs]})
+    return reply(JobList(tuple(jobs)))
 
 
 @routes.get(BASE + "/jobs", name="list_jobs")
 async def list_jobs(request: web.Request) -> web.Response:
-    status = query_str(request, "status", choices=STATUSES)
-    library_id = query_id(request, "library_id")
-    limit, offset = paging(request)
+    asked = query(request, JobsQuery)
     page = await runtime_of(request).aio.list_jobs(
-        status=status, library_id=library_id, limit=limit, offset=offset
+        status=asked.status, library_id=asked.library_id, limit=asked.limit, offset=asked.offset
     )
-    return web.json_response(
-        {"jobs": [job.to_dict() for job in page.items], "total": page.total, "limit": limit, "offset": offset}
-    )
+    return reply(JobPage(page.total, asked.limit, asked.offset, jobs=page.items))
 
 
 @routes.get(BASE + "/jobs/{job_id}", name="get_job")

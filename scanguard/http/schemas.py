@@ -1,233 +1,147 @@
-"""The OpenAPI components of the admin API: the Job, Library, MediaFile, Event and Error objects."""
+"""The admin API's answers: envelopes around the records, encoded and documented from their declarations.
+
+The objects themselves are the records (scanguard.records) and the request bodies are declared beside their
+parsing (scanguard.http.params); the OpenAPI components are msgspec's JSON Schema of all of them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from scanguard.records import LIBRARY_KINDS, STATUSES, TRIGGERS, WATCH_STATES
-from scanguard.validation import MAX_ID, MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
+import msgspec
+from aiohttp import web
+
+from scanguard.http.params import LibraryPatch, Limit, NewLibrary
+from scanguard.records import Count, DeletedJob, Event, Instance, Job, Library, MediaFile, RemovedLibrary
+from scanguard.webhooks.records import WebhookState
+
+REF = "#/components/schemas/{name}"
+JSON = "application/json"
 
 
-def ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
+class Answer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A JSON object the server writes: every field is always there."""
 
 
-def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
+class ErrorBody(Answer, frozen=True):
+    code: str
+    message: str
+    details: dict[str, Any]
 
 
-def obj(
-    required: dict[str, Any], optional: dict[str, Any] | None = None, *, extra: bool = False
-) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": list(required),
-        "properties": {**required, **(optional or {})},
-        "additionalProperties": extra,
+class Error(Answer, frozen=True):
+    """Every error: one shape, with a stable code and details naming what was wrong."""
+
+    error: ErrorBody
+
+
+class Health(Answer, frozen=True):
+    status: str
+
+
+class Readiness(Answer, frozen=True):
+    status: str
+    store_latency_ms: float
+
+
+class JobEnvelope(Answer, frozen=True):
+    job: Job
+
+
+class JobList(Answer, frozen=True):
+    jobs: tuple[Job, ...]
+
+
+class Paged(Answer, frozen=True):
+    """One page of a listing: how many there are in all, and where this page stands."""
+
+    total: Count
+    limit: Limit
+    offset: Count
+
+
+class JobPage(Paged, frozen=True):
+    jobs: tuple[Job, ...]
+
+
+class LibraryEnvelope(Answer, frozen=True):
+    library: Library
+
+
+class LibraryList(Answer, frozen=True):
+    libraries: tuple[Library, ...]
+
+
+class FilePage(Paged, frozen=True):
+    files: tuple[MediaFile, ...]
+
+
+class EventList(Answer, frozen=True):
+    events: tuple[Event, ...]
+
+
+class InstanceList(Answer, frozen=True):
+    instances: tuple[Instance, ...]
+
+
+ANSWERS: tuple[type, ...] = (Error, Health, Readiness, JobEnvelope, JobList, JobPage, DeletedJob)
+ANSWERS += (LibraryEnvelope, LibraryList, RemovedLibrary, FilePage, EventList, InstanceList)
+BODIES = (NewLibrary, LibraryPatch)
+
+
+def reply(answer: object, status: int = 200) -> web.Response:
+    """An answer as the JSON response msgspec encodes from its declaration."""
+    return web.Response(body=msgspec.json.encode(answer), status=status, content_type=JSON)
+
+
+def _written(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object the server writes has every field, and no other (msgspec requires only those without a
+    default: the rule for what a client sends); so no default is documented either."""
+    if schema.get("type") != "object" or "properties" not in schema:
+        return schema
+    fields = {
+        name: {k: v for k, v in field.items() if k != "default"}
+        for name, field in schema["properties"].items()
     }
+    return {**schema, "properties": fields, "required": list(fields), "additionalProperties": False}
 
 
-INT = {"type": "integer", "minimum": 0}
-ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-STR = {"type": "string"}
-TIME = {"type": "string", "format": "date-time"}
+def _free(description: str) -> dict[str, Any]:
+    return {"type": "object", "description": description, "additionalProperties": True}
 
-SCHEMAS: dict[str, Any] = {
-    "Error": obj(
-        {
-            "error": obj(
-                {"code": STR, "message": STR, "details": {"type": "object", "additionalProperties": True}}
-            )
-        }
-    ),
-    "Job": obj(
-        {
-            "id": ID,
-            "library_id": ID,
-            "status": {"type": "string", "enum": list(STATUSES)},
-            "progress": {"type": "number", "minimum": 0, "maximum": 100},
-            "files_found": INT,
-            "files_processed": INT,
-            "files_skipped": INT,
-            "files_removed": INT,
-            "bytes_processed": INT,
-            "errors": INT,
-            "files_per_second": {"type": "number", "minimum": 0},
-            "eta_seconds": nullable({"type": "number", "minimum": 0}),
-            "pause_reason": nullable(STR),
-            "last_error": nullable(STR),
-            "restarts": INT,
-            "owner": nullable(STR),
-            "created_at": TIME,
-            "started_at": nullable(TIME),
-            "updated_at": TIME,
-            "finished_at": nullable(TIME),
-            "scope": {"type": "array", "items": STR},
-            "trigger": {"type": "string", "enum": list(TRIGGERS)},
-            "files_moved": INT,
-        },
-        {
-            "checkpoint": nullable(STR),
-            "skip_reasons": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "retry_failed": {"type": "boolean"},
-            "total_estimate": nullable(INT),
-        },
-    ),
-    "Library": obj(
-        {
-            "id": ID,
-            "path": STR,
-            "name": STR,
-            "kind": {"type": "string", "enum": list(LIBRARY_KINDS)},
-            "media_files": INT,
-            "created_at": TIME,
-            "watch": ref("LibraryWatch"),
-        }
-    ),
-    "LibraryWatch": obj(
-        {
-            "enabled": {
-                "type": "boolean",
-                "description": "Whether the library follows its folders by itself.",
-            },
-            "state": {
-                "type": "string",
-                "enum": list(WATCH_STATES),
-                "description": "watching (inotify), polling (scanned every poll_interval: network "
-                "filesystem or no watches left), unavailable (the root is gone or unmounted), off (switched "
-                "off, or no running instance watches it), starting.",
-            },
-            "reason": nullable(
-                {
-                    "type": "string",
-                    "description": "Why it is not simply watching: watch_limit, network_filesystem, overflow, "
-                    "root_unavailable, crashed, not_watched.",
-                }
-            ),
-            "message": nullable(STR),
-            "since": nullable(TIME),
-            "pending": {**INT, "description": "Changed paths waiting for the next scoped job."},
-        }
-    ),
-    "LibraryPatch": obj({"watch": {"type": "boolean"}}),
-    "MediaFile": obj(
-        {
-            "id": ID,
-            "library_id": ID,
-            "scan_job_id": nullable(ID),
-            "path": STR,
-            "size": INT,
-            "mtime": {"type": "number"},
-            "media_type": {"type": "string", "enum": ["audio", "video", "image"]},
-            "quick_hash": nullable(STR),
-            "first_seen_at": TIME,
-            "last_seen_at": TIME,
-            "missing_since": nullable(TIME),
-            "error": nullable(STR),
-            "meta": nullable({"type": "object", "additionalProperties": True}),
-        }
-    ),
-    "Event": obj(
-        {
-            "id": ID,
-            "at": TIME,
-            "kind": STR,
-            "library_id": nullable(ID),
-            "job_id": nullable(ID),
-            "instance": nullable(STR),
-            "data": {"type": "object", "additionalProperties": True},
-        }
-    ),
-    "JobEnvelope": obj({"job": ref("Job")}),
-    "JobList": obj({"jobs": {"type": "array", "items": ref("Job")}}),
-    "JobPage": obj(
-        {
-            "jobs": {"type": "array", "items": ref("Job")},
-            "total": INT,
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-            "offset": INT,
-        }
-    ),
-    "DeletedJob": obj({"deleted_job_id": ID, "media_files_removed": INT}),
-    "LibraryEnvelope": obj({"library": ref("Library")}),
-    "LibraryList": obj({"libraries": {"type": "array", "items": ref("Library")}}),
-    "RemovedLibrary": obj({"deleted_library_id": ID, "jobs_removed": INT, "media_files_removed": INT}),
-    "FilePage": obj(
-        {
-            "files": {"type": "array", "items": ref("MediaFile")},
-            "total": INT,
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-            "offset": INT,
-        }
-    ),
-    "EventList": obj({"events": {"type": "array", "items": ref("Event")}}),
-    "NewLibrary": obj(
-        {
-            "path": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_PATH,
-                "pattern": NOT_BLANK,
-                "description": "An existing directory on the server (404 when there is none there), "
-                "inside allowed_roots when that is set (403 otherwise).",
-            }
-        },
-        {
-            "name": nullable({"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": SOME_TEXT}),
-            "kind": {"type": "string", "enum": list(LIBRARY_KINDS), "default": "mixed"},
-            "watch": nullable(
-                {
-                    "type": "boolean",
-                    "description": "Follow the folder's changes (default: [watch] default, true).",
-                }
-            ),
-        },
-    ),
-    "Instance": obj(
-        {
-            "id": STR,
-            "host": STR,
-            "pid": INT,
-            "version": STR,
-            "started_at": TIME,
-            "heartbeat_at": TIME,
-            "live": {"type": "boolean"},
-            "jobs": {"type": "array", "items": ID},
-        }
-    ),
-    "InstanceList": obj({"instances": {"type": "array", "items": ref("Instance")}}),
-    "Webhook": obj(
-        {
-            "name": STR,
-            "url": STR,
-            "kinds": {"type": "array", "items": STR},
-            "cursor": INT,
-            "lag": INT,
-            "owner": nullable(STR),
-            "lease_expires_at": nullable(TIME),
-            "delivered": INT,
-            "failed_attempts": INT,
-            "dead": INT,
-            "last_success_at": nullable(TIME),
-            "last_failure_at": nullable(TIME),
-            "last_error": nullable(STR),
-            "dead_deliveries": {
-                "type": "array",
-                "items": obj(
-                    {"event_id": ID, "kind": STR, "attempts": INT, "error": nullable(STR), "at": TIME}
-                ),
-            },
-        }
-    ),
-    "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}),
-    "SafeguardStatus": {
+
+class WebhookTarget(Answer, frozen=True):
+    """What the configuration adds to a webhook's delivery state: where it posts, and which kinds."""
+
+    url: str
+    kinds: tuple[str, ...]
+
+
+def components() -> dict[str, Any]:
+    """The document's component schemas: every answer and body, and the objects inside them."""
+    _, schemas = msgspec.json.schema_components(
+        (*ANSWERS, *BODIES, WebhookTarget, WebhookState), ref_template=REF
+    )
+    bodies = {body.__name__ for body in BODIES}
+    written = {name: schema if name in bodies else _written(schema) for name, schema in schemas.items()}
+    # the Runtime shows a webhook as its target and its delivery state in one object
+    target, state = written.pop("WebhookTarget"), written.pop("WebhookState")
+    webhook = {
+        **state,
+        "title": "Webhook",
+        "description": "A webhook (never its secret) and its delivery state.",
+    }
+    webhook = _written({**webhook, "properties": {**target["properties"], **state["properties"]}})
+    webhooks = {
         "type": "object",
-        "description": "The health snapshot, watchdog/validator/cleanup counters and the effective config.",
-        "additionalProperties": True,
-    },
-    "CleanupReport": {
-        "type": "object",
-        "description": "What emergency cleanup did.",
-        "additionalProperties": True,
-    },
-}
+        "properties": {"webhooks": {"type": "array", "items": {"$ref": REF.format(name="Webhook")}}},
+    }
+    return {
+        **written,
+        "Webhook": webhook,
+        "WebhookList": _written(webhooks),
+        "SafeguardStatus": _free(
+            "The health snapshot, watchdog/validator/cleanup counters and the effective config."
+        ),
+        "CleanupReport": _free("What emergency cleanup did."),
+    }

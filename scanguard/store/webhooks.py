@@ -238,7 +238,9 @@ def states(tx: Tx, hooks: Sequence[tuple[str, Sequence[str]]]) -> tuple[WebhookS
                 last_success_at=m["last_success_at"],
                 last_failure_at=m["last_failure_at"],
                 last_error=m["last_error"],
-                dead_letters=tuple(DeadLetter(d.event_id, d.kind, d.attempts, d.error, d.at) for d in dead),
+                dead_deliveries=tuple(
+                    DeadLetter(d.event_id, d.kind, d.attempts, d.error, d.at) for d in dead
+                ),
             )
         )
     return tuple(out)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from scanguard.records import Event, iso
+from scanguard.records import Count, Event, Id, Record, Time
 
 Position = tuple[int, int]
 """Where a cursor stands: (the event's transaction id on PostgreSQL, else 0; the event id)."""
@@ -29,54 +27,29 @@ class Pending:
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(Record):
     """A delivery given up after its last attempt."""
 
-    event_id: int
+    event_id: Id
     kind: str
-    attempts: int
+    attempts: Count
     error: str | None
-    at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "kind": self.kind,
-            "attempts": self.attempts,
-            "error": self.error,
-            "at": iso(self.at),
-        }
+    at: Time
 
 
 @dataclass(frozen=True, slots=True)
-class WebhookState:
+class WebhookState(Record):
     """One webhook's delivery state as the database holds it (never its secret)."""
 
     name: str
-    cursor: int
-    lag: int
+    cursor: Count
+    lag: Count
     owner: str | None
-    lease_expires_at: datetime | None
-    delivered: int
-    failed_attempts: int
-    dead: int
-    last_success_at: datetime | None
-    last_failure_at: datetime | None
+    lease_expires_at: Time | None
+    delivered: Count
+    failed_attempts: Count
+    dead: Count
+    last_success_at: Time | None
+    last_failure_at: Time | None
     last_error: str | None
-    dead_letters: tuple[DeadLetter, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "cursor": self.cursor,
-            "lag": self.lag,
-            "owner": self.owner,
-            "lease_expires_at": iso(self.lease_expires_at),
-            "delivered": self.delivered,
-            "failed_attempts": self.failed_attempts,
-            "dead": self.dead,
-            "last_success_at": iso(self.last_success_at),
-            "last_failure_at": iso(self.last_failure_at),
-            "last_error": self.last_error,
-            "dead_deliveries": [d.to_dict() for d in self.dead_letters],
-        }
+    dead_deliveries: tuple[DeadLetter, ...] = ()

@@ -155,8 +155,8 @@ def test_a_scan_is_started_paused_resumed_and_hard_deleted_through_the_safe_rout
 
     deleted = api.delete(f"/api/admin/scanner/safe/jobs/{job['id']}")
     assert deleted.status == 200
-    assert set(deleted.json) == {"deleted_job_id", "media_files_removed"}
-    assert deleted.json["deleted_job_id"] == job["id"]
+    assert set(deleted.json) == {"deleted_job_id", "library_id", "media_files_removed"}
+    assert (deleted.json["deleted_job_id"], deleted.json["library_id"]) == (job["id"], library["id"])
     assert deleted.json["media_files_removed"] >= 0
     assert_error(api.get(f"/api/admin/scanner/jobs/{job['id']}"), 404, "not_found")
     assert_error(api.delete(f"/api/admin/scanner/safe/jobs/{job['id']}"), 404, "not_found")

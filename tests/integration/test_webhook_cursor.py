@@ -78,6 +78,6 @@ def test_one_instance_holds_the_cursor_until_its_lease_expires_and_then_it_is_fe
     assert b.webhook_dead(next_one, HOOK, taken.token, 3, "HTTP 500")
     (state,) = b.read(WebhookStates(((HOOK, ("job.",)),)))
     assert (state.cursor, state.lag, state.dead) == (later.id, 0, 1)
-    assert [(d.event_id, d.attempts, d.error) for d in state.dead_letters] == [(later.id, 3, "HTTP 500")]
+    assert [(d.event_id, d.attempts, d.error) for d in state.dead_deliveries] == [(later.id, 3, "HTTP 500")]
     alerts = b.read(ListEvents(EventQuery(kinds=("alert.webhook_failing",))))
     assert [(e.data["webhook"], e.data["event_id"]) for e in alerts] == [(HOOK, later.id)]
