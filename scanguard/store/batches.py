@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -62,9 +62,9 @@ class BatchCommit:
     identities: tuple[Identity, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Existing:
-    """What the database knows of one file, for the rescan comparison."""
+class Existing(NamedTuple):
+    """What the database knows of one file, for the rescan comparison (a tuple: one per row of a range,
+    made several times faster than a frozen dataclass)."""
 
     id: int
     size: int
