@@ -5,14 +5,16 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from scanguard.config import Config
 from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED
 from scanguard.records import Job, Library
 from scanguard.runtime import Runtime
 from scanguard.scope import normalize_scope
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 REFRESH_SECONDS = 0.25
 
@@ -50,6 +52,31 @@ def _job_for(rt: Runtime, path: Path, kind: str, *, retry_failed: bool, library_
     return rt.start_scan(library.id, retry_failed=retry_failed, paths=scope)
 
 
+def _bar(total: int | None, progress: bool) -> tqdm:
+    """The progress bar; without one, tqdm (and its import) is not needed."""
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm  # noqa: PLC0415 - imported only for a bar: start-up time counts
+
+    return tqdm(total=total or None, unit="file", file=sys.stderr)
+
+
+class _NoBar:
+    """What the scan loop calls on a bar, doing nothing (`--no-progress`)."""
+
+    total: int | None = None
+    n = 0
+
+    def set_postfix(self, **_: object) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def run_scan(
     cfg: Config,
     path: Path,
@@ -66,7 +93,7 @@ def run_scan(
         print(f"job {job.id}: scanning {path}{part}", file=sys.stderr)
         changed = threading.Event()
         rt.subscribe(lambda e: changed.set() if e.job_id == job.id else None)
-        bar = tqdm(total=job.total_estimate or None, unit="file", disable=not progress, file=sys.stderr)
+        bar = _bar(job.total_estimate, progress)
         try:
             while not stop.is_set():
                 job = rt.get_job(job.id)

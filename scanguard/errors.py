@@ -203,6 +203,13 @@ class WorkersUnavailable(ScanguardError):
     code = "workers_unavailable"
 
 
+class WalkFailed(ScanguardError):
+    """The walk process of a scan failed or died; the scan is restarted from its checkpoint."""
+
+    status = 503
+    code = "walk_failed"
+
+
 class UnknownOperation(ScanguardError):
     """No such control operation."""
 

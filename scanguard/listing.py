@@ -14,6 +14,7 @@ import heapq
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -85,6 +86,11 @@ class Plan:
 
 _QUEUED, _RUNNING, _DONE = "queued", "running", "done"
 
+# storage counts as slow (worth listing ahead on threads) once the walk's own listings took this long per
+# entry — a NAS round trip is ~1 ms, a warm local disk ~3 µs — and this long in all (one hiccup is not slow)
+SLOW_PER_ENTRY = 50e-6
+SLOW_AFTER = 0.005
+
 
 class _Task:
     """One directory to list: its result, or the error the walk will meet when it asks for it."""
@@ -107,7 +113,8 @@ class Prefetcher:
 
     Tasks run smallest path first, which is the walk's order; a directory the walk asks for before a
     thread took it is listed on the walk's own thread. Directories past which the walk has gone are
-    dropped. The threads are daemons, so a listing hung on a dead mount never holds up an exit; `close`
+    dropped. The threads start once the walk's own listings show the storage is slow: on a fast local
+    disk, handing directories between threads costs more than listing them. The threads are daemons, so a listing hung on a dead mount never holds up an exit; `close`
     lets them go once their current call returns.
     """
 
@@ -125,6 +132,8 @@ class Prefetcher:
         self._last: _Task | None = None  # taken by `ident`, its rows still to come
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._inline_seconds = 0.0  # how long the walk's own listings took, until the threads start
+        self._inline_entries = 0
 
     # ---- the walk's side ------------------------------------------------------------------------
 
@@ -161,8 +170,6 @@ class Prefetcher:
         if last is not None and last.rel == rel:
             return last
         with self._cond:
-            if not self._threads and not self._closed:
-                self._start_threads()
             self._taken = rel
             for held in [t for t in self._held if t.rel < rel]:  # passed by the walk: never asked for
                 self._held.discard(held)
@@ -177,8 +184,14 @@ class Prefetcher:
                 task.state = _RUNNING
             self._cond.notify_all()
         if inline:
+            started = time.monotonic()
             self._run(task)
             with self._cond:
+                if not self._threads:
+                    self._inline_seconds += time.monotonic() - started
+                    self._inline_entries += len(task.rows or ())
+                    if not self._closed and self._slow():
+                        self._start_threads()  # before `_finish`, which then queues the directories below
                 self._finish(task)
         else:
             with self._cond:
@@ -187,6 +200,10 @@ class Prefetcher:
         return task
 
     # ---- the threads' side ----------------------------------------------------------------------
+
+    def _slow(self) -> bool:
+        spent = self._inline_seconds
+        return spent >= SLOW_AFTER and spent >= SLOW_PER_ENTRY * self._inline_entries
 
     def _start_threads(self) -> None:
         for i in range(self.walkers):
@@ -248,8 +265,8 @@ class Prefetcher:
         """Queue the directories under a listed one (called with the lock held)."""
         task.state = _DONE
         self._cond.notify_all()
-        if self._closed or task.rows is None or task.rel < self._taken:
-            return  # dropped meanwhile: everything under it lies before the walk too
+        if self._closed or task.rows is None or task.rel < self._taken or not self._threads:
+            return  # dropped meanwhile (everything under it lies before the walk too), or none to list it
         ancestors = task.ancestors
         if task.ident is not None:
             ancestors = ancestors | {task.ident}
@@ -272,10 +289,11 @@ def make_lister(fs: FileSystem, plan: Plan, walkers: int) -> Lister:
 
 
 class BackgroundCount:
-    """Counts a library's media files on a few daemon threads while the walk runs (the progress total).
+    """Counts a library's media files on daemon threads while the walk runs (the progress total).
 
     Names only, no stat: hidden entries are passed over, directories reached twice through links are
-    counted once. `result()` is None until the count is done; `close()` stops it.
+    counted once. One thread counts; up to `walkers` do once the listings show the storage is slow (as
+    the prefetcher decides). `result()` is None until the count is done; `close()` stops it.
     """
 
     def __init__(
@@ -283,52 +301,75 @@ class BackgroundCount:
     ) -> None:
         self.media_type = media_type
         self.follow_symlinks = follow_symlinks
-        self._cond = threading.Condition()
+        self.walkers = max(1, walkers)
+        lock = threading.Lock()
+        self._work_ready = threading.Condition(lock)  # the counting threads wait here for directories
+        self._finished = threading.Condition(lock)  # and `wait` here for the count
         self._queue = [root]
         self._pending = 1  # directories queued or being listed
         self._total = 0
         self._seen: set[Ident] = set()
         self._closed = False
         self._result: int | None = None
-        for i in range(max(1, walkers)):
-            threading.Thread(target=self._work, name=f"scanguard-count-{i}", daemon=True).start()
+        self._threads = 0
+        self._seconds = 0.0  # listing time and entries, until every thread is started
+        self._entries = 0
+        self._start_thread()
+
+    def _start_thread(self) -> None:
+        name = f"scanguard-count-{self._threads}"
+        self._threads += 1
+        threading.Thread(target=self._work, name=name, daemon=True).start()
 
     def result(self) -> int | None:
-        with self._cond:
+        with self._finished:
             return self._result
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The count, waiting at most `timeout` for it (tests)."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._result is not None or self._closed, timeout)
+        with self._finished:
+            self._finished.wait_for(lambda: self._result is not None or self._closed, timeout)
             return self._result
 
     def close(self) -> None:
-        with self._cond:
+        with self._finished:
             self._closed = True
-            self._cond.notify_all()
+            self._work_ready.notify_all()
+            self._finished.notify_all()
 
     def _work(self) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: bool(self._queue) or self._pending == 0 or self._closed)
+            with self._work_ready:
+                self._work_ready.wait_for(lambda: bool(self._queue) or self._pending == 0 or self._closed)
                 if self._closed or not self._queue:
                     return
                 path = self._queue.pop()
+            started = time.monotonic()
             dirs, media = self._list(path)
-            with self._cond:
+            spent = time.monotonic() - started
+            with self._work_ready:
+                queued = 0
                 for sub, ident in dirs:
                     if ident is not None:
                         if ident in self._seen:
                             continue
                         self._seen.add(ident)
                     self._queue.append(sub)
-                    self._pending += 1
-                self._pending -= 1
+                    queued += 1
+                self._pending += queued - 1
                 self._total += media
+                if self._threads < self.walkers:
+                    self._seconds += spent
+                    self._entries += len(dirs) + media
+                    if self._seconds >= SLOW_AFTER and self._seconds >= SLOW_PER_ENTRY * self._entries:
+                        while self._threads < self.walkers:
+                            self._start_thread()
                 if self._pending == 0:
                     self._result = self._total
-                self._cond.notify_all()
+                    self._work_ready.notify_all()  # the threads leave
+                    self._finished.notify_all()
+                elif queued > 1:
+                    self._work_ready.notify(queued - 1)  # this thread takes one itself
 
     def _list(self, path: str) -> tuple[list[tuple[str, Ident | None]], int]:
         """One directory's subdirectories (with their ident when following links) and its media count."""

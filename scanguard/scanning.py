@@ -7,11 +7,13 @@ import os
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from stat import S_ISREG
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from scanguard.config import ScanConfig
 from scanguard.listing import Lister, Plan, Row, make_lister
 from scanguard.scope import covers, leads_to
+
+if TYPE_CHECKING:
+    from scanguard.config import ScanConfig
 
 
 class RootUnavailable(Exception):
@@ -90,6 +92,18 @@ class Skipped:
 
 WalkItem = Found | Skipped
 
+ListedFile = tuple[str, int, float, str, int, int]  # a Found's fields, in order
+ListedSkip = tuple[str, str]  # a Skipped's fields: path, reason
+Listed = ListedFile | ListedSkip
+"""What the walk yields, as plain tuples: cheap to make, to send to another process, and to write."""
+
+
+def as_item(listed: Listed) -> WalkItem:
+    """A walked entry as its object."""
+    if len(listed) == 6:
+        return Found(*listed)
+    return Skipped(*listed)
+
 
 def _decodable(name: str) -> bool:
     try:
@@ -128,6 +142,15 @@ class Walk:
         self.walkers = walkers  # directories listed at once (scanguard.listing); 1 is the serial walk
 
     def __iter__(self) -> Generator[WalkItem]:
+        listed = self.listed()
+        try:
+            for item in listed:
+                yield as_item(item)
+        finally:
+            listed.close()
+
+    def listed(self) -> Generator[Listed]:
+        """The walk's entries as plain tuples (`Listed`): what a scan consumes."""
         lister = make_lister(self.fs, Plan(self.follow_symlinks, self._enters, self._stats), self.walkers)
         try:
             try:
@@ -163,7 +186,7 @@ class Walk:
 
     def _walk(  # noqa: PLR0912 - the per-file path is inlined on purpose
         self, root_entries: list[Row], seen: set[tuple[int, int]], lister: Lister
-    ) -> Iterator[WalkItem]:
+    ) -> Iterator[Listed]:
         """Depth first in key order, with an explicit stack: one generator frame however deep the tree.
 
         Each stack level is (prefix, the rest of its sorted entries, the (dev, inode) to forget when done,
@@ -191,7 +214,7 @@ class Walk:
                     if after and rel <= after and (rel == after or not after.startswith(rel)):
                         continue
                     opened = self._open_dir(rel, entry, seen, lister)
-                    if isinstance(opened, Skipped):
+                    if len(opened) == 2 and isinstance(opened[1], str):
                         yield opened
                         continue
                     stack.append((rel, iter(opened[0]), opened[1], entered))
@@ -201,24 +224,24 @@ class Walk:
                 # a file: the media rule, then one stat (inlined: this is the per-file hot path)
                 name = entry.name
                 if name.startswith("."):
-                    yield Skipped(rel, "hidden")
+                    yield (rel, "hidden")
                 elif not name.isascii() and not _decodable(name):
-                    yield Skipped(rel, "undecodable_name")
+                    yield (rel, "undecodable_name")
                 else:
                     dot = name.rfind(".")
                     media_type = types.get(name[dot + 1 :].lower()) if dot > 0 else None
                     if media_type is None:
-                        yield Skipped(rel, "not_media")
+                        yield (rel, "not_media")
                         continue
                     try:
                         st = entry.stat(follow_symlinks=follow)
                     except OSError:
-                        yield Skipped(rel, "unreadable")
+                        yield (rel, "unreadable")
                         continue
                     if S_ISREG(st.st_mode):
-                        yield Found(rel, st.st_size, st.st_mtime, media_type, st.st_dev, st.st_ino)
+                        yield (rel, st.st_size, st.st_mtime, media_type, st.st_dev, st.st_ino)
                     else:
-                        yield Skipped(rel, "not_regular")
+                        yield (rel, "not_regular")
             else:
                 stack.pop()
                 if ident is not None:
@@ -226,30 +249,30 @@ class Walk:
 
     def _open_dir(
         self, rel: str, entry: os.DirEntry[str], seen: set[tuple[int, int]], lister: Lister
-    ) -> Skipped | tuple[list[Row], tuple[int, int] | None]:
+    ) -> ListedSkip | tuple[list[Row], tuple[int, int] | None]:
         """A directory's sorted entries and its (dev, inode) when following links, or why it is skipped.
 
         A directory skipped whole is reported as `name/`, its place in the walk order.
         """
         name = entry.name
         if name.startswith("."):
-            return Skipped(rel, "hidden")
+            return (rel, "hidden")
         if not name.isascii() and not _decodable(name):
-            return Skipped(rel, "undecodable_name")
+            return (rel, "undecodable_name")
         ident: tuple[int, int] | None = None
         if self.follow_symlinks:
             try:
                 ident = lister.ident(rel, entry.path)
             except OSError:
-                return Skipped(rel, "unreadable")
+                return (rel, "unreadable")
             if ident in seen:
-                return Skipped(rel, "loop")
+                return (rel, "loop")
             seen.add(ident)
         try:
             return lister.rows(rel, entry.path), ident
         except OSError:
             # (the ident stays in `seen`, as it always has: a later link to it reads as a loop)
-            return Skipped(rel, "unreadable")
+            return (rel, "unreadable")
 
 
 def count_media(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import sys
 import threading
 import time
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +24,14 @@ from scanguard.records import FileRow, Identity, Job, Library, Moved
 from scanguard.scanning import (
     FileSystem,
     Found,
+    Listed,
+    ListedFile,
     MediaRule,
     OsFileSystem,
     RootUnavailable,
     Skipped,
     Walk,
-    WalkItem,
+    as_item,
     count_media,
     quick_hash,
 )
@@ -37,6 +39,8 @@ from scanguard.store.batches import BatchCommit, Existing
 from scanguard.store.moves import signed64
 from scanguard.store.reads import ExistingFiles, HasFilesAfter, MoveSources
 from scanguard.store.seam import Later, Store
+from scanguard.walk_child import WalkParams
+from scanguard.walk_source import InlineWalk, WalkProcess, WalkSource
 
 log = structlog.get_logger("scanguard.scan")
 
@@ -78,6 +82,15 @@ class _Begin:
 @dataclass(frozen=True, slots=True)
 class _NextBatch:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Stretch:
+    """One walked stretch: its entries, the database's rows of its path range, its moved files."""
+
+    items: list[Listed]
+    existing: dict[str, Existing]
+    moved: dict[str, Moved]
 
 
 @dataclass(slots=True)
@@ -126,8 +139,7 @@ class ScanActor(Answering):
         self.checkpoint = spec.job.checkpoint
         self.scope = spec.job.scope  # () = the whole library
         self.total: int | None = spec.job.total_estimate
-        self._count: BackgroundCount | None = None  # the counting pass, while the walk runs
-        self._walk: Generator[WalkItem] | None = None
+        self._walk: WalkSource | None = None  # the walk, and the counting pass beside it
         self._walked_to = spec.job.checkpoint  # the last path walked (committed or in the window)
         self._walk_done = False
         # no rows past the checkpoint when the walk begins: none appear but this scan's own, behind its
@@ -193,12 +205,10 @@ class ScanActor(Answering):
                 log.info("scan.supervisor_gone", job_id=self.job_id, outcome=type(message).__name__)
 
     def _release(self) -> None:
-        """Let go of what the scan holds: its file work, its walk's lister threads, its counting pass."""
+        """Let go of what the scan holds: its file work, its walk (process or threads), its counting pass."""
         self.work.release()
         if self._walk is not None:
             self._walk.close()
-        if self._count is not None:
-            self._count.close()
 
     def _finish_as(self, outcome: str, job: Job | None = None) -> None:
         self._release()
@@ -215,11 +225,23 @@ class ScanActor(Answering):
         if self.total is None and self.scope:
             # a scoped job counts its scope now: a few folders, listed before the walk lists them again
             self.total = count_media(root, self.rule, follow_symlinks=cfg.follow_symlinks, scope=self.scope)
-        elif self.total is None:
-            # no completed predecessor (create_job sets that count), or a resumed job stopped before its
-            # count was done: count while walking, so that slow storage is not listed twice before a batch
-            self._count = BackgroundCount(
-                root, self.rule.media_type, follow_symlinks=cfg.follow_symlinks, walkers=cfg.walkers
+        # no completed predecessor (create_job sets that count), or a resumed job stopped before its
+        # count was done: count while walking, so that slow storage is not listed twice before a batch
+        count = self.total is None
+        if self.fs is None and not self.scope and sys.executable:
+            # the whole library: listed and stat'ed by a process of its own, which starts in a few tens
+            # of milliseconds — a scoped scan (a few folders) walks here instead
+            self._walk = WalkProcess(
+                WalkParams(
+                    root,
+                    self.rule.types,
+                    self.checkpoint,
+                    cfg.follow_symlinks,
+                    cfg.walkers,
+                    self.scope,
+                    count,
+                    os.getpid(),
+                )
             )
         self._rows_ahead = self.store.read(HasFilesAfter(library_id, self.checkpoint, self.scope))
         if self.scope or self.checkpoint:
@@ -227,16 +249,24 @@ class ScanActor(Answering):
         else:
             self._may_move = self._rows_ahead
         self.work.start()
-        walk = Walk(
-            root,
-            self.rule,
-            after=self.checkpoint,
-            follow_symlinks=cfg.follow_symlinks,
-            fs=self.fs,
-            walkers=cfg.walkers,
-            scope=self.scope,
-        )
-        self._walk = iter(walk)
+        if self._walk is None:
+            walk = Walk(
+                root,
+                self.rule,
+                after=self.checkpoint,
+                follow_symlinks=cfg.follow_symlinks,
+                fs=self.fs,
+                walkers=cfg.walkers,
+                scope=self.scope,
+            )
+            background = (
+                BackgroundCount(
+                    root, self.rule.media_type, follow_symlinks=cfg.follow_symlinks, walkers=cfg.walkers
+                )
+                if count
+                else None
+            )
+            self._walk = InlineWalk(walk.listed(), background)
         log.info(
             "scan.walking",
             job_id=self.job_id,
@@ -259,6 +289,9 @@ class ScanActor(Answering):
 
     def _step(self) -> None:
         self.work.watch()
+        if not self.work.active:
+            self._plain_step()
+            return
         if not self._walk_done and self._window.pending < self._ahead and not self._walk_segment():
             return
         if not self._commit_ready():
@@ -270,55 +303,54 @@ class ScanActor(Answering):
             self._wait_for_head()
         self.actor_ref.tell(_NextBatch())
 
-    def _take(self) -> tuple[list[WalkItem], bool]:
+    def _stretch(self) -> _Stretch | None:
+        """Walk one stretch and read what the database knows of its path range; None when the scan ended."""
         assert self._walk is not None
         cfg = self.config.scan
-        deadline = time.monotonic() + cfg.batch_seconds
-        items: list[WalkItem] = []
-        for item in self._walk:
-            items.append(item)
-            if len(items) >= cfg.batch_size or self.cancel.is_set() or time.monotonic() >= deadline:
-                return items, False
-        return items, True
-
-    def _walk_segment(self) -> bool:
-        """Walk one stretch, compare it with the database, hand its new and changed files to their work."""
         try:
-            items, done = self._take()
+            items, done = self._walk.take(cfg.batch_size, cfg.batch_seconds, self.cancel)
         except RootUnavailable as exc:
             self._pause_root(str(exc))
-            return False
+            return None
         if self.cancel.is_set():
             self._finish_as("cancelled")
-            return False
+            return None
         root = self.spec.library.path
-        unreadable = any(isinstance(i, Skipped) and i.reason == "unreadable" for i in items)
+        unreadable = any(len(i) == 2 and i[1] == "unreadable" for i in items)
         if unreadable and not os.path.isdir(root):
             # the root went away during this stretch: its unreadable entries are unmounted, not gone, so
             # nothing of it is committed and the checkpoint stays before them for the resume
             self._pause_root(f"{root} vanished during the walk")
-            return False
+            return None
         after = self._walked_to
-        upto = None if done or not items else items[-1].path
+        upto = None if done or not items else items[-1][0]
         existing = (
             self.store.read(ExistingFiles(self.spec.library.id, after, upto, self.work.active, self.scope))
             if self._rows_ahead
             else {}
         )
-        moved = self._moves(items, existing)
-        entries = [self._entry(item, existing, moved) for item in items]
-        self.work.dispatch(entries)
-        claimed = self._mover.claimed
-        vanished = sorted(
-            (path, e.id) for path, e in existing.items() if not e.missing and e.id not in claimed
-        )
-        self._window.add(Segment(entries, vanished))
         if items:
-            self._walked_to = items[-1].path
+            self._walked_to = items[-1][0]
         self._walk_done = done
+        return _Stretch(items, existing, self._moves(items, existing))
+
+    def _vanished(self, existing: dict[str, Existing]) -> list[tuple[str, int]]:
+        """The known rows of a stretch's range that its walk did not see (what is left of `existing`)."""
+        claimed = self._mover.claimed
+        return sorted((path, e.id) for path, e in existing.items() if not e.missing and e.id not in claimed)
+
+    def _walk_segment(self) -> bool:
+        """Walk one stretch, compare it with the database, hand its new and changed files to their work."""
+        stretch = self._stretch()
+        if stretch is None:
+            return False
+        existing, moved = stretch.existing, stretch.moved
+        entries = [self._entry(as_item(item), existing, moved) for item in stretch.items]
+        self.work.dispatch(entries)
+        self._window.add(Segment(entries, self._vanished(existing)))
         return True
 
-    def _entry(self, item: WalkItem, existing: dict[str, Existing], moved: dict[str, Moved]) -> Entry:
+    def _entry(self, item: Found | Skipped, existing: dict[str, Existing], moved: dict[str, Moved]) -> Entry:
         if isinstance(item, Skipped):
             return Entry(item)
         known = existing.pop(item.path, None)
@@ -349,15 +381,13 @@ class ScanActor(Answering):
         digest = quick_hash(abs_path, item.size, self.config.scan.quick_hash_bytes)
         return FileRow(item.path, item.size, item.mtime, item.media_type, digest, device=device, inode=inode)
 
-    def _moves(self, items: list[WalkItem], existing: dict[str, Existing]) -> dict[str, Moved]:
+    def _moves(self, items: list[Listed], existing: dict[str, Existing]) -> dict[str, Moved]:
         """The stretch's new paths that are known rows moved: one indexed read for the whole stretch."""
         if not self._may_move:
             return {}
         claimed = self._mover.claimed
         return self._mover.find(
-            i
-            for i in items
-            if isinstance(i, Found) and (i.path not in existing or existing[i.path].id in claimed)
+            Found(*i) for i in items if len(i) == 6 and (i[0] not in existing or existing[i[0]].id in claimed)
         )
 
     def _wait_for_head(self) -> None:
@@ -371,6 +401,83 @@ class ScanActor(Answering):
                 return
             # files finish about in order (a chunk at a time): wait for the first one not done
             concurrent.futures.wait((blocker,), timeout=min(remaining, 0.1))
+
+    # ---- a scan without per-file work: each stretch is committed as soon as it is walked ---------
+
+    def _plain_step(self) -> None:
+        """Walk one stretch and commit it: no window, no object per entry, the walk's tuples written as
+        they are (the hot path of a scan without processors)."""
+        if not self._walk_done:
+            stretch = self._stretch()
+            if stretch is None:
+                return
+            batch = self._plain_batch(stretch)
+            if (batch.checkpoint is not None or batch.vanished_ids) and not self._send(batch, []):
+                return
+        if self._walk_done:
+            self._complete()
+            return
+        self.actor_ref.tell(_NextBatch())
+
+    def _plain_batch(self, stretch: _Stretch) -> BatchCommit:
+        """One walked stretch as a batch: its new and changed files, moves, identities and counters."""
+        existing, moved = stretch.existing, stretch.moved
+        files: list[ListedFile] = []
+        reasons: dict[str, int] = {}
+        for item in stretch.items:
+            if len(item) == 6:
+                files.append(item)
+            else:
+                reasons[item[1]] = reasons.get(item[1], 0) + 1
+        listed: list[ListedFile] = files
+        moves: list[Moved] = []
+        identities: list[Identity] = []
+        changed = 0
+        if existing or moved:  # a rescan: compare each file with its row
+            listed = []
+            claimed = self._mover.claimed
+            retry = self.spec.job.retry_failed
+            for item in files:
+                path, size, mtime = item[0], item[1], item[2]
+                known = existing.pop(path, None)
+                if known is not None and known.id in claimed:
+                    known = None  # its row moved away (a new file took its old path): this path is new
+                if known is None:
+                    if path in moved:
+                        moves.append(moved[path])  # a known row, moved here: no new row
+                    else:
+                        listed.append(item)
+                elif known.missing or known.size != size or known.mtime != mtime or (known.failed and retry):
+                    listed.append(item)
+                    changed += 1
+                elif not known.identified:  # unchanged, scanned before rows recorded identities
+                    identities.append(Identity(known.id, signed64(item[4]), signed64(item[5])))
+        upserts: tuple[FileRow, ...] = ()
+        if listed and self.config.scan.quick_hash_bytes > 0:
+            upserts = tuple(self._row(Found(*item)) for item in listed)
+            listed = []
+        now = time.monotonic()
+        batch = BatchCommit(
+            job_id=self.job_id,
+            library_id=self.spec.library.id,
+            token=self.spec.token,
+            checkpoint=stretch.items[-1][0] if stretch.items else None,
+            upserts=upserts,
+            listed=tuple(listed),
+            vanished_ids=tuple(i for _, i in self._vanished(existing)),
+            found=len(files),
+            processed=len(files),
+            skipped=len(stretch.items) - len(files),
+            changed=changed,
+            bytes=sum(f.size for f in upserts) + sum(f[1] for f in listed),
+            skip_reasons=reasons,
+            elapsed=now - self._last_tick,
+            total_estimate=self._total(),
+            moves=tuple(moves),
+            identities=tuple(identities),
+        )
+        self._last_tick = now
+        return batch
 
     # ---- commits ------------------------------------------------------------------------------
 
@@ -436,23 +543,28 @@ class ScanActor(Answering):
             moves=tuple(moves),
             identities=tuple(identities),
         )
+        self._last_tick = now
+        return self._send(batch, tally.quarantined)
+
+    def _send(self, batch: BatchCommit, quarantined: list[Failure]) -> bool:
+        """Hand a batch to the store once the previous one is committed; False when the scan stopped."""
         if not self._confirm_pending():
             return False
         self.work.prune()
-        self._last_tick = self._last_commit = now
-        if ready.checkpoint is not None:
-            self.checkpoint = ready.checkpoint
+        self._last_commit = time.monotonic()
+        if batch.checkpoint is not None:
+            self.checkpoint = batch.checkpoint
         # the commit runs on the store's thread while this thread walks on
         self._pending = self.store.commit_batch(batch)
-        self._quarantined = tally.quarantined
+        self._quarantined = quarantined
         return True
 
     def _total(self) -> int | None:
         """The progress total: the job's, or the counting pass's once it is done (None until then)."""
-        if self.total is None and self._count is not None:
+        if self.total is None and self._walk is not None:
             # the count lists less than the walk: once the walk is done it is about done too, and the
             # job's last commits carry it (waiting no longer than a commit's interval, for the heartbeat)
-            self.total = self._count.wait(self._commit_every) if self._walk_done else self._count.result()
+            self.total = self._walk.total(self._commit_every if self._walk_done else 0.0)
         return self.total
 
     def _confirm_pending(self) -> bool:

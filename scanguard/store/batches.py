@@ -5,16 +5,20 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from scanguard.records import FileRow, Identity, Job, Moved
 from scanguard.scope import touching
 from scanguard.store.leases import fence
-from scanguard.store.moves import apply_moves, fill_identities
+from scanguard.store.moves import apply_moves, fill_identities, signed64
 from scanguard.store.tables import media_files, scan_jobs
 from scanguard.store.tx import Tx
+
+ListedRow = tuple[str, int, float, str, int, int]
+"""A new or changed file as the walk listed it (path, size, mtime, media_type, device, inode): nothing
+hashed, read or failed — written as it is, with no object per row (scanning.ListedFile)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,7 @@ class BatchCommit:
     token: int
     checkpoint: str | None
     upserts: tuple[FileRow, ...] = ()
+    listed: tuple[ListedRow, ...] = ()  # more upserts, as the walk listed them (device, inode unsigned)
     vanished_ids: tuple[int, ...] = ()
     found: int = 0
     processed: int = 0
@@ -41,9 +46,9 @@ class BatchCommit:
     identities: tuple[Identity, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Existing:
-    """What the database knows of one file, for the rescan comparison."""
+class Existing(NamedTuple):
+    """What the database knows of one file, for the rescan comparison (a tuple: one per row of a range,
+    made several times faster than a frozen dataclass)."""
 
     id: int
     size: int
@@ -221,11 +226,19 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _as_file_rows(listed: tuple[ListedRow, ...]) -> list[FileRow]:
+    return [
+        FileRow(path, size, mtime, kind, device=signed64(dev), inode=signed64(ino))
+        for path, size, mtime, kind, dev, ino in listed
+    ]
+
+
 def _upsert(tx: Tx, batch: BatchCommit) -> None:
     dialect = tx.conn.dialect
     sql = _driver_upsert_sql(dialect)
     now = tx.now
     if sql is None:
+        files = [*batch.upserts, *_as_file_rows(batch.listed)]
         rows = [
             {
                 "library_id": batch.library_id,
@@ -242,7 +255,7 @@ def _upsert(tx: Tx, batch: BatchCommit) -> None:
                 "device": f.device,
                 "inode": f.inode,
             }
-            for f in batch.upserts
+            for f in files
         ]
         if tx.dialect != "postgresql":
             tx.conn.execute(_upsert_statement(tx.dialect), rows)
@@ -257,27 +270,44 @@ def _upsert(tx: Tx, batch: BatchCommit) -> None:
     stamp = _processor(dialect, "first_seen_at")(now)
     meta = _processor(dialect, "meta")
     no_meta = meta(None)
-    tx.conn.exec_driver_sql(
-        sql,
-        [
-            (
-                library_id,
-                job_id,
-                f.path,
-                f.size,
-                float(f.mtime),
-                f.media_type,
-                f.quick_hash,
-                stamp,
-                stamp,
-                f.error,
-                no_meta if f.meta is None else meta(f.meta),
-                f.device,
-                f.inode,
-            )
-            for f in batch.upserts
-        ],
-    )
+    values: list[tuple[Any, ...]] = [
+        (
+            library_id,
+            job_id,
+            f.path,
+            f.size,
+            float(f.mtime),
+            f.media_type,
+            f.quick_hash,
+            stamp,
+            stamp,
+            f.error,
+            no_meta if f.meta is None else meta(f.meta),
+            f.device,
+            f.inode,
+        )
+        for f in batch.upserts
+    ]
+    # the walk's own rows: one tuple each, no object (the hot path of a scan without per-file work)
+    values += [
+        (
+            library_id,
+            job_id,
+            path,
+            size,
+            float(mtime),
+            kind,
+            None,
+            stamp,
+            stamp,
+            None,
+            no_meta,
+            signed64(dev),
+            signed64(ino),
+        )
+        for path, size, mtime, kind, dev, ino in batch.listed
+    ]
+    tx.conn.exec_driver_sql(sql, values)
 
 
 def _progress(processed: int, total: int | None) -> float:
@@ -290,7 +320,7 @@ def commit_batch(tx: Tx, batch: BatchCommit) -> Job:
     """One batch, atomically: upserts, vanished marks, moves, identity fills, counters, checkpoint,
     heartbeat — or nothing. Moves come after the vanished marks: a moved row is present, whatever marked it."""
     job = fence(tx, batch.job_id, batch.library_id, batch.token)
-    if batch.upserts:
+    if batch.upserts or batch.listed:
         _upsert(tx, batch)
     if batch.vanished_ids:
         tx.conn.execute(

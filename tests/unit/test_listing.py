@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -153,12 +154,28 @@ def test_a_missing_root_is_root_unavailable_with_several_walkers(tmp_path: Path)
         list(Walk(str(tmp_path / "nope"), RULE, walkers=8))
 
 
+class SlowRootFileSystem(OsFileSystem):
+    """The real filesystem, whose root takes a NAS's time to list: slow enough for the listers to start."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.fspath(root)
+
+    def scandir(self, path: str) -> list[os.DirEntry[str]]:
+        if os.path.normpath(path) == self.root:
+            time.sleep(0.02)
+        return super().scandir(path)  # type: ignore[return-value]
+
+
+def _listers(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t not in before and t.name.startswith("scanguard-lister")]
+
+
 def test_closing_a_parallel_walk_ends_its_lister_threads(varied: Path) -> None:
     """One teardown: the walk's generator closes its lister, whose threads then end."""
     before = set(threading.enumerate())
-    walk = iter(Walk(str(varied), RULE, walkers=6))
+    walk = iter(Walk(str(varied), RULE, walkers=6, fs=SlowRootFileSystem(varied)))
     next(walk)
-    listers = [t for t in threading.enumerate() if t not in before and t.name.startswith("scanguard-lister")]
+    listers = _listers(before)
     assert len(listers) == 6
     walk.close()
     for thread in listers:
@@ -175,10 +192,24 @@ def test_the_background_count_equals_the_serial_counting_pass(varied: Path, foll
         count.close()
 
 
-class CountingFileSystem(OsFileSystem):
-    """The real filesystem; says when the n-th listing starts, and when one more than that does."""
+def test_a_fast_disk_is_listed_by_the_walk_alone_without_lister_threads(varied: Path) -> None:
+    """Handing directories between threads costs more than listing a warm local disk: no listers start,
+    and the walk is the serial walk's."""
+    before = set(threading.enumerate())
+    walk = iter(Walk(str(varied), RULE, walkers=6))
+    try:
+        items = list(walk)
+        assert not _listers(before)
+    finally:
+        walk.close()
+    assert items == list(Walk(str(varied), RULE, walkers=1))
 
-    def __init__(self, bound: int) -> None:
+
+class CountingFileSystem(SlowRootFileSystem):
+    """The real filesystem with a slow root; says when the n-th listing starts, and when one more does."""
+
+    def __init__(self, root: Path, bound: int) -> None:
+        super().__init__(root)
         self.bound = bound
         self.count = 0
         self.reached = threading.Event()
@@ -199,7 +230,7 @@ def test_the_listers_run_ahead_of_a_stopped_walk_by_at_most_their_lookahead(tmp_
     """Bounded memory: with the walk stopped after the root, 2 walkers list 4 x 2 directories and no more."""
     root = tmp_path / "lib"
     build_tree(root, n_media=600)  # 60 album directories
-    fs = CountingFileSystem(bound=1 + 4 * 2)  # the root (the walk's own), then the lookahead
+    fs = CountingFileSystem(root, bound=1 + 4 * 2)  # the root (the walk's own), then the lookahead
     walk = iter(Walk(str(root), RULE, fs=fs, walkers=2))
     try:
         first = next(walk)

@@ -1,0 +1,170 @@
+"""Where a scan's walked entries come from, a stretch at a time: a walk on the scan's own thread, or a walk
+process (scanguard.walk_child) that lists and stats the library on another interpreter, off the GIL of the
+thread that compares and writes.
+
+Both hand out the same entries (`scanning.Listed`) in the same order, cut the same way: at most `limit`,
+cut early when `seconds` pass or the scan is cancelled — never an empty stretch before the walk ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import marshal
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Generator
+from typing import Protocol
+
+import structlog
+
+from scanguard.errors import WalkFailed
+from scanguard.listing import BackgroundCount
+from scanguard.scanning import Listed, RootUnavailable
+from scanguard.walk_child import WalkParams
+
+log = structlog.get_logger("scanguard.scan")
+
+PIPE_BYTES = 1 << 20  # how far the walk process may run ahead (Linux; else the default pipe)
+POLL_SECONDS = 0.1  # while waiting for entries, how often a cancel is noticed
+STOP_SECONDS = 2.0  # how long a stop waits to reap the killed walk process
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+class WalkSource(Protocol):
+    """A scan's walk, a stretch at a time, with the counting pass's total once it is known."""
+
+    def take(self, limit: int, seconds: float, cancel: threading.Event) -> tuple[list[Listed], bool]:
+        """The next entries, and whether the walk has ended with them."""
+        ...
+
+    def total(self, wait: float) -> int | None:
+        """The counting pass's total, waiting at most `wait` for it; None when unknown."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class InlineWalk:
+    """Walks on the scan's thread (a test's filesystem, a scoped scan: no process to start)."""
+
+    def __init__(self, items: Generator[Listed], count: BackgroundCount | None) -> None:
+        self._items = items
+        self._count = count
+
+    def take(self, limit: int, seconds: float, cancel: threading.Event) -> tuple[list[Listed], bool]:
+        deadline = time.monotonic() + seconds
+        items: list[Listed] = []
+        for item in self._items:
+            items.append(item)
+            if len(items) >= limit or cancel.is_set() or time.monotonic() >= deadline:
+                return items, False
+        return items, True
+
+    def total(self, wait: float) -> int | None:
+        if self._count is None:
+            return None
+        return self._count.wait(wait) if wait > 0 else self._count.result()
+
+    def close(self) -> None:
+        self._items.close()
+        if self._count is not None:
+            self._count.close()
+
+
+class WalkProcess:
+    """Owns a walk process: starts it, reads its frames, and kills it on close (bounded, never waited on)."""
+
+    def __init__(self, params: WalkParams) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "scanguard.walk_child", params.to_json()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert self._proc.stdout is not None
+        self._fd = self._proc.stdout.fileno()
+        with contextlib.suppress(OSError):  # a larger pipe lets the walk run further ahead
+            fcntl.fcntl(self._fd, _F_SETPIPE_SZ, PIPE_BYTES)
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        self._buffer = bytearray()
+        self._items: list[Listed] = []
+        self._total: int | None = None
+        self._ended = False
+        self._closed = False
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def take(self, limit: int, seconds: float, cancel: threading.Event) -> tuple[list[Listed], bool]:
+        deadline = time.monotonic() + seconds
+        while len(self._items) < limit and not self._ended and not cancel.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and self._items:
+                break
+            self._read(min(max(remaining, 0.0), POLL_SECONDS) if self._items else POLL_SECONDS)
+        items, self._items = self._items[:limit], self._items[limit:]
+        return items, self._ended and not self._items
+
+    def total(self, wait: float) -> int | None:
+        return self._total  # the walk process sends it before its end, once the count is done
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._proc.poll() is None:
+            self._proc.kill()  # it only reads the filesystem: nothing to clean up
+        assert self._proc.stdout is not None
+        self._proc.stdout.close()
+        try:
+            self._proc.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:  # stuck in the kernel (a dead mount): reaped when it gets out
+            log.warning("scan.walk_unreaped", pid=self._proc.pid)
+
+    def _read(self, timeout: float) -> None:
+        """Read what the walk process has written within `timeout`, and take in its whole frames."""
+        if not self._poll.poll(timeout * 1000):
+            return
+        data = os.read(self._fd, PIPE_BYTES)
+        if not data:
+            code = self._proc.wait()
+            raise WalkFailed(f"the walk process exited with {code} before its end")
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        view = memoryview(buffer)
+        try:
+            while len(buffer) - start >= 4:
+                size = int.from_bytes(view[start : start + 4], "big")
+                if len(buffer) - start - 4 < size:
+                    break
+                # our own walk process's frames, nothing from outside
+                kind, value = marshal.loads(view[start + 4 : start + 4 + size])  # noqa: S302
+                start += 4 + size
+                self._take_in(kind, value)
+        finally:
+            view.release()
+            del buffer[:start]
+
+    def _take_in(self, kind: str, value: object) -> None:
+        if kind == "items":
+            assert isinstance(value, list)
+            self._items.extend(value)
+        elif kind == "total":
+            assert isinstance(value, int)
+            self._total = value
+        elif kind == "end":
+            self._ended = True
+        elif kind == "root_unavailable":
+            raise RootUnavailable(str(value))
+        else:
+            raise WalkFailed(f"the walk process failed: {value}")
