@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from scanguard.control import JobOperation, Request, job_request, start_request
 from scanguard.errors import OperationTimeout, RuntimeStopped
+from scanguard.input_checks import event_family, job_statuses
 from scanguard.records import (
     DeletedJob,
     Event,
@@ -43,7 +44,6 @@ from scanguard.store.reads import (
     ListLibraries,
     Read,
 )
-from scanguard.validation import event_family, job_statuses
 
 if TYPE_CHECKING:
     import os

@@ -261,8 +261,8 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_files(args: argparse.Namespace) -> int:
+    from scanguard.input_checks import check_id
     from scanguard.runtime import Runtime
-    from scanguard.validation import check_id
 
     cfg = _config(args, log={"level": "warning"})
     limit = check_id("limit", args.limit)

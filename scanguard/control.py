@@ -16,7 +16,7 @@ from typing import Any, Literal, Never
 from scanguard.errors import BadRequest, LibraryBusy, ScanguardError, UnknownOperation
 from scanguard.records import TRIGGERS, Job, Library
 from scanguard.scope import normalize_scope
-from scanguard.store.jobs import refusal
+from scanguard.store.job_transitions import refusal
 
 JobOperation = Literal["pause_scan", "resume_scan", "delete_job"]
 """The control operations on one job."""

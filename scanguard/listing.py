@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from scanguard.scanning import FileSystem
+    from scanguard.walk import FileSystem
 
 Row = tuple[str, os.DirEntry[str], bool]  # sort key (a directory as `name/`), the entry, is it a directory
 Ident = tuple[int, int]  # (device, inode) of a directory, to cut symlink loops

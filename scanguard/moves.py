@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 
 from scanguard.records import Moved
-from scanguard.scanning import Found
 from scanguard.store.moves import MoveSource, signed64
+from scanguard.walk import Found
 
 Lookup = Callable[[tuple[int, ...]], Sequence[MoveSource]]
 """The library's rows with one of these (signed) inodes."""

@@ -12,7 +12,7 @@ from typing import Any
 import pykka
 
 from scanguard.actors.events import Publish
-from scanguard.actors.validator import Validate
+from scanguard.actors.state_validator import Validate
 from scanguard.actors.watchdog import Sweep
 from scanguard.records import Event
 

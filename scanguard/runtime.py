@@ -16,14 +16,22 @@ import structlog
 from scanguard.actors.cleanup import EmergencyCleanup, RunCleanup
 from scanguard.actors.events import Subscribe, Unsubscribe
 from scanguard.actors.health import Check
+from scanguard.actors.state_validator import Validate, ValidationReport
 from scanguard.actors.supervisor import LiveDetail, Supervised
 from scanguard.actors.ticking import Stats
-from scanguard.actors.validator import Validate, ValidationReport
 from scanguard.actors.watchdog import Sweep, SweepReport
 from scanguard.aio import AsyncRuntime
 from scanguard.config import Config, load_config
 from scanguard.control import RemoveLibrary, Request, job_request, start_request
 from scanguard.errors import BadRequest, OperationTimeout, RuntimeStopped
+from scanguard.input_checks import (
+    check_id,
+    event_family,
+    job_statuses,
+    library_kind,
+    library_name,
+    library_path,
+)
 from scanguard.logs import configure_logging
 from scanguard.metrics import Metrics
 from scanguard.ownership import instance_id
@@ -31,7 +39,6 @@ from scanguard.processing.context import Processor
 from scanguard.processing.registry import resolve
 from scanguard.records import DeletedJob, Event, EventQuery, Job, Library, MediaFile, Page, RemovedLibrary
 from scanguard.routing import ask, operate
-from scanguard.scanning import FileSystem
 from scanguard.status import StatusParts, status_report
 from scanguard.store.database import Database
 from scanguard.store.reads import (
@@ -50,14 +57,7 @@ from scanguard.store.reads import (
 )
 from scanguard.store.seam import Store
 from scanguard.system import Core, System, start_core, start_system
-from scanguard.validation import (
-    check_id,
-    event_family,
-    job_statuses,
-    library_kind,
-    library_name,
-    library_path,
-)
+from scanguard.walk import FileSystem
 
 if TYPE_CHECKING:
     from scanguard.records import Instance

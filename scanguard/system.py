@@ -17,10 +17,10 @@ from scanguard.actors.cleanup import CleanupScheduler
 from scanguard.actors.events import EventBus
 from scanguard.actors.health import HealthChecker
 from scanguard.actors.libraries import Libraries
+from scanguard.actors.state_validator import StateValidator
 from scanguard.actors.store import StoreActor, StoreClient
 from scanguard.actors.supervisor import LiveDetail, Supervised, Supervisor
 from scanguard.actors.ticking import Collaborators
-from scanguard.actors.validator import StateValidator
 from scanguard.actors.watch_slot import WatchSlot
 from scanguard.actors.watchdog import Sweep, SweepReport, Watchdog
 from scanguard.actors.workers import WorkerPoolActor
@@ -28,8 +28,8 @@ from scanguard.config import Config
 from scanguard.control import PauseScan
 from scanguard.errors import ScanguardError
 from scanguard.metrics import Metrics
+from scanguard.processing.file_work import FileWork
 from scanguard.processing.pool import FilePool
-from scanguard.processing.scanwork import FileWork
 from scanguard.remote import RemoteEvents
 from scanguard.routing import ask
 from scanguard.store.database import Database
@@ -39,8 +39,8 @@ from scanguard.store.reads import GetJob
 if TYPE_CHECKING:
     from scanguard.actors.webhooks import Deliveries
     from scanguard.processing.context import Processor
-    from scanguard.scanning import FileSystem
     from scanguard.store.notify import EventListener
+    from scanguard.walk import FileSystem
 
 log = structlog.get_logger("scanguard.runtime")
 

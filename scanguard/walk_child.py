@@ -1,6 +1,6 @@
 """The walk process of a scan: lists and stats a library on its own interpreter, off the writer's GIL.
 
-`python -m scanguard.walk_child PARAMS` runs one `scanning.Walk` (and, when asked, the counting pass
+`python -m scanguard.walk_child PARAMS` runs one `walk.Walk` (and, when asked, the counting pass
 beside it) and writes what it yields to stdout as frames: a 4-byte big-endian length, then a `marshal`led
 `(kind, value)` — `("items", [Listed, ...])`, `("total", n)`, then `("end", None)`; or
 `("root_unavailable", why)` / `("error", why)`. A blocking pipe is the flow control: the walk runs at
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from scanguard.listing import BackgroundCount
-from scanguard.scanning import Listed, MediaRule, RootUnavailable, Walk
+from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
 
 CHUNK_ITEMS = 512  # entries per frame
 CHUNK_SECONDS = 0.02  # ... or what the walk found in this long, so a slow disk's entries still flow

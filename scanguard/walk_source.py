@@ -2,7 +2,7 @@
 process (scanguard.walk_child) that lists and stats the library on another interpreter, off the GIL of the
 thread that compares and writes.
 
-Both hand out the same entries (`scanning.Listed`) in the same order, cut the same way: at most `limit`,
+Both hand out the same entries (`walk.Listed`) in the same order, cut the same way: at most `limit`,
 cut early when `seconds` pass or the scan is cancelled — never an empty stretch before the walk ends.
 """
 
@@ -24,7 +24,7 @@ import structlog
 
 from scanguard.errors import WalkFailed
 from scanguard.listing import BackgroundCount
-from scanguard.scanning import Listed, RootUnavailable
+from scanguard.walk import Listed, RootUnavailable
 from scanguard.walk_child import WalkParams
 
 log = structlog.get_logger("scanguard.scan")

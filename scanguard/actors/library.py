@@ -26,7 +26,7 @@ from scanguard.errors import (
     StoreUnavailable,
 )
 from scanguard.records import ACTIVE_STATUSES, DeletedJob, Job, Library, RemovedLibrary
-from scanguard.store.jobs import refusal
+from scanguard.store.job_transitions import refusal
 from scanguard.store.reads import GetJob, GetLibrary, ListJobs
 from scanguard.store.seam import Store
 

@@ -32,7 +32,16 @@ from scanguard.records import (
     Library,
     RemovedLibrary,
 )
-from scanguard.store import batches, catalog, instances, jobs, maintenance, reads, watch, webhooks
+from scanguard.store import (
+    batches,
+    instances,
+    job_transitions,
+    libraries,
+    maintenance,
+    reads,
+    watch,
+    webhooks,
+)
 from scanguard.store.batches import BatchCommit
 from scanguard.store.database import Database
 from scanguard.store.reads import Read
@@ -227,7 +236,7 @@ class StoreClient(Store):
     # ---- libraries --------------------------------------------------------------------------
 
     def add_library(self, path: str, name: str, kind: str, watch: bool = True) -> Library:
-        return self._write("add_library", catalog.add_library, path, name, kind, watch)
+        return self._write("add_library", libraries.add_library, path, name, kind, watch)
 
     def set_library_watch(self, library_id: int, enabled: bool) -> Library:
         return self._write("set_library_watch", watch.set_library_watch, library_id, enabled)
@@ -260,7 +269,7 @@ class StoreClient(Store):
         return self._write("take_pending", watch.take_pending, library_id, paths, upto)
 
     def remove_library(self, library_id: int) -> RemovedLibrary:
-        return self._write("remove_library", catalog.remove_library, library_id)
+        return self._write("remove_library", libraries.remove_library, library_id)
 
     # ---- jobs -------------------------------------------------------------------------------
 
@@ -271,7 +280,7 @@ class StoreClient(Store):
         scope: tuple[str, ...] = (),
         trigger: str = "user",
     ) -> Job:
-        return self._write("create_job", jobs.create_job, library_id, retry_failed, scope, trigger)
+        return self._write("create_job", job_transitions.create_job, library_id, retry_failed, scope, trigger)
 
     def commit_batch(self, batch: BatchCommit) -> Later[Job]:
         return self._send("commit_batch", batches.commit_batch, batch)
@@ -280,7 +289,7 @@ class StoreClient(Store):
         scan = self.config.scan
         return self._write(
             "finish_job",
-            jobs.finish_job,
+            job_transitions.finish_job,
             job_id,
             library_id,
             token,
@@ -298,27 +307,33 @@ class StoreClient(Store):
         library_id: int | None = None,
     ) -> Job:
         return self._write(
-            "pause_job", jobs.pause_job, job_id, reason, error=error, token=token, library_id=library_id
+            "pause_job",
+            job_transitions.pause_job,
+            job_id,
+            reason,
+            error=error,
+            token=token,
+            library_id=library_id,
         )
 
     def resume_job(self, job_id: int, library_id: int | None = None) -> Job:
-        return self._write("resume_job", jobs.resume_job, job_id, library_id)
+        return self._write("resume_job", job_transitions.resume_job, job_id, library_id)
 
     def delete_job(self, job_id: int, library_id: int | None = None) -> DeletedJob:
-        return self._write("delete_job", jobs.delete_job, job_id, library_id)
+        return self._write("delete_job", job_transitions.delete_job, job_id, library_id)
 
     def fail_job(self, job_id: int, error: str, restarts: int) -> Job:
-        return self._write("fail_job", jobs.fail_job, job_id, error, restarts)
+        return self._write("fail_job", job_transitions.fail_job, job_id, error, restarts)
 
     def record_restart(self, job_id: int, error: str, delay: float) -> Job:
-        return self._write("record_restart", jobs.record_restart, job_id, error, delay)
+        return self._write("record_restart", job_transitions.record_restart, job_id, error, delay)
 
     # ---- events and health ------------------------------------------------------------------
 
     def record_event(
         self, kind: str, library_id: int | None = None, job_id: int | None = None, **data: Any
     ) -> Event:
-        return self._write("record_event", catalog.record_event, kind, library_id, job_id, data)
+        return self._write("record_event", libraries.record_event, kind, library_id, job_id, data)
 
     # ---- maintenance ------------------------------------------------------------------------
 

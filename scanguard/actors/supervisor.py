@@ -15,16 +15,16 @@ import pykka
 import structlog
 
 from scanguard.actors.liveness import Answering
-from scanguard.actors.scan import ScanActor, ScanCrashed, ScanEnded, ScanSpec
+from scanguard.actors.scan_job import ScanActor, ScanCrashed, ScanEnded, ScanSpec
 from scanguard.backoff import backoff_delay
 from scanguard.config import Config
 from scanguard.errors import Fenced, IllegalTransition, NotFound, ScanguardError, StoreUnavailable
 from scanguard.metrics import Metrics
-from scanguard.processing.scanwork import FileWork
+from scanguard.processing.file_work import FileWork
 from scanguard.records import Job, Library
-from scanguard.scanning import FileSystem
 from scanguard.store.reads import GetLibrary
 from scanguard.store.seam import Store
+from scanguard.walk import FileSystem
 
 log = structlog.get_logger("scanguard.supervisor")
 

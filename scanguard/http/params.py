@@ -17,9 +17,9 @@ from aiohttp import web
 from msgspec import Meta
 
 from scanguard.errors import BadRequest
+from scanguard.input_checks import MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
 from scanguard.records import EVENT_FAMILIES, MAX_ID, Id, JobStatus, LibraryKind
 from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS, SCOPE_PATH_PATTERN
-from scanguard.validation import MAX_NAME, MAX_PATH, NOT_BLANK, SOME_TEXT
 
 Q = TypeVar("Q", bound=msgspec.Struct)
 

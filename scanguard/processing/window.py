@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from scanguard.processing.context import FileOutcome
 from scanguard.records import FileRow, Identity, Moved
-from scanguard.scanning import WalkItem
+from scanguard.walk import WalkItem
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from scanguard.store.tx import Tx
 
 ListedRow = tuple[str, int, float, str, int, int]
 """A new or changed file as the walk listed it (path, size, mtime, media_type, device, inode): nothing
-hashed, read or failed — written as it is, with no object per row (scanning.ListedFile)."""
+hashed, read or failed — written as it is, with no object per row (walk.ListedFile)."""
 
 
 @dataclass(frozen=True, slots=True)

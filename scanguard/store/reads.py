@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from scanguard.errors import BadRequest
+from scanguard.input_checks import check_id
 from scanguard.records import (
     ACTIVE_STATUSES,
     STATUSES,
@@ -25,11 +26,10 @@ from scanguard.records import (
     MediaFile,
     Page,
 )
-from scanguard.store import batches, catalog, instances, maintenance, moves, watch, webhooks
+from scanguard.store import batches, instances, maintenance, moves, queries, watch, webhooks
 from scanguard.store.batches import Existing
 from scanguard.store.moves import MoveSource
 from scanguard.store.tx import Tx
-from scanguard.validation import check_id
 from scanguard.webhooks.records import Pending, Position, WebhookState
 
 T_co = TypeVar("T_co", covariant=True)
@@ -64,7 +64,7 @@ class GetLibrary(Read[Library]):
         check_id("library_id", self.library_id)
 
     def run(self, tx: Tx) -> Library:
-        return catalog.get_library(tx, self.library_id)
+        return queries.get_library(tx, self.library_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ class LibraryForStart(Read[tuple[Library, int | None]]):
         check_id("library_id", self.library_id)
 
     def run(self, tx: Tx) -> tuple[Library, int | None]:
-        return catalog.library_for_start(tx, self.library_id)
+        return queries.library_for_start(tx, self.library_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class ListLibraries(Read[tuple[Library, ...]]):
     """Every library, by id."""
 
     def run(self, tx: Tx) -> tuple[Library, ...]:
-        return catalog.list_libraries(tx)
+        return queries.list_libraries(tx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ class ListFiles(Read[Page[MediaFile]]):
         check_id("library_id", self.library_id)
 
     def run(self, tx: Tx) -> Page[MediaFile]:
-        return catalog.list_files(
+        return queries.list_files(
             tx, self.library_id, limit=self.limit, offset=self.offset, errors=self.errors
         )
 
@@ -119,7 +119,7 @@ class GetJob(Read[Job]):
         check_id("job_id", self.job_id)
 
     def run(self, tx: Tx) -> Job:
-        return catalog.get_job(tx, self.job_id)
+        return queries.get_job(tx, self.job_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,7 @@ class JobWithLibrary(Read[tuple[Job, Library]]):
         check_id("job_id", self.job_id)
 
     def run(self, tx: Tx) -> tuple[Job, Library]:
-        return catalog.job_with_library(tx, self.job_id)
+        return queries.job_with_library(tx, self.job_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +154,7 @@ class ListJobs(Read[Page[Job]]):
             check_id("library_id", self.library_id)
 
     def run(self, tx: Tx) -> Page[Job]:
-        return catalog.list_jobs(
+        return queries.list_jobs(
             tx, statuses=self.statuses, library_id=self.library_id, limit=self.limit, offset=self.offset
         )
 
@@ -164,7 +164,7 @@ class ActiveJobs(Read[tuple[Job, ...]]):
     """Every job in pending, running or paused."""
 
     def run(self, tx: Tx) -> tuple[Job, ...]:
-        return catalog.list_jobs(tx, statuses=ACTIVE_STATUSES, limit=ALL).items
+        return queries.list_jobs(tx, statuses=ACTIVE_STATUSES, limit=ALL).items
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +172,7 @@ class JobCounts(Read[dict[str, int]]):
     """How many jobs are in each status, and how many libraries there are."""
 
     def run(self, tx: Tx) -> dict[str, int]:
-        return catalog.job_counts(tx)
+        return queries.job_counts(tx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +180,7 @@ class RunningWithLeases(Read[tuple[tuple[Job, Any], ...]]):
     """Running jobs with their library lease's expiry, for orphan and stall detection."""
 
     def run(self, tx: Tx) -> tuple[tuple[Job, Any], ...]:
-        return catalog.running_with_leases(tx)
+        return queries.running_with_leases(tx)
 
 
 # ---- a scan's comparison with the database -----------------------------------------------------
@@ -237,7 +237,7 @@ class ListEvents(Read[tuple[Event, ...]]):
     query: EventQuery
 
     def run(self, tx: Tx) -> tuple[Event, ...]:
-        return catalog.list_events(tx, self.query)
+        return queries.list_events(tx, self.query)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +283,7 @@ class Ping(Read[bool]):
     """The trivial query: the database answers."""
 
     def run(self, tx: Tx) -> bool:
-        return catalog.ping(tx)
+        return queries.ping(tx)
 
 
 # ---- watching ----------------------------------------------------------------------------------

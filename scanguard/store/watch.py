@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from scanguard.ownership import lease_held_by_another
 from scanguard.records import Library
-from scanguard.store.catalog import get_library
+from scanguard.store.queries import get_library
 from scanguard.store.tables import libraries, watch_pending
 from scanguard.store.tx import Tx, library_from_row
 

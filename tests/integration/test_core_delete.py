@@ -9,7 +9,7 @@ import pykka
 import pytest
 
 import scanguard
-from scanguard.actors.scan import ScanActor
+from scanguard.actors.scan_job import ScanActor
 from tests.support.db import db_rows, db_value
 from tests.support.trees import build_tree, expected_media, media_path
 from tests.support.waiting import QUIET_SAFEGUARDS, ProcessorGate, wait_for

@@ -18,8 +18,8 @@ from scanguard import system as system_module
 from scanguard.actors.cleanup import CleanupScheduler
 from scanguard.actors.events import EventBus
 from scanguard.actors.health import HealthChecker
+from scanguard.actors.state_validator import StateValidator
 from scanguard.actors.supervisor import Supervisor
-from scanguard.actors.validator import StateValidator
 from scanguard.actors.watchdog import Watchdog
 from scanguard.actors.webhooks import Deliveries, DeliveryParts, WebhookDelivery
 from scanguard.actors.workers import WorkerPoolActor

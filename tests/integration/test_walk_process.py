@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from scanguard.config import load_config
-from scanguard.scanning import Listed, MediaRule, RootUnavailable, Walk
+from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
 from scanguard.walk_child import WalkParams
 from scanguard.walk_source import WalkProcess
 from tests.support.trees import build_tree

@@ -38,7 +38,7 @@ OTHER_NAMES = (
 
 @dataclass(frozen=True, slots=True)
 class MediaRuleSpec:
-    """The DESIGN §4 media rule, restated independently of scanguard.scanning.MediaRule."""
+    """The DESIGN §4 media rule, restated independently of scanguard.walk.MediaRule."""
 
     extensions: frozenset[str] = frozenset(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)
     follow_symlinks: bool = False

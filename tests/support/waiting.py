@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from scanguard import FileContext
-from scanguard.scanning import OsFileSystem
+from scanguard.walk import OsFileSystem
 
 T = TypeVar("T")
 GATE_TIMEOUT = 30.0

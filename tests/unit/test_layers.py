@@ -46,7 +46,7 @@ def test_every_import_of_scanguard_points_down_its_layers(graph: grimp.ImportGra
 
 UPWARD = [
     ("scanguard.store.tx", "scanguard.actors.store"),  # the store calls up into the actors
-    ("scanguard.store.catalog", "scanguard.http.app"),  # ... or into the admin API
+    ("scanguard.store.queries", "scanguard.http.app"),  # ... or into the admin API
     ("scanguard.records", "scanguard.config"),  # records, config and errors stand on nothing above them
     ("scanguard.config", "scanguard.processing.registry"),
     ("scanguard.errors", "scanguard.runtime"),
@@ -54,7 +54,7 @@ UPWARD = [
     ("scanguard.store.batches", "scanguard.processing.pool"),  # ... nor the database the work
     ("scanguard.control", "scanguard.actors.library"),  # the control operations are below the actors
     ("scanguard.status", "scanguard.actors.supervisor"),
-    ("scanguard.actors.scan", "scanguard.system"),  # an actor does not reach for the assembly
+    ("scanguard.actors.scan_job", "scanguard.system"),  # an actor does not reach for the assembly
     ("scanguard.system", "scanguard.runtime"),  # ... nor the assembly for its facade
     ("scanguard.store.seam", "scanguard.store.database"),  # the seam does not import its implementation
 ]

@@ -13,7 +13,7 @@ import pytest
 
 from scanguard.config import ScanConfig
 from scanguard.listing import BackgroundCount
-from scanguard.scanning import MediaRule, OsFileSystem, RootUnavailable, Walk, WalkItem, count_media
+from scanguard.walk import MediaRule, OsFileSystem, RootUnavailable, Walk, WalkItem, count_media
 from tests.support.trees import build_tree
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from scanguard.moves import MoveFinder
-from scanguard.scanning import Found
 from scanguard.store.moves import MoveSource, signed64
+from scanguard.walk import Found
 
 pytestmark = pytest.mark.timeout(30)
 

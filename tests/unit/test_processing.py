@@ -12,7 +12,7 @@ import scanguard
 from scanguard.processing.context import FileOutcome
 from scanguard.processing.window import Entry, Segment, Window
 from scanguard.records import FileRow
-from scanguard.scanning import Found, Skipped
+from scanguard.walk import Found, Skipped
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -11,8 +11,8 @@ import pytest
 
 import scanguard
 from scanguard.config import ScanConfig
-from scanguard.scanning import Found, MediaRule, OsFileSystem, Walk, count_media
 from scanguard.scope import covers, normalize_scope
+from scanguard.walk import Found, MediaRule, OsFileSystem, Walk, count_media
 from tests.support.trees import build_tree
 
 pytestmark = pytest.mark.timeout(30)

@@ -1,10 +1,10 @@
-"""Library transactions and the read side: libraries, jobs, files and events, paged."""
+"""The store's read side: libraries, jobs, files and events, paged (each read declared in store/reads.py)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from scanguard.errors import LibraryExists, NotFound
+from scanguard.errors import NotFound
 from scanguard.records import (
     ACTIVE_STATUSES,
     STATUSES,
@@ -14,9 +14,7 @@ from scanguard.records import (
     Library,
     MediaFile,
     Page,
-    RemovedLibrary,
 )
-from scanguard.store.leases import release_lease
 from scanguard.store.tables import events, libraries, library_leases, media_files, scan_jobs, watch_pending
 from scanguard.store.tx import Tx, event_from_row, file_from_row, job_from_row, library_from_row
 
@@ -31,18 +29,6 @@ def _present_count() -> sa.ScalarSelect[int]:
 
 def _pending_count() -> sa.ScalarSelect[int]:
     return sa.select(sa.func.count()).where(watch_pending.c.library_id == libraries.c.id).scalar_subquery()
-
-
-def add_library(tx: Tx, path: str, name: str, kind: str, watch: bool = True) -> Library:
-    existing = (tx.conn.execute(sa.select(libraries.c.id).where(libraries.c.path == path))).scalar()
-    if existing is not None:
-        raise LibraryExists(path, existing)
-    result = tx.conn.execute(
-        libraries.insert().values(path=path, name=name, kind=kind, created_at=tx.now, watch=watch)
-    )
-    (library_id,) = result.inserted_primary_key or (0,)
-    tx.event("library.added", library_id=library_id, path=path, name=name, kind=kind, watch=watch)
-    return get_library(tx, int(library_id))
 
 
 def get_library(tx: Tx, library_id: int) -> Library:
@@ -75,24 +61,6 @@ def list_libraries(tx: Tx) -> tuple[Library, ...]:
         )
     ).all()
     return tuple(library_from_row(r, r.n, r.pending, tx.now) for r in rows)
-
-
-def remove_library(tx: Tx, library_id: int) -> RemovedLibrary:
-    """The library, its jobs, its files and its lease, in one transaction."""
-    get_library(tx, library_id)
-    release_lease(tx, library_id)
-    files = tx.conn.execute(media_files.delete().where(media_files.c.library_id == library_id))
-    jobs = tx.conn.execute(scan_jobs.delete().where(scan_jobs.c.library_id == library_id))
-    tx.conn.execute(library_leases.delete().where(library_leases.c.library_id == library_id))
-    tx.conn.execute(watch_pending.delete().where(watch_pending.c.library_id == library_id))
-    tx.conn.execute(libraries.delete().where(libraries.c.id == library_id))
-    tx.event(
-        "library.removed",
-        library_id=library_id,
-        jobs_removed=jobs.rowcount,
-        media_files_removed=files.rowcount,
-    )
-    return RemovedLibrary(library_id, jobs.rowcount, files.rowcount)
 
 
 def get_job(tx: Tx, job_id: int) -> Job:
@@ -202,13 +170,6 @@ def list_events(tx: Tx, query: EventQuery) -> tuple[Event, ...]:
     order = events.c.id.desc() if query.newest_first else events.c.id
     rows = (tx.conn.execute(sa.select(events).where(*where).order_by(order).limit(query.limit))).all()
     return tuple(event_from_row(r) for r in rows)
-
-
-def record_event(
-    tx: Tx, kind: str, library_id: int | None, job_id: int | None, data: dict[str, object]
-) -> Event:
-    """A decision with no row change of its own (an alert, a validator finding)."""
-    return tx.event(kind, library_id=library_id, job_id=job_id, **data)
 
 
 def ping(tx: Tx) -> bool:

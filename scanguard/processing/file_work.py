@@ -13,7 +13,7 @@ from scanguard.processing.pool import FilePool, Submission
 from scanguard.processing.registry import media_types
 from scanguard.processing.window import Entry
 from scanguard.records import FileRow
-from scanguard.scanning import Found
+from scanguard.walk import Found
 
 Failure = tuple[str, str, str]  # (path, reason, error) of a file whose work failed
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scanguard.config import ScanConfig
-from scanguard.scanning import Found, MediaRule, RootUnavailable, Skipped, Walk, count_media
+from scanguard.walk import Found, MediaRule, RootUnavailable, Skipped, Walk, count_media
 from tests.support.trees import MediaRuleSpec, build_tree, expected_media, expected_skips, media_path
 
 pytestmark = pytest.mark.timeout(30)

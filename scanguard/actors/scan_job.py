@@ -18,10 +18,14 @@ from scanguard.config import Config
 from scanguard.errors import Fenced, IllegalTransition, ScanguardError
 from scanguard.listing import BackgroundCount
 from scanguard.moves import MoveFinder
-from scanguard.processing.scanwork import Failure, FileWork, ScanWork
+from scanguard.processing.file_work import Failure, FileWork, ScanWork
 from scanguard.processing.window import Entry, Ready, Segment, Window
 from scanguard.records import FileRow, Identity, Job, Library, Moved
-from scanguard.scanning import (
+from scanguard.store.batches import BatchCommit, Existing
+from scanguard.store.moves import signed64
+from scanguard.store.reads import ExistingFiles, HasFilesAfter, MoveSources
+from scanguard.store.seam import Later, Store
+from scanguard.walk import (
     FileSystem,
     Found,
     Listed,
@@ -35,10 +39,6 @@ from scanguard.scanning import (
     count_media,
     quick_hash,
 )
-from scanguard.store.batches import BatchCommit, Existing
-from scanguard.store.moves import signed64
-from scanguard.store.reads import ExistingFiles, HasFilesAfter, MoveSources
-from scanguard.store.seam import Later, Store
 from scanguard.walk_child import WalkParams
 from scanguard.walk_source import InlineWalk, WalkProcess, WalkSource
 
