@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from scanguard.records import Job
 from scanguard.scope import touching
+from scanguard.store.jsontext import JsonText
 from scanguard.store.leases import fence
 from scanguard.store.moves import Identity, Moved, apply_moves, fill_identities
 from scanguard.store.tables import media_files, scan_jobs
@@ -27,7 +28,7 @@ class FileRow:
     media_type: str
     quick_hash: str | None = None
     error: str | None = None
-    meta: dict[str, Any] | None = None
+    meta: dict[str, Any] | JsonText | None = None  # JsonText: encoded by a worker, written as it is
     device: int | None = None  # signed 64-bit (scanguard.store.moves.signed64)
     inode: int | None = None
 
