@@ -131,12 +131,16 @@ class _StopSignal:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from scanguard.cli_scan import run_scan
-
     overrides: dict[str, Any] = {"log": {"level": "warning"}} if not args.no_progress else {}
     if args.processors is not None:
         overrides["scan"] = {"processors": args.processors}
     cfg = _config(args, **overrides)
+    if cfg.scan.processors:
+        from scanguard.processing.pool import prestart
+
+        prestart(cfg.scan.processors)  # the workers' imports run while this process imports the rest
+    from scanguard.cli_scan import run_scan
+
     stop = _StopSignal()
     stop.install()
     return run_scan(
