@@ -143,7 +143,9 @@ def audio_tags(ctx: FileContext) -> dict[str, Any]:
     if audio is None:
         raise UnreadableMedia("mutagen does not recognise this file as audio")
     out: dict[str, Any] = {}
-    tags = audio.tags or {}
+    # `is None`, not truthiness: EasyID3's len() asks each of its ~60 keys whether it is set (a third of
+    # an MP3's reading)
+    tags = {} if audio.tags is None else audio.tags
     for key, name in AUDIO_TAG_NAMES.items():
         values = tags.get(key) if hasattr(tags, "get") else None
         if values:
