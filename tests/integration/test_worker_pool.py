@@ -66,6 +66,48 @@ def test_a_processor_exception_is_recorded_once_and_its_chunk_mates_are_not_reru
     assert Counter(read_calls(tmp_path / "lib")) == Counter(names), "each file processed exactly once"
 
 
+def test_files_travel_in_chunks_each_with_one_future_and_a_small_submission_is_spread_over_every_worker(
+    tmp_path: Path,
+) -> None:
+    """Issue 18: the scan waits on a future per chunk, not per file; a submission smaller than the workers'
+    share of chunks is cut so that every worker gets some. Each file's meta comes back as the JSON text its
+    worker encoded (the service writes it as it is)."""
+    pool = _pool(workers=2)
+    try:
+        many = pool.submit(_contexts(tmp_path / "lib", [f"{i:03d}.flac" for i in range(2 * CHUNK_FILES + 1)]))
+        few = pool.submit(_contexts(tmp_path / "few", [f"{i:02d}.flac" for i in range(10)]))
+        outcomes = _outcomes(many, 30) + _outcomes(few, 30)
+    finally:
+        pool.close(5)
+    assert [len(c.contexts) for c in many.chunks] == [CHUNK_FILES, CHUNK_FILES, 1]
+    assert [len(c.contexts) for c in few.chunks] == [5, 5]
+    assert len({id(c.future) for c in [*many.chunks, *few.chunks]}) == 5
+    assert all(o.meta == {HOST: {"size": 10}} for o in outcomes)
+    text, error, reason = many.chunks[0].result(0)
+    assert (text, error, reason) == (f'{{"{HOST}": {{"size": 10}}}}', None, None)
+    calls = Counter(read_calls(tmp_path / "lib"))  # one log beside both libraries
+    assert len(calls) == 2 * CHUNK_FILES + 1 + 10
+    assert set(calls.values()) == {1}, "each file processed exactly once"
+
+
+def test_a_result_that_json_cannot_hold_is_that_files_error_and_its_chunk_mates_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    """The worker encodes each file's meta: what cannot be stored fails that file alone, named, not the
+    chunk or the batch its row would have gone into."""
+    pool = _pool(workers=1)
+    try:
+        names = ["a.flac", "unjson-b.flac", "c.flac"]
+        outcomes = _outcomes(pool.submit(_contexts(tmp_path / "lib", names)), 30)
+    finally:
+        pool.close(5)
+    assert [o.meta is not None for o in outcomes] == [True, False, True]
+    assert outcomes[1].reason == "error"
+    assert (outcomes[1].error or "").startswith(f"{HOST}: TypeError"), outcomes[1].error
+    assert "not JSON serializable" in (outcomes[1].error or "")
+    assert Counter(read_calls(tmp_path / "lib")) == Counter(names), "each file processed exactly once"
+
+
 def test_workers_are_recycled_after_worker_max_files(tmp_path: Path) -> None:
     pool = _pool(workers=1, worker_max_files=CHUNK_FILES)
     try:
