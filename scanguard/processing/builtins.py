@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -28,36 +27,8 @@ EXIF_DATETIME_ORIGINAL = 0x9003
 
 # what each built-in's parser imports on its first file: the forkserver imports it once for every worker
 PRELOAD: dict[str, tuple[str, ...]] = {
-    "audio_tags": tuple(
-        f"mutagen.{name}"
-        for name in [
-            "easyid3",
-            "easymp4",
-            "mp3",
-            "flac",
-            "oggvorbis",
-            "oggopus",
-            "oggflac",
-            "oggspeex",
-            "oggtheora",
-            "mp4",
-            "asf",
-            "aiff",
-            "wave",
-            "apev2",
-            "musepack",
-            "wavpack",
-            "trueaudio",
-            "optimfrog",
-            "monkeysaudio",
-            "aac",
-            "ac3",
-            "smf",
-            "tak",
-            "dsf",
-            "dsdiff",
-        ]
-    ),
+    # audio_formats imports every format mutagen weighs (the 24 modules mutagen.File would import)
+    "audio_tags": ("scanguard.processing.audio_formats",),
     "image_info": tuple(
         f"PIL.{name}"
         for name in [
@@ -73,73 +44,15 @@ PRELOAD: dict[str, tuple[str, ...]] = {
 }
 
 
-@functools.cache
-def _audio_kinds() -> list[type[Any]]:
-    """The formats mutagen.File(easy=True) weighs, in its order (mutagen 1.47-1.48's list): handed to it
-    as `options`, so that it does not import its 24 modules again for every file (an eighth of a small
-    file's reading). Which format wins is mutagen's decision, as before."""
-    from mutagen.aac import AAC  # noqa: PLC0415 - imported where the work runs (a worker)
-    from mutagen.ac3 import AC3  # noqa: PLC0415
-    from mutagen.aiff import AIFF  # noqa: PLC0415
-    from mutagen.apev2 import APEv2File  # noqa: PLC0415
-    from mutagen.asf import ASF  # noqa: PLC0415
-    from mutagen.dsdiff import DSDIFF  # noqa: PLC0415
-    from mutagen.dsf import DSF  # noqa: PLC0415
-    from mutagen.easyid3 import EasyID3FileType  # noqa: PLC0415
-    from mutagen.easymp4 import EasyMP4  # noqa: PLC0415
-    from mutagen.flac import FLAC  # noqa: PLC0415
-    from mutagen.monkeysaudio import MonkeysAudio  # noqa: PLC0415
-    from mutagen.mp3 import EasyMP3  # noqa: PLC0415
-    from mutagen.musepack import Musepack  # noqa: PLC0415
-    from mutagen.oggflac import OggFLAC  # noqa: PLC0415
-    from mutagen.oggopus import OggOpus  # noqa: PLC0415
-    from mutagen.oggspeex import OggSpeex  # noqa: PLC0415
-    from mutagen.oggtheora import OggTheora  # noqa: PLC0415
-    from mutagen.oggvorbis import OggVorbis  # noqa: PLC0415
-    from mutagen.optimfrog import OptimFROG  # noqa: PLC0415
-    from mutagen.smf import SMF  # noqa: PLC0415
-    from mutagen.tak import TAK  # noqa: PLC0415
-    from mutagen.trueaudio import EasyTrueAudio  # noqa: PLC0415
-    from mutagen.wave import WAVE  # noqa: PLC0415
-    from mutagen.wavpack import WavPack  # noqa: PLC0415
-
-    return [
-        EasyMP3,
-        EasyTrueAudio,
-        OggTheora,
-        OggSpeex,
-        OggVorbis,
-        OggFLAC,
-        FLAC,
-        AIFF,
-        APEv2File,
-        EasyMP4,
-        EasyID3FileType,
-        WavPack,
-        Musepack,
-        MonkeysAudio,
-        OptimFROG,
-        ASF,
-        OggOpus,
-        AAC,
-        AC3,
-        SMF,
-        TAK,
-        DSF,
-        DSDIFF,
-        WAVE,
-    ]
-
-
 class UnreadableMedia(ValueError):
     """The file is not what its extension says, or its parser could not make sense of it."""
 
 
 def audio_tags(ctx: FileContext) -> dict[str, Any]:
     """Tags and stream facts of an audio file, by mutagen's easy interface."""
-    import mutagen  # noqa: PLC0415 - imported where the work runs (a worker), not by the service
+    from scanguard.processing import audio_formats  # noqa: PLC0415 - mutagen: only where the work runs
 
-    audio = mutagen.File(ctx.abs_path, options=_audio_kinds())
+    audio = audio_formats.load(ctx.abs_path)
     if audio is None:
         raise UnreadableMedia("mutagen does not recognise this file as audio")
     out: dict[str, Any] = {}

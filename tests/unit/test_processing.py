@@ -13,7 +13,7 @@ import pykka
 import pytest
 
 import scanguard
-from scanguard.processing import builtins
+from scanguard.processing import audio_formats
 from scanguard.processing.chunk import Chunk
 from scanguard.processing.context import FileContext, FileOutcome
 from scanguard.processing.scanwork import ScanWork
@@ -192,4 +192,30 @@ def test_audio_tags_weighs_exactly_the_formats_mutagen_file_weighs() -> None:
     function = inspect.unwrap(mutagen.File)
     names = {i.argval for i in dis.get_instructions(function) if i.opname == "IMPORT_FROM"}
     plain = {"ID3FileType", "MP3", "TrueAudio", "MP4"}  # what easy=True swaps for the Easy* variants
-    assert {kind.__name__ for kind in builtins._audio_kinds()} == names - plain
+    assert {kind.__name__ for kind in audio_formats.kinds()} == names - plain
+
+
+@pytest.mark.parametrize(
+    ("extension", "header", "kind"),
+    [
+        ("flac", b"fLaC\x00\x00\x00\x22", "FLAC"),
+        ("mp3", b"ID3\x04\x00", "EasyMP3"),
+        ("mp3", b"\xff\xfb\x90\x64", "EasyMP3"),
+        ("ogg", b"OggS\x00\x02" + b"\x00" * 22 + b"\x01vorbis", "OggVorbis"),
+        (
+            "flac",
+            b"ID3\x04\x00fLaC",
+            None,
+        ),  # FLAC would score 3, EasyMP3 2: close enough to let mutagen weigh
+        ("mp3", b"\xff\xe3\x90\x64", None),  # a sync EasyMP3.score does not count
+        ("ogg", b"OggS\x00\x02" + b"\x00" * 22 + b"\x01vorbis FLAC fLaC", None),  # OggFLAC could score 2
+        ("ogg", b"OggS\x00\x02" + b"\x00" * 22 + b"\x01vorbis ftyp", None),  # so could EasyMP4
+        ("ogg", b"OggS\x00\x02" + b"\x00" * 22 + b"OpusHead", None),
+        ("m4a", b"\x00\x00\x00\x20ftypM4A ", None),  # no shortcut: mutagen weighs it
+    ],
+)
+def test_audio_tags_opens_a_file_as_its_format_only_where_mutagen_file_could_pick_no_other(
+    extension: str, header: bytes, kind: str | None
+) -> None:
+    found = audio_formats.signed(extension, header)
+    assert (found.__name__ if found is not None else None) == kind
