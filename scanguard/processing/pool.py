@@ -1,4 +1,5 @@
-"""The worker pool of named processors: chunks out, one outcome per file back; a hung or dead worker is replaced.
+"""The worker pool of named processors: chunks out, each file's result back into its chunk; a hung or dead
+worker is replaced.
 
 pebble's ProcessPool does the process work: a worker that dies is replaced, workers are recycled after
 `max_tasks` tasks, a task past its timeout (here only a backstop: the chunk's files' deadlines summed) has
@@ -7,6 +8,9 @@ its worker killed. This module adds the per-file policy on top: a worker arms ea
 loses its worker the file at fault is known; it is tried once more on its own (a new task, so in a worker
 that did not just fail) and quarantined if that fails too; the other files of the chunk go again, unharmed.
 A worker killed while an external tool runs for its file takes the tool's process group with it.
+
+What a scan pays per file is kept small (issue 18): a chunk has one future, not one per file, and its
+results come back as the worker made them, each file's meta already JSON text that the store writes as it is.
 """
 
 from __future__ import annotations
