@@ -71,8 +71,11 @@ def _preload(names: Sequence[str]) -> list[str]:
 
 def prestart(names: Sequence[str]) -> None:
     """Start the forkserver that forks the workers, now: its imports (the parsers: a few tenths of a second)
-    run on another core beside the service's own start-up instead of before the first file is read.
-    Idempotent; a service that never submits a file only ever has the forkserver (it ends with the service)."""
+    run on another core beside the process's own start-up instead of before the first file is read.
+
+    For a process about to scan (`scanguard scan`): the forkserver lives as long as the process (it ends
+    with it), so a pool never starts it itself before its first file — a Runtime whose start fails leaves
+    no process behind."""
     multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(names))
     multiprocessing.forkserver.ensure_running()
 
@@ -205,7 +208,6 @@ class FilePool:
         self._broken: BaseException | None = None
         self._started = False  # pebble starts a pool (and its workers) on the first task
         pebble.CONSTS.sleep_unit = min(pebble.CONSTS.sleep_unit, PEBBLE_POLL)
-        prestart(self.names)
         self._current = self._new_generation()
 
     def _new_generation(self) -> _Generation:
