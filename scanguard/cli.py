@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -315,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader went away (`scanguard files | head`): stop quietly, as other command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    finally:
+        # the process ends here: what is left goes with it, rather than through the interpreter's last full
+        # collection of every object at exit (a tenth of a second of CPU after a scan, all of it serial)
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover
