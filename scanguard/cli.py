@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -131,12 +132,16 @@ class _StopSignal:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from scanguard.cli_scan import run_scan
-
     overrides: dict[str, Any] = {"log": {"level": "warning"}} if not args.no_progress else {}
     if args.processors is not None:
         overrides["scan"] = {"processors": args.processors}
     cfg = _config(args, **overrides)
+    if cfg.scan.processors:
+        from scanguard.processing.pool import prestart
+
+        prestart(cfg.scan.processors)  # the workers' imports run while this process imports the rest
+    from scanguard.cli_scan import run_scan
+
     stop = _StopSignal()
     stop.install()
     return run_scan(
@@ -311,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader went away (`scanguard files | head`): stop quietly, as other command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    finally:
+        # the process ends here: what is left goes with it, rather than through the interpreter's last full
+        # collection of every object at exit (a tenth of a second of CPU after a scan, all of it serial)
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -269,6 +269,13 @@ class Instance(Record):
     jobs: tuple[Id, ...] = ()
 
 
+class JsonText(str):
+    """Owns nothing but its text: a value already encoded as JSON (a worker encoded a file's meta), which
+    the engines' serializer (store/jsontext.py) writes as it is."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class FileRow:
     """One new or changed media file to upsert."""
@@ -279,7 +286,7 @@ class FileRow:
     media_type: str
     quick_hash: str | None = None
     error: str | None = None
-    meta: dict[str, Any] | None = None
+    meta: dict[str, Any] | JsonText | None = None  # JsonText: encoded by a worker, written as it is
     device: int | None = None  # signed 64-bit (scanguard.store.moves.signed64)
     inode: int | None = None
 

@@ -40,6 +40,10 @@ class FileContext:
 Processor = Callable[[FileContext], "dict[str, Any] | None"]
 """Per-file work: its return value (JSON-able) is kept as the file's metadata; raising records an error."""
 
+Result = tuple[str | None, str | None, str | None]
+"""One file's result from the worker pool: its meta as JSON text (encoded in the worker: the service writes
+it as it is), its error, and why (None: no error)."""
+
 QUARANTINE_REASONS = ("timeout", "signal", "exit", "error")
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from scanguard.metrics import Metrics
@@ -12,7 +13,7 @@ from scanguard.processing.inline import InlineRunner
 from scanguard.processing.pool import FilePool, Submission
 from scanguard.processing.registry import media_types
 from scanguard.processing.window import Entry
-from scanguard.records import FileRow
+from scanguard.records import FileRow, JsonText
 from scanguard.walk import Found
 
 Failure = tuple[str, str, str]  # (path, reason, error) of a file whose work failed
@@ -89,8 +90,12 @@ class ScanWork:
         if pooled and self.work.pool is not None:
             sub = self.work.pool.submit([ctx for _, ctx in pooled])
             self._submissions.append(sub)
-            for (entry, _), fut in zip(pooled, sub.futures, strict=True):
-                entry.work = (*entry.work, fut)
+            at = 0
+            for chunk in sub.chunks:
+                for index in range(len(chunk.contexts)):
+                    entry = pooled[at][0]
+                    entry.chunk, entry.index = chunk, index
+                    at += 1
 
     def watch(self) -> None:
         """While the scan waits: quarantine an in-process file past its deadline, notice a broken pool."""
@@ -101,20 +106,43 @@ class ScanWork:
 
     @staticmethod
     def row(entry: Entry, failures: list[Failure]) -> FileRow:
-        """The entry's row with its work's metadata and errors (a FatalProcessorError is raised here)."""
-        assert entry.row is not None
-        if not entry.work:
-            return entry.row
-        meta: dict[str, Any] = {}
+        """The entry's row with its work's metadata and errors (a FatalProcessorError, or the pool's
+        WorkersUnavailable, is raised here)."""
+        row = entry.row
+        assert row is not None
+        chunk = entry.chunk
+        if chunk is None and not entry.work:
+            return row
         errors: list[str] = []
-        for fut in entry.work:
+        merged: dict[str, Any] = {}
+        for fut in entry.work:  # the in-process processor's
             outcome: FileOutcome = fut.result()
             if outcome.meta:
-                meta.update(outcome.meta)
+                merged.update(outcome.meta)
             if outcome.error:
                 errors.append(outcome.error)
-                failures.append((entry.row.path, outcome.reason or "error", outcome.error))
-        return replace(entry.row, error="; ".join(errors) or None, meta=meta or None)
+                failures.append((row.path, outcome.reason or "error", outcome.error))
+        text: str | None = None
+        if chunk is not None:  # the pool's
+            text, error, reason = chunk.result(entry.index)
+            if error is not None:
+                errors.append(error)
+                failures.append((row.path, reason or "error", error))
+        meta: dict[str, Any] | JsonText | None = merged or None
+        if text is not None:
+            # encoded by the worker: the store writes it as it is, unless both kinds of work gave results
+            meta = {**merged, **json.loads(text)} if merged else JsonText(text)
+        return FileRow(
+            row.path,
+            row.size,
+            row.mtime,
+            row.media_type,
+            row.quick_hash,
+            error="; ".join(errors) or None,
+            meta=meta,
+            device=row.device,
+            inode=row.inode,
+        )
 
     def prune(self) -> None:
         """Let go of submissions whose results are all in rows (memory stays flat over a long scan)."""

@@ -1,4 +1,5 @@
-"""The worker pool of named processors: chunks out, one outcome per file back; a hung or dead worker is replaced.
+"""The worker pool of named processors: chunks out, each file's result back into its chunk; a hung or dead
+worker is replaced.
 
 pebble's ProcessPool does the process work: a worker that dies is replaced, workers are recycled after
 `max_tasks` tasks, a task past its timeout (here only a backstop: the chunk's files' deadlines summed) has
@@ -7,22 +8,28 @@ its worker killed. This module adds the per-file policy on top: a worker arms ea
 loses its worker the file at fault is known; it is tried once more on its own (a new task, so in a worker
 that did not just fail) and quarantined if that fails too; the other files of the chunk go again, unharmed.
 A worker killed while an external tool runs for its file takes the tool's process group with it.
+
+What a scan pays per file is kept small (issue 18): a chunk has one future, not one per file, and its
+results come back as the worker made them, each file's meta already JSON text that the store writes as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import mmap
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import multiprocessing.process
 import os
 import signal
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Sequence
-from concurrent.futures import CancelledError, Future, InvalidStateError
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -35,11 +42,17 @@ import structlog
 from scanguard.config import ScanConfig
 from scanguard.errors import WorkersUnavailable
 from scanguard.processing import builtins, tools, worker
-from scanguard.processing.context import FileContext, FileOutcome
+from scanguard.processing.chunk import Chunk
+from scanguard.processing.context import FileContext, FileOutcome, Result
 
 log = structlog.get_logger("scanguard.workers")
-CHUNK_FILES = 16  # a chunk's IPC is small next to 16 files' reading; each file has its own deadline
+CHUNK_FILES = 64  # a chunk's IPC is small next to 16 files' reading; each file has its own deadline
 CHUNK_GRACE = 5.0  # the backstop past a chunk's summed deadlines, for a worker whose own deadline failed
+# pebble replaces a worker that retired (after worker_max_files) or died on its next status poll, every
+# CONSTS.sleep_unit (0.1 s by default): workers that retire together left the cores idle that long each
+# time. The setting is pebble's, for the whole process; polling every 20 ms costs an idle service 0.05 % of
+# a core.
+PEBBLE_POLL = 0.02
 SLOTS = 1 << 16  # tasks in flight at once, each with its progress mark
 MARK_BYTES = 4
 SLOT_BYTES = MARK_BYTES * worker.MARK_FIELDS
@@ -48,7 +61,23 @@ SLOT_BYTES = MARK_BYTES * worker.MARK_FIELDS
 def _preload(names: Sequence[str]) -> list[str]:
     """What the forkserver imports once for every worker it forks: the built-ins' parsers, whole (a
     recycled worker would otherwise import mutagen's 44 modules again on its first file)."""
-    return ["scanguard.processing.builtins", *(m for n in names for m in builtins.PRELOAD.get(n, ()))]
+    return [
+        "scanguard.processing.spawning",
+        "scanguard.processing.worker",
+        "scanguard.processing.builtins",
+        *(m for n in names for m in builtins.PRELOAD.get(n, ())),
+    ]
+
+
+def prestart(names: Sequence[str]) -> None:
+    """Start the forkserver that forks the workers, now: its imports (the parsers: a few tenths of a second)
+    run on another core beside the process's own start-up instead of before the first file is read.
+
+    For a process about to scan (`scanguard scan`): the forkserver lives as long as the process (it ends
+    with it), so a pool never starts it itself before its first file — a Runtime whose start fails leaves
+    no process behind."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(names))
+    multiprocessing.forkserver.ensure_running()
 
 
 def _signal_name(number: int) -> str:
@@ -120,13 +149,6 @@ class _Marks:
             os.unlink(self.path)
 
 
-@dataclass(slots=True)
-class _File:
-    ctx: FileContext
-    future: Future[FileOutcome]
-    strikes: int = 0  # failures while it was the file being worked on
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class _Generation:
     """One pebble pool and its marks: made, renewed and retired together. A task's callback names the
@@ -139,15 +161,27 @@ class _Generation:
 
 @dataclass(slots=True, eq=False, weakref_slot=True)
 class Submission:
-    """One scan's files in the pool: a future per file, and the pool tasks still working for them."""
+    """One scan's files in the pool, in chunks (each file's result is its chunk's), and the pool tasks
+    still working for them."""
 
-    futures: list[Future[FileOutcome]]
+    chunks: list[Chunk]
     _tasks: set[Future[Any]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cancelled: bool = False
 
     def done(self) -> bool:
-        return all(f.done() for f in self.futures)
+        return all(chunk.finished for chunk in self.chunks)
+
+    def outcomes(self, timeout: float) -> list[FileOutcome]:
+        """Every file's outcome, in order, once all are in (raises a chunk's error, e.g. WorkersUnavailable)."""
+        deadline = time.monotonic() + timeout
+        out: list[FileOutcome] = []
+        for chunk in self.chunks:
+            chunk.future.result(timeout=max(0.0, deadline - time.monotonic()))
+            for index in range(len(chunk.contexts)):
+                meta, error, reason = chunk.result(index)
+                out.append(FileOutcome(None if meta is None else json.loads(meta), error, reason))
+        return out
 
     def cancel(self) -> None:
         """Stop working for these files: queued tasks are dropped, running ones have their worker stopped."""
@@ -156,8 +190,8 @@ class Submission:
             tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        for fut in self.futures:
-            fut.cancel()
+        for chunk in self.chunks:
+            chunk.fail(CancelledError())
 
 
 class FilePool:
@@ -173,14 +207,13 @@ class FilePool:
         self._closed = False
         self._broken: BaseException | None = None
         self._started = False  # pebble starts a pool (and its workers) on the first task
+        pebble.CONSTS.sleep_unit = min(pebble.CONSTS.sleep_unit, PEBBLE_POLL)
         self._current = self._new_generation()
 
     def _new_generation(self) -> _Generation:
         marks = _Marks()
         context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
-        context.set_forkserver_preload(
-            ["scanguard.processing.spawning", "scanguard.processing.worker", *_preload(self.names)]
-        )
+        context.set_forkserver_preload(_preload(self.names))
         pool = pebble.ProcessPool(
             max_workers=self.workers,
             max_tasks=max(1, self.config.worker_max_files // CHUNK_FILES),
@@ -216,7 +249,7 @@ class FilePool:
             self._break(RuntimeError("the pool stopped working (its workers expired)"), current)
 
     def _break(self, error: BaseException, generation: _Generation) -> None:
-        """The pool broke down: every unfinished file of every submission fails the scan it belongs to.
+        """The pool broke down: every unfinished chunk of every submission fails the scan it belongs to.
         News from a pool already retired is old: its files failed when it broke."""
         with self._lock:
             if self._closed or generation is not self._current:
@@ -226,22 +259,28 @@ class FilePool:
         log.error("workers.broken", error=f"{type(error).__name__}: {error}")
         failure = WorkersUnavailable(f"the worker pool broke down: {type(error).__name__}: {error}")
         for sub in submissions:
-            for fut in sub.futures:
-                _settle(fut, failure)
+            for chunk in sub.chunks:
+                chunk.fail(failure)
+
+    def chunk_size(self, files: int) -> int:
+        """Files per chunk: CHUNK_FILES, or fewer when that spreads a small submission over every worker."""
+        return max(1, min(CHUNK_FILES, -(-files // self.workers)))
 
     def submit(self, contexts: Sequence[FileContext]) -> Submission:
-        """Queue files for processing; each future resolves to the file's outcome, never to an exception."""
+        """Queue files for processing, in chunks; each file's result is its chunk's, never an exception
+        of its own (a chunk fails as a whole only when the pool breaks down or the scan lets go)."""
         self._renew_if_broken()
-        sub = Submission([Future() for _ in contexts])
+        size = self.chunk_size(len(contexts))
+        sub = Submission([Chunk(contexts[at : at + size]) for at in range(0, len(contexts), size)])
         with self._lock:  # _break walks the set on pebble's callback thread
             self._submissions.add(sub)
-        files = [_File(ctx, fut) for ctx, fut in zip(contexts, sub.futures, strict=True)]
-        for start in range(0, len(files), CHUNK_FILES):
-            self._schedule(sub, files[start : start + CHUNK_FILES])
+        for chunk in sub.chunks:
+            self._schedule(sub, chunk, 0, len(chunk.contexts))
         return sub
 
-    def _schedule(self, sub: Submission, files: list[_File]) -> None:
-        if not files:
+    def _schedule(self, sub: Submission, chunk: Chunk, start: int, stop: int) -> None:
+        """Run the chunk's files start..stop-1 as one task."""
+        if start >= stop:
             return
         with sub._lock:
             if sub._cancelled:
@@ -252,8 +291,8 @@ class FilePool:
                 try:
                     task = generation.pool.schedule(
                         worker.process_chunk,
-                        args=(self.names, [f.ctx for f in files], slot),
-                        timeout=self.file_timeout * len(files) + CHUNK_GRACE,
+                        args=(self.names, chunk.contexts[start:stop], slot),
+                        timeout=self.file_timeout * (stop - start) + CHUNK_GRACE,
                     )
                     break
                 except RuntimeError as exc:  # closed (the service is stopping) or broken down
@@ -262,15 +301,21 @@ class FilePool:
                         continue  # renewed by another scan meanwhile: the new pool takes them
                     if not self._closed:
                         self._break(exc, generation)
-                    for f in files:
-                        _settle(f.future, FileOutcome.failed("error", f"worker pool stopped: {exc}"))
+                    chunk.fill(start, [(None, f"worker pool stopped: {exc}", "error")] * (stop - start))
                     return
             sub._tasks.add(task)
             self._started = True
-        task.add_done_callback(lambda done: self._done(sub, done, files, slot, generation))
+        task.add_done_callback(lambda done: self._done(sub, done, chunk, start, stop, slot, generation))
 
     def _done(
-        self, sub: Submission, task: Future[Any], files: list[_File], slot: int, generation: _Generation
+        self,
+        sub: Submission,
+        task: Future[Any],
+        chunk: Chunk,
+        start: int,
+        stop: int,
+        slot: int,
+        generation: _Generation,
     ) -> None:
         with sub._lock:
             sub._tasks.discard(task)
@@ -292,24 +337,21 @@ class FilePool:
             tools.kill_group(tool)
             # the file it was on is the suspect: tried once more, on its own; the files before it lost
             # their results and go again, those after it never ran
-            at = max(mark, 1) - 1
-            suspect = files[at]
-            suspect.strikes += 1
-            self._schedule(sub, files[:at])
-            if suspect.strikes >= 2:
-                _settle(suspect.future, self._quarantine(suspect.ctx, exc))
+            at = start + max(mark, 1) - 1
+            strikes = chunk.strikes[at] = chunk.strikes.get(at, 0) + 1
+            self._schedule(sub, chunk, start, at)
+            if strikes >= 2:
+                chunk.fill(at, [self._quarantine(chunk.contexts[at], exc)])
             else:
-                self._schedule(sub, [suspect])
-            self._schedule(sub, files[at + 1 :])
+                self._schedule(sub, chunk, at, at + 1)
+            self._schedule(sub, chunk, at + 1, stop)
             return
-        except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: this chunk's files fail, not the pool
-            for f in files:
-                _settle(f.future, FileOutcome.failed("error", f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: this task's files fail, not the pool
+            chunk.fill(start, [(None, f"{type(exc).__name__}: {exc}", "error")] * (stop - start))
             return
-        for f, (meta, error) in zip(files, results, strict=True):
-            _settle(f.future, FileOutcome(meta, error, "error" if error else None))
+        chunk.fill(start, results)
 
-    def _quarantine(self, ctx: FileContext, exc: BaseException) -> FileOutcome:
+    def _quarantine(self, ctx: FileContext, exc: BaseException) -> Result:
         if isinstance(exc, pebble.ProcessExpired) and exc.exitcode != -worker.DEADLINE_SIGNAL:
             code = exc.exitcode
             if code < 0:
@@ -319,7 +361,7 @@ class FilePool:
         else:
             reason, error = "timeout", f"timeout: no result within {self.file_timeout:g} s"
         log.warning("workers.gave_up", job_id=ctx.job_id, path=ctx.path, reason=reason, error=error)
-        return FileOutcome.failed(reason, f"{error} (tried twice, the second time on its own)")
+        return None, f"{error} (tried twice, the second time on its own)", reason
 
     def close(self, timeout: float) -> tuple[int, ...]:
         """Stop every worker within `timeout`: running tasks are dropped (their scans are stopping too).
@@ -373,15 +415,3 @@ def _retire(generation: _Generation, timeout: float) -> tuple[int, ...]:
     log.error("workers.abandoned", pids=list(abandoned), after=timeout)
     marks.close()
     return abandoned
-
-
-def _settle(fut: Future[FileOutcome], outcome: FileOutcome | BaseException) -> None:
-    """Resolve a file's future once; one already resolved (the pool broke down meanwhile) stays as it is."""
-    try:
-        if fut.set_running_or_notify_cancel():
-            if isinstance(outcome, BaseException):
-                fut.set_exception(outcome)
-            else:
-                fut.set_result(outcome)
-    except (RuntimeError, InvalidStateError):
-        return

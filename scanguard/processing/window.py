@@ -5,7 +5,9 @@ from __future__ import annotations
 import collections
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
+from scanguard.processing.chunk import Chunk
 from scanguard.processing.context import FileOutcome
 from scanguard.records import FileRow, Identity, Moved
 from scanguard.walk import WalkItem
@@ -14,7 +16,8 @@ from scanguard.walk import WalkItem
 @dataclass(slots=True)
 class Entry:
     """One walked entry: skipped, unchanged (no row; perhaps its identity to record), moved (a known row
-    takes this path, with no work), or a row to write once its per-file work is done."""
+    takes this path, with no work), or a row to write once its per-file work is done: the pool's (file
+    `index` of `chunk`) and the in-process processor's (`work`)."""
 
     item: WalkItem
     row: FileRow | None = None
@@ -22,15 +25,26 @@ class Entry:
     work: tuple[Future[FileOutcome], ...] = ()
     moved: Moved | None = None
     identity: Identity | None = None
+    chunk: Chunk | None = None
+    index: int = 0
 
     @property
     def ready(self) -> bool:
+        chunk = self.chunk
+        if chunk is not None and not chunk.finished:
+            return False
         work = self.work
         if not work:
             return True
         if len(work) == 1:
             return work[0].done()
         return all(f.done() for f in work)
+
+    def blocker(self) -> Future[Any] | None:
+        """What this entry's work still waits for (None: it is ready)."""
+        if self.chunk is not None and not self.chunk.finished:
+            return self.chunk.future
+        return next((f for f in self.work if not f.done()), None)
 
 
 @dataclass(slots=True)
@@ -81,7 +95,7 @@ class Window:
         head = self.segments[0]
         return head.advance() == len(head.entries)
 
-    def head_blocker(self) -> Future[FileOutcome] | None:
+    def head_blocker(self) -> Future[Any] | None:
         """The first unfinished piece of work of the oldest segment: what its next commit waits for."""
         if not self.segments:
             return None
@@ -89,7 +103,7 @@ class Window:
         end = head.advance()
         if end == len(head.entries):
             return None
-        return next(f for f in head.entries[end].work if not f.done())
+        return head.entries[end].blocker()
 
     def take(self) -> Ready | None:
         """The ready prefix of the oldest segment (the segment leaves once it is all taken), or None."""

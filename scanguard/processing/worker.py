@@ -11,9 +11,9 @@ import resource
 import signal
 import sys
 import time
-from typing import Any, Final
+from typing import Final
 
-from scanguard.processing.context import FileContext, describe
+from scanguard.processing.context import FileContext, Result, describe
 from scanguard.processing.registry import NamedProcessor, resolve
 
 MIB = 1024 * 1024
@@ -25,6 +25,8 @@ DEADLINE_SIGNAL: Final = signal.SIGALRM  # its default action ends the worker, w
 PR_SET_PDEATHSIG: Final = 1
 
 _resolved: dict[tuple[str, ...], tuple[NamedProcessor, ...]] = {}
+_keys: dict[str, str] = {}  # processor name -> its name as a JSON string, the key of its results
+_encode = json.JSONEncoder().encode  # json.dumps' defaults, without its per-call checks
 _marks: memoryview | None = None
 _slot: int | None = None  # the slot of the task being worked on
 _file_timeout = 0.0
@@ -79,31 +81,24 @@ def tool_ended() -> None:
     _mark(TOOL, 0)
 
 
-def apply(
-    processors: tuple[NamedProcessor, ...], ctx: FileContext
-) -> tuple[dict[str, Any] | None, str | None]:
-    """Every processor that reads this file's media type: ({name: result}, None) or (partial, the error)."""
-    meta: dict[str, Any] = {}
+def apply(processors: tuple[NamedProcessor, ...], ctx: FileContext) -> tuple[str | None, str | None]:
+    """Every processor that reads this file's media type: its meta as JSON text (None: no result) and the
+    errors (None: none). Each result is encoded once, here: a result that cannot be stored is this file's
+    error, and the service writes the text as it is."""
+    parts: list[str] = []
     errors: list[str] = []
     for proc in processors:
         if not proc.applies_to(ctx.media_type):
             continue
         try:
-            result = proc.function(ctx)
-            if proc.media_type is None:
-                json.dumps(
-                    result
-                )  # a host's result that cannot be stored is this file's error, not the batch's
+            parts.append(f"{_keys[proc.name]}: {_encode(proc.function(ctx))}")
         except Exception as exc:  # noqa: BLE001 - a processor failing on one file is that file's error
             errors.append(f"{proc.name}: {describe(exc)}")
-            continue
-        meta[proc.name] = result
-    return (meta or None), ("; ".join(errors) or None)
+    meta = "{" + ", ".join(parts) + "}" if parts else None
+    return meta, ("; ".join(errors) or None)
 
 
-def process_chunk(
-    names: tuple[str, ...], contexts: list[FileContext], slot: int
-) -> list[tuple[dict[str, Any] | None, str | None]]:
+def process_chunk(names: tuple[str, ...], contexts: list[FileContext], slot: int) -> list[Result]:
     """The task a worker runs: each file of the chunk through the named processors, in order.
 
     Before each file it marks the task's slot, so that when the worker dies or is killed mid-chunk the
@@ -115,7 +110,8 @@ def process_chunk(
     processors = _resolved.get(names)
     if processors is None:
         processors = _resolved[names] = resolve(names)
-    results = []
+        _keys.update((proc.name, _encode(proc.name)) for proc in processors)
+    results: list[Result] = []
     _slot = slot
     try:
         for index, ctx in enumerate(contexts):
@@ -123,7 +119,8 @@ def process_chunk(
             if _file_timeout > 0:
                 _deadline = time.monotonic() + _file_timeout
                 signal.setitimer(signal.ITIMER_REAL, _file_timeout)
-            results.append(apply(processors, ctx))
+            meta, error = apply(processors, ctx)
+            results.append((meta, error, None if error is None else "error"))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         _slot = _deadline = None

@@ -14,6 +14,7 @@ from sqlalchemy.pool import StaticPool
 
 from scanguard.config import DatabaseConfig, SafeguardConfig
 from scanguard.errors import ConfigError
+from scanguard.store import jsontext
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -112,7 +113,11 @@ def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) 
         if url.database in (None, "", ":memory:"):
             # one shared connection, or every checkout would see a new, empty database
             engine = sa.create_engine(
-                url, echo=cfg.echo, poolclass=StaticPool, connect_args={"check_same_thread": False}
+                url,
+                echo=cfg.echo,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+                json_serializer=jsontext.dumps,
             )
         else:
             # every transaction ends in an explicit commit or rollback: no reset round trip on return;
@@ -124,6 +129,7 @@ def create_engine(cfg: DatabaseConfig, timeouts: SessionTimeouts | None = None) 
                 pool_reset_on_return=None,
                 pool_size=max(cfg.pool_size, SQLITE_POOL),
                 max_overflow=-1,
+                json_serializer=jsontext.dumps,
             )
         _sqlite_setup(engine, cfg)
         return engine
@@ -152,6 +158,7 @@ def _postgresql_options(
         "max_overflow": 2 * cfg.pool_size,
         "pool_pre_ping": True,
         "connect_args": {} if timeouts is None else timeouts.connect_args(asynchronous=asynchronous),
+        "json_serializer": jsontext.dumps,
     }
 
 

@@ -204,3 +204,27 @@ def test_processors_added_to_a_scanned_library_read_its_unchanged_files_once(
     again = rt.wait_for_job(rt.start_scan(library.id).id, ("completed",), timeout=30)
     assert again.files_changed == 0
     assert _files(rt, library.id) == files, "a second rescan reads nothing again"
+
+
+def test_audio_tags_opens_every_real_audio_file_as_mutagen_file_would(tmp_path: Path) -> None:
+    """Issue 18's shortcut (a file whose extension and signature agree is opened as that format, without
+    mutagen.File weighing 24 formats) reads exactly what mutagen.File(path, easy=True) reads, corrupt
+    file included."""
+    import mutagen
+
+    from scanguard.processing import audio_formats
+
+    lib = build_tagged_library(tmp_path / "library")
+    paths = [lib.root / rel for rel in lib.of_type("audio")]
+    assert {p.suffix for p in paths} == {".flac", ".mp3", ".ogg"}
+    for path in paths:
+        ours, theirs = audio_formats.load(str(path)), mutagen.File(str(path), easy=True)
+        assert type(ours) is type(theirs), path
+        assert dict(ours.tags or {}) == dict(theirs.tags or {}), path
+        assert ours.info.pprint() == theirs.info.pprint(), path
+    corrupt = str(lib.root / lib.corrupt)
+    with pytest.raises(mutagen.MutagenError) as ours_error:
+        audio_formats.load(corrupt)
+    with pytest.raises(mutagen.MutagenError) as theirs_error:
+        mutagen.File(corrupt, easy=True)
+    assert type(ours_error.value) is type(theirs_error.value)

@@ -12,7 +12,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import scanguard
 from scanguard.actors.workers import WorkerPoolActor
 from scanguard.processing import tools
 from scanguard.processing.context import FileContext, FileOutcome
-from scanguard.processing.pool import CHUNK_FILES, FilePool
+from scanguard.processing.pool import CHUNK_FILES, FilePool, Submission
 from tests.support.hostproc import NAME as HOST
 from tests.support.hostproc import TOOL, alive, pids, read_calls
 from tests.support.probing import read_outcome
@@ -48,9 +47,8 @@ def _pool(**scan: object) -> FilePool:
     return FilePool(cfg.scan.processors, cfg.scan)
 
 
-def _outcomes(futures: list[Future[FileOutcome]], timeout: float) -> list[FileOutcome]:
-    deadline = time.monotonic() + timeout
-    return [f.result(timeout=max(0.01, deadline - time.monotonic())) for f in futures]
+def _outcomes(sub: Submission, timeout: float) -> list[FileOutcome]:
+    return sub.outcomes(timeout)
 
 
 def test_a_processor_exception_is_recorded_once_and_its_chunk_mates_are_not_rerun(tmp_path: Path) -> None:
@@ -59,7 +57,7 @@ def test_a_processor_exception_is_recorded_once_and_its_chunk_mates_are_not_reru
         names = [f"{i:02d}.flac" for i in range(10)]
         names[4] = "raise-04.flac"
         ctxs = _contexts(tmp_path / "lib", names)
-        outcomes = _outcomes(pool.submit(ctxs).futures, 30)
+        outcomes = _outcomes(pool.submit(ctxs), 30)
     finally:
         pool.close(5)
     assert outcomes[4].reason == "error"
@@ -68,11 +66,53 @@ def test_a_processor_exception_is_recorded_once_and_its_chunk_mates_are_not_reru
     assert Counter(read_calls(tmp_path / "lib")) == Counter(names), "each file processed exactly once"
 
 
+def test_files_travel_in_chunks_each_with_one_future_and_a_small_submission_is_spread_over_every_worker(
+    tmp_path: Path,
+) -> None:
+    """Issue 18: the scan waits on a future per chunk, not per file; a submission smaller than the workers'
+    share of chunks is cut so that every worker gets some. Each file's meta comes back as the JSON text its
+    worker encoded (the service writes it as it is)."""
+    pool = _pool(workers=2)
+    try:
+        many = pool.submit(_contexts(tmp_path / "lib", [f"{i:03d}.flac" for i in range(2 * CHUNK_FILES + 1)]))
+        few = pool.submit(_contexts(tmp_path / "few", [f"{i:02d}.flac" for i in range(10)]))
+        outcomes = _outcomes(many, 30) + _outcomes(few, 30)
+    finally:
+        pool.close(5)
+    assert [len(c.contexts) for c in many.chunks] == [CHUNK_FILES, CHUNK_FILES, 1]
+    assert [len(c.contexts) for c in few.chunks] == [5, 5]
+    assert len({id(c.future) for c in [*many.chunks, *few.chunks]}) == 5
+    assert all(o.meta == {HOST: {"size": 10}} for o in outcomes)
+    text, error, reason = many.chunks[0].result(0)
+    assert (text, error, reason) == (f'{{"{HOST}": {{"size": 10}}}}', None, None)
+    calls = Counter(read_calls(tmp_path / "lib"))  # one log beside both libraries
+    assert len(calls) == 2 * CHUNK_FILES + 1 + 10
+    assert set(calls.values()) == {1}, "each file processed exactly once"
+
+
+def test_a_result_that_json_cannot_hold_is_that_files_error_and_its_chunk_mates_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    """The worker encodes each file's meta: what cannot be stored fails that file alone, named, not the
+    chunk or the batch its row would have gone into."""
+    pool = _pool(workers=1)
+    try:
+        names = ["a.flac", "unjson-b.flac", "c.flac"]
+        outcomes = _outcomes(pool.submit(_contexts(tmp_path / "lib", names)), 30)
+    finally:
+        pool.close(5)
+    assert [o.meta is not None for o in outcomes] == [True, False, True]
+    assert outcomes[1].reason == "error"
+    assert (outcomes[1].error or "").startswith(f"{HOST}: TypeError"), outcomes[1].error
+    assert "not JSON serializable" in (outcomes[1].error or "")
+    assert Counter(read_calls(tmp_path / "lib")) == Counter(names), "each file processed exactly once"
+
+
 def test_workers_are_recycled_after_worker_max_files(tmp_path: Path) -> None:
     pool = _pool(workers=1, worker_max_files=CHUNK_FILES)
     try:
         ctxs = _contexts(tmp_path / "lib", [f"{i:03d}.flac" for i in range(CHUNK_FILES * 4)])
-        outcomes = _outcomes(pool.submit(ctxs).futures, 30)
+        outcomes = _outcomes(pool.submit(ctxs), 30)
     finally:
         pool.close(5)
     assert all(o.meta is not None for o in outcomes)
@@ -89,7 +129,7 @@ def test_a_hang_in_a_chunk_costs_two_deadlines_and_only_the_hung_file_is_quarant
         names[5] = "hang-05.flac"
         ctxs = _contexts(tmp_path / "lib", names)
         started = time.monotonic()
-        outcomes = _outcomes(pool.submit(ctxs).futures, 4 * TIMEOUT + 20)
+        outcomes = _outcomes(pool.submit(ctxs), 4 * TIMEOUT + 20)
         took = time.monotonic() - started
     finally:
         pool.close(5)
@@ -112,12 +152,13 @@ def test_a_pool_whose_workers_cannot_start_fails_its_files_work_at_once_and_is_r
     try:
         os.unlink(pool._current.marks.path)  # the workers start lazily: their initializer will not find it
         ctxs = _contexts(tmp_path / "lib", [f"{i:02d}.flac" for i in range(20)])
-        futures = pool.submit(ctxs).futures
-        wait_for(lambda: (pool.check(), all(f.done() for f in futures))[1], 30, "the files to fail")
-        for fut in futures:
-            with pytest.raises(scanguard.WorkersUnavailable, match="broke down"):
-                fut.result(timeout=30)
-        again = _outcomes(pool.submit(ctxs).futures, 30)
+        sub = pool.submit(ctxs)
+        wait_for(lambda: (pool.check(), sub.done())[1], 30, "the files to fail")
+        for chunk in sub.chunks:
+            for index in range(len(chunk.contexts)):
+                with pytest.raises(scanguard.WorkersUnavailable, match="broke down"):
+                    chunk.result(index)
+        again = _outcomes(pool.submit(ctxs), 30)
     finally:
         pool.close(5)
     assert all(o.meta is not None for o in again), "a renewed pool reads the files"
@@ -206,7 +247,7 @@ def test_a_stop_that_its_workers_hold_up_returns_within_its_bound_and_names_the_
 @pytest.mark.timeout(30)
 def test_a_stop_with_nothing_stuck_abandons_nothing(tmp_path: Path) -> None:
     pool = _pool(workers=2)
-    outcomes = _outcomes(pool.submit(_contexts(tmp_path / "lib", ["a.flac", "b.flac"])).futures, 30)
+    outcomes = _outcomes(pool.submit(_contexts(tmp_path / "lib", ["a.flac", "b.flac"])), 30)
     assert all(o.meta is not None for o in outcomes)
     assert pool.close(10) == ()
 
@@ -227,7 +268,7 @@ def test_renewing_a_broken_pool_does_not_hold_the_scan_while_the_old_workers_sto
         started = time.monotonic()
         sub = pool.submit(_contexts(tmp_path / "new", ["fine.flac"]))
         took = time.monotonic() - started
-        outcomes = _outcomes(sub.futures, 30)
+        outcomes = _outcomes(sub, 30)
     finally:
         pool.close(5)
     assert took < 2.5, f"the submission waited {took:.2f} s for the broken pool to stop"
@@ -260,7 +301,7 @@ def test_every_file_of_a_chunk_has_its_own_deadline(tmp_path: Path) -> None:
     try:
         # the late file first: files before a killed one lose their results and go again (by design)
         names = ["hang-0.flac"] + [f"slow-{i}.flac" for i in range(1, 5)]
-        outcomes = _outcomes(pool.submit(_contexts(tmp_path / "lib", names)).futures, 30)
+        outcomes = _outcomes(pool.submit(_contexts(tmp_path / "lib", names)), 30)
     finally:
         pool.close(5)
     assert [o.meta is not None for o in outcomes] == [False] + [True] * 4
@@ -323,7 +364,7 @@ def test_a_stop_whose_workers_never_report_their_end_returns_within_its_bound(tm
     from multiprocessing's children, whose exit hooks would otherwise wait for it when the service exits."""
     pool = _pool(workers=1)
     lib = tmp_path / "lib"
-    assert _outcomes(pool.submit(_contexts(lib, ["a.flac"])).futures, 30)[0].meta is not None
+    assert _outcomes(pool.submit(_contexts(lib, ["a.flac"])), 30)[0].meta is not None
     (worker,) = pids(lib)
     forkserver = psutil.Process(worker).ppid()
     os.kill(forkserver, signal.SIGSTOP)

@@ -1,7 +1,7 @@
 """A host's processor for tests, run in scanguard's worker processes: it misbehaves on files named for it.
 
 Files whose name starts with `hang`, `exit`, `segv`, `raise` or `memory` make it hang, `os._exit(3)`,
-segfault (ctypes), raise, or allocate 4 GiB; `stubborn` blocks SIGTERM and hangs (a worker that a stop
+segfault (ctypes), raise, or allocate 4 GiB; `unjson` makes it return what JSON cannot hold (a set); `stubborn` blocks SIGTERM and hangs (a worker that a stop
 cannot end in time, as one stuck in uninterruptible I/O); `slow` takes SLOW_SECONDS; `tool` runs the
 external tool TOOL (a script the test writes beside the library root) and returns its output. Every call is appended to `calls.log` beside the library
 root (one line per call: path, pid), so a test can count how often each file was processed.
@@ -101,6 +101,8 @@ def misbehave(ctx: FileContext) -> dict[str, Any]:
         ctypes.string_at(0)
     elif name.startswith("raise"):
         raise ValueError(f"cannot make sense of {name}")
+    elif name.startswith("unjson"):
+        return {"size": {ctx.size}}
     elif name.startswith("memory"):
         hog = bytearray(4 * 1024**3)
         return {"size": len(hog)}

@@ -38,7 +38,7 @@ def main(file_timeout: str, video: str) -> None:
     try:
         root, name = os.path.split(video)
         ctx = FileContext(1, 1, root, name, video, os.path.getsize(video), 1.0, "video")
-        outcome = pool.submit([ctx]).futures[0].result(timeout=60)
+        (outcome,) = pool.submit([ctx]).outcomes(timeout=60)
         print(
             OUTCOME + json.dumps({"meta": outcome.meta, "error": outcome.error, "reason": outcome.reason}),
             flush=True,
