@@ -115,7 +115,7 @@ def build_trees(root: Path, libraries: int, files: int) -> list[Path]:
 class Server:
     """`scanguard serve` as a child process; its log goes to a file."""
 
-    def __init__(self, workdir: Path, batch_size: int) -> None:
+    def __init__(self, workdir: Path, batch_size: int, extra_env: dict[str, str]) -> None:
         self.db = workdir / "scanguard.db"
         self.log_path = workdir / "serve.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
@@ -126,6 +126,7 @@ class Server:
                 "SCANGUARD_SCAN_BATCH_SIZE": str(batch_size),
                 "SCANGUARD_LOG_LEVEL": "warning",
                 "SCANGUARD_LOG_FORMAT": "json",
+                **extra_env,
             }
         )
         exe = shutil.which("scanguard", path=str(Path(sys.executable).parent)) or "scanguard"
@@ -196,6 +197,7 @@ class Stats:
     server_errors: list[str] = field(default_factory=list)
     started: float = 0.0
     elapsed: float = 0.0  # from the first request to the last answer
+    client_cpu: float = 0.0  # this process's CPU seconds meanwhile (the clients and the poller)
 
 
 def choose(op: str, lib: int, jobs: dict[int, int], rng: random.Random) -> tuple[str, str, str]:
@@ -321,7 +323,8 @@ def report(
     total = sum(len(v) for v in stats.latency.values())
     rate = total / seconds
     print(
-        f"\n{total} requests in {seconds:.1f} s ({rate:.0f}/s); server CPU {cpu:.1f} s ({cpu / seconds:.2f} cores)"
+        f"\n{total} requests in {seconds:.1f} s ({rate:.0f}/s); CPU seconds: server {cpu:.1f} "
+        f"({cpu / seconds:.2f} cores), clients {stats.client_cpu:.1f} ({stats.client_cpu / seconds:.2f} cores)"
     )
     header = f"{'route':<26} {'n':>7} {'req/s':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99/healthz':>12}  statuses"
     print(header)
@@ -389,14 +392,15 @@ def measure(workdir: Path, mix: Mix, args: argparse.Namespace) -> Outcome:
     """One run: a fresh server on a fresh database over the trees in `workdir`, loaded for --seconds."""
     trees = sorted((workdir / "media").iterdir())
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
-    server = Server(run_dir, args.batch_size)
+    server = Server(run_dir, args.batch_size, dict(item.split("=", 1) for item in args.env))
     print(f"\nserver at {server.url}; {args.clients} clients for {args.seconds:g} s ({args.mix} mix)")
     poller = ActiveJobPoller(server.db)
     poller.start()
     try:
-        cpu_before = cpu_seconds(server.proc.pid)
+        cpu_before, client_before = cpu_seconds(server.proc.pid), time.process_time()
         stats = asyncio.run(run_load(server, trees, mix, args.clients, args.seconds, args.seed))
         cpu = cpu_seconds(server.proc.pid) - cpu_before
+        stats.client_cpu = time.process_time() - client_before
         scans = job_states(server.db)
     finally:
         poller.stop_event.set()
@@ -474,6 +478,9 @@ def main() -> int:
     parser.add_argument("--files", type=int, help="media files per library (default: the mix's)")
     parser.add_argument("--batch-size", type=int, help="scan batch size (default: the mix's)")
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="server environment (repeatable)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     mix = MIXES[args.mix]
