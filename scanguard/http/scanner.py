@@ -6,12 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
+from scanguard.control import JobOperation
 from scanguard.errors import Conflict, ScanguardError
 from scanguard.http.params import paging, path_id, query_bool, query_id, query_list, query_str
 from scanguard.http.state import runtime_of, slot_of
-from scanguard.records import STATUSES
-from scanguard.runtime import Runtime
+from scanguard.records import STATUSES, Job, Page
 from scanguard.scope import MAX_HTTP_SCOPE_PATH, MAX_SCOPE_PATHS
+from scanguard.store.reads import ActiveJobs, ListJobs
+from scanguard.validation import job_statuses
 
 routes = web.RouteTableDef()
 BASE = "/api/admin/scanner"
@@ -68,12 +70,14 @@ async def safe_delete_job(request: web.Request) -> web.Response:
 # ---- the seed's older paths: aliases of the safe operations, by library id ----------------
 
 
-async def _active_job_id(rt: Runtime, library_id: int) -> int:
-    """The library's active job, read now: 404 for an unknown library, 409 when it has none."""
-    job_id = await rt.aio.active_job_id(library_id)
-    if job_id is None:
+async def _on_active_job(request: web.Request, op: JobOperation) -> web.Response:
+    """`op` on the library's active job, found and routed in one read: 404 for an unknown library, 409
+    when it has none."""
+    library_id = path_id(request, "library_id")
+    job = await runtime_of(request).aio.on_active_job(op, library_id)
+    if job is None:
         raise NoActiveJob(library_id)
-    return job_id
+    return _job(job)
 
 
 @routes.post(BASE + "/start/{library_id}", name="start_alias")
@@ -83,16 +87,12 @@ async def start_alias(request: web.Request) -> web.StreamResponse:
 
 @routes.post(BASE + "/pause/{library_id}", name="pause_alias")
 async def pause_alias(request: web.Request) -> web.Response:
-    rt = runtime_of(request)
-    job_id = await _active_job_id(rt, path_id(request, "library_id"))
-    return _job(await rt.aio.pause_scan(job_id))
+    return await _on_active_job(request, "pause_scan")
 
 
 @routes.post(BASE + "/resume/{library_id}", name="resume_alias")
 async def resume_alias(request: web.Request) -> web.Response:
-    rt = runtime_of(request)
-    job_id = await _active_job_id(rt, path_id(request, "library_id"))
-    return _job(await rt.aio.resume_scan(job_id))
+    return await _on_active_job(request, "resume_scan")
 
 
 @routes.delete(BASE + "/jobs/{job_id}", name="delete_job_alias")
@@ -103,10 +103,25 @@ async def delete_job_alias(request: web.Request) -> web.StreamResponse:
 # ---- reading jobs --------------------------------------------------------------------------
 
 
+def _current_jobs(_query: ActiveJobs, jobs: tuple[Job, ...]) -> dict[str, Any]:
+    return {"jobs": [job.to_dict() for job in jobs]}
+
+
+def _jobs_page(query: ListJobs, page: Page[Job]) -> dict[str, Any]:
+    return {
+        "jobs": [job.to_dict() for job in page.items],
+        "total": page.total,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+
+
+# the hot reads: identical requests that arrive together share one read and one encoding of its answer
+
+
 @routes.get(BASE + "/current-jobs", name="current_jobs")
 async def current_jobs(request: web.Request) -> web.Response:
-    jobs = await slot_of(request).coalesced("current_jobs")()
-    return web.json_response({"jobs": [job.to_dict() for job in jobs]})
+    return await slot_of(request).json(ActiveJobs(), _current_jobs)
 
 
 @routes.get(BASE + "/jobs", name="list_jobs")
@@ -114,12 +129,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     status = query_str(request, "status", choices=STATUSES)
     library_id = query_id(request, "library_id")
     limit, offset = paging(request)
-    page = await runtime_of(request).aio.list_jobs(
-        status=status, library_id=library_id, limit=limit, offset=offset
-    )
-    return web.json_response(
-        {"jobs": [job.to_dict() for job in page.items], "total": page.total, "limit": limit, "offset": offset}
-    )
+    query = ListJobs(job_statuses(status), library_id, limit, offset)
+    return await slot_of(request).json(query, _jobs_page)
 
 
 @routes.get(BASE + "/jobs/{job_id}", name="get_job")
