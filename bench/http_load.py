@@ -92,7 +92,7 @@ MIXES = {
         ),
         clients=100,
         libraries=10,
-        files=20_000,
+        files=10_000,
         batch_size=1000,
         scanning=True,
         min_rate=500,
