@@ -32,6 +32,7 @@ from scanguard.records import (
 from scanguard.routing import operate
 from scanguard.store.database import Database
 from scanguard.store.reads import (
+    ActiveJobOf,
     ActiveJobs,
     GetJob,
     GetLibrary,
@@ -107,11 +108,6 @@ class AsyncRuntime:
     async def get_library(self, library_id: int) -> Library:
         return await self._db().aread(GetLibrary(library_id))
 
-    async def active_job_id(self, library_id: int) -> int | None:
-        """The library's job in pending, running or paused, if it has one (NotFound for no library)."""
-        _library, busy = await self._db().aread(LibraryForStart(library_id))
-        return busy
-
     async def list_libraries(self) -> tuple[Library, ...]:
         return await self._db().aread(ListLibraries())
 
@@ -161,6 +157,15 @@ class AsyncRuntime:
     async def delete_job(self, job_id: int) -> DeletedJob:
         deleted: DeletedJob = await self._operate(await self._job_request("delete_job", job_id))
         return deleted
+
+    async def on_active_job(self, op: JobOperation, library_id: int) -> Any:
+        """Pause, resume or delete the library's active job (the seed's alias routes), found with its
+        library in one read; None, with nothing done, when the library has no active job."""
+        read_at = time.monotonic()
+        found = await self._db().aread(ActiveJobOf(library_id))
+        if found is None:
+            return None
+        return await self._operate(job_request(op, read_at, *found))
 
     async def get_job(self, job_id: int) -> Job:
         return await self._db().aread(GetJob(job_id))

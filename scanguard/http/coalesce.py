@@ -3,13 +3,15 @@
 A request never gets an answer computed before it arrived: it waits for a call that *started* after its
 arrival — the one it starts itself, or one that a request queued behind it started meanwhile. So at most
 one call per read is in flight, 200 pollers cost the store one query at a time, and a client that pauses
-a job and then reads current-jobs still sees its own write.
+a job and then reads current-jobs still sees its own write. `SharedReads` does the same for reads named by
+a value (a declared read, say `ListJobs(("running",))`): one Coalesced per value, while it is in use.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -22,8 +24,9 @@ class Coalesced(Generic[T]):
     all of them wake together when it is done (one future), not one after another.
     """
 
-    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+    def __init__(self, read: Callable[[], Awaitable[T]], on_idle: Callable[[], None] | None = None) -> None:
         self._read = read
+        self._on_idle = on_idle  # called when a run ends and no request waits for another
         self._running = False
         self._next: asyncio.Future[T] | None = None  # the run that starts when the current one ends
         self._tasks: set[asyncio.Task[None]] = set()
@@ -55,6 +58,31 @@ class Coalesced(Generic[T]):
             self._running = False
             if self._next is not None:
                 self._start()
+            elif self._on_idle is not None:
+                self._on_idle()
+
+
+class SharedReads:
+    """Owns the coalesced runs of reads named by hashable values: concurrent requests for equal values
+    share one run (as `Coalesced` shares them: never one that started before the request); a value's
+    entry lives while a run of it is in flight or queued, so many distinct values leave nothing behind."""
+
+    def __init__(self, read: Callable[[Any], Awaitable[Any]]) -> None:
+        self._read = read
+        self._runs: dict[Hashable, Coalesced[Any]] = {}
+
+    def __len__(self) -> int:
+        """How many distinct values have a run in flight or queued."""
+        return len(self._runs)
+
+    async def __call__(self, key: Hashable) -> Any:
+        shared = self._runs.get(key)
+        if shared is None:
+            shared = self._runs[key] = Coalesced(partial(self._read, key), partial(self._forget, key))
+        return await shared()
+
+    def _forget(self, key: Hashable) -> None:
+        self._runs.pop(key, None)
 
 
 def _retrieved(answer: asyncio.Future[Any]) -> None:

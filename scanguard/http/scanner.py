@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from scanguard.control import JobOperation
 from scanguard.errors import Conflict, ScanguardError
 from scanguard.http.params import JobsQuery, StartQuery, path_id, query
 from scanguard.http.schemas import JobEnvelope, JobList, JobPage, reply
 from scanguard.http.state import runtime_of, slot_of
-from scanguard.records import Job
-from scanguard.runtime import Runtime
+from scanguard.input_checks import job_statuses
+from scanguard.records import Job, Page
+from scanguard.store.reads import ActiveJobs, ListJobs
 
 routes = web.RouteTableDef()
 BASE = "/api/admin/scanner"
@@ -67,12 +69,14 @@ async def safe_delete_job(request: web.Request) -> web.Response:
 # ---- the seed's older paths: aliases of the safe operations, by library id ----------------
 
 
-async def _active_job_id(rt: Runtime, library_id: int) -> int:
-    """The library's active job, read now: 404 for an unknown library, 409 when it has none."""
-    job_id = await rt.aio.active_job_id(library_id)
-    if job_id is None:
+async def _on_active_job(request: web.Request, op: JobOperation) -> web.Response:
+    """`op` on the library's active job, found and routed in one read: 404 for an unknown library, 409
+    when it has none."""
+    library_id = path_id(request, "library_id")
+    job = await runtime_of(request).aio.on_active_job(op, library_id)
+    if job is None:
         raise NoActiveJob(library_id)
-    return job_id
+    return _job(job)
 
 
 @routes.post(BASE + "/start/{library_id}", name="start_alias")
@@ -82,16 +86,12 @@ async def start_alias(request: web.Request) -> web.StreamResponse:
 
 @routes.post(BASE + "/pause/{library_id}", name="pause_alias")
 async def pause_alias(request: web.Request) -> web.Response:
-    rt = runtime_of(request)
-    job_id = await _active_job_id(rt, path_id(request, "library_id"))
-    return _job(await rt.aio.pause_scan(job_id))
+    return await _on_active_job(request, "pause_scan")
 
 
 @routes.post(BASE + "/resume/{library_id}", name="resume_alias")
 async def resume_alias(request: web.Request) -> web.Response:
-    rt = runtime_of(request)
-    job_id = await _active_job_id(rt, path_id(request, "library_id"))
-    return _job(await rt.aio.resume_scan(job_id))
+    return await _on_active_job(request, "resume_scan")
 
 
 @routes.delete(BASE + "/jobs/{job_id}", name="delete_job_alias")
@@ -102,19 +102,27 @@ async def delete_job_alias(request: web.Request) -> web.StreamResponse:
 # ---- reading jobs --------------------------------------------------------------------------
 
 
+def _current_jobs(_read: ActiveJobs, jobs: tuple[Job, ...]) -> JobList:
+    return JobList(tuple(jobs))
+
+
+def _jobs_page(read: ListJobs, page: Page[Job]) -> JobPage:
+    return JobPage(page.total, read.limit, read.offset, jobs=page.items)
+
+
+# the hot reads: identical requests that arrive together share one read and one encoding of its answer
+
+
 @routes.get(BASE + "/current-jobs", name="current_jobs")
 async def current_jobs(request: web.Request) -> web.Response:
-    jobs = await slot_of(request).coalesced("current_jobs")()
-    return reply(JobList(tuple(jobs)))
+    return await slot_of(request).json(ActiveJobs(), _current_jobs)
 
 
 @routes.get(BASE + "/jobs", name="list_jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     asked = query(request, JobsQuery)
-    page = await runtime_of(request).aio.list_jobs(
-        status=asked.status, library_id=asked.library_id, limit=asked.limit, offset=asked.offset
-    )
-    return reply(JobPage(page.total, asked.limit, asked.offset, jobs=page.items))
+    read = ListJobs(job_statuses(asked.status), asked.library_id, asked.limit, asked.offset)
+    return await slot_of(request).json(read, _jobs_page)
 
 
 @routes.get(BASE + "/jobs/{job_id}", name="get_job")

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 
 from scanguard.config import Config
 from scanguard.errors import RuntimeStopped
-from scanguard.http.coalesce import Coalesced
+from scanguard.http.coalesce import Coalesced, SharedReads
 from scanguard.http.middlewares import HttpMetrics
 from scanguard.http.progress import ProgressFeed
 from scanguard.runtime import Runtime
+from scanguard.store.reads import Read
+
+Q = TypeVar("Q", bound=Read[Any])
+R = TypeVar("R")
+Render = Callable[[Q, Any], object]  # the answer, as msgspec encodes it (scanguard.http.schemas)
+"""What a route answers for a read and its result, as a JSON-able value (a module-level function: the
+function is part of what identical requests share)."""
 
 
 @dataclass(slots=True)
@@ -28,6 +37,22 @@ class RuntimeSlot:
     progress: ProgressFeed | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     reads: dict[str, Coalesced[Any]] = field(default_factory=dict)
+    bodies: SharedReads = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bodies = SharedReads(self._body)
+
+    async def json(self, query: Q, render: Render[Q]) -> web.Response:
+        """The JSON answer `render(query, result)` to a declared read, shared with every identical request
+        that arrives while it is read (one read and one encoding for all of them, none older than the
+        request: see scanguard.http.coalesce)."""
+        body: bytes = await self.bodies((render, query))
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+    async def _body(self, key: tuple[Render[Any], Read[Any]]) -> bytes:
+        render, query = key
+        result = await self.get().aio.read(query)
+        return msgspec.json.encode(render(query, result))
 
     def coalesced(self, name: str) -> Coalesced[Any]:
         """The shared, coalesced form of the Runtime read `name` (current_jobs, safeguard_status, ...)."""

@@ -136,6 +136,21 @@ class JobWithLibrary(Read[tuple[Job, Library]]):
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveJobOf(Read[tuple[Job, Library] | None]):
+    """A library's active job (pending, running or paused) with the library, or None when it has none
+    (NotFound when the library is gone), read in one transaction: what the seed's alias routes act on."""
+
+    library_id: int
+
+    def __post_init__(self) -> None:
+        check_id("library_id", self.library_id)
+
+    def run(self, tx: Tx) -> tuple[Job, Library] | None:
+        _library, active = queries.library_for_start(tx, self.library_id)
+        return None if active is None else queries.job_with_library(tx, active)
+
+
+@dataclass(frozen=True, slots=True)
 class ListJobs(Read[Page[Job]]):
     """Jobs, newest first, filtered by status (any of `statuses`; none: all) and library."""
 

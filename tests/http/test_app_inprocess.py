@@ -14,7 +14,7 @@ from aiohttp import web
 
 import scanguard
 from scanguard.http import RUNTIME, create_app
-from scanguard.http.coalesce import Coalesced
+from scanguard.http.coalesce import Coalesced, SharedReads
 from tests.http.conftest import TOKEN, Api, ServerProcess
 from tests.support.inprocess import InProcessServer
 
@@ -149,6 +149,60 @@ def test_concurrent_reads_share_one_call_but_never_one_that_started_before_them(
     calls, results = asyncio.run(scenario())
     assert calls == 2  # one for the early reader, one shared by all fifty late ones
     assert results == [1] + [2] * 50  # nobody who arrived during call 1 got its (older) answer
+
+
+def test_reads_named_by_equal_values_share_one_run_and_leave_nothing_behind() -> None:
+    """Issue 18 item 4: jobs?status=running under 100 clients costs the store one query at a time, not one
+    per request; a different value is its own run; once nobody waits, no entry is kept."""
+
+    async def scenario() -> tuple[list[str], list[str], int]:
+        runs: list[str] = []
+        gate = asyncio.Event()
+
+        async def read(key: str) -> str:
+            runs.append(key)
+            await gate.wait()
+            return f"{key}#{runs.count(key)}"
+
+        shared = SharedReads(read)
+        early = asyncio.ensure_future(shared("running"))
+        await asyncio.sleep(0)
+        late = [asyncio.ensure_future(shared("running")) for _ in range(30)]
+        other = asyncio.ensure_future(shared("paused"))
+        await asyncio.sleep(0)
+        gate.set()
+        answers = [await early, *[await t for t in late], await other]
+        await asyncio.sleep(0)
+        return runs, answers, len(shared)
+
+    runs, answers, left = asyncio.run(scenario())
+    assert sorted(runs) == ["paused", "running", "running"]  # 32 requests, three reads
+    assert answers == ["running#1"] + ["running#2"] * 30 + ["paused#1"]  # none older than its request
+    assert left == 0
+
+
+def test_a_failed_shared_read_fails_the_requests_it_answers_and_the_later_ones_read_anew() -> None:
+    async def scenario() -> tuple[list[object], str, int]:
+        calls = 0
+
+        async def read(_key: str) -> str:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0)
+            if calls == 1:
+                raise scanguard.StoreUnavailable("busy")
+            return "fresh"
+
+        shared = SharedReads(read)
+        waiting = [asyncio.ensure_future(shared("k")) for _ in range(5)]
+        answers = await asyncio.gather(*waiting, return_exceptions=True)
+        results = [type(a).__name__ if isinstance(a, Exception) else a for a in answers]
+        return results, await shared("k"), len(shared)
+
+    results, after, left = asyncio.run(scenario())
+    assert results == ["StoreUnavailable"] + ["fresh"] * 4  # the four queued behind the failed run read anew
+    assert after == "fresh"
+    assert left == 0
 
 
 def test_serve_generates_a_token_once_keeps_it_private_and_reuses_it_after_a_restart(

@@ -155,3 +155,48 @@ def test_the_budget_counts_what_it_claims(
         assert cost.statements["get_library"] >= 2
     finally:
         rt.stop()
+
+
+def _check_alias(name: str, cost: Cost, write: str) -> None:
+    """An alias's budget: the safe route's, plus the one statement that finds the library's active job
+    (its read selects the library, then the job with its library, in one transaction)."""
+    print(f"{name} (alias): {cost.line()}")
+    assert len(cost.asks) <= MAX_ASKS, f"{name}: asks {cost.asks}"
+    assert cost.writes == [write], f"{name}: write transactions {cost.writes}"
+    assert cost.statement_total() <= STATEMENTS[name] + 1, f"{name}: statements {dict(cost.statements)}"
+
+
+def test_the_alias_routes_find_the_active_job_and_its_library_in_one_read(
+    serve: Callable[..., Served],
+) -> None:
+    """Issue 18 item 4: pause and resume by library id read the active job with its library once (they read
+    the library, then the job, before); a library with no active job is a 409 from that read alone."""
+    rt, api, library_id, gate = serve(30, gated=True)
+    started = api.post(f"/api/admin/scanner/safe/start/{library_id}")
+    assert started.status == 201, started.text
+    job_id = started.json["job"]["id"]
+    assert gate.reached.wait(30), "the scan reached its walk"
+    budget = Budget()
+    with budget.active(rt.database):
+        paused = api.post(f"/api/admin/scanner/pause/{library_id}")
+        assert paused.status == 200, paused.text
+        assert paused.json["job"]["id"] == job_id
+        cost = budget.operation("PauseScan")
+        assert cost.reads == ["active_job_of"]
+        _check_alias("pause", cost, "pause_job")
+        budget.reset()
+
+        gate.reached.clear()
+        assert api.post(f"/api/admin/scanner/resume/{library_id}").status == 200
+        cost = budget.operation("ResumeScan")
+        assert cost.reads == ["active_job_of"]
+        _check_alias("resume", cost, "resume_job")
+        assert gate.reached.wait(30), "the resumed scan reached its walk"
+        assert api.delete(f"/api/admin/scanner/safe/jobs/{job_id}").status == 200
+        budget.reset()
+
+        idle = api.post(f"/api/admin/scanner/pause/{library_id}")
+        assert idle.status == 409
+        assert idle.json["error"]["code"] == "no_active_job"
+        cost = budget.cost(CALLER)
+        assert (cost.asks, cost.writes, cost.reads) == ([], [], ["active_job_of"])
