@@ -10,9 +10,9 @@ transaction still open in this database are read: a cursor never passes an event
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from scanguard.ownership import lease_held_by_another
 from scanguard.store.tables import events, webhook_cursors, webhook_dead_letters
@@ -66,7 +66,16 @@ def ensure_cursor(tx: Tx, name: str) -> None:
     if (tx.conn.execute(sa.select(webhook_cursors.c.name).where(webhook_cursors.c.name == name))).first():
         return
     tx_id, event_id = _newest(tx)
-    insert = (postgresql.insert if tx.dialect == "postgresql" else sqlite.insert)(webhook_cursors)
+    # each dialect's insert is imported when first used: a SQLite process never loads the PostgreSQL one
+    insert: Any
+    if tx.dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+        insert = pg_insert(webhook_cursors)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+        insert = sqlite_insert(webhook_cursors)
     tx.conn.execute(
         insert.values(name=name, cursor=event_id, cursor_tx=tx_id, created_at=tx.now).on_conflict_do_nothing()
     )
