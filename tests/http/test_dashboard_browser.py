@@ -16,6 +16,7 @@ import pytest
 from tests.http.conftest import TOKEN, Api, ServerProcess
 from tests.support.trees import build_tree
 
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SCANGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SCANGUARD_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
@@ -113,7 +114,13 @@ def test_an_operator_adds_a_library_and_starts_watches_pauses_resumes_and_delete
 ) -> None:
     tree = tmp_path / "Music"
     build_tree(tree, 3000, 20)
-    server = start_server(sqlite_url, env={"SCANGUARD_SCAN_BATCH_SIZE": "2"})
+    # each batch of two files takes 20 ms (a slow disk): the bar moves for ~30 s whatever this machine's speed
+    paced = {
+        "SCANGUARD_TEST_FAULT_HOOK": "tests.support.pace_hook:pace_batch",
+        "SCANGUARD_TEST_PACE": "0.02",
+        "PYTHONPATH": str(REPO),
+    }
+    server = start_server(sqlite_url, env={"SCANGUARD_SCAN_BATCH_SIZE": "2", **paced})
     api = api_for(server)
     page = Page(browser)
     OUTPUT.mkdir(exist_ok=True)
