@@ -83,6 +83,7 @@ class _Live:
         self.loop = loop
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=LIVE_QUEUE)
         self.overflowed = False
+        self.lowest_dropped = MAX_ID  # the lowest id the overflow dropped: the catch-up starts below it
         self.wake = asyncio.Event()
 
     def on_event(self, event: Event) -> None:  # runs on the event bus's thread
@@ -92,6 +93,7 @@ class _Live:
     def _put(self, event: Event) -> None:
         if self.queue.full():
             self.overflowed = True
+            self.lowest_dropped = min(self.lowest_dropped, event.id)
         else:
             self.queue.put_nowait(event)
         self.wake.set()
@@ -103,13 +105,16 @@ async def _replay(
     wanted: EventQuery,
     after: int,
     sent: Callable[[int], None] | None = None,
+    fresh: Callable[[Event], bool] | None = None,
 ) -> int:
-    """Send every stored event after `after`; return the last id sent."""
+    """Send every stored event after `after` (that is `fresh`, when given); return the last id read."""
     while True:
         batch = await _read(rt, wanted, after_id=after, limit=REPLAY_PAGE, newest_first=False)
         for event in batch:
-            await response.write(_frame(event))
             after = event.id
+            if fresh is not None and not fresh(event):
+                continue
+            await response.write(_frame(event))
             if sent is not None:
                 sent(event.id)
         if len(batch) < REPLAY_PAGE:
@@ -162,10 +167,15 @@ class _Stream:
     async def _send_live(self, response: web.StreamResponse) -> None:
         live = self.live
         if live.overflowed:  # too slow for the queue: catch up from the table instead
-            live.overflowed = False
+            # from below the lowest id dropped, not only after the newest sent: with several instances a
+            # lower id may commit after a higher one was sent; what was sent already is not sent again
+            lowest = live.lowest_dropped
+            live.overflowed, live.lowest_dropped = False, MAX_ID
             while not live.queue.empty():
-                live.queue.get_nowait()
-            self.last = await _replay(self.rt, response, self.wanted, self.last, self._mark)
+                lowest = min(lowest, live.queue.get_nowait().id)
+            start = max(self.floor, min(self.last, lowest - 1))
+            log.info("events.stream_overflowed", replay_after=start, last_sent=self.last)
+            await _replay(self.rt, response, self.wanted, start, self._mark, self._fresh)
         while not live.queue.empty():
             event = live.queue.get_nowait()
             if self._fresh(event) and self.wanted.matches(event):

@@ -4,7 +4,9 @@ Every committed event is announced by a trigger (NOTIFY, its id as the payload).
 announced rows by id — so events of other instances that commit out of id order are not skipped — and
 hands the ones written by other instances to `deliver` (this instance's own are published by its store).
 A lost connection (a restart, pg_terminate_backend, a cut network) is noticed by a keepalive query,
-reconnected with backoff, and followed by a replay of every event after the last id it saw.
+reconnected with backoff, and followed by a replay of every event after the last id it saw — and of the
+ids below it that it has not seen yet: ids are handed out before commit, so one taken early may commit
+after a higher one was heard, while the connection is gone.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class EventListener:
         self._sessions = 0  # connections that got as far as listening
         self._seen: deque[int] = deque(maxlen=REMEMBERED)
         self._seen_set: set[int] = set()
+        self._gaps: set[int] = set()  # ids below last_id not heard yet (in flight, or rolled back)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="scanguard-listener", daemon=True)
@@ -184,7 +187,16 @@ class EventListener:
         self._hand_on([_event(r) for r in rows])
 
     async def _replay(self, conn: asyncpg.Connection) -> None:
-        """After a reconnect: every event after the last id seen, page by page."""
+        """After a reconnect: the unheard ids below the last id seen that committed meanwhile, then every
+        event after the last id seen, page by page."""
+        gaps = sorted(self._gaps)
+        late = 0
+        if gaps:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE id = ANY($1::int[]) ORDER BY id", gaps
+            )
+            late = len(rows)
+            self._hand_on([_event(r) for r in rows])
         while True:
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT {REPLAY_PAGE}",
@@ -195,7 +207,7 @@ class EventListener:
             if rows:
                 self.last_id = max(self.last_id or 0, int(rows[-1]["id"]))
             if len(rows) < REPLAY_PAGE:
-                log.info("events.replayed", last_id=self.last_id)
+                log.info("events.replayed", last_id=self.last_id, committed_late=late)
                 return
 
     def _hand_on(self, events: list[Event]) -> None:
@@ -204,7 +216,13 @@ class EventListener:
                 self._seen_set.discard(self._seen[0])
             self._seen.append(event.id)
             self._seen_set.add(event.id)
-            self.last_id = max(self.last_id or 0, event.id)
+            self._gaps.discard(event.id)
+            last = self.last_id or 0
+            if event.id > last + 1:
+                self._gaps.update(range(max(last + 1, event.id - REMEMBERED), event.id))
+            self.last_id = max(last, event.id)
+        if len(self._gaps) > REMEMBERED:  # the oldest are rolled back, or too old to wait for
+            self._gaps = set(sorted(self._gaps)[-REMEMBERED:])
         remote = tuple(e for e in events if e.instance != self._instance)
         if remote:
             try:

@@ -113,3 +113,49 @@ def test_b_streams_what_a_does_within_a_second_and_replays_what_it_missed_while_
         written = {int(i) for (i,) in db_rows(pg_url, f"SELECT id FROM events WHERE id >= {min(ids)}")}
         assert written <= set(ids), f"events B's stream skipped: {sorted(written - set(ids))}"
     assert len(expected_media(root)) == 800
+
+
+async def _commit_out_of_order_while_cut_off(url: str, server: ServeProcess, seen: Any) -> tuple[int, int]:
+    """Event `early` takes its id first but commits last: `late` (a higher id) commits and reaches the
+    server's stream, then the server's listener is cut off, then `early` commits while it is gone."""
+    holder = await asyncpg.connect(url, timeout=10)
+    other = await asyncpg.connect(url, timeout=10)
+    insert = (
+        "INSERT INTO events (at, kind, instance, data) VALUES (now(), $1, 'elsewhere', '{}') RETURNING id"
+    )
+    try:
+        async with holder.transaction():
+            early = int(await holder.fetchval(insert, "test.early"))
+            late = int(await other.fetchval(insert, "test.late"))
+            await asyncio.to_thread(wait_for, lambda: seen(late), 30, "the later id on the stream", 0.05)
+            listener = await asyncio.to_thread(_listener_pid, url, server)
+            assert listener is not None
+            assert await holder.fetchval("SELECT pg_terminate_backend($1)", listener)
+        return early, late
+    finally:
+        await holder.close()
+        await other.close()
+
+
+def test_an_event_that_commits_below_the_last_id_heard_while_the_listener_is_cut_off_is_replayed(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Ids are handed out before commit, so instances commit out of id order: the listener has heard a
+    higher id when a lower one commits while its connection is gone. Its replay after reconnecting brings
+    that lower one too (not only the ids above the last it heard), once, on the stream."""
+    with (
+        serving(pg_url, tmp_path, ("b", serve_settings())) as (b,),
+        closing(SseReader(b.base + "/api/admin/events/stream?after_id=0", TOKEN)) as reader,
+    ):
+        wait_for(lambda: _listener_pid(pg_url, b), 30, "the listener to connect")
+
+        def seen(event_id: int) -> bool:
+            return any(f.id == event_id for f in reader.events())
+
+        early, late = asyncio.run(_commit_out_of_order_while_cut_off(pg_url, b, seen))
+        assert early < late
+        wait_for(lambda: seen(early), 30, "the lower id, committed while cut off, on the stream", 0.05)
+        ids = [f.id for f in reader.events()]
+        assert ids.count(early) == 1
+        assert ids.count(late) == 1
+        assert b.call("GET", "/api/admin/scanner/safeguards/status")["events_listener"]["reconnects"] >= 1

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import stat
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 
 import scanguard
+from scanguard.actors.events import Publish
 from scanguard.http import RUNTIME, create_app
+from scanguard.http import events as event_routes
 from scanguard.http.coalesce import Coalesced, SharedReads
+from scanguard.records import Event
 from tests.http.conftest import TOKEN, Api, ServerProcess
 from tests.support.inprocess import InProcessServer
+from tests.support.sse import SseReader
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,6 +71,67 @@ def test_the_event_stream_sends_heartbeat_comments_while_nothing_happens(
         return comments
 
     assert api.loop.run_until_complete(asyncio.wait_for(first_comments(), 10)) == [": heartbeat"] * 2
+
+
+def test_a_stream_too_slow_for_its_queue_catches_up_from_below_the_lowest_id_it_dropped(
+    runtime: scanguard.Runtime,
+    serve_app: Callable[..., InProcessServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With several instances a lower id commits after a higher one was sent. A burst that overflows the
+    stream's live queue is caught up from the table from below the lowest id it dropped — not only after
+    the newest id sent — and nothing already sent is sent twice."""
+    monkeypatch.setattr(event_routes, "LIVE_QUEUE", 2)
+    catch_ups: list[int] = []
+    replay = event_routes._replay
+
+    async def counted(*args: Any, **kwargs: Any) -> int:
+        if len(args) > 5:  # the catch-up after an overflow passes which events are fresh
+            catch_ups.append(args[3])
+        return await replay(*args, **kwargs)
+
+    monkeypatch.setattr(event_routes, "_replay", counted)
+    server = serve_app(create_app(runtime))
+    database = runtime.config.database.url.removeprefix("sqlite:///")
+    bus = runtime._running_core().bus  # events of another instance, as the listener hands them on
+
+    def commit(ids: list[int]) -> dict[int, Event]:
+        with sqlite3.connect(database) as db:
+            db.executemany(
+                "INSERT INTO events (id, at, kind, instance, data) "
+                "VALUES (?, CURRENT_TIMESTAMP, 'test.burst', 'elsewhere', '{}')",
+                [(i,) for i in ids],
+            )
+        return {e.id: e for e in runtime.events(after_id=ids[0] - 1, limit=len(ids))}
+
+    (newest,) = sqlite3.connect(database).execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+    reader = SseReader(server.url + f"/api/admin/events/stream?after_id={newest}", TOKEN)
+    try:
+        marker = commit([newest + 1])  # once it arrived, the stream follows the bus (past its replay)
+        bus.tell(Publish(tuple(marker.values()), remote=True))
+        wait_for(lambda: newest + 1 in {f.id for f in reader.events()}, 10, "the marker on the stream")
+        ids = list(range(newest + 2, newest + 42))
+        stored = commit(ids)
+        assert sorted(stored) == ids
+        bus.tell(Publish((stored[ids[-1]],), remote=True))  # the highest id, heard first
+        wait_for(lambda: ids[-1] in {f.id for f in reader.events()}, 10, "the highest id on the stream")
+        # the lower ones at once, while the server's loop is busy: they all reach the stream's queue
+        # before it can drain any (a subscriber after the stream's tells when the bus handed on the last)
+        handed, busy, released = threading.Event(), threading.Event(), threading.Event()
+        runtime.subscribe(lambda event: event.id == ids[-2] and handed.set())
+        server.loop.call_soon_threadsafe(lambda: (busy.set(), released.wait(10)))
+        assert busy.wait(10)
+        bus.tell(Publish(tuple(stored[i] for i in ids[:-1]), remote=True))
+        assert handed.wait(10)
+        released.set()
+        wait_for(lambda: {f.id for f in reader.events()} >= set(ids), 10, "every id on the stream")
+        sent = [f.id for f in reader.events() if f.id != newest + 1]
+        assert sorted(sent) == ids, "each event once"
+        assert catch_ups, "the burst overflowed the queue"
+        assert catch_ups[0] < ids[0], f"caught up after {catch_ups[0]}, below the lowest id dropped"
+    finally:
+        runtime.stop()
+        reader.close()
 
 
 def test_readyz_and_admin_routes_answer_503_once_the_runtime_has_stopped(
