@@ -30,9 +30,10 @@ scan: install-runtime
 test: install
 	$(BIN)/python -m pytest $(ARGS)
 
-# the edit-test loop: the unit and integration tiers on SQLite only (under a minute); `make test` is the suite
+# the edit-test loop: the unit and integration tiers on SQLite only, four workers at once (under a minute:
+# the tier waits on scans more than it computes); `make test` is the suite, one test at a time
 test-fast: install
-	$(BIN)/python -m pytest tests/unit tests/integration -m "not postgres and not slow" -q $(ARGS)
+	$(BIN)/python -m pytest tests/unit tests/integration -m "not postgres and not slow" -q -n 4 $(ARGS)
 
 lint: install
 	$(BIN)/ruff check scanguard tests bench
