@@ -24,6 +24,7 @@ from scanguard.setting_types import (
     LogFormat,
     LogLevel,
     Names,
+    Niceness,
     Port,
     Ratio,
     Rule,
@@ -101,6 +102,7 @@ class ScanConfig:
     batch_seconds: Interval = 1.0
     follow_symlinks: Flag = False
     walkers: AtLeastOne = 8  # directories listed (and their files stat'ed) at once; 1: the serial walk
+    walk_nice: Niceness = 10  # the walk process's priority below the service's: the API answers first
     quick_hash_bytes: Count = 0
     empty_root_ratio: Ratio = 0.5
     empty_root_min_files: Count = 20

@@ -124,6 +124,8 @@ AtLeastOne = Annotated[int, Rule("an integer", _integer, low=1)]
 """An integer >= 1."""
 Port = Annotated[int, Rule("an integer", _integer, low=0, high=65535)]
 """A TCP port (0: any free one)."""
+Niceness = Annotated[int, Rule("an integer within 0..19", _integer, low=0, high=19)]
+"""How much lower a helper process's CPU priority is than the service's (a nice increment)."""
 Flag = Annotated[bool, Rule("true or false", _flag)]
 """A boolean; in the environment 1/0, true/false, yes/no, on/off."""
 Text = Annotated[str, Rule("a string", _text)]

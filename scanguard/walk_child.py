@@ -40,6 +40,7 @@ class WalkParams:
     scope: tuple[str, ...]
     count: bool
     parent: int  # the pid the process must die with
+    nice: int = 0  # how much lower its CPU priority is than the scan's
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -129,6 +130,8 @@ def run(params: WalkParams, out: _Frames) -> None:
 def main() -> int:
     params = WalkParams.from_json(sys.argv[1])
     _die_with_parent(params.parent)
+    if params.nice:
+        os.nice(params.nice)  # a busy machine serves the scan's writer and the API before the walk
     # the frames own stdout: anything else printed goes to stderr
     out = _Frames(os.dup(1))
     os.dup2(2, 1)

@@ -241,6 +241,7 @@ class ScanActor(Answering):
                     self.scope,
                     count,
                     os.getpid(),
+                    cfg.walk_nice,
                 )
             )
         self._rows_ahead = self.store.read(HasFilesAfter(library_id, self.checkpoint, self.scope))

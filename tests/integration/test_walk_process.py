@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
+import scanguard
+from scanguard.actors import scan_job
 from scanguard.config import load_config
 from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
 from scanguard.walk_child import WalkParams
@@ -78,3 +81,44 @@ def test_closing_a_walk_process_that_nobody_reads_ends_it_at_once(tmp_path: Path
     source.close()
     assert time.monotonic() - started < 2.0
     assert not proc.is_running()
+
+
+def _nice_of(pid: int) -> int:
+    """A process's nice value, from /proc (readable until it is reaped, even once it exited)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_walk_process_runs_walk_nice_below_the_scan_that_started_it(tmp_path: Path) -> None:
+    """Its CPU priority is lowered by `nice` before it walks: on a busy machine the scan's writes and the
+    admin API come first."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=50)
+    params = WalkParams(str(root), RULE.types, None, False, 1, (), False, os.getpid(), nice=7)
+    source = WalkProcess(params)
+    try:
+        assert source.take(1, 5.0, threading.Event())[0], "it walked (after lowering its priority)"
+        assert _nice_of(source.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+    finally:
+        source.close()
+
+
+def test_a_scan_hands_its_walk_process_the_configured_walk_nice(
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`[scan] walk_nice` reaches the walk process of a whole-library scan."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=40)
+    started: list[WalkParams] = []
+
+    def recording(params: WalkParams) -> WalkProcess:
+        started.append(params)
+        return WalkProcess(params)
+
+    monkeypatch.setattr(scan_job, "WalkProcess", recording)
+    rt = runtime_factory(make_config(scan={"walk_nice": 3}))
+    job = rt.start_scan(rt.add_library(root).id)
+    assert rt.wait_for_job(job.id, ("completed",), timeout=30).status == "completed"
+    assert [p.nice for p in started] == [3]

@@ -156,6 +156,7 @@ SETTINGS: dict[str, tuple[Any, str, Any, tuple[Any, ...]]] = {
     "scan.batch_seconds": ("500ms", "500ms", 0.5, ("0", "slow")),
     "scan.follow_symlinks": FLAG,
     "scan.walkers": AT_LEAST_ONE,
+    "scan.walk_nice": ("5", "5", 5, ("20", "-1", "low", 2.5)),
     "scan.quick_hash_bytes": COUNT,
     "scan.empty_root_ratio": ("0.25", "0.25", 0.25, ("500ms", "5m", "1.5", "-0.1", True)),
     "scan.empty_root_min_files": COUNT,
