@@ -126,7 +126,13 @@ media_files = sa.Table(
     sa.UniqueConstraint("library_id", "path"),
     sa.Index("ix_media_files_library_id_inode", "library_id", "inode"),
     sa.Index("ix_media_files_scan_job_id", "scan_job_id"),
-    sa.Index("ix_media_files_vanished_job_id", "vanished_job_id"),
+    # only the rows a running job marked vanished (all others are NULL): cheap to keep on every insert
+    sa.Index(
+        "ix_media_files_vanished_job_id",
+        "vanished_job_id",
+        sqlite_where=sa.text("vanished_job_id IS NOT NULL"),
+        postgresql_where=sa.text("vanished_job_id IS NOT NULL"),
+    ),
     sa.Index(
         "ix_media_files_failed",
         "library_id",
