@@ -155,6 +155,7 @@ class ScanActor(Answering):
         pool = self.work.work.pool
         self._ahead = max(2 * config.scan.batch_size, 64 * pool.workers) if pool else config.scan.batch_size
         self._pending: Later[Job] | None = None
+        self._carry: BatchCommit | None = None  # walked stretches that wrote nothing, not committed yet
         self._quarantined: list[Failure] = []
         self._last_tick = time.monotonic()
         self._last_commit = time.monotonic()
@@ -412,13 +413,31 @@ class ScanActor(Answering):
             stretch = self._stretch()
             if stretch is None:
                 return
-            batch = self._plain_batch(stretch)
-            if (batch.checkpoint is not None or batch.vanished_ids) and not self._send(batch, []):
+            batch = self._carried(self._plain_batch(stretch))
+            if batch is not None and not self._send(batch, []):
                 return
         if self._walk_done:
             self._complete()
             return
         self.actor_ref.tell(_NextBatch())
+
+    def _carried(self, batch: BatchCommit) -> BatchCommit | None:
+        """The batch to commit now, or None while stretches that write no row carry their counters on.
+
+        An unchanged stretch (most of a rescan) has nothing to write but its counters and checkpoint: they
+        ride with the next commit — a stretch that writes, the heartbeat once a commit is due, the end —
+        instead of a transaction each. A scan stopped before then loses only counters whose checkpoint
+        was not committed either: its resume walks those files again and counts them then.
+        """
+        if self._carry is not None:
+            batch, self._carry = self._carry.then(batch), None
+        if batch.checkpoint is None and not batch.writes:
+            return None  # an empty last stretch, nothing carried
+        due = time.monotonic() - self._last_commit >= self._commit_every
+        if batch.writes or due or self._walk_done:
+            return batch
+        self._carry = batch
+        return None
 
     def _plain_batch(self, stretch: _Stretch) -> BatchCommit:
         """One walked stretch as a batch: its new and changed files, moves, identities and counters."""

@@ -45,6 +45,40 @@ class BatchCommit:
     moves: tuple[Moved, ...] = ()
     identities: tuple[Identity, ...] = ()
 
+    @property
+    def writes(self) -> bool:
+        """Whether it changes any row beyond the job's own (files, marks, moves, identities, events)."""
+        return bool(
+            self.upserts
+            or self.listed
+            or self.vanished_ids
+            or self.moves
+            or self.identities
+            or self.quarantined
+        )
+
+    def then(self, later: BatchCommit) -> BatchCommit:
+        """This batch and the next one as one commit: counters added, the later checkpoint and rows.
+
+        Only a batch that writes nothing of its own is carried on this way (`writes` is False).
+        """
+        reasons = dict(self.skip_reasons)
+        for reason, n in later.skip_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        return replace(
+            later,
+            checkpoint=later.checkpoint if later.checkpoint is not None else self.checkpoint,
+            found=self.found + later.found,
+            processed=self.processed + later.processed,
+            skipped=self.skipped + later.skipped,
+            changed=self.changed + later.changed,
+            bytes=self.bytes + later.bytes,
+            errors=self.errors + later.errors,
+            skip_reasons=reasons,
+            elapsed=self.elapsed + later.elapsed,
+            total_estimate=later.total_estimate if later.total_estimate is not None else self.total_estimate,
+        )
+
 
 class Existing(NamedTuple):
     """What the database knows of one file, for the rescan comparison (a tuple: one per row of a range,
@@ -104,6 +138,35 @@ def existing_files(
 
     With `work`, each row also says whether its per-file work failed or never ran.
     """
+    rows: Any
+    if not scope and (compiled := _driver_range(tx.conn.dialect, work, bool(after), upto is not None)):
+        # SQLite: the driver's own rows (ints, text, floats, 0/1 flags), no Row object or processing each
+        values = compiled.construct_params({"library_id": library_id, "after": after, "upto": upto})
+        cursor = tx.conn.connection.cursor()
+        try:
+            cursor.execute(compiled.string, tuple(values[name] for name in compiled.positiontup or ()))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    else:
+        query = _range_query(work, bool(after), upto is not None).params(
+            library_id=library_id, after=after, upto=upto
+        )
+        if scope:
+            touched = touching(scope, after, upto)
+            if not touched:
+                return {}
+            query = query.where(in_scope(touched))
+        rows = tx.conn.execute(query).all()
+    # rows unpack as tuples: reading them by attribute name costs more than the query
+    return {
+        path: Existing(id_, size, mtime, bool(missing), bool(failed_), bool(bare_), bool(identified))
+        for id_, path, size, mtime, missing, failed_, bare_, identified in rows
+    }
+
+
+def _range_query(work: bool, after: bool, upto: bool) -> sa.Select[Any]:
+    """The read of a stretch's rows, with `library_id`, `after` and `upto` bound by name."""
     failed, bare = _work_flags() if work else _NO_WORK
     query = sa.select(
         media_files.c.id,
@@ -114,22 +177,29 @@ def existing_files(
         failed,
         bare,
         media_files.c.inode.is_not(None),
-    ).where(media_files.c.library_id == library_id)
+    ).where(media_files.c.library_id == sa.bindparam("library_id"))
     if after:
-        query = query.where(media_files.c.path > after)
-    if upto is not None:
-        query = query.where(media_files.c.path <= upto)
-    if scope:
-        touched = touching(scope, after, upto)
-        if not touched:
-            return {}
-        query = query.where(in_scope(touched))
-    rows = (tx.conn.execute(query)).all()
-    # rows unpack as tuples: reading them by attribute name costs more than the query
-    return {
-        path: Existing(id_, size, mtime, bool(missing), bool(failed_), bool(bare_), bool(identified))
-        for id_, path, size, mtime, missing, failed_, bare_, identified in rows
-    }
+        query = query.where(media_files.c.path > sa.bindparam("after"))
+    if upto:
+        query = query.where(media_files.c.path <= sa.bindparam("upto"))
+    return query
+
+
+_driver_ranges: weakref.WeakKeyDictionary[sa.Dialect, dict[tuple[bool, bool, bool], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _driver_range(dialect: sa.Dialect, work: bool, after: bool, upto: bool) -> Any:
+    """The stretch read compiled for the driver's own cursor, or None where Core reads it (PostgreSQL: its
+    flags and floats come through Core's processing as they are on SQLite's cursor)."""
+    if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+        return None
+    compiled = _driver_ranges.setdefault(dialect, {})
+    key = (work, after, upto)
+    if key not in compiled:
+        compiled[key] = _range_query(work, after, upto).compile(dialect=dialect)
+    return compiled[key]
 
 
 def _upsert_statement(dialect: str, rows: list[dict[str, Any]] | None = None) -> Any:

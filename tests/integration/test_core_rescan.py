@@ -228,3 +228,82 @@ def test_a_library_that_is_suddenly_mostly_empty_pauses_instead_of_marking_every
     assert missing_paths(db_url, library.id) == set()
     assert done.files_processed == done.files_found == len(before)
     assert done.files_removed == 0
+
+
+def _count_commits(rt: scanguard.Runtime) -> list[str]:
+    commits: list[str] = []
+
+    def hook(operation: str, stage: str) -> None:
+        if operation == "commit_batch" and stage == "before_commit":
+            commits.append(operation)
+
+    rt.store.set_fault_hook(hook)
+    return commits
+
+
+def test_an_unchanged_rescan_commits_its_counters_when_a_commit_is_due_not_once_a_batch(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    """Twelve stretches of 25 unchanged files write nothing but counters: they ride on one commit (the
+    end's, as no heartbeat is due within 30 s); a changed file commits its stretch, counters exact."""
+    root = tmp_path / "lib"
+    build_tree(root, 300, 30)
+    rt = runtime_factory(
+        make_config(scan={"batch_size": 25, "batch_seconds": 30}, safeguards=QUIET_SAFEGUARDS)
+    )
+    library = rt.add_library(root)
+    first = _scan(rt, library.id)
+    assert first.status == "completed"
+    commits = _count_commits(rt)
+
+    again = _scan(rt, library.id)
+
+    assert again.status == "completed", again
+    assert len(commits) == 1, f"{len(commits)} commits for a rescan that changed nothing"
+    assert again.files_found == again.files_processed == 300
+    assert again.files_skipped == first.files_skipped > 0
+    assert again.progress == 100.0
+    assert again.checkpoint is None or again.checkpoint == max(expected_media(root))
+
+    with (root / media_path(150)).open("ab") as fh:
+        fh.write(b"more")
+    commits.clear()
+    changed = _scan(rt, library.id)
+    assert changed.status == "completed", changed
+    assert len(commits) == 2, "the changed stretch (with what came before it), then the rest at the end"
+    assert (changed.files_found, changed.files_changed) == (300, 1)
+
+
+def test_a_rescan_paused_while_it_carries_uncommitted_counters_resumes_to_exact_counts(
+    db_url: str,
+    tmp_path: Path,
+    make_config: Callable[..., scanguard.Config],
+    runtime_factory: Callable[..., scanguard.Runtime],
+) -> None:
+    """The stretches walked before the pause were not committed, nor was their checkpoint: the resume walks
+    them again and counts each file once."""
+    root = tmp_path / "lib"
+    build_tree(root, 400, 10)
+    config = make_config(scan={"batch_size": 25, "batch_seconds": 30}, safeguards=QUIET_SAFEGUARDS)
+    rt = runtime_factory(config)
+    library = rt.add_library(root)
+    assert _scan(rt, library.id).status == "completed"
+    rt.stop()
+    fs = GatedFileSystem(str(root / "Artist 002"))
+    rt = runtime_factory(config, fs=fs)
+    job = rt.start_scan(library.id)
+    assert fs.reached.wait(15), "the walk reached Artist 002"
+    assert rt.get_job(job.id).files_found == 0, "the stretches before the gate are carried, not committed"
+
+    rt.pause_scan(job.id)
+    fs.release.set()
+    paused = rt.wait_for_job(job.id, ("paused",), timeout=30)
+    rt.resume_scan(paused.id)
+    done = rt.wait_for_job(job.id, ("completed", "failed", "paused"), timeout=30)
+
+    assert done.status == "completed", done
+    assert done.files_found == done.files_processed == len(expected_media(root)) == 400
+    assert done.files_changed == 0
