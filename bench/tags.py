@@ -289,6 +289,7 @@ def child_env(**extra: str) -> dict[str, str]:
     """The environment without a developer's SCANGUARD_* settings, the repo on PYTHONPATH, plus extra."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANGUARD_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed scanguard runs from cached bytecode
     for key, value in extra.items():
         env[key] = value if key != "PYTHONPATH" else value + os.pathsep + env["PYTHONPATH"]
     return env
