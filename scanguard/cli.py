@@ -136,10 +136,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.processors is not None:
         overrides["scan"] = {"processors": args.processors}
     cfg = _config(args, **overrides)
-    if cfg.scan.processors:
-        from scanguard.processing.pool import prestart
+    from scanguard.processing.pool import prestart
 
-        prestart(cfg.scan.processors)  # the workers' imports run while this process imports the rest
+    # the forkserver that forks the walk process (and the workers) imports while this process does
+    prestart(cfg.scan.processors)
     from scanguard.cli_scan import run_scan
 
     stop = _StopSignal()

@@ -1,22 +1,25 @@
 """The walk process of a scan: lists and stats a library on its own interpreter, off the writer's GIL.
 
-`python -m scanguard.walk_child PARAMS` runs one `walk.Walk` (and, when asked, the counting pass
-beside it) and writes what it yields to stdout as frames: a 4-byte big-endian length, then a `marshal`led
-`(kind, value)` — `("items", [Listed, ...])`, `("total", n)`, then `("end", None)`; or
-`("root_unavailable", why)` / `("error", why)`. A blocking pipe is the flow control: the walk runs at
-most a pipe's worth ahead of the scan that reads it. It dies with its parent (Linux: the parent death
-signal; elsewhere the broken pipe), so a `kill -9` of the scan leaves no walk behind.
+`serve(params, out)` — the target of a process forked by multiprocessing's forkserver, which has this
+module imported already, so a walk starts in a few milliseconds rather than an interpreter's start-up —
+runs one `walk.Walk` (and, when asked, the counting pass beside it) and writes what it yields to the pipe
+`out` as frames: a 4-byte big-endian length, then a `marshal`led `(kind, value)` — `("items", [Listed,
+...])`, `("total", n)`, then `("end", None)`; or `("root_unavailable", why)` / `("error", why)`. A
+blocking pipe is the flow control: the walk runs at most a pipe's worth ahead of the scan that reads it.
+It dies with the forkserver, which ends with the scan's process (Linux: the parent death signal;
+elsewhere the broken pipe), so a `kill -9` of the scan leaves no walk behind.
 """
 
 from __future__ import annotations
 
-import json
 import marshal
+import multiprocessing.forkserver
 import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 from scanguard.listing import BackgroundCount
@@ -39,17 +42,7 @@ class WalkParams:
     walkers: int
     scope: tuple[str, ...]
     count: bool
-    parent: int  # the pid the process must die with
     nice: int = 0  # how much lower its CPU priority is than the scan's
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> WalkParams:
-        raw = json.loads(text)
-        raw["scope"] = tuple(raw["scope"])
-        return cls(**raw)
 
 
 def frame(kind: str, value: Any) -> bytes:
@@ -58,8 +51,19 @@ def frame(kind: str, value: Any) -> bytes:
     return len(payload).to_bytes(4, "big") + payload
 
 
-def _die_with_parent(parent: int) -> None:
-    """Be killed when the parent dies (Linux), and exit now if it already has."""
+def _die_with_parent() -> None:
+    """Be killed when the parent (the forkserver) dies (Linux), and exit now if it already has.
+
+    The forkserver ends once no process holds its "alive" pipe: the scan's process, and every child it
+    forked, which inherits that pipe. The walk lets go of it, so that a `kill -9` of the scan ends the
+    forkserver, and with it (the parent-death signal) a walk stopped or stuck in the kernel.
+    """
+    server = multiprocessing.forkserver._forkserver
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if alive is not None:
+        os.close(alive)
+        setattr(server, "_forkserver_alive_fd", None)  # noqa: B010 - a private attribute of the stdlib
+    parent = os.getppid()
     if sys.platform.startswith("linux"):
         import ctypes  # noqa: PLC0415 - only the walk process needs it
 
@@ -127,26 +131,19 @@ def run(params: WalkParams, out: _Frames) -> None:
             count.close()
 
 
-def main() -> int:
-    params = WalkParams.from_json(sys.argv[1])
-    _die_with_parent(params.parent)
+def serve(params: WalkParams, out: Connection) -> None:
+    """The walk process's body (a forkserver's child): walk, writing frames to `out`'s pipe, then exit."""
+    _die_with_parent()
     if params.nice:
         os.nice(params.nice)  # a busy machine serves the scan's writer and the API before the walk
-    # the frames own stdout: anything else printed goes to stderr
-    out = _Frames(os.dup(1))
-    os.dup2(2, 1)
+    frames = _Frames(out.fileno())
     try:
-        run(params, out)
+        run(params, frames)
     except BrokenPipeError:
-        return 0  # the scan stopped reading: it has stopped, or it is gone
-    except Exception as exc:  # noqa: BLE001 - the scan raises it as WalkFailed
+        return  # the scan stopped reading: it has stopped, or it is gone
+    except Exception as exc:
         try:
-            out.send("error", f"{type(exc).__name__}: {exc}")
+            frames.send("error", f"{type(exc).__name__}: {exc}")
         except BrokenPipeError:
-            return 0
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            return
+        raise SystemExit(1) from exc

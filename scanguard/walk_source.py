@@ -1,6 +1,6 @@
 """Where a scan's walked entries come from, a stretch at a time: a walk on the scan's own thread, or a walk
-process (scanguard.walk_child) that lists and stats the library on another interpreter, off the GIL of the
-thread that compares and writes.
+process (scanguard.walk_child, forked by multiprocessing's forkserver) that lists and stats the library on
+another interpreter, off the GIL of the thread that compares and writes.
 
 Both hand out the same entries (`walk.Listed`) in the same order, cut the same way: at most `limit`,
 cut early when `seconds` pass or the scan is cancelled — never an empty stretch before the walk ends.
@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import marshal
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import select
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Protocol
 
 import structlog
@@ -25,11 +25,11 @@ import structlog
 from scanguard.errors import WalkFailed
 from scanguard.listing import BackgroundCount
 from scanguard.walk import Listed, RootUnavailable
-from scanguard.walk_child import WalkParams
+from scanguard.walk_child import WalkParams, serve
 
 log = structlog.get_logger("scanguard.scan")
 
-PIPE_BYTES = 1 << 20  # how far the walk process may run ahead (Linux; else the default pipe)
+PIPE_BYTES = 1 << 17  # how far the walk process may run ahead (Linux; else the default pipe)
 POLL_SECONDS = 0.1  # while waiting for entries, how often a cancel is noticed
 STOP_SECONDS = 2.0  # how long a stop waits to reap the killed walk process
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -44,6 +44,11 @@ class WalkSource(Protocol):
 
     def total(self, wait: float) -> int | None:
         """The counting pass's total, waiting at most `wait` for it; None when unknown."""
+        ...
+
+    @property
+    def pid(self) -> int | None:
+        """The walk process's pid; None for a walk on the scan's own thread."""
         ...
 
     def close(self) -> None: ...
@@ -65,6 +70,10 @@ class InlineWalk:
                 return items, False
         return items, True
 
+    @property
+    def pid(self) -> int | None:
+        return None
+
     def total(self, wait: float) -> int | None:
         if self._count is None:
             return None
@@ -79,17 +88,21 @@ class InlineWalk:
 class WalkProcess:
     """Owns a walk process: starts it, reads its frames, and kills it on close (bounded, never waited on)."""
 
-    def __init__(self, params: WalkParams) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "scanguard.walk_child", params.to_json()],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert self._proc.stdout is not None
-        self._fd = self._proc.stdout.fileno()
+    def __init__(self, params: WalkParams, preload: Sequence[str] | None = None) -> None:
+        """Fork the walk from the forkserver; `preload` is what a forkserver started here imports first
+        (the worker pool's list, so that whichever starts it, workers and walks find theirs imported)."""
+        context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
+        if preload is not None:
+            context.set_forkserver_preload(list(preload))
+        multiprocessing.forkserver.ensure_running()
+        reader, writer = context.Pipe(duplex=False)
+        self._proc = context.Process(target=serve, args=(params, writer), name="scanguard-walk", daemon=True)
+        try:
+            self._proc.start()
+        finally:
+            writer.close()  # the walk process holds the only writing end: its exit is this side's EOF
+        self._reader = reader
+        self._fd = reader.fileno()
         with contextlib.suppress(OSError):  # a larger pipe lets the walk run further ahead
             fcntl.fcntl(self._fd, _F_SETPIPE_SZ, PIPE_BYTES)
         self._poll = select.poll()
@@ -102,6 +115,7 @@ class WalkProcess:
 
     @property
     def pid(self) -> int:
+        assert self._proc.pid is not None  # started in __init__
         return self._proc.pid
 
     def take(self, limit: int, seconds: float, cancel: threading.Event) -> tuple[list[Listed], bool]:
@@ -121,14 +135,16 @@ class WalkProcess:
         if self._closed:
             return
         self._closed = True
-        if self._proc.poll() is None:
+        if self._proc.exitcode is None:
             self._proc.kill()  # it only reads the filesystem: nothing to clean up
-        assert self._proc.stdout is not None
-        self._proc.stdout.close()
-        try:
-            self._proc.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:  # stuck in the kernel (a dead mount): reaped when it gets out
+        self._reader.close()
+        self._proc.join(STOP_SECONDS)
+        if self._proc.exitcode is None:  # stuck in the kernel (a dead mount): reaped when it gets out
+            # and never joined at this process's exit, which would wait on it as on any child
+            multiprocessing.process._children.discard(self._proc)  # type: ignore[attr-defined]
             log.warning("scan.walk_unreaped", pid=self._proc.pid)
+        else:
+            self._proc.close()
 
     def _read(self, timeout: float) -> None:
         """Read what the walk process has written within `timeout`, and take in its whole frames."""
@@ -136,8 +152,8 @@ class WalkProcess:
             return
         data = os.read(self._fd, PIPE_BYTES)
         if not data:
-            code = self._proc.wait()
-            raise WalkFailed(f"the walk process exited with {code} before its end")
+            self._proc.join(STOP_SECONDS)
+            raise WalkFailed(f"the walk process exited with {self._proc.exitcode} before its end")
         buffer = self._buffer
         buffer += data
         start = 0

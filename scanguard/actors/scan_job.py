@@ -19,6 +19,7 @@ from scanguard.errors import Fenced, IllegalTransition, ScanguardError
 from scanguard.listing import BackgroundCount
 from scanguard.moves import MoveFinder
 from scanguard.processing.file_work import Failure, FileWork, ScanWork
+from scanguard.processing.pool import forkserver_preload
 from scanguard.processing.window import Entry, Ready, Segment, Window
 from scanguard.records import FileRow, Identity, Job, Library, Moved
 from scanguard.store.batches import BatchCommit, Existing
@@ -230,8 +231,8 @@ class ScanActor(Answering):
         # count was done: count while walking, so that slow storage is not listed twice before a batch
         count = self.total is None
         if self.fs is None and not self.scope and sys.executable:
-            # the whole library: listed and stat'ed by a process of its own, which starts in a few tens
-            # of milliseconds — a scoped scan (a few folders) walks here instead
+            # the whole library: listed and stat'ed by a process of its own, forked in a few milliseconds
+            # by the forkserver — a scoped scan (a few folders) walks here instead
             self._walk = WalkProcess(
                 WalkParams(
                     root,
@@ -241,9 +242,9 @@ class ScanActor(Answering):
                     cfg.walkers,
                     self.scope,
                     count,
-                    os.getpid(),
                     cfg.walk_nice,
-                )
+                ),
+                forkserver_preload(cfg.processors),
             )
         self._rows_ahead = self.store.read(HasFilesAfter(library_id, self.checkpoint, self.scope))
         if self.scope or self.checkpoint:
@@ -276,6 +277,7 @@ class ScanActor(Answering):
             checkpoint=self.checkpoint,
             total_estimate=self.total,
             scope=list(self.scope),
+            walk_pid=self._walk.pid,
         )
         self.actor_ref.tell(_NextBatch())
 

@@ -58,11 +58,14 @@ MARK_BYTES = 4
 SLOT_BYTES = MARK_BYTES * worker.MARK_FIELDS
 
 
-def _preload(names: Sequence[str]) -> list[str]:
-    """What the forkserver imports once for every worker it forks: the built-ins' parsers, whole (a
-    recycled worker would otherwise import mutagen's 44 modules again on its first file)."""
+def forkserver_preload(names: Sequence[str]) -> list[str]:
+    """What the forkserver imports once for every process it forks: the walk process's module, and for
+    the workers the built-ins' parsers, whole (a recycled worker would otherwise import mutagen's 44
+    modules again on its first file). Whoever starts the forkserver — a pool, a scan's walk, `scanguard
+    scan` ahead of its imports — starts it with this list."""
     return [
         "scanguard.processing.spawning",
+        "scanguard.walk_child",
         "scanguard.processing.worker",
         "scanguard.processing.builtins",
         *(m for n in names for m in builtins.PRELOAD.get(n, ())),
@@ -76,7 +79,7 @@ def prestart(names: Sequence[str]) -> None:
     For a process about to scan (`scanguard scan`): the forkserver lives as long as the process (it ends
     with it), so a pool never starts it itself before its first file — a Runtime whose start fails leaves
     no process behind."""
-    multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(names))
+    multiprocessing.get_context("forkserver").set_forkserver_preload(forkserver_preload(names))
     multiprocessing.forkserver.ensure_running()
 
 
@@ -213,7 +216,7 @@ class FilePool:
     def _new_generation(self) -> _Generation:
         marks = _Marks()
         context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
-        context.set_forkserver_preload(_preload(self.names))
+        context.set_forkserver_preload(forkserver_preload(self.names))
         pool = pebble.ProcessPool(
             max_workers=self.workers,
             max_tasks=max(1, self.config.worker_max_files // CHUNK_FILES),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,12 +18,12 @@ from tests.support.waiting import wait_for
 pytestmark = [pytest.mark.timeout(60)]
 
 
-def _walk_children(pid: int) -> list[psutil.Process]:
-    try:
-        children = psutil.Process(pid).children()
-    except psutil.NoSuchProcess:
-        return []
-    return [c for c in children if "scanguard.walk_child" in " ".join(c.cmdline())]
+def _walk_pid(log: Path) -> int | None:
+    """The walk process's pid, from the scan's `scan.walking` log line (the forkserver forks it)."""
+    for line in log.read_text(errors="replace").splitlines():
+        if '"scan.walking"' in line:
+            return int(json.loads(line)["walk_pid"])
+    return None
 
 
 def _gone(proc: psutil.Process) -> bool:
@@ -40,15 +41,22 @@ def test_a_walk_process_stuck_in_its_walk_is_killed_with_the_scan_that_started_i
     db = tmp_path / "scan.db"
     # small batches: the scan runs for a few seconds, long enough to see its walk process
     env = child_env(tmp_path, SCANGUARD_SCAN_BATCH_SIZE="5", SCANGUARD_SCAN_WALKERS="1")
-    scan = subprocess.Popen(
-        [*scanguard_command(), "scan", str(root), "--database", f"sqlite:///{db}", "--no-progress"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env["SCANGUARD_LOG_LEVEL"] = "info"  # its `scan.walking` line names the walk process
+    log = tmp_path / "scan.log"
+    with log.open("wb") as err:
+        scan = subprocess.Popen(
+            [*scanguard_command(), "scan", str(root), "--database", f"sqlite:///{db}", "--no-progress"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     walk: psutil.Process | None = None
     try:
-        walk = wait_for(lambda: next(iter(_walk_children(scan.pid)), None), 30, "the scan's walk process")
+        pid = wait_for(lambda: _walk_pid(log), 30, "the scan's walk process")
+        walk = psutil.Process(pid)
+        assert scan.pid in [p.pid for p in walk.parents()], (
+            "a descendant of the scan (its forkserver's child)"
+        )
         # once a batch is committed, the walk process is walking (its start-up, parent-death signal set, is over)
         wait_for(lambda: committed_count(f"sqlite:///{db}"), 30, "the scan's first commit")
         walk.suspend()  # SIGSTOP: only a signal that kills can end it now

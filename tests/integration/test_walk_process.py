@@ -25,7 +25,7 @@ RULE = MediaRule.from_config(load_config().scan)
 
 
 def _params(root: Path, *, after: str | None = None, follow: bool = False, count: bool = False) -> WalkParams:
-    return WalkParams(str(root), RULE.types, after, follow, 1, (), count, os.getpid())
+    return WalkParams(str(root), RULE.types, after, follow, 1, (), count)
 
 
 def _drain(source: WalkProcess, limit: int = 7) -> list[Listed]:
@@ -57,6 +57,25 @@ def test_the_walk_process_yields_the_walk_of_this_process_in_stretches_and_count
     source = WalkProcess(_params(root, after=after, follow=follow))
     try:
         assert _drain(source) == list(Walk(str(root), RULE, after=after, follow_symlinks=follow).listed())
+    finally:
+        source.close()
+
+
+def test_the_walk_process_is_forked_by_the_forkserver_with_its_module_already_imported(
+    tmp_path: Path,
+) -> None:
+    """No interpreter start-up per walk (a resume starts one): the forkserver, which imported
+    scanguard.walk_child once, forks it, and the walk process answers as any other."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=20)
+    source = WalkProcess(_params(root), ["scanguard.walk_child"])
+    try:
+        walk = psutil.Process(source.pid)
+        forkserver = walk.parent()
+        assert forkserver is not None
+        assert "multiprocessing.forkserver" in " ".join(forkserver.cmdline())
+        assert forkserver.ppid() == os.getpid()
+        assert len(_drain(source)) == len(list(Walk(str(root), RULE).listed()))
     finally:
         source.close()
 
@@ -93,7 +112,7 @@ def test_the_walk_process_runs_walk_nice_below_the_scan_that_started_it(tmp_path
     admin API come first."""
     root = tmp_path / "lib"
     build_tree(root, n_media=50)
-    params = WalkParams(str(root), RULE.types, None, False, 1, (), False, os.getpid(), nice=7)
+    params = WalkParams(str(root), RULE.types, None, False, 1, (), False, nice=7)
     source = WalkProcess(params)
     try:
         assert source.take(1, 5.0, threading.Event())[0], "it walked (after lowering its priority)"
@@ -113,9 +132,9 @@ def test_a_scan_hands_its_walk_process_the_configured_walk_nice(
     build_tree(root, n_media=40)
     started: list[WalkParams] = []
 
-    def recording(params: WalkParams) -> WalkProcess:
+    def recording(params: WalkParams, preload: list[str]) -> WalkProcess:
         started.append(params)
-        return WalkProcess(params)
+        return WalkProcess(params, preload)
 
     monkeypatch.setattr(scan_job, "WalkProcess", recording)
     rt = runtime_factory(make_config(scan={"walk_nice": 3}))
