@@ -246,23 +246,62 @@ def vm_hwm_kb(pid: int | str = "self") -> int:
     return 0
 
 
+def cpu_seconds_of(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """The pids below a process (children, their children, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 class PeakRss:
-    """Polls a child's VmHWM until it exits.
+    """Polls a child's VmHWM until it exits, and the CPU time of the processes below it.
 
     Not ru_maxrss: Linux carries a process's high-water mark across fork and exec, so every child would
     report at least this driver's own peak (and the driver holds every path of the tree for the checks).
     VmHWM belongs to the program the child runs; it only grows, so polling misses at most the last tick.
+    The descendants' CPU is their last polled value: the walk process and the forkserver that forks it are
+    never reaped by the scan process, so its own rusage does not hold them.
     """
 
     def __init__(self, pid: int) -> None:
         self.pid, self.kb = pid, 0
+        self.descendants_cpu: dict[int, float] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
+        ticks = 0
         while not self._done.wait(0.01):
             self.kb = max(self.kb, vm_hwm_kb(self.pid))
+            ticks += 1
+            if ticks % 5:
+                continue  # the tree every 50 ms: listing /proc costs more than one status file
+            for child in descendants(self.pid):
+                if (cpu := cpu_seconds_of(child)) is not None:
+                    self.descendants_cpu[child] = cpu
 
     def stop(self) -> int:
         self._done.set()
@@ -284,7 +323,7 @@ def run_child(cmd: list[str], log: Path) -> tuple[float, int, float, str]:
         text = out.read().decode()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}; see {log}")
-    return wall, rss_kb, usage.ru_utime + usage.ru_stime, text
+    return wall, rss_kb, usage.ru_utime + usage.ru_stime + sum(peak.descendants_cpu.values()), text
 
 
 def run_worker(kind: str, root: Path, db: Path, log: Path) -> Run:
