@@ -13,22 +13,19 @@ elsewhere the broken pipe), so a `kill -9` of the scan leaves no walk behind.
 from __future__ import annotations
 
 import marshal
-import multiprocessing.forkserver
 import os
-import signal
-import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from scanguard.forked import die_with_forkserver
 from scanguard.listing import BackgroundCount
 from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
 
 CHUNK_ITEMS = 512  # entries per frame
 CHUNK_SECONDS = 0.02  # ... or what the walk found in this long, so a slow disk's entries still flow
 COUNT_GRACE = 2.0  # after the walk, how long to wait for the counting pass to finish (it lists less)
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,28 +46,6 @@ def frame(kind: str, value: Any) -> bytes:
     """One message of the walk process, as written to its pipe."""
     payload = marshal.dumps((kind, value))
     return len(payload).to_bytes(4, "big") + payload
-
-
-def _die_with_parent() -> None:
-    """Be killed when the parent (the forkserver) dies (Linux), and exit now if it already has.
-
-    The forkserver ends once no process holds its "alive" pipe: the scan's process, and every child it
-    forked, which inherits that pipe. The walk lets go of it, so that a `kill -9` of the scan ends the
-    forkserver, and with it (the parent-death signal) a walk stopped or stuck in the kernel.
-    """
-    server = multiprocessing.forkserver._forkserver
-    alive = getattr(server, "_forkserver_alive_fd", None)
-    if alive is not None:
-        os.close(alive)
-        setattr(server, "_forkserver_alive_fd", None)  # noqa: B010 - a private attribute of the stdlib
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        import ctypes  # noqa: PLC0415 - only the walk process needs it
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        raise SystemExit(0)
 
 
 class _Frames:
@@ -133,7 +108,7 @@ def run(params: WalkParams, out: _Frames) -> None:
 
 def serve(params: WalkParams, out: Connection) -> None:
     """The walk process's body (a forkserver's child): walk, writing frames to `out`'s pipe, then exit."""
-    _die_with_parent()
+    die_with_forkserver()
     if params.nice:
         os.nice(params.nice)  # a busy machine serves the scan's writer and the API before the walk
     frames = _Frames(out.fileno())

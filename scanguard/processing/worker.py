@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Final
 
+from scanguard.forked import die_with_forkserver
 from scanguard.processing.context import FileContext, Result, describe
 from scanguard.processing.registry import NamedProcessor, resolve
 
@@ -45,10 +46,11 @@ def die_with_parent(parent: int | None = None) -> None:
 
 
 def initialize(memory_limit_mib: int, marks_path: str, file_timeout: float) -> None:
-    """Runs once in each new worker: die with the service (its forkserver, which ends with it), map the
+    """Runs once in each new worker: die with the service (its forkserver, which ends with it once no
+    worker holds its alive pipe either), map the
     progress marks, take the per-file deadline, cap RLIMIT_AS if set."""
     global _marks, _file_timeout
-    die_with_parent()
+    die_with_forkserver()  # also when stuck where no code of its own runs: SIGKILL from the kernel
     signal.signal(DEADLINE_SIGNAL, signal.SIG_DFL)
     _file_timeout = file_timeout
     with open(marks_path, "r+b") as fh:

@@ -1,4 +1,5 @@
-"""The walk process of a scan dies with the scan: no orphan after `kill -9` (issue 18, item 1)."""
+"""The processes forked for a scan (its walk, its workers) die with the scan: no orphan after `kill -9`,
+even of one stopped where no code of its own runs (issue 18, item 1)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import psutil
 import pytest
 
 from tests.e2e.test_cli_kill import child_env, committed_count, scanguard_command
+from tests.support.hostproc import NAME as HOST
+from tests.support.hostproc import pids
 from tests.support.trees import build_tree
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.timeout(60)]
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.timeout(90)]
 
 
 def _walk_pid(log: Path) -> int | None:
@@ -69,3 +73,33 @@ def test_a_walk_process_stuck_in_its_walk_is_killed_with_the_scan_that_started_i
             scan.wait(10)
         if walk is not None and not _gone(walk):
             walk.kill()
+
+
+def test_a_worker_stopped_in_its_file_is_killed_with_the_scan_that_started_it(tmp_path: Path) -> None:
+    """A worker hangs in a host processor and is stopped (as if stuck in the kernel), then the scan is
+    killed by SIGKILL: the forkserver, which no child keeps alive, ends with the scan, and the worker with
+    it (parent-death signal)."""
+    root = tmp_path / "library"
+    (root / "Bad").mkdir(parents=True)
+    (root / "Bad" / "hang.flac").write_bytes(b"fLaC" + b"\0" * 64)
+    db = tmp_path / "scan.db"
+    env = child_env(tmp_path, SCANGUARD_SCAN_FILE_TIMEOUT="60s", SCANGUARD_SCAN_WORKERS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    command = [*scanguard_command(), "scan", str(root), "--database", f"sqlite:///{db}", "--no-progress"]
+    scan = subprocess.Popen(
+        [*command, "--processors", HOST], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    worker: psutil.Process | None = None
+    try:
+        pid = wait_for(lambda: next(iter(pids(root)), None), 60, "the worker in the hanging file")
+        worker = psutil.Process(pid)
+        worker.suspend()
+        os.kill(scan.pid, signal.SIGKILL)
+        scan.wait(10)
+        wait_for(lambda: _gone(worker), 10, "the stopped worker to die with the scan")
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+            scan.wait(10)
+        if worker is not None and not _gone(worker):
+            worker.kill()
