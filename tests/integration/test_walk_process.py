@@ -67,7 +67,7 @@ def test_the_walk_process_is_forked_by_the_forkserver_with_its_module_already_im
     """No interpreter start-up per walk (a resume starts one): the forkserver, which imported
     scanguard.walk_child once, forks it, and the walk process answers as any other."""
     root = tmp_path / "lib"
-    build_tree(root, n_media=20)
+    build_tree(root, n_media=3000, symlinks=False)  # more than its pipe holds: it waits to be read
     source = WalkProcess(_params(root), ["scanguard.walk_child"])
     try:
         walk = psutil.Process(source.pid)
