@@ -165,7 +165,7 @@ def scanguard_inprocess(root: str, db: str) -> dict[str, Any]:
     cfg = load_config(database={"url": f"sqlite:///{db}"}, log={"level": "warning"})
     started = time.perf_counter()
     cpu = time.process_time()
-    rt = Runtime.start(cfg)
+    rt = Runtime.start(cfg, watch=False)
     try:
         resolved = str(Path(root).resolve())
         library = next((lib for lib in rt.list_libraries() if lib.path == resolved), None)

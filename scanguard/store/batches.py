@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -251,8 +252,38 @@ _UPSERT_COLUMNS = (
 )
 
 
+ROWS_PER_STATEMENT = 76
+"""Rows in one multi-row upsert: 76 rows of 13 columns, 988 parameters, under SQLite's oldest limit (999)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverUpsert:
+    """The SQLite upsert as driver SQL: of one row, and of ROWS_PER_STATEMENT rows in one VALUES list."""
+
+    one: str
+    many: str
+
+    def run(self, conn: sa.Connection, values: list[tuple[Any, ...]]) -> None:
+        """Upsert `values` (one tuple per row, in _UPSERT_COLUMNS order), ROWS_PER_STATEMENT per statement.
+
+        The driver releases and retakes the GIL at every step of a statement: one step per row let any
+        other busy thread of the scan's process (the walk's reader, an API request) make each row wait for
+        the GIL; one per 76 rows also parses, binds and plans 76 times less."""
+        whole = len(values) - len(values) % ROWS_PER_STATEMENT
+        if whole:
+            conn.exec_driver_sql(
+                self.many,
+                [
+                    tuple(chain.from_iterable(values[start : start + ROWS_PER_STATEMENT]))
+                    for start in range(0, whole, ROWS_PER_STATEMENT)
+                ],
+            )
+        if whole < len(values):
+            conn.exec_driver_sql(self.one, values[whole:])
+
+
 # per dialect object, forgotten with its engine (the cached SQL holds no reference to the dialect)
-_driver_upserts: weakref.WeakKeyDictionary[sa.Dialect, str | None] = weakref.WeakKeyDictionary()
+_driver_upserts: weakref.WeakKeyDictionary[sa.Dialect, DriverUpsert | None] = weakref.WeakKeyDictionary()
 _PLAIN_COLUMNS = (
     "library_id",
     "scan_job_id",
@@ -266,25 +297,30 @@ _PLAIN_COLUMNS = (
 )
 
 
-def _driver_upsert_sql(dialect: sa.Dialect) -> str | None:
+def driver_upsert(dialect: sa.Dialect) -> DriverUpsert | None:
     """The SQLite upsert as driver SQL, or None when this dialect needs the Core path.
 
     Core's executemany spends most of a batch building and processing a dict per row; the driver takes
-    tuples. The SQL is compiled from the same Core statement, so both paths write the same thing. Only
-    when the per-row values need no bind processing (mtime's to_float is moot for a float): the two
-    timestamps and meta are processed by the caller.
+    tuples. The SQL is compiled from the same Core statement, so both paths write the same thing; the
+    multi-row form repeats its one VALUES group. Only when the per-row values need no bind processing
+    (mtime's to_float is moot for a float): the two timestamps and meta are processed by the caller.
     """
     if dialect in _driver_upserts:
         return _driver_upserts[dialect]
-    sql: str | None = None
+    upsert: DriverUpsert | None = None
     if dialect.name == "sqlite" and dialect.paramstyle == "qmark":
         compiled = _upsert_statement("sqlite").compile(dialect=dialect, column_keys=list(_UPSERT_COLUMNS))
-        if tuple(compiled.positiontup or ()) == _UPSERT_COLUMNS and not any(
-            _processor(dialect, name) is not _same for name in _PLAIN_COLUMNS
+        group = "(" + ", ".join("?" * len(_UPSERT_COLUMNS)) + ")"
+        one = compiled.string
+        if (
+            tuple(compiled.positiontup or ()) == _UPSERT_COLUMNS
+            and one.count(f" VALUES {group} ") == 1
+            and not any(_processor(dialect, name) is not _same for name in _PLAIN_COLUMNS)
         ):
-            sql = compiled.string
-    _driver_upserts[dialect] = sql
-    return sql
+            many = one.replace(f" VALUES {group} ", f" VALUES {', '.join([group] * ROWS_PER_STATEMENT)} ")
+            upsert = DriverUpsert(one, many)
+    _driver_upserts[dialect] = upsert
+    return upsert
 
 
 def _processor(dialect: sa.Dialect, column: str) -> Callable[[Any], Any]:
@@ -305,9 +341,9 @@ def _as_file_rows(listed: tuple[ListedRow, ...]) -> list[FileRow]:
 
 def _upsert(tx: Tx, batch: BatchCommit) -> None:
     dialect = tx.conn.dialect
-    sql = _driver_upsert_sql(dialect)
+    upsert = driver_upsert(dialect)
     now = tx.now
-    if sql is None:
+    if upsert is None:
         files = [*batch.upserts, *_as_file_rows(batch.listed)]
         rows = [
             {
@@ -377,7 +413,7 @@ def _upsert(tx: Tx, batch: BatchCommit) -> None:
         )
         for path, size, mtime, kind, dev, ino in batch.listed
     ]
-    tx.conn.exec_driver_sql(sql, values)
+    upsert.run(tx.conn, values)
 
 
 def _progress(processed: int, total: int | None) -> float:
