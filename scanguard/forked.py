@@ -23,7 +23,13 @@ def die_with_forkserver() -> None:
     if alive is not None:
         os.close(alive)
         setattr(server, "_forkserver_alive_fd", None)  # noqa: B010 - a private attribute of the stdlib
-    parent = os.getppid()
+    die_with_parent()
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Be killed when the parent process dies (Linux), and exit now if it already has (`parent`: its pid
+    as the parent saw it before forking, so that a parent gone in between is noticed too)."""
+    parent = os.getppid() if parent is None else parent
     if sys.platform.startswith("linux"):
         import ctypes  # noqa: PLC0415 - only forked children need it
 

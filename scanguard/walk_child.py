@@ -2,7 +2,7 @@
 
 `serve(params, out)` — the target of a process forked by multiprocessing's forkserver, which has this
 module imported already, so a walk starts in a few milliseconds rather than an interpreter's start-up —
-runs one `walk.Walk` (and, when asked, the counting pass beside it) and writes what it yields to the pipe
+runs one `walk.Walk` (and, when asked, the counting pass in a process it forks) and writes what it yields to the pipe
 `out` as frames: a 4-byte big-endian length, then a `marshal`led `(kind, value)` — `("items", [Listed,
 ...])`, `("total", n)`, then `("end", None)`; or `("root_unavailable", why)` / `("error", why)`. A
 blocking pipe is the flow control: the walk runs at most a pipe's worth ahead of the scan that reads it.
@@ -12,14 +12,18 @@ elsewhere the broken pipe), so a `kill -9` of the scan leaves no walk behind.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
+import select
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from scanguard.forked import die_with_forkserver
+from scanguard.forked import die_with_forkserver, die_with_parent
 from scanguard.listing import BackgroundCount
 from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
 
@@ -60,25 +64,88 @@ class _Frames:
             data = data[os.write(self.fd, data) :]
 
 
+class CountProcess:
+    """The counting pass in a process of its own, forked by the walk process before it walks: the count
+    lists the tree on another core instead of sharing the walk's GIL (a full scan's walk took 0.6 s with
+    the count beside it, 0.38 s without). The same calls as BackgroundCount, which it runs."""
+
+    def __init__(
+        self, root: str, media_type: Callable[[str], str | None], *, follow_symlinks: bool, walkers: int
+    ) -> None:
+        parent = os.getpid()
+        read, write = os.pipe()
+        pid = os.fork()  # before the walk starts a thread: this process has only one
+        if pid == 0:
+            _count_and_exit(read, write, parent, root, media_type, follow_symlinks, walkers)
+        os.close(write)
+        self.pid = pid
+        self._read = read
+        self._total: int | None = None
+        self._over = False  # its answer read (a total, or none), and the process reaped
+
+    def result(self) -> int | None:
+        """The count, or None while it runs."""
+        return self.wait(0.0)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The count, waiting at most `timeout` for it; None if it is not known by then (or failed)."""
+        if not self._over and select.select([self._read], [], [], timeout)[0]:
+            answer = os.read(self._read, 8)  # 8 bytes, written whole (less than a pipe's atomic write)
+            self._total = int.from_bytes(answer, "big") if len(answer) == 8 else None
+            self._end()
+        return self._total
+
+    def close(self) -> None:
+        """Stop the count if it still runs, and reap it."""
+        if not self._over:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._end()
+
+    def _end(self) -> None:
+        self._over = True
+        os.close(self._read)
+        os.waitpid(self.pid, 0)  # it has answered (then exits at once) or was killed
+
+
+def _count_and_exit(
+    read: int,
+    write: int,
+    parent: int,
+    root: str,
+    media_type: Callable[[str], str | None],
+    follow_symlinks: bool,
+    walkers: int,
+) -> None:
+    """The counting process: count, write the total (8 bytes, nothing if it failed) and leave."""
+    try:
+        os.close(read)
+        die_with_parent(parent)
+        count = BackgroundCount(root, media_type, follow_symlinks=follow_symlinks, walkers=walkers)
+        total = count.wait()
+        if total is not None:
+            os.write(write, total.to_bytes(8, "big"))
+    finally:
+        os._exit(0)  # a fork of the walk process: none of its exit handlers are this process's
+
+
 def run(params: WalkParams, out: _Frames) -> None:
     """Walk, sending the entries a chunk at a time, the count once it is known, then the end."""
+    rule = MediaRule(params.types)
+    count = (
+        CountProcess(
+            params.root, rule.media_type, follow_symlinks=params.follow_symlinks, walkers=params.walkers
+        )
+        if params.count
+        else None
+    )
     walk = Walk(
         params.root,
-        MediaRule(params.types),
+        rule,
         after=params.after,
         follow_symlinks=params.follow_symlinks,
         walkers=params.walkers,
         scope=params.scope,
-    )
-    count = (
-        BackgroundCount(
-            params.root,
-            walk.rule.media_type,
-            follow_symlinks=params.follow_symlinks,
-            walkers=params.walkers,
-        )
-        if params.count
-        else None
     )
     total: int | None = None
     chunk: list[Listed] = []

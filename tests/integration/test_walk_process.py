@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +18,7 @@ import scanguard
 from scanguard.actors import scan_job
 from scanguard.config import load_config
 from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
-from scanguard.walk_child import WalkParams
+from scanguard.walk_child import CountProcess, WalkParams
 from scanguard.walk_source import WalkProcess
 from tests.support.trees import build_tree
 
@@ -141,3 +144,92 @@ def test_a_scan_hands_its_walk_process_the_configured_walk_nice(
     job = rt.start_scan(rt.add_library(root).id)
     assert rt.wait_for_job(job.id, ("completed",), timeout=30).status == "completed"
     assert [p.nice for p in started] == [3]
+
+
+def _ended(pid: int) -> bool:
+    """No such process, or one that has exited (a zombie nobody reaps is still an ended process)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_counting_pass_runs_in_a_process_of_its_own_and_counts_what_the_walk_finds(
+    tmp_path: Path,
+) -> None:
+    """A full scan's count lists the tree beside the walk on another core: forked by the process that
+    walks, it answers with the walk's media count and is reaped once it has answered."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=400, n_other=30)
+    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1)
+    try:
+        counter = psutil.Process(count.pid)
+        assert count.pid != os.getpid()
+        assert counter.ppid() == os.getpid()
+        assert count.wait(10.0) == sum(len(i) == 6 for i in Walk(str(root), RULE).listed())
+        with pytest.raises(psutil.NoSuchProcess):  # reaped with its answer, not left a zombie
+            counter.status()
+    finally:
+        count.close()
+
+
+def test_closing_a_count_that_is_still_counting_kills_and_reaps_it_at_once(tmp_path: Path) -> None:
+    """A stop is bounded: a count stopped in its listing (SIGSTOP, as on a hung mount) is killed and reaped
+    by close, and its total is unknown."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=50)
+    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1)
+    os.kill(count.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    count.close()
+    assert time.monotonic() - started < 2.0
+    assert _ended(count.pid)
+    assert count.result() is None
+
+
+def test_a_count_whose_walk_process_is_killed_dies_with_it(tmp_path: Path) -> None:
+    """kill -9 of the walk process (the count's parent) kills a count stopped in its listing: the
+    parent-death signal, taken before it counts."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=50)
+    ready = tmp_path / "count.pid"
+    walker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys, time\n"
+            "from scanguard.walk_child import CountProcess\n"
+            "from tests.integration.test_walk_process import RULE, _stopped_once_counting\n"
+            "count = CountProcess(sys.argv[1], _stopped_once_counting, follow_symlinks=False, walkers=1)\n"
+            "open(sys.argv[2], 'w').write(str(count.pid))\n"
+            "time.sleep(60)\n",
+            str(root),
+            str(ready),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (ready.exists() and ready.read_text()):
+            assert time.monotonic() < deadline, "the walk process forked its count"
+            time.sleep(0.01)
+        counter = int(ready.read_text())
+        while psutil.Process(counter).status() != psutil.STATUS_STOPPED:
+            assert time.monotonic() < deadline, "the count stopped itself in its listing"
+            time.sleep(0.01)
+        walker.kill()
+        walker.wait(10)
+        while not _ended(counter):
+            assert time.monotonic() < deadline, "the count died with its walk process"
+            time.sleep(0.01)
+    finally:
+        if walker.poll() is None:
+            walker.kill()
+            walker.wait(10)
+
+
+def _stopped_once_counting(name: str) -> str | None:
+    """The media rule of a count that stops itself (SIGSTOP) at its first name: by then its parent-death
+    signal is set, and only a signal that kills can end it."""
+    os.kill(os.getpid(), signal.SIGSTOP)
+    return RULE.media_type(name)
