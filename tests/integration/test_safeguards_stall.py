@@ -70,7 +70,8 @@ def test_a_scan_hung_in_scandir_is_paused_as_stalled_abandoned_and_its_late_batc
     )
     assert paused.pause_reason == "stalled"
     assert time.monotonic() - hung_at <= STALL + TICK + SLACK
-    assert job.id not in rt.live_scans(), "the supervisor let go of the stuck actor"
+    # the pause is committed, then the supervisor is told to stop the actor: it lets go just after
+    wait_for(lambda: job.id not in rt.live_scans(), SLACK, "the supervisor to let go of the stuck actor")
 
     abandoned = wait_for(
         lambda: [d for k, d in job_events(db_url, job.id) if k == "supervisor.abandoned"],
