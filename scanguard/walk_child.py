@@ -70,13 +70,19 @@ class CountProcess:
     the count beside it, 0.38 s without). The same calls as BackgroundCount, which it runs."""
 
     def __init__(
-        self, root: str, media_type: Callable[[str], str | None], *, follow_symlinks: bool, walkers: int
+        self,
+        root: str,
+        media_type: Callable[[str], str | None],
+        *,
+        follow_symlinks: bool,
+        walkers: int,
+        inherited: tuple[int, ...] = (),
     ) -> None:
         parent = os.getpid()
         read, write = os.pipe()
         pid = os.fork()  # before the walk starts a thread: this process has only one
         if pid == 0:
-            _count_and_exit(read, write, parent, root, media_type, follow_symlinks, walkers)
+            _count_and_exit((read, *inherited), write, parent, root, media_type, follow_symlinks, walkers)
         os.close(write)
         self.pid = pid
         self._read = read
@@ -109,7 +115,7 @@ class CountProcess:
 
 
 def _count_and_exit(
-    read: int,
+    closing: tuple[int, ...],
     write: int,
     parent: int,
     root: str,
@@ -119,7 +125,8 @@ def _count_and_exit(
 ) -> None:
     """The counting process: count, write the total (8 bytes, nothing if it failed) and leave."""
     try:
-        os.close(read)
+        for fd in closing:  # the walk's pipe ends with the walk, not with its count
+            os.close(fd)
         die_with_parent(parent)
         count = BackgroundCount(root, media_type, follow_symlinks=follow_symlinks, walkers=walkers)
         total = count.wait()
@@ -134,7 +141,11 @@ def run(params: WalkParams, out: _Frames) -> None:
     rule = MediaRule(params.types)
     count = (
         CountProcess(
-            params.root, rule.media_type, follow_symlinks=params.follow_symlinks, walkers=params.walkers
+            params.root,
+            rule.media_type,
+            follow_symlinks=params.follow_symlinks,
+            walkers=params.walkers,
+            inherited=(out.fd,),
         )
         if params.count
         else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -233,3 +234,25 @@ def _stopped_once_counting(name: str) -> str | None:
     signal is set, and only a signal that kills can end it."""
     os.kill(os.getpid(), signal.SIGSTOP)
     return RULE.media_type(name)
+
+
+def test_the_count_does_not_hold_the_walk_s_pipe_open(tmp_path: Path) -> None:
+    """The scan sees the end of its walk's pipe when the walk process is gone, even while the count it
+    forked still runs (here: stopped in its listing)."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=50)
+    read, write = os.pipe()
+    count = CountProcess(
+        str(root), _stopped_once_counting, follow_symlinks=False, walkers=1, inherited=(write,)
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(count.pid).status() != psutil.STATUS_STOPPED:
+            assert time.monotonic() < deadline, "the count stopped itself in its listing"
+            time.sleep(0.01)
+        os.close(write)  # the walk process's own end: now only a count that kept it would hold it
+        assert select.select([read], [], [], 5.0)[0], "the pipe's end is seen"
+        assert os.read(read, 1) == b""
+    finally:
+        count.close()
+        os.close(read)
