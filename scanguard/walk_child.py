@@ -1,13 +1,15 @@
 """The walk process of a scan: lists and stats a library on its own interpreter, off the writer's GIL.
 
-`serve(params, out)` — the target of a process forked by multiprocessing's forkserver, which has this
-module imported already, so a walk starts in a few milliseconds rather than an interpreter's start-up —
-runs one `walk.Walk` (and, when asked, the counting pass in a process it forks) and writes what it yields to the pipe
-`out` as frames: a 4-byte big-endian length, then a `marshal`led `(kind, value)` — `("items", [Listed,
-...])`, `("total", n)`, then `("end", None)`; or `("root_unavailable", why)` / `("error", why)`. A
-blocking pipe is the flow control: the walk runs at most a pipe's worth ahead of the scan that reads it.
-It dies with the forkserver, which ends with the scan's process (Linux: the parent death signal;
-elsewhere the broken pipe), so a `kill -9` of the scan leaves no walk behind.
+`serve(params, out, answer)` — the target of a process forked by multiprocessing's forkserver, which has
+this module imported already, so a walk starts in a few milliseconds rather than an interpreter's start-up
+— runs one `walk.Walk` and writes what it yields to the pipe `out` as frames: a 4-byte big-endian length,
+then a `marshal`led `(kind, value)` — `("items", [Listed, ...])`, then `("end", None)`; or
+`("root_unavailable", why)` / `("error", why)`. A blocking pipe is the flow control: the walk runs at most
+a pipe's worth ahead of the scan that reads it. When asked, the counting pass runs beside it in a process
+of its own (CountProcess), which writes its total (8 bytes, big-endian) to the pipe `answer` — not behind
+the walk's backlog, so the scan has its progress total as soon as it is known. Both die with the
+forkserver, which ends with the scan's process (Linux: the parent death signal; elsewhere the broken
+pipe), so a `kill -9` of the scan leaves neither behind.
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ class _Frames:
 
 
 class CountProcess:
-    """The counting pass in a process of its own, forked by the walk process before it walks: the count
-    lists the tree on another core instead of sharing the walk's GIL (a full scan's walk took 0.6 s with
-    the count beside it, 0.38 s without). The same calls as BackgroundCount, which it runs."""
+    """The counting pass in a process of its own, forked by the walk process before it walks: it lists the
+    tree on another core instead of sharing the walk's GIL (a full scan's walk took 0.6 s with the count
+    beside it, 0.38 s without), and writes its total to `answer` (8 bytes; nothing if it failed)."""
 
     def __init__(
         self,
@@ -76,54 +78,73 @@ class CountProcess:
         *,
         follow_symlinks: bool,
         walkers: int,
+        answer: int,
         inherited: tuple[int, ...] = (),
     ) -> None:
+        """`answer`: the writing end of the pipe its reader waits on, handed over: this process closes its
+        own copy, so the reader sees the end once the count has answered or died. `inherited`: other
+        descriptors the count must not hold open (the walk's pipe)."""
         parent = os.getpid()
-        read, write = os.pipe()
         pid = os.fork()  # before the walk starts a thread: this process has only one
         if pid == 0:
-            _count_and_exit((read, *inherited), write, parent, root, media_type, follow_symlinks, walkers)
-        os.close(write)
+            _count_and_exit(inherited, answer, parent, root, media_type, follow_symlinks, walkers)
+        os.close(answer)
         self.pid = pid
-        self._read = read
-        self._total: int | None = None
-        self._over = False  # its answer read (a total, or none), and the process reaped
+        self._reaped = False
 
-    def result(self) -> int | None:
-        """The count, or None while it runs."""
-        return self.wait(0.0)
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        """The count, waiting at most `timeout` for it; None if it is not known by then (or failed)."""
-        if not self._over and select.select([self._read], [], [], timeout)[0]:
-            answer = os.read(self._read, 8)  # 8 bytes, written whole (less than a pipe's atomic write)
-            self._total = int.from_bytes(answer, "big") if len(answer) == 8 else None
-            self._end()
-        return self._total
+    def join(self, timeout: float) -> bool:
+        """Wait at most `timeout` for the count to end (and reap it); whether it has."""
+        deadline = time.monotonic() + timeout
+        while not self._reaped:
+            if os.waitpid(self.pid, os.WNOHANG)[0]:
+                self._reaped = True
+            elif time.monotonic() >= deadline:
+                break
+            else:
+                time.sleep(0.01)
+        return self._reaped
 
     def close(self) -> None:
         """Stop the count if it still runs, and reap it."""
-        if not self._over:
+        if not self._reaped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            self._end()
+            os.waitpid(self.pid, 0)
+            self._reaped = True
 
-    def _end(self) -> None:
-        self._over = True
-        os.close(self._read)
-        os.waitpid(self.pid, 0)  # it has answered (then exits at once) or was killed
+
+class CountAnswer:
+    """The reading end of a count's `answer` pipe: its total once written, without waiting for the walk."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._total: int | None = None
+        self._over = False  # answered, or ended without an answer
+
+    def wait(self, timeout: float) -> int | None:
+        """The total, waiting at most `timeout` for it; None while unknown (or if the count failed)."""
+        if not self._over and select.select([self._fd], [], [], max(0.0, timeout))[0]:
+            answer = os.read(self._fd, 8)  # 8 bytes, written whole (less than a pipe's atomic write)
+            self._total = int.from_bytes(answer, "big") if len(answer) == 8 else None
+            self.close()
+        return self._total
+
+    def close(self) -> None:
+        if not self._over:
+            self._over = True
+            os.close(self._fd)
 
 
 def _count_and_exit(
     closing: tuple[int, ...],
-    write: int,
+    answer: int,
     parent: int,
     root: str,
     media_type: Callable[[str], str | None],
     follow_symlinks: bool,
     walkers: int,
 ) -> None:
-    """The counting process: count, write the total (8 bytes, nothing if it failed) and leave."""
+    """The counting process: count, write the total to `answer` (nothing if it failed) and leave."""
     try:
         for fd in closing:  # the walk's pipe ends with the walk, not with its count
             os.close(fd)
@@ -131,13 +152,14 @@ def _count_and_exit(
         count = BackgroundCount(root, media_type, follow_symlinks=follow_symlinks, walkers=walkers)
         total = count.wait()
         if total is not None:
-            os.write(write, total.to_bytes(8, "big"))
+            os.write(answer, total.to_bytes(8, "big"))
     finally:
         os._exit(0)  # a fork of the walk process: none of its exit handlers are this process's
 
 
-def run(params: WalkParams, out: _Frames) -> None:
-    """Walk, sending the entries a chunk at a time, the count once it is known, then the end."""
+def run(params: WalkParams, out: _Frames, answer: int | None = None) -> None:
+    """Walk, sending the entries a chunk at a time, then the end; with `answer` (when params.count), the
+    count's process answers there, and the walk process gives it COUNT_GRACE after its own end."""
     rule = MediaRule(params.types)
     count = (
         CountProcess(
@@ -145,9 +167,10 @@ def run(params: WalkParams, out: _Frames) -> None:
             rule.media_type,
             follow_symlinks=params.follow_symlinks,
             walkers=params.walkers,
+            answer=answer,
             inherited=(out.fd,),
         )
-        if params.count
+        if params.count and answer is not None
         else None
     )
     walk = Walk(
@@ -158,7 +181,6 @@ def run(params: WalkParams, out: _Frames) -> None:
         walkers=params.walkers,
         scope=params.scope,
     )
-    total: int | None = None
     chunk: list[Listed] = []
     clock = time.monotonic
     since = clock()
@@ -170,13 +192,11 @@ def run(params: WalkParams, out: _Frames) -> None:
             if len(chunk) >= CHUNK_ITEMS or clock() - since >= CHUNK_SECONDS:
                 out.send("items", chunk)
                 chunk = []
-                if total is None and count is not None and (total := count.result()) is not None:
-                    out.send("total", total)
         if chunk:
             out.send("items", chunk)
-        if total is None and count is not None and (total := count.wait(COUNT_GRACE)) is not None:
-            out.send("total", total)
         out.send("end", None)
+        if count is not None:
+            count.join(COUNT_GRACE)  # the count lists less than the walk: it is about done too
     except RootUnavailable as exc:
         out.send("root_unavailable", str(exc))
     finally:
@@ -184,14 +204,19 @@ def run(params: WalkParams, out: _Frames) -> None:
             count.close()
 
 
-def serve(params: WalkParams, out: Connection) -> None:
-    """The walk process's body (a forkserver's child): walk, writing frames to `out`'s pipe, then exit."""
+def serve(params: WalkParams, out: Connection, answer: Connection | None = None) -> None:
+    """The walk process's body (a forkserver's child): walk, writing frames to `out`'s pipe, then exit;
+    the count (params.count) answers on `answer`'s pipe."""
     die_with_forkserver()
+    answer_fd = None
+    if answer is not None:
+        answer_fd = os.dup(answer.fileno()) if params.count else None  # handed to the count, which closes it
+        answer.close()
     if params.nice:
         os.nice(params.nice)  # a busy machine serves the scan's writer and the API before the walk
     frames = _Frames(out.fileno())
     try:
-        run(params, frames)
+        run(params, frames, answer_fd)
     except BrokenPipeError:
         return  # the scan stopped reading: it has stopped, or it is gone
     except Exception as exc:

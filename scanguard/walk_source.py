@@ -25,7 +25,7 @@ import structlog
 from scanguard.errors import WalkFailed
 from scanguard.listing import BackgroundCount
 from scanguard.walk import Listed, RootUnavailable
-from scanguard.walk_child import WalkParams, serve
+from scanguard.walk_child import CountAnswer, WalkParams, serve
 
 log = structlog.get_logger("scanguard.scan")
 
@@ -96,11 +96,21 @@ class WalkProcess:
             context.set_forkserver_preload(list(preload))
         multiprocessing.forkserver.ensure_running()
         reader, writer = context.Pipe(duplex=False)
-        self._proc = context.Process(target=serve, args=(params, writer), name="scanguard-walk", daemon=True)
+        # the count's answer comes on a pipe of its own, not behind the entries the walk ran ahead with
+        answer_reader, answer_writer = context.Pipe(duplex=False) if params.count else (None, None)
+        self._proc = context.Process(
+            target=serve, args=(params, writer, answer_writer), name="scanguard-walk", daemon=True
+        )
         try:
             self._proc.start()
         finally:
             writer.close()  # the walk process holds the only writing end: its exit is this side's EOF
+            if answer_writer is not None:
+                answer_writer.close()  # ... and its count the only one of the answer's
+        self._answer: CountAnswer | None = None
+        if answer_reader is not None:
+            self._answer = CountAnswer(os.dup(answer_reader.fileno()))
+            answer_reader.close()
         self._reader = reader
         self._fd = reader.fileno()
         with contextlib.suppress(OSError):  # a larger pipe lets the walk run further ahead
@@ -109,7 +119,6 @@ class WalkProcess:
         self._poll.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         self._buffer = bytearray()
         self._items: list[Listed] = []
-        self._total: int | None = None
         self._ended = False
         self._closed = False
 
@@ -129,12 +138,14 @@ class WalkProcess:
         return items, self._ended and not self._items
 
     def total(self, wait: float) -> int | None:
-        return self._total  # the walk process sends it before its end, once the count is done
+        return None if self._answer is None else self._answer.wait(wait)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._answer is not None:
+            self._answer.close()
         if self._proc.exitcode is None:
             self._proc.kill()  # it only reads the filesystem: nothing to clean up
         self._reader.close()
@@ -175,9 +186,6 @@ class WalkProcess:
         if kind == "items":
             assert isinstance(value, list)
             self._items.extend(value)
-        elif kind == "total":
-            assert isinstance(value, int)
-            self._total = value
         elif kind == "end":
             self._ended = True
         elif kind == "root_unavailable":

@@ -19,7 +19,7 @@ import scanguard
 from scanguard.actors import scan_job
 from scanguard.config import load_config
 from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
-from scanguard.walk_child import CountProcess, WalkParams
+from scanguard.walk_child import CountAnswer, CountProcess, WalkParams
 from scanguard.walk_source import WalkProcess
 from tests.support.trees import build_tree
 
@@ -54,7 +54,7 @@ def test_the_walk_process_yields_the_walk_of_this_process_in_stretches_and_count
     source = WalkProcess(_params(root, follow=follow, count=True))
     try:
         assert _drain(source) == expected
-        assert source.total(0.0) == sum(len(i) == 6 for i in expected)
+        assert source.total(10.0) == sum(len(i) == 6 for i in expected)
     finally:
         source.close()
     after = expected[len(expected) // 2][0]
@@ -159,19 +159,23 @@ def test_the_counting_pass_runs_in_a_process_of_its_own_and_counts_what_the_walk
     tmp_path: Path,
 ) -> None:
     """A full scan's count lists the tree beside the walk on another core: forked by the process that
-    walks, it answers with the walk's media count and is reaped once it has answered."""
+    walks, it answers on its own pipe with the walk's media count, then ends."""
     root = tmp_path / "lib"
     build_tree(root, n_media=400, n_other=30)
-    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1)
+    read, write = os.pipe()
+    answer = CountAnswer(read)
+    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1, answer=write)
     try:
         counter = psutil.Process(count.pid)
         assert count.pid != os.getpid()
         assert counter.ppid() == os.getpid()
-        assert count.wait(10.0) == sum(len(i) == 6 for i in Walk(str(root), RULE).listed())
-        with pytest.raises(psutil.NoSuchProcess):  # reaped with its answer, not left a zombie
+        assert answer.wait(10.0) == sum(len(i) == 6 for i in Walk(str(root), RULE).listed())
+        assert count.join(10.0), "it ended once it had answered"
+        with pytest.raises(psutil.NoSuchProcess):  # reaped by join, not left a zombie
             counter.status()
     finally:
         count.close()
+        answer.close()
 
 
 def test_closing_a_count_that_is_still_counting_kills_and_reaps_it_at_once(tmp_path: Path) -> None:
@@ -179,13 +183,15 @@ def test_closing_a_count_that_is_still_counting_kills_and_reaps_it_at_once(tmp_p
     by close, and its total is unknown."""
     root = tmp_path / "lib"
     build_tree(root, n_media=50)
-    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1)
+    read, write = os.pipe()
+    answer = CountAnswer(read)
+    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1, answer=write)
     os.kill(count.pid, signal.SIGSTOP)
     started = time.monotonic()
     count.close()
     assert time.monotonic() - started < 2.0
     assert _ended(count.pid)
-    assert count.result() is None
+    assert answer.wait(1.0) is None, "no total: the answer's pipe ended without one"
 
 
 def test_a_count_whose_walk_process_is_killed_dies_with_it(tmp_path: Path) -> None:
@@ -201,7 +207,9 @@ def test_a_count_whose_walk_process_is_killed_dies_with_it(tmp_path: Path) -> No
             "import os, signal, sys, time\n"
             "from scanguard.walk_child import CountProcess\n"
             "from tests.integration.test_walk_process import RULE, _stopped_once_counting\n"
-            "count = CountProcess(sys.argv[1], _stopped_once_counting, follow_symlinks=False, walkers=1)\n"
+            "count = CountProcess(\n"
+            "    sys.argv[1], _stopped_once_counting, follow_symlinks=False, walkers=1, answer=os.pipe()[1]\n"
+            ")\n"
             "open(sys.argv[2], 'w').write(str(count.pid))\n"
             "time.sleep(60)\n",
             str(root),
@@ -243,7 +251,12 @@ def test_the_count_does_not_hold_the_walk_s_pipe_open(tmp_path: Path) -> None:
     build_tree(root, n_media=50)
     read, write = os.pipe()
     count = CountProcess(
-        str(root), _stopped_once_counting, follow_symlinks=False, walkers=1, inherited=(write,)
+        str(root),
+        _stopped_once_counting,
+        follow_symlinks=False,
+        walkers=1,
+        answer=os.pipe()[1],
+        inherited=(write,),
     )
     try:
         deadline = time.monotonic() + 10
@@ -256,3 +269,19 @@ def test_the_count_does_not_hold_the_walk_s_pipe_open(tmp_path: Path) -> None:
     finally:
         count.close()
         os.close(read)
+
+
+def test_the_count_reaches_the_scan_while_the_walk_s_entries_wait_in_its_pipe(tmp_path: Path) -> None:
+    """The progress total is not queued behind what the walk ran ahead with: a scan that has read only
+    its first entries (a slow scan: its pipe is full) already has the count."""
+    root = tmp_path / "lib"
+    build_tree(root, n_media=4000, symlinks=False)  # more than the walk's pipe holds
+    source = WalkProcess(_params(root, count=True))
+    try:
+        first, done = source.take(1, 5.0, threading.Event())
+        assert first
+        assert not done
+        assert source.total(10.0) == sum(len(i) == 6 for i in Walk(str(root), RULE).listed())
+        assert not source.take(1, 5.0, threading.Event())[1], "the walk's entries are still waiting"
+    finally:
+        source.close()
