@@ -6,7 +6,7 @@ this module imported already, so a walk starts in a few milliseconds rather than
 then a `marshal`led `(kind, value)` — `("items", [Listed, ...])`, then `("end", None)`; or
 `("root_unavailable", why)` / `("error", why)`. A blocking pipe is the flow control: the walk runs at most
 a pipe's worth ahead of the scan that reads it. When asked, the counting pass runs beside it in a process
-of its own (CountProcess), which writes its total (8 bytes, big-endian) to the pipe `answer` — not behind
+of its own (CountProcess), which sends its total on the pipe `answer` — not behind
 the walk's backlog, so the scan has its progress total as soon as it is known. Both die with the
 forkserver, which ends with the scan's process (Linux: the parent death signal; elsewhere the broken
 pipe), so a `kill -9` of the scan leaves neither behind.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
-import select
 import signal
 import time
 from collections.abc import Callable
@@ -69,7 +68,7 @@ class _Frames:
 class CountProcess:
     """The counting pass in a process of its own, forked by the walk process before it walks: it lists the
     tree on another core instead of sharing the walk's GIL (a full scan's walk took 0.6 s with the count
-    beside it, 0.38 s without), and writes its total to `answer` (8 bytes; nothing if it failed)."""
+    beside it, 0.38 s without), and sends its total on `answer` (nothing if it failed)."""
 
     def __init__(
         self,
@@ -78,17 +77,17 @@ class CountProcess:
         *,
         follow_symlinks: bool,
         walkers: int,
-        answer: int,
+        answer: Connection,
         inherited: tuple[int, ...] = (),
     ) -> None:
-        """`answer`: the writing end of the pipe its reader waits on, handed over: this process closes its
+        """`answer`: the sending end of the pipe its reader waits on, handed over: this process closes its
         own copy, so the reader sees the end once the count has answered or died. `inherited`: other
         descriptors the count must not hold open (the walk's pipe)."""
         parent = os.getpid()
         pid = os.fork()  # before the walk starts a thread: this process has only one
         if pid == 0:
             _count_and_exit(inherited, answer, parent, root, media_type, follow_symlinks, walkers)
-        os.close(answer)
+        answer.close()
         self.pid = pid
         self._reaped = False
 
@@ -114,37 +113,35 @@ class CountProcess:
 
 
 class CountAnswer:
-    """The reading end of a count's `answer` pipe: its total once written, without waiting for the walk."""
+    """The receiving end of a count's `answer` pipe: its total once sent, without waiting for the walk."""
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
         self._total: int | None = None
-        self._over = False  # answered, or ended without an answer
 
     def wait(self, timeout: float) -> int | None:
         """The total, waiting at most `timeout` for it; None while unknown (or if the count failed)."""
-        if not self._over and select.select([self._fd], [], [], max(0.0, timeout))[0]:
-            answer = os.read(self._fd, 8)  # 8 bytes, written whole (less than a pipe's atomic write)
-            self._total = int.from_bytes(answer, "big") if len(answer) == 8 else None
+        if not self._conn.closed and self._conn.poll(max(0.0, timeout)):  # its total, or its end
+            with contextlib.suppress(EOFError):
+                self._total = self._conn.recv()
             self.close()
         return self._total
 
     def close(self) -> None:
-        if not self._over:
-            self._over = True
-            os.close(self._fd)
+        if not self._conn.closed:
+            self._conn.close()
 
 
 def _count_and_exit(
     closing: tuple[int, ...],
-    answer: int,
+    answer: Connection,
     parent: int,
     root: str,
     media_type: Callable[[str], str | None],
     follow_symlinks: bool,
     walkers: int,
 ) -> None:
-    """The counting process: count, write the total to `answer` (nothing if it failed) and leave."""
+    """The counting process: count, send the total on `answer` (nothing if it failed) and leave."""
     try:
         for fd in closing:  # the walk's pipe ends with the walk, not with its count
             os.close(fd)
@@ -152,39 +149,37 @@ def _count_and_exit(
         count = BackgroundCount(root, media_type, follow_symlinks=follow_symlinks, walkers=walkers)
         total = count.wait()
         if total is not None:
-            os.write(answer, total.to_bytes(8, "big"))
+            answer.send(total)
     finally:
         os._exit(0)  # a fork of the walk process: none of its exit handlers are this process's
 
 
-def run(params: WalkParams, out: _Frames, answer: int | None = None) -> None:
-    """Walk, sending the entries a chunk at a time, then the end; with `answer` (when params.count), the
-    count's process answers there, and the walk process gives it COUNT_GRACE after its own end."""
+def run(params: WalkParams, out: _Frames, answer: Connection | None = None) -> None:
+    """Walk, sending the entries a chunk at a time, then the end; with `answer`, the counting pass runs
+    beside it and answers there, and the walk process gives it COUNT_GRACE after its own end."""
     rule = MediaRule(params.types)
-    count = (
-        CountProcess(
+    count: CountProcess | None = None
+    try:
+        if answer is not None:
+            count = CountProcess(
+                params.root,
+                rule.media_type,
+                follow_symlinks=params.follow_symlinks,
+                walkers=params.walkers,
+                answer=answer,
+                inherited=(out.fd,),
+            )
+        walk = Walk(
             params.root,
-            rule.media_type,
+            rule,
+            after=params.after,
             follow_symlinks=params.follow_symlinks,
             walkers=params.walkers,
-            answer=answer,
-            inherited=(out.fd,),
+            scope=params.scope,
         )
-        if params.count and answer is not None
-        else None
-    )
-    walk = Walk(
-        params.root,
-        rule,
-        after=params.after,
-        follow_symlinks=params.follow_symlinks,
-        walkers=params.walkers,
-        scope=params.scope,
-    )
-    chunk: list[Listed] = []
-    clock = time.monotonic
-    since = clock()
-    try:
+        chunk: list[Listed] = []
+        clock = time.monotonic
+        since = clock()
         for item in walk.listed():
             if not chunk:
                 since = clock()
@@ -206,17 +201,13 @@ def run(params: WalkParams, out: _Frames, answer: int | None = None) -> None:
 
 def serve(params: WalkParams, out: Connection, answer: Connection | None = None) -> None:
     """The walk process's body (a forkserver's child): walk, writing frames to `out`'s pipe, then exit;
-    the count (params.count) answers on `answer`'s pipe."""
+    with `answer` (params.count), the counting pass answers there."""
     die_with_forkserver()
-    answer_fd = None
-    if answer is not None:
-        answer_fd = os.dup(answer.fileno()) if params.count else None  # handed to the count, which closes it
-        answer.close()
     if params.nice:
         os.nice(params.nice)  # a busy machine serves the scan's writer and the API before the walk
     frames = _Frames(out.fileno())
     try:
-        run(params, frames, answer_fd)
+        run(params, frames, answer)
     except BrokenPipeError:
         return  # the scan stopped reading: it has stopped, or it is gone
     except Exception as exc:

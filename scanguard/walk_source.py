@@ -107,10 +107,7 @@ class WalkProcess:
             writer.close()  # the walk process holds the only writing end: its exit is this side's EOF
             if answer_writer is not None:
                 answer_writer.close()  # ... and its count the only one of the answer's
-        self._answer: CountAnswer | None = None
-        if answer_reader is not None:
-            self._answer = CountAnswer(os.dup(answer_reader.fileno()))
-            answer_reader.close()
+        self._answer = None if answer_reader is None else CountAnswer(answer_reader)
         self._reader = reader
         self._fd = reader.fileno()
         with contextlib.suppress(OSError):  # a larger pipe lets the walk run further ahead

@@ -297,7 +297,7 @@ _PLAIN_COLUMNS = (
 )
 
 
-def driver_upsert(dialect: sa.Dialect) -> DriverUpsert | None:
+def _driver_upsert(dialect: sa.Dialect) -> DriverUpsert | None:
     """The SQLite upsert as driver SQL, or None when this dialect needs the Core path.
 
     Core's executemany spends most of a batch building and processing a dict per row; the driver takes
@@ -341,7 +341,7 @@ def _as_file_rows(listed: tuple[ListedRow, ...]) -> list[FileRow]:
 
 def _upsert(tx: Tx, batch: BatchCommit) -> None:
     dialect = tx.conn.dialect
-    upsert = driver_upsert(dialect)
+    upsert = _driver_upsert(dialect)
     now = tx.now
     if upsert is None:
         files = [*batch.upserts, *_as_file_rows(batch.listed)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import select
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import psutil
@@ -21,7 +23,9 @@ from scanguard.config import load_config
 from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
 from scanguard.walk_child import CountAnswer, CountProcess, WalkParams
 from scanguard.walk_source import WalkProcess
+from tests.support.hostproc import alive
 from tests.support.trees import build_tree
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -147,12 +151,14 @@ def test_a_scan_hands_its_walk_process_the_configured_walk_nice(
     assert [p.nice for p in started] == [3]
 
 
-def _ended(pid: int) -> bool:
-    """No such process, or one that has exited (a zombie nobody reaps is still an ended process)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def _answer_pipe() -> tuple[CountAnswer, Connection]:
+    """A count's answer pipe: its receiving end (the scan's) and its sending end (handed to the count)."""
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    return CountAnswer(receiving), sending
+
+
+def _stopped(pid: int) -> bool:
+    return psutil.Process(pid).status() == psutil.STATUS_STOPPED
 
 
 def test_the_counting_pass_runs_in_a_process_of_its_own_and_counts_what_the_walk_finds(
@@ -162,9 +168,8 @@ def test_the_counting_pass_runs_in_a_process_of_its_own_and_counts_what_the_walk
     walks, it answers on its own pipe with the walk's media count, then ends."""
     root = tmp_path / "lib"
     build_tree(root, n_media=400, n_other=30)
-    read, write = os.pipe()
-    answer = CountAnswer(read)
-    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1, answer=write)
+    answer, sending = _answer_pipe()
+    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1, answer=sending)
     try:
         counter = psutil.Process(count.pid)
         assert count.pid != os.getpid()
@@ -183,14 +188,13 @@ def test_closing_a_count_that_is_still_counting_kills_and_reaps_it_at_once(tmp_p
     by close, and its total is unknown."""
     root = tmp_path / "lib"
     build_tree(root, n_media=50)
-    read, write = os.pipe()
-    answer = CountAnswer(read)
-    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1, answer=write)
+    answer, sending = _answer_pipe()
+    count = CountProcess(str(root), RULE.media_type, follow_symlinks=False, walkers=1, answer=sending)
     os.kill(count.pid, signal.SIGSTOP)
     started = time.monotonic()
     count.close()
     assert time.monotonic() - started < 2.0
-    assert _ended(count.pid)
+    assert not alive({count.pid})
     assert answer.wait(1.0) is None, "no total: the answer's pipe ended without one"
 
 
@@ -204,33 +208,30 @@ def test_a_count_whose_walk_process_is_killed_dies_with_it(tmp_path: Path) -> No
         [
             sys.executable,
             "-c",
-            "import os, signal, sys, time\n"
+            "import multiprocessing, signal, sys\n"
             "from scanguard.walk_child import CountProcess\n"
-            "from tests.integration.test_walk_process import RULE, _stopped_once_counting\n"
+            "from tests.integration.test_walk_process import _stopped_once_counting\n"
+            "_, sending = multiprocessing.Pipe(duplex=False)\n"
             "count = CountProcess(\n"
-            "    sys.argv[1], _stopped_once_counting, follow_symlinks=False, walkers=1, answer=os.pipe()[1]\n"
+            "    sys.argv[1], _stopped_once_counting, follow_symlinks=False, walkers=1, answer=sending\n"
             ")\n"
             "open(sys.argv[2], 'w').write(str(count.pid))\n"
-            "time.sleep(60)\n",
+            "signal.pause()  # until killed\n",
             str(root),
             str(ready),
         ],
         cwd=Path(__file__).resolve().parents[2],
     )
     try:
-        deadline = time.monotonic() + 20
-        while not (ready.exists() and ready.read_text()):
-            assert time.monotonic() < deadline, "the walk process forked its count"
-            time.sleep(0.01)
-        counter = int(ready.read_text())
-        while psutil.Process(counter).status() != psutil.STATUS_STOPPED:
-            assert time.monotonic() < deadline, "the count stopped itself in its listing"
-            time.sleep(0.01)
+        counter = wait_for(
+            lambda: ready.exists() and ready.read_text() and int(ready.read_text()),
+            20,
+            "the walk process to fork its count",
+        )
+        wait_for(lambda: _stopped(counter), 20, "the count to stop itself in its listing")
         walker.kill()
         walker.wait(10)
-        while not _ended(counter):
-            assert time.monotonic() < deadline, "the count died with its walk process"
-            time.sleep(0.01)
+        wait_for(lambda: not alive({counter}), 20, "the count to die with its walk process")
     finally:
         if walker.poll() is None:
             walker.kill()
@@ -250,24 +251,23 @@ def test_the_count_does_not_hold_the_walk_s_pipe_open(tmp_path: Path) -> None:
     root = tmp_path / "lib"
     build_tree(root, n_media=50)
     read, write = os.pipe()
+    answer, sending = _answer_pipe()
     count = CountProcess(
         str(root),
         _stopped_once_counting,
         follow_symlinks=False,
         walkers=1,
-        answer=os.pipe()[1],
+        answer=sending,
         inherited=(write,),
     )
     try:
-        deadline = time.monotonic() + 10
-        while psutil.Process(count.pid).status() != psutil.STATUS_STOPPED:
-            assert time.monotonic() < deadline, "the count stopped itself in its listing"
-            time.sleep(0.01)
+        wait_for(lambda: _stopped(count.pid), 10, "the count to stop itself in its listing")
         os.close(write)  # the walk process's own end: now only a count that kept it would hold it
         assert select.select([read], [], [], 5.0)[0], "the pipe's end is seen"
         assert os.read(read, 1) == b""
     finally:
         count.close()
+        answer.close()
         os.close(read)
 
 
