@@ -184,11 +184,10 @@ class Prefetcher:
                 task.state = _RUNNING
             self._cond.notify_all()
         if inline:
-            started = time.monotonic()
-            self._run(task)
+            spent = self._run(task, ahead=bool(self._threads))
             with self._cond:
                 if not self._threads:
-                    self._inline_seconds += time.monotonic() - started
+                    self._inline_seconds += spent
                     self._inline_entries += len(task.rows or ())
                     if not self._closed and self._slow():
                         self._start_threads()  # before `_finish`, which then queues the directories below
@@ -238,28 +237,44 @@ class Prefetcher:
             self._cond.wait()
         return None
 
-    def _run(self, task: _Task) -> None:
-        """List one directory and stat its media files (each entry keeps its stat for the walk)."""
+    def _run(self, task: _Task, *, ahead: bool = True) -> float:
+        """List one directory and, `ahead` of the walk, stat its media files (each entry keeps its stat
+        for the walk). On the walk's own thread (not `ahead`) the walk stats them itself, and one file's
+        stat is timed as a sample. Returns what the directory costs the storage: the listing, plus the
+        sample as the price of each of its files."""
         plan, fs = self.plan, self.fs
+        started = time.monotonic()
         try:
             if plan.follow_symlinks:
                 try:
                     st = fs.stat(task.path, follow_symlinks=True)
                 except OSError as exc:
                     task.ident_error = exc
-                    return
+                    return time.monotonic() - started
                 task.ident = (st.st_dev, st.st_ino)
                 if task.ident in task.ancestors:
-                    return  # a loop: the walk will not list it
+                    return time.monotonic() - started  # a loop: the walk will not list it
             rows = sorted_rows(fs, task.path, plan.follow_symlinks)
-            for key, entry, is_dir in rows:
-                if not is_dir and plan.stats(task.rel + key, entry.name):
-                    # a failure is not cached: the walk stats the entry again and reports it unreadable
+            spent = time.monotonic() - started
+            if ahead:
+                for key, entry, is_dir in rows:
+                    if not is_dir and plan.stats(task.rel + key, entry.name):
+                        # a failure is not cached: the walk stats the entry again and reports it unreadable
+                        with contextlib.suppress(OSError):
+                            entry.stat(follow_symlinks=plan.follow_symlinks)
+            else:
+                sample = next((entry for _, entry, is_dir in rows if not is_dir), None)
+                if sample is not None:
+                    files = sum(1 for row in rows if not row[2])
+                    began = time.monotonic()
                     with contextlib.suppress(OSError):
-                        entry.stat(follow_symlinks=plan.follow_symlinks)
+                        sample.stat(follow_symlinks=plan.follow_symlinks)
+                    spent += files * (time.monotonic() - began)
             task.rows = rows
         except Exception as exc:  # noqa: BLE001 - raised on the walk's thread when it asks for this directory
             task.error = exc
+            return time.monotonic() - started
+        return spent
 
     def _finish(self, task: _Task) -> None:
         """Queue the directories under a listed one (called with the lock held)."""
