@@ -15,10 +15,13 @@ pipe), so a `kill -9` of the scan leaves neither behind.
 from __future__ import annotations
 
 import contextlib
+import gc
 import marshal
 import os
 import signal
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -30,6 +33,7 @@ from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
 
 CHUNK_ITEMS = 512  # entries per frame
 CHUNK_SECONDS = 0.02  # ... or what the walk found in this long, so a slow disk's entries still flow
+AHEAD_BYTES = 8 << 20  # how far the walk may run ahead of its scan: a warm disk's listing of ~90k files
 COUNT_GRACE = 2.0  # after the walk, how long to wait for the counting pass to finish (it lists less)
 
 
@@ -53,16 +57,56 @@ def frame(kind: str, value: Any) -> bytes:
     return len(payload).to_bytes(4, "big") + payload
 
 
-class _Frames:
-    """The walk's side of the pipe: frames written whole, blocking while the scan is behind."""
+class FrameWriter:
+    """The walk's side of the pipe: frames written whole and in order by a thread of their own, up to
+    AHEAD_BYTES of them queued here while the scan is behind (its pipe holds a few hundred entries), the
+    walk waiting past that. A walk started before its scan reads (`scanguard scan`, during its imports)
+    gets that far ahead; a frame other than items is written before `send` returns."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, ahead: int = AHEAD_BYTES) -> None:
         self.fd = fd
+        self._ahead = ahead
+        self._cond = threading.Condition()
+        self._queue: deque[bytes] = deque()
+        self._queued = 0  # bytes
+        self._error: OSError | None = None
+        self._writer: threading.Thread | None = None  # started on the first frame: after the count's fork
 
     def send(self, kind: str, value: Any) -> None:
-        data = memoryview(frame(kind, value))
-        while data:
-            data = data[os.write(self.fd, data) :]
+        data = frame(kind, value)
+        with self._cond:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write, name="scanguard-walk-frames", daemon=True)
+                self._writer.start()
+            self._cond.wait_for(lambda: self._queued < self._ahead or self._error is not None)
+            self._raise()
+            self._queue.append(data)
+            self._queued += len(data)
+            self._cond.notify_all()
+            if kind != "items":
+                self._cond.wait_for(lambda: not self._queue or self._error is not None)
+                self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _write(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._queue))
+                data = memoryview(self._queue[0])
+            try:
+                while data:
+                    data = data[os.write(self.fd, data) :]
+            except OSError as exc:  # the scan stopped reading (a broken pipe): the walk's next send says so
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._queued -= len(self._queue.popleft())
+                self._cond.notify_all()
 
 
 class CountProcess:
@@ -154,7 +198,7 @@ def _count_and_exit(
         os._exit(0)  # a fork of the walk process: none of its exit handlers are this process's
 
 
-def run(params: WalkParams, out: _Frames, answer: Connection | None = None) -> None:
+def run(params: WalkParams, out: FrameWriter, answer: Connection | None = None) -> None:
     """Walk, sending the entries a chunk at a time, then the end; with `answer`, the counting pass runs
     beside it and answers there, and the walk process gives it COUNT_GRACE after its own end."""
     rule = MediaRule(params.types)
@@ -203,9 +247,10 @@ def serve(params: WalkParams, out: Connection, answer: Connection | None = None)
     """The walk process's body (a forkserver's child): walk, writing frames to `out`'s pipe, then exit;
     with `answer` (params.count), the counting pass answers there."""
     die_with_forkserver()
+    gc.enable()  # forked by `scanguard scan` while it imports, with its collections held off
     if params.nice:
         os.nice(params.nice)  # a busy machine serves the scan's writer and the API before the walk
-    frames = _Frames(out.fileno())
+    frames = FrameWriter(out.fileno())
     try:
         run(params, frames, answer)
     except BrokenPipeError:

@@ -18,16 +18,13 @@ import select
 import threading
 import time
 from collections.abc import Generator, Sequence
+from multiprocessing.context import ForkContext, ForkServerContext
 from typing import Protocol
-
-import structlog
 
 from scanguard.errors import WalkFailed
 from scanguard.listing import BackgroundCount
 from scanguard.walk import Listed, RootUnavailable
 from scanguard.walk_child import CountAnswer, WalkParams, serve
-
-log = structlog.get_logger("scanguard.scan")
 
 PIPE_BYTES = 1 << 17  # how far the walk process may run ahead (Linux; else the default pipe)
 POLL_SECONDS = 0.1  # while waiting for entries, how often a cancel is noticed
@@ -85,16 +82,63 @@ class InlineWalk:
             self._count.close()
 
 
+_ahead_lock = threading.Lock()
+_ahead: list[WalkProcess] = []  # walks started before their scan: at most the next scan's
+
+
+def walk_ahead(params: WalkParams, preload: Sequence[str]) -> WalkProcess:
+    """Start the walk of a scan about to begin, before that scan exists: `scanguard scan`, while it imports
+    the rest of the runtime. The next scan to begin takes it if its walk is this one (`take_walk`), ahead
+    by what it found meanwhile (at most walk_child.AHEAD_BYTES); otherwise it is stopped. Forked from
+    this process while it has no other thread (the walk's module imported already), else as any walk."""
+    walk = WalkProcess(params, preload, fork=threading.active_count() == 1)
+    with _ahead_lock:
+        _ahead.append(walk)
+    return walk
+
+
+def take_walk(params: WalkParams, preload: Sequence[str] | None = None) -> tuple[WalkProcess, bool]:
+    """The walk process of a scan that begins, and whether it was started ahead (`walk_ahead`): the walk
+    ahead for these very params, or a new one. Walks ahead for other params are stopped: only the next
+    scan was foreseen."""
+    with _ahead_lock:
+        walks = _ahead[:]
+        _ahead.clear()
+    taken = next((w for w in walks if w.params == params), None)
+    for walk in walks:
+        if walk is not taken:
+            walk.close()
+    if taken is not None:
+        return taken, True
+    return WalkProcess(params, preload), False
+
+
+def drop_walks_ahead() -> None:
+    """Stop every walk started ahead (a scan began that walks otherwise)."""
+    with _ahead_lock:
+        walks = _ahead[:]
+        _ahead.clear()
+    for walk in walks:
+        walk.close()
+
+
 class WalkProcess:
     """Owns a walk process: starts it, reads its frames, and kills it on close (bounded, never waited on)."""
 
-    def __init__(self, params: WalkParams, preload: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, params: WalkParams, preload: Sequence[str] | None = None, *, fork: bool = False
+    ) -> None:
         """Fork the walk from the forkserver; `preload` is what a forkserver started here imports first
-        (the worker pool's list, so that whichever starts it, workers and walks find theirs imported)."""
-        context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
-        if preload is not None:
-            context.set_forkserver_preload(list(preload))
-        multiprocessing.forkserver.ensure_running()
+        (the worker pool's list, so that whichever starts it, workers and walks find theirs imported).
+        With `fork`, this process forks it itself — only while it has no thread but its main one."""
+        self.params = params
+        if fork:
+            context: ForkContext | ForkServerContext = multiprocessing.get_context("fork")
+        else:
+            context = multiprocessing.get_context("forkserver")  # never a bare fork of a threaded process
+            if preload is not None:
+                context.set_forkserver_preload(list(preload))
+            multiprocessing.forkserver.ensure_running()
         reader, writer = context.Pipe(duplex=False)
         # the count's answer comes on a pipe of its own, not behind the entries the walk ran ahead with
         answer_reader, answer_writer = context.Pipe(duplex=False) if params.count else (None, None)
@@ -150,7 +194,9 @@ class WalkProcess:
         if self._proc.exitcode is None:  # stuck in the kernel (a dead mount): reaped when it gets out
             # and never joined at this process's exit, which would wait on it as on any child
             multiprocessing.process._children.discard(self._proc)  # type: ignore[attr-defined]
-            log.warning("scan.walk_unreaped", pid=self._proc.pid)
+            import structlog  # noqa: PLC0415 - `scanguard scan` forks its walk before structlog is imported
+
+            structlog.get_logger("scanguard.scan").warning("scan.walk_unreaped", pid=self._proc.pid)
         else:
             self._proc.close()
 

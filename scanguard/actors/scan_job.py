@@ -19,7 +19,7 @@ from scanguard.errors import Fenced, IllegalTransition, ScanguardError
 from scanguard.listing import BackgroundCount
 from scanguard.moves import MoveFinder
 from scanguard.processing.file_work import Failure, FileWork, ScanWork
-from scanguard.processing.pool import forkserver_preload
+from scanguard.processing.preload import forkserver_preload
 from scanguard.processing.window import Entry, Ready, Segment, Window
 from scanguard.records import FileRow, Identity, Job, Library, Moved
 from scanguard.store.batches import BatchCommit, Existing
@@ -41,7 +41,7 @@ from scanguard.walk import (
     quick_hash,
 )
 from scanguard.walk_child import WalkParams
-from scanguard.walk_source import InlineWalk, WalkProcess, WalkSource
+from scanguard.walk_source import InlineWalk, WalkSource, drop_walks_ahead, take_walk
 
 log = structlog.get_logger("scanguard.scan")
 
@@ -230,10 +230,11 @@ class ScanActor(Answering):
         # no completed predecessor (create_job sets that count), or a resumed job stopped before its
         # count was done: count while walking, so that slow storage is not listed twice before a batch
         count = self.total is None
+        ahead = False
         if self.fs is None and not self.scope and sys.executable:
             # the whole library: listed and stat'ed by a process of its own, forked in a few milliseconds
             # by the forkserver — a scoped scan (a few folders) walks here instead
-            self._walk = WalkProcess(
+            self._walk, ahead = take_walk(
                 WalkParams(
                     root,
                     self.rule.types,
@@ -246,6 +247,8 @@ class ScanActor(Answering):
                 ),
                 forkserver_preload(cfg.processors),
             )
+        else:
+            drop_walks_ahead()  # none is this scan's: a walk ahead is a whole library's
         self._rows_ahead = self.store.read(HasFilesAfter(library_id, self.checkpoint, self.scope))
         if self.scope or self.checkpoint:
             self._may_move = self.store.read(HasFilesAfter(library_id, None))
@@ -278,6 +281,7 @@ class ScanActor(Answering):
             total_estimate=self.total,
             scope=list(self.scope),
             walk_pid=self._walk.pid,
+            walk_ahead=ahead,
         )
         self.actor_ref.tell(_NextBatch())
 

@@ -41,9 +41,10 @@ import structlog
 
 from scanguard.config import ScanConfig
 from scanguard.errors import WorkersUnavailable
-from scanguard.processing import builtins, tools, worker
+from scanguard.processing import tools, worker
 from scanguard.processing.chunk import Chunk
 from scanguard.processing.context import FileContext, FileOutcome, Result
+from scanguard.processing.preload import forkserver_preload
 
 log = structlog.get_logger("scanguard.workers")
 CHUNK_FILES = 64  # a chunk's IPC is small next to 16 files' reading; each file has its own deadline
@@ -56,31 +57,6 @@ PEBBLE_POLL = 0.02
 SLOTS = 1 << 16  # tasks in flight at once, each with its progress mark
 MARK_BYTES = 4
 SLOT_BYTES = MARK_BYTES * worker.MARK_FIELDS
-
-
-def forkserver_preload(names: Sequence[str]) -> list[str]:
-    """What the forkserver imports once for every process it forks: the walk process's module, and for
-    the workers the built-ins' parsers, whole (a recycled worker would otherwise import mutagen's 44
-    modules again on its first file). Whoever starts the forkserver — a pool, a scan's walk, `scanguard
-    scan` ahead of its imports — starts it with this list."""
-    return [
-        "scanguard.processing.spawning",
-        "scanguard.walk_child",
-        "scanguard.processing.worker",
-        "scanguard.processing.builtins",
-        *(m for n in names for m in builtins.PRELOAD.get(n, ())),
-    ]
-
-
-def prestart(names: Sequence[str]) -> None:
-    """Start the forkserver that forks the workers, now: its imports (the parsers: a few tenths of a second)
-    run on another core beside the process's own start-up instead of before the first file is read.
-
-    For a process about to scan (`scanguard scan`): the forkserver lives as long as the process (it ends
-    with it), so a pool never starts it itself before its first file — a Runtime whose start fails leaves
-    no process behind."""
-    multiprocessing.get_context("forkserver").set_forkserver_preload(forkserver_preload(names))
-    multiprocessing.forkserver.ensure_running()
 
 
 def _signal_name(number: int) -> str:

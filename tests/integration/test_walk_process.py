@@ -140,11 +140,11 @@ def test_a_scan_hands_its_walk_process_the_configured_walk_nice(
     build_tree(root, n_media=40)
     started: list[WalkParams] = []
 
-    def recording(params: WalkParams, preload: list[str]) -> WalkProcess:
+    def recording(params: WalkParams, preload: list[str]) -> tuple[WalkProcess, bool]:
         started.append(params)
-        return WalkProcess(params, preload)
+        return WalkProcess(params, preload), False
 
-    monkeypatch.setattr(scan_job, "WalkProcess", recording)
+    monkeypatch.setattr(scan_job, "take_walk", recording)
     rt = runtime_factory(make_config(scan={"walk_nice": 3}))
     job = rt.start_scan(rt.add_library(root).id)
     assert rt.wait_for_job(job.id, ("completed",), timeout=30).status == "completed"
