@@ -216,6 +216,7 @@ class Run:
     cpu: float  # user + system seconds of the child process (all its threads)
     inner_cpu: float | None = None  # ... of the timed section
     out: dict[str, Any] = field(default_factory=dict)
+    descendant_kb: int = 0  # the largest peak RSS of a process below it (a fork shares its parent's pages)
 
 
 def _env() -> dict[str, str]:
@@ -288,6 +289,7 @@ class PeakRss:
     def __init__(self, pid: int) -> None:
         self.pid, self.kb = pid, 0
         self.descendants_cpu: dict[int, float] = {}
+        self.descendant_kb = 0  # the largest peak of a process below it (the walk process, a worker)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -302,6 +304,7 @@ class PeakRss:
             for child in descendants(self.pid):
                 if (cpu := cpu_seconds_of(child)) is not None:
                     self.descendants_cpu[child] = cpu
+                self.descendant_kb = max(self.descendant_kb, vm_hwm_kb(child))
 
     def stop(self) -> int:
         self._done.set()
@@ -309,8 +312,9 @@ class PeakRss:
         return self.kb
 
 
-def run_child(cmd: list[str], log: Path) -> tuple[float, int, float, str]:
-    """Run one child; return its wall time, its own peak RSS (KiB), its CPU seconds and its stdout."""
+def run_child(cmd: list[str], log: Path) -> tuple[float, int, float, str, int]:
+    """Run one child; return its wall time, its own peak RSS (KiB), its CPU seconds, its stdout and the
+    largest peak RSS (KiB) of a process below it."""
     with open(log, "ab") as err, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=_env(), cwd=REPO)
@@ -323,14 +327,15 @@ def run_child(cmd: list[str], log: Path) -> tuple[float, int, float, str]:
         text = out.read().decode()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}; see {log}")
-    return wall, rss_kb, usage.ru_utime + usage.ru_stime + sum(peak.descendants_cpu.values()), text
+    cpu = usage.ru_utime + usage.ru_stime + sum(peak.descendants_cpu.values())
+    return wall, rss_kb, cpu, text, peak.descendant_kb
 
 
 def run_worker(kind: str, root: Path, db: Path, log: Path) -> Run:
     cmd = [sys.executable, str(HERE), "--worker", kind, "--root", str(root), "--db", str(db)]
-    wall, rss, cpu, text = run_child(cmd, log)
+    wall, rss, cpu, text, below = run_child(cmd, log)
     out = json.loads(text.strip().splitlines()[-1])
-    return Run(wall, out["elapsed"], max(rss, out["rss_kb"]), cpu, out["cpu"], out)
+    return Run(wall, out["elapsed"], max(rss, out["rss_kb"]), cpu, out["cpu"], out, below)
 
 
 def scan_command(root: Path, db: Path) -> list[str]:
@@ -348,8 +353,8 @@ def scan_command(root: Path, db: Path) -> list[str]:
 
 
 def run_cli(root: Path, db: Path, log: Path) -> Run:
-    wall, rss, cpu, _ = run_child(scan_command(root, db), log)
-    return Run(wall, None, rss, cpu)
+    wall, rss, cpu, _, below = run_child(scan_command(root, db), log)
+    return Run(wall, None, rss, cpu, descendant_kb=below)
 
 
 def fresh(path: Path) -> Path:
@@ -527,6 +532,8 @@ def report(res: SizeResult, repeat: int) -> None:
         b_mb = max(r.rss_kb for r in base) / 1024
         s_mb = max(r.rss_kb for r in sg) / 1024
         print(f"{label:26} {b_mb:6.1f} MB {s_mb:6.1f} MB")
+    walk_mb = max(r.descendant_kb for key in ("scan", "rescan") for r in res.rows[key][1]) / 1024
+    print(f"{'peak RSS, walk process':26} {'':9} {walk_mb:6.1f} MB  (the largest process below the scan's)")
     if res.problems:
         print("CORRECTNESS: FAILED")
         for p in res.problems:
@@ -578,6 +585,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  full scan: {s_kb / 1024:.1f} MB at 100k, {l_kb / 1024:.1f} MB at 500k: x{l_kb / s_kb:.2f}")
         print(
             f"  rescan:    {rs_kb / 1024:.1f} MB at 100k, {rl_kb / 1024:.1f} MB at 500k: x{rl_kb / rs_kb:.2f}"
+        )
+        ws_kb = max(r.descendant_kb for key in ("scan", "rescan") for r in small.rows[key][1])
+        wl_kb = max(r.descendant_kb for key in ("scan", "rescan") for r in large.rows[key][1])
+        print(
+            f"  walk:      {ws_kb / 1024:.1f} MB at 100k, {wl_kb / 1024:.1f} MB at 500k: x{wl_kb / ws_kb:.2f}"
         )
     return 1 if any(r.problems for r in results) else 0
 
