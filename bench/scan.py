@@ -276,6 +276,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _is_fork_of(pid: int, parent: int) -> bool:
+    """Whether a process is the parent's own fork (its child, running the parent's program, not exec'd)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{pid}/cmdline", "rb") as fh, open(f"/proc/{parent}/cmdline", "rb") as pfh:
+            return ppid == parent and fh.read() == pfh.read()
+    except (OSError, ValueError):
+        return False
+
+
 class PeakRss:
     """Polls a child's VmHWM until it exits, and the CPU time of the processes below it.
 
@@ -289,6 +300,7 @@ class PeakRss:
     def __init__(self, pid: int) -> None:
         self.pid, self.kb = pid, 0
         self.descendants_cpu: dict[int, float] = {}
+        self._reaped: set[int] = set()
         self.descendant_kb = 0  # the largest peak of a process below it (the walk process, a worker)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -302,7 +314,11 @@ class PeakRss:
             if ticks % 5:
                 continue  # the tree every 50 ms: listing /proc costs more than one status file
             for child in descendants(self.pid):
-                if (cpu := cpu_seconds_of(child)) is not None:
+                if child in self._reaped or _is_fork_of(child, self.pid):
+                    # a fork the scan process reaps itself (the walk `scanguard scan` starts ahead): its
+                    # CPU is in the scan process's own rusage already
+                    self._reaped.add(child)
+                elif (cpu := cpu_seconds_of(child)) is not None:
                     self.descendants_cpu[child] = cpu
                 self.descendant_kb = max(self.descendant_kb, vm_hwm_kb(child))
 
