@@ -5,7 +5,8 @@ this module imported already, so a walk starts in a few milliseconds rather than
 — runs one `walk.Walk` and writes what it yields to the pipe `out` as frames: a 4-byte big-endian length,
 then a `marshal`led `(kind, value)` — `("items", [Listed, ...])`, then `("end", None)`; or
 `("root_unavailable", why)` / `("error", why)`. A blocking pipe is the flow control: the walk runs at most
-a pipe's worth ahead of the scan that reads it. When asked, the counting pass runs beside it in a process
+a pipe's worth ahead of the scan that reads it (one a pause throws away has not walked further), or — a
+walk `scanguard scan` starts before its scan reads — up to AHEAD_BYTES of frames ahead. When asked, the counting pass runs beside it in a process
 of its own (CountProcess), which sends its total on the pipe `answer` — not behind
 the walk's backlog, so the scan has its progress total as soon as it is known. Both die with the
 forkserver, which ends with the scan's process (Linux: the parent death signal; elsewhere the broken
@@ -33,7 +34,7 @@ from scanguard.walk import Listed, MediaRule, RootUnavailable, Walk
 
 CHUNK_ITEMS = 512  # entries per frame
 CHUNK_SECONDS = 0.02  # ... or what the walk found in this long, so a slow disk's entries still flow
-AHEAD_BYTES = 8 << 20  # how far the walk may run ahead of its scan: a warm disk's listing of ~90k files
+AHEAD_BYTES = 8 << 20  # how far a walk started ahead may run ahead of its scan: a warm disk's ~90k files
 COUNT_GRACE = 2.0  # after the walk, how long to wait for the counting pass to finish (it lists less)
 
 
@@ -58,12 +59,13 @@ def frame(kind: str, value: Any) -> bytes:
 
 
 class FrameWriter:
-    """The walk's side of the pipe: frames written whole and in order by a thread of their own, up to
-    AHEAD_BYTES of them queued here while the scan is behind (its pipe holds a few hundred entries), the
-    walk waiting past that. A walk started before its scan reads (`scanguard scan`, during its imports)
-    gets that far ahead; a frame other than items is written before `send` returns."""
+    """The walk's side of the pipe: frames written whole and in order. With no `ahead`, each as it comes,
+    blocking while the scan is behind (the pipe holds a few hundred entries: a walk that a pause throws
+    away has not gone further). With `ahead` — a walk started before its scan reads (`scanguard scan`,
+    during its imports) — by a thread of their own, up to `ahead` bytes of them queued here meanwhile and
+    the walk waiting past that. A frame other than items is written before `send` returns."""
 
-    def __init__(self, fd: int, ahead: int = AHEAD_BYTES) -> None:
+    def __init__(self, fd: int, ahead: int = 0) -> None:
         self.fd = fd
         self._ahead = ahead
         self._cond = threading.Condition()
@@ -74,6 +76,9 @@ class FrameWriter:
 
     def send(self, kind: str, value: Any) -> None:
         data = frame(kind, value)
+        if not self._ahead:
+            _write_all(self.fd, data)
+            return
         with self._cond:
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write, name="scanguard-walk-frames", daemon=True)
@@ -95,10 +100,9 @@ class FrameWriter:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue))
-                data = memoryview(self._queue[0])
+                data = self._queue[0]
             try:
-                while data:
-                    data = data[os.write(self.fd, data) :]
+                _write_all(self.fd, data)
             except OSError as exc:  # the scan stopped reading (a broken pipe): the walk's next send says so
                 with self._cond:
                     self._error = exc
@@ -107,6 +111,12 @@ class FrameWriter:
             with self._cond:
                 self._queued -= len(self._queue.popleft())
                 self._cond.notify_all()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class CountProcess:
@@ -243,14 +253,14 @@ def run(params: WalkParams, out: FrameWriter, answer: Connection | None = None) 
             count.close()
 
 
-def serve(params: WalkParams, out: Connection, answer: Connection | None = None) -> None:
+def serve(params: WalkParams, out: Connection, answer: Connection | None = None, ahead: int = 0) -> None:
     """The walk process's body (a forkserver's child): walk, writing frames to `out`'s pipe, then exit;
     with `answer` (params.count), the counting pass answers there."""
     die_with_forkserver()
     gc.enable()  # forked by `scanguard scan` while it imports, with its collections held off
     if params.nice:
         os.nice(params.nice)  # a busy machine serves the scan's writer and the API before the walk
-    frames = FrameWriter(out.fileno())
+    frames = FrameWriter(out.fileno(), ahead)
     try:
         run(params, frames, answer)
     except BrokenPipeError:

@@ -24,7 +24,7 @@ from typing import Protocol
 from scanguard.errors import WalkFailed
 from scanguard.listing import BackgroundCount
 from scanguard.walk import Listed, RootUnavailable
-from scanguard.walk_child import CountAnswer, WalkParams, serve
+from scanguard.walk_child import AHEAD_BYTES, CountAnswer, WalkParams, serve
 
 PIPE_BYTES = 1 << 17  # how far the walk process may run ahead (Linux; else the default pipe)
 POLL_SECONDS = 0.1  # while waiting for entries, how often a cancel is noticed
@@ -91,7 +91,7 @@ def walk_ahead(params: WalkParams, preload: Sequence[str]) -> WalkProcess:
     the rest of the runtime. The next scan to begin takes it if its walk is this one (`take_walk`), ahead
     by what it found meanwhile (at most walk_child.AHEAD_BYTES); otherwise it is stopped. Forked from
     this process while it has no other thread (the walk's module imported already), else as any walk."""
-    walk = WalkProcess(params, preload, fork=threading.active_count() == 1)
+    walk = WalkProcess(params, preload, fork=threading.active_count() == 1, ahead=AHEAD_BYTES)
     with _ahead_lock:
         _ahead.append(walk)
     return walk
@@ -126,11 +126,12 @@ class WalkProcess:
     """Owns a walk process: starts it, reads its frames, and kills it on close (bounded, never waited on)."""
 
     def __init__(
-        self, params: WalkParams, preload: Sequence[str] | None = None, *, fork: bool = False
+        self, params: WalkParams, preload: Sequence[str] | None = None, *, fork: bool = False, ahead: int = 0
     ) -> None:
         """Fork the walk from the forkserver; `preload` is what a forkserver started here imports first
         (the worker pool's list, so that whichever starts it, workers and walks find theirs imported).
-        With `fork`, this process forks it itself — only while it has no thread but its main one."""
+        With `fork`, this process forks it itself — only while it has no thread but its main one. With
+        `ahead`, the walk may run that many bytes of frames ahead of its reader, beyond its pipe."""
         self.params = params
         if fork:
             context: ForkContext | ForkServerContext = multiprocessing.get_context("fork")
@@ -143,7 +144,7 @@ class WalkProcess:
         # the count's answer comes on a pipe of its own, not behind the entries the walk ran ahead with
         answer_reader, answer_writer = context.Pipe(duplex=False) if params.count else (None, None)
         self._proc = context.Process(
-            target=serve, args=(params, writer, answer_writer), name="scanguard-walk", daemon=True
+            target=serve, args=(params, writer, answer_writer, ahead), name="scanguard-walk", daemon=True
         )
         try:
             self._proc.start()

@@ -136,12 +136,15 @@ def test_a_walk_runs_ahead_of_a_scan_that_does_not_read_by_far_more_than_a_pipe(
     assert [item for _, chunk in frames[:-1] for item in chunk or ()] == items
 
 
-def test_past_its_bound_the_walk_waits_for_its_scan() -> None:
+@pytest.mark.parametrize("ahead", [0, 128 << 10], ids=["a-service-walk-only-its-pipe", "past-its-bound"])
+def test_past_its_bound_the_walk_waits_for_its_scan(ahead: int) -> None:
+    """A walk in the service (no bound: a pause throws away what it walked ahead) goes no further than its
+    pipe; a walk started ahead no further than its bound."""
     items = _items(20_000)
     read_fd, write_fd = os.pipe()
     try:
         queued = threading.Event()
-        thread = _send_all(FrameWriter(write_fd, ahead=128 << 10), items, queued)
+        thread = _send_all(FrameWriter(write_fd, ahead=ahead), items, queued)
         assert not queued.wait(0.5), "the walk ran past its bound with nobody reading"  # settle time
         frames = _read_frames(read_fd)
         assert queued.is_set()
