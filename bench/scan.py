@@ -300,7 +300,7 @@ class PeakRss:
     def __init__(self, pid: int) -> None:
         self.pid, self.kb = pid, 0
         self.descendants_cpu: dict[int, float] = {}
-        self._reaped: set[int] = set()
+        self._forks: set[int] = set()
         self.descendant_kb = 0  # the largest peak of a process below it (the walk process, a worker)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -314,10 +314,10 @@ class PeakRss:
             if ticks % 5:
                 continue  # the tree every 50 ms: listing /proc costs more than one status file
             for child in descendants(self.pid):
-                if child in self._reaped or _is_fork_of(child, self.pid):
+                if child in self._forks or _is_fork_of(child, self.pid):
                     # a fork the scan process reaps itself (the walk `scanguard scan` starts ahead): its
                     # CPU is in the scan process's own rusage already
-                    self._reaped.add(child)
+                    self._forks.add(child)
                 elif (cpu := cpu_seconds_of(child)) is not None:
                     self.descendants_cpu[child] = cpu
                 self.descendant_kb = max(self.descendant_kb, vm_hwm_kb(child))

@@ -184,7 +184,9 @@ class Prefetcher:
                 task.state = _RUNNING
             self._cond.notify_all()
         if inline:
-            spent = self._run(task, ahead=bool(self._threads))
+            started = time.monotonic()
+            self._run(task, stat=False)  # on the walk's own thread, which stats its files itself
+            spent = time.monotonic() - started + (0.0 if self._threads else self._sampled_stats(task))
             with self._cond:
                 if not self._threads:
                     self._inline_seconds += spent
@@ -237,44 +239,41 @@ class Prefetcher:
             self._cond.wait()
         return None
 
-    def _run(self, task: _Task, *, ahead: bool = True) -> float:
-        """List one directory and, `ahead` of the walk, stat its media files (each entry keeps its stat
-        for the walk). On the walk's own thread (not `ahead`) the walk stats them itself, and one file's
-        stat is timed as a sample. Returns what the directory costs the storage: the listing, plus the
-        sample as the price of each of its files."""
+    def _run(self, task: _Task, *, stat: bool = True) -> None:
+        """List one directory and, with `stat` (a lister thread, ahead of the walk), stat its media files:
+        each entry keeps its stat for the walk."""
         plan, fs = self.plan, self.fs
-        started = time.monotonic()
         try:
             if plan.follow_symlinks:
                 try:
                     st = fs.stat(task.path, follow_symlinks=True)
                 except OSError as exc:
                     task.ident_error = exc
-                    return time.monotonic() - started
+                    return
                 task.ident = (st.st_dev, st.st_ino)
                 if task.ident in task.ancestors:
-                    return time.monotonic() - started  # a loop: the walk will not list it
+                    return  # a loop: the walk will not list it
             rows = sorted_rows(fs, task.path, plan.follow_symlinks)
-            spent = time.monotonic() - started
-            if ahead:
+            if stat:
                 for key, entry, is_dir in rows:
                     if not is_dir and plan.stats(task.rel + key, entry.name):
                         # a failure is not cached: the walk stats the entry again and reports it unreadable
                         with contextlib.suppress(OSError):
                             entry.stat(follow_symlinks=plan.follow_symlinks)
-            else:
-                sample = next((entry for _, entry, is_dir in rows if not is_dir), None)
-                if sample is not None:
-                    files = sum(1 for row in rows if not row[2])
-                    began = time.monotonic()
-                    with contextlib.suppress(OSError):
-                        sample.stat(follow_symlinks=plan.follow_symlinks)
-                    spent += files * (time.monotonic() - began)
             task.rows = rows
         except Exception as exc:  # noqa: BLE001 - raised on the walk's thread when it asks for this directory
             task.error = exc
-            return time.monotonic() - started
-        return spent
+
+    def _sampled_stats(self, task: _Task) -> float:
+        """What the walk's stats of a listed directory's files will cost the storage, from one of them
+        timed (its stat is then cached for the walk)."""
+        files = [entry for _, entry, is_dir in task.rows or () if not is_dir]
+        if not files:
+            return 0.0
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            files[0].stat(follow_symlinks=self.plan.follow_symlinks)
+        return len(files) * (time.monotonic() - started)
 
     def _finish(self, task: _Task) -> None:
         """Queue the directories under a listed one (called with the lock held)."""

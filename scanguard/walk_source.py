@@ -83,7 +83,7 @@ class InlineWalk:
 
 
 _ahead_lock = threading.Lock()
-_ahead: list[WalkProcess] = []  # walks started before their scan: at most the next scan's
+_ahead: WalkProcess | None = None  # the walk started before its scan: the next scan's, if it is that one
 
 
 def walk_ahead(params: WalkParams, preload: Sequence[str]) -> WalkProcess:
@@ -91,35 +91,39 @@ def walk_ahead(params: WalkParams, preload: Sequence[str]) -> WalkProcess:
     the rest of the runtime. The next scan to begin takes it if its walk is this one (`take_walk`), ahead
     by what it found meanwhile (at most walk_child.AHEAD_BYTES); otherwise it is stopped. Forked from
     this process while it has no other thread (the walk's module imported already), else as any walk."""
+    global _ahead
     walk = WalkProcess(params, preload, fork=threading.active_count() == 1, ahead=AHEAD_BYTES)
     with _ahead_lock:
-        _ahead.append(walk)
+        replaced, _ahead = _ahead, walk
+    if replaced is not None:
+        replaced.close()
     return walk
 
 
 def take_walk(params: WalkParams, preload: Sequence[str] | None = None) -> tuple[WalkProcess, bool]:
     """The walk process of a scan that begins, and whether it was started ahead (`walk_ahead`): the walk
-    ahead for these very params, or a new one. Walks ahead for other params are stopped: only the next
-    scan was foreseen."""
-    with _ahead_lock:
-        walks = _ahead[:]
-        _ahead.clear()
-    taken = next((w for w in walks if w.params == params), None)
-    for walk in walks:
-        if walk is not taken:
-            walk.close()
+    ahead if it is for these very params, or a new one."""
+    taken = _claim_ahead(params)
     if taken is not None:
         return taken, True
     return WalkProcess(params, preload), False
 
 
 def drop_walks_ahead() -> None:
-    """Stop every walk started ahead (a scan began that walks otherwise)."""
+    """Stop the walk started ahead, if any: a scan began that walks otherwise."""
+    _claim_ahead(None)
+
+
+def _claim_ahead(params: WalkParams | None) -> WalkProcess | None:
+    """Empty the slot: the walk ahead if it is for `params`; stopped otherwise (only the next scan was
+    foreseen)."""
+    global _ahead
     with _ahead_lock:
-        walks = _ahead[:]
-        _ahead.clear()
-    for walk in walks:
-        walk.close()
+        walk, _ahead = _ahead, None
+    if walk is None or walk.params == params:
+        return walk
+    walk.close()
+    return None
 
 
 class WalkProcess:
