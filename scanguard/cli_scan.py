@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from scanguard.config import Config
 from scanguard.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED
+from scanguard.logs import say
 from scanguard.records import Job, Library
 from scanguard.runtime import Runtime
 from scanguard.scope import normalize_scope
@@ -47,7 +48,7 @@ def _job_for(rt: Runtime, path: Path, kind: str, *, retry_failed: bool, library_
     active = rt.list_jobs(library_id=library.id, limit=1)
     current = next((j for j in active.items if j.active), None)
     if current is not None and current.status == "paused" and current.scope == scope:
-        print(f"resuming job {current.id} from {current.checkpoint or 'the start'}", file=sys.stderr)
+        say(f"resuming job {current.id} from {current.checkpoint or 'the start'}")
         return rt.resume_scan(current.id)
     return rt.start_scan(library.id, retry_failed=retry_failed, paths=scope)
 
@@ -90,7 +91,7 @@ def run_scan(
     with Runtime.start(cfg, watch=False) as rt:  # one scan, then gone: no watchers
         job = _job_for(rt, path, kind, retry_failed=retry_failed, library_id=library_id)
         part = f" ({', '.join(job.scope)} of library {job.library_id})" if job.scope else ""
-        print(f"job {job.id}: scanning {path}{part}", file=sys.stderr)
+        say(f"job {job.id}: scanning {path}{part}")
         changed = threading.Event()
         rt.subscribe(lambda e: changed.set() if e.job_id == job.id else None)
         bar = _bar(job.total_estimate, progress)
@@ -109,33 +110,27 @@ def run_scan(
                 if job.id in (waits := rt.store_waits()):
                     # the store failed under the scan and cannot even record the pause: stop here; the
                     # next run finds the job (orphaned by this process) and resumes it from its checkpoint
-                    print(f"paused (store_unavailable): {waits[job.id]}", file=sys.stderr)
+                    say(f"paused (store_unavailable): {waits[job.id]}")
                     return EXIT_PAUSED
                 changed.wait(REFRESH_SECONDS)
                 changed.clear()
         finally:
             bar.close()
         if stop.is_set():
-            print(
-                f"interrupted: job {job.id} paused at {job.checkpoint!r}; run again to resume",
-                file=sys.stderr,
-            )
+            say(f"interrupted: job {job.id} paused at {job.checkpoint!r}; run again to resume")
             return EXIT_INTERRUPTED
     summary = (
         f"job {job.id} {job.status}: {job.files_processed} media files, {job.files_changed} changed, "
         f"{job.files_moved} moved, {job.files_skipped} skipped, {job.files_removed} missing, "
         f"{job.errors} errors"
     )
-    print(summary, file=sys.stderr)
+    say(summary)
     if job.errors:
-        print(
-            f"{job.errors} files could not be read: scanguard files --library {job.library_id} --errors",
-            file=sys.stderr,
-        )
+        say(f"{job.errors} files could not be read: scanguard files --library {job.library_id} --errors")
     if job.status == "completed":
         return EXIT_OK
     if job.status == "paused":
-        print(f"paused ({job.pause_reason}): {job.last_error or ''}", file=sys.stderr)
+        say(f"paused ({job.pause_reason}): {job.last_error or ''}")
         return EXIT_PAUSED
-    print(f"failed: {job.last_error}", file=sys.stderr)
+    say(f"failed: {job.last_error}")
     return EXIT_ERROR

@@ -3,12 +3,12 @@ Ctrl-C or SIGTERM, one line per job; what runs then is paused, as `scanguard sca
 
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
 
 from scanguard.config import Config
 from scanguard.exit_codes import EXIT_OK
+from scanguard.logs import say
 from scanguard.records import Event, Job
 from scanguard.runtime import Runtime
 
@@ -36,16 +36,16 @@ def run_watch(cfg: Config, path: Path, kind: str, stop: threading.Event) -> int:
         library = next((lib for lib in rt.list_libraries() if lib.path == resolved), None)
         if library is None:
             library = rt.add_library(resolved, kind=kind, watch=True)
-            print(f"library {library.id}: added {resolved}", file=sys.stderr)
+            say(f"library {library.id}: added {resolved}")
         elif not library.watch.enabled:
             library = rt.set_watch(library.id, True)
-            print(f"library {library.id}: watch switched on", file=sys.stderr)
+            say(f"library {library.id}: watch switched on")
         library_id = library.id
         paused = next(
             (j for j in rt.current_jobs() if j.library_id == library_id and j.status == "paused"), None
         )
         if paused is not None:
-            print(f"resuming job {paused.id} from {paused.checkpoint or 'the start'}", file=sys.stderr)
+            say(f"resuming job {paused.id} from {paused.checkpoint or 'the start'}")
             rt.resume_scan(paused.id)
 
         def show(event: Event) -> None:
@@ -61,7 +61,7 @@ def run_watch(cfg: Config, path: Path, kind: str, stop: threading.Event) -> int:
 
         rt.subscribe(show)
         rt.watch([library_id])
-        print(f"watching {resolved} (Ctrl-C to stop)", file=sys.stderr)
+        say(f"watching {resolved} (Ctrl-C to stop)")
         stop.wait()
-        print("stopping: a running job is paused, and resumed by the next scan or watch", file=sys.stderr)
+        say("stopping: a running job is paused, and resumed by the next scan or watch")
     return EXIT_OK

@@ -32,6 +32,14 @@ def configure_logging(cfg: LogConfig, *, force: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # one write per line (print writes the line and its newline apart): another thread's line never
+        # lands inside it
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def say(text: str) -> None:
+    """A line for the person at the terminal, on stderr beside the log, written whole: a log line from
+    another thread lands before or after it, never inside it."""
+    sys.stderr.write(f"{text}\n")
